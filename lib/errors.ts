@@ -1,0 +1,109 @@
+/**
+ * Typed errors that cross module boundaries. Each carries the JSON-RPC code the
+ * protocol layer answers with, so no layer above has to guess a mapping.
+ *
+ * @module
+ */
+
+/** JSON-RPC error codes used on the wire (see PROTOCOL.md, "Errors"). */
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  CommandRefused: -32001,
+  NoProcess: -32002,
+  SessionLimit: -32003,
+  RateLimited: -32029,
+} as const;
+
+/** Options for {@linkcode ExecutorError}. */
+export interface ExecutorErrorOptions {
+  /** Structured detail sent as the JSON-RPC `data` member. */
+  data?: unknown;
+  /** The underlying error, kept for logs. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error a client may see. `code` is the JSON-RPC code.
+ *
+ * @example Map an error to its wire code
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ExecutorError, NoProcessError } from "./errors.ts";
+ * const e = new NoProcessError();
+ * assert.ok(e instanceof ExecutorError);
+ * assert.equal(e.code, -32002);
+ * assert.equal(e.message, "No process is running");
+ * ```
+ */
+export class ExecutorError extends Error {
+  /** JSON-RPC error code. */
+  readonly code: number;
+  /** JSON-RPC error `data` (null when there is none). */
+  readonly data: unknown;
+
+  /** Creates an error with a JSON-RPC code. */
+  constructor(code: number, message: string, options: ExecutorErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ExecutorError";
+    this.code = code;
+    this.data = options.data ?? null;
+  }
+}
+
+/** Params failed validation; `data` names the field and why. */
+export class InvalidParamsError extends ExecutorError {
+  /** Creates an invalid-params error. */
+  constructor(message: string, options: ExecutorErrorOptions = {}) {
+    super(ErrorCode.InvalidParams, message, options);
+    this.name = "InvalidParamsError";
+  }
+}
+
+/** The command was empty or refused by policy. */
+export class CommandRefusedError extends ExecutorError {
+  /** Creates a command-refused error. */
+  constructor(message: string, options: ExecutorErrorOptions = {}) {
+    super(ErrorCode.CommandRefused, message, options);
+    this.name = "CommandRefusedError";
+  }
+}
+
+/** A control request found no running process to act on. */
+export class NoProcessError extends ExecutorError {
+  /** Creates a no-process error. */
+  constructor(message = "No process is running", options: ExecutorErrorOptions = {}) {
+    super(ErrorCode.NoProcess, message, options);
+    this.name = "NoProcessError";
+  }
+}
+
+/** The session already runs as many executions as it may. */
+export class BusyError extends ExecutorError {
+  /** Creates a busy error (wire code -32602, as the original answered). */
+  constructor(message = "A process is already running", options: ExecutorErrorOptions = {}) {
+    super(ErrorCode.InvalidParams, message, options);
+    this.name = "BusyError";
+  }
+}
+
+/** The server is at its session limit. */
+export class SessionLimitError extends ExecutorError {
+  /** Creates a session-limit error. */
+  constructor() {
+    super(ErrorCode.SessionLimit, "Session limit exceeded");
+    this.name = "SessionLimitError";
+  }
+}
+
+/** Something failed on our side; the message is safe to show. */
+export class InternalError extends ExecutorError {
+  /** Creates an internal error. */
+  constructor(message: string, options: ExecutorErrorOptions = {}) {
+    super(ErrorCode.InternalError, message, options);
+    this.name = "InternalError";
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The zod schemas of request params, shared by every protocol (the legacy
+ * JSON-RPC methods and the MCP tools), and the mapping of a validation
+ * failure to a -32602 error that names the field.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { InvalidParamsError } from "./errors.ts";
+
+/** Seconds: a positive number, a numeric string ("30"), or null for "not given". */
+const Seconds = z.union([
+  z.number(),
+  z.string().trim().regex(/^\d+(\.\d+)?$/, "expected a number of seconds").transform(Number),
+]).pipe(z.number().positive("must be greater than 0").finite()).nullish();
+
+const NoNul = (what: string) => z.string().refine((s) => !s.includes("\0"), `${what} contains NUL`);
+
+/** Params of `execute` (unknown params are ignored, as real clients send extras). */
+export const ExecuteParams = z.looseObject({
+  command: NoNul("command").optional().describe(
+    "Shell command line, run as `<shell> -c <command>`. Give this or `args`.",
+  ),
+  args: z.array(NoNul("argument")).min(1).optional().describe(
+    "argv array run without a shell; args[0] is the program. Give this or `command`.",
+  ),
+  timeout: Seconds.describe("Time limit in seconds (paused time does not count)."),
+  idle_timeout: Seconds.describe("End the run after this many seconds without output."),
+  cwd: NoNul("cwd").min(1).optional().describe("Working directory."),
+  env: z.record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"),
+    NoNul("env value"),
+  ).optional().describe("Extra environment variables for the child."),
+  stdin: z.string().optional().describe("Text written to stdin, which is then closed."),
+  framing: z.enum(["chunk", "line"]).optional().describe(
+    "`chunk` (default): whole lines coalesced; `line`: one line per message.",
+  ),
+});
+
+/** Validated `execute` params. */
+export type ExecuteParams = z.infer<typeof ExecuteParams>;
+
+/** Params of `control`. */
+export const ControlParams = z.looseObject({
+  type: z.enum(["PAUSE", "RESUME", "CANCEL"]),
+  execution_id: z.string().optional(),
+});
+
+/** Validated `control` params. */
+export type ControlParams = z.infer<typeof ControlParams>;
+
+/**
+ * Validates `params` against `schema`, or throws a -32602 error whose `data`
+ * says which field and why.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ControlParams, parseParams } from "./exec_params.ts";
+ * assert.throws(() => parseParams(ControlParams, { type: "STOP" }), (e: any) =>
+ *   e.code === -32602 && e.data.field === "type");
+ * ```
+ */
+export function parseParams<T extends z.ZodType>(schema: T, params: unknown): z.output<T> {
+  const result = schema.safeParse(params ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.map(String).join(".") || "params";
+  throw new InvalidParamsError("Invalid params", {
+    data: {
+      field,
+      reason: issue.message,
+      issues: result.error.issues.map((i) => ({
+        field: i.path.map(String).join(".") || "params",
+        reason: i.message,
+      })),
+    },
+  });
+}

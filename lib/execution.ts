@@ -1,0 +1,443 @@
+/**
+ * One run of one command: running ⇄ paused → terminating → completed |
+ * failed | canceled | timeout. Pipes the process group's output through a
+ * framer into a sink, enforces time limits (not counting paused time), and
+ * ends with exactly one `completed` event, after which nothing of the group
+ * is left running.
+ *
+ * @module
+ */
+import { ProcessGroup } from "./process_group.ts";
+import { type Frame, OutputFramer } from "./output_framer.ts";
+import { OutputLog } from "./output_log.ts";
+import { PausableTimer } from "./pausable_timer.ts";
+import { NoProcessError } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Sink } from "./sink.ts";
+import type {
+  ExecSpec,
+  ExecState,
+  ExecutionEvent,
+  ExitInfo,
+  FinalStatus,
+  OutputChunk,
+  StreamName,
+} from "./types.ts";
+
+/** Limits an execution runs under (from the config). */
+export interface ExecutionLimits {
+  chunkSize: number;
+  lineLimit: number;
+  flushIntervalMs: number;
+  killGraceMs: number;
+  orphanGraceMs: number;
+  outputRetention: number;
+}
+
+/** Everything needed to start an execution. */
+export interface ExecutionOptions {
+  id: string;
+  /** Owning session, for listings; null when none. */
+  sessionId: string | null;
+  spec: ExecSpec;
+  sink: Sink;
+  limits: ExecutionLimits;
+  metrics: Metrics;
+  /** `performance.now()` when the request arrived, for the start latency figure. */
+  receivedAt?: number;
+}
+
+/** Why a run is being ended by us rather than by itself. */
+export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
+
+const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
+  canceled: "Canceled by client",
+  disconnect: "Client disconnected",
+  shutdown: "Server shutting down",
+};
+
+/** How long a pipe read may stay blocked after the group is gone before it is abandoned. */
+const STALLED_READ_MS = 1000;
+
+const isFinal = (s: ExecState): s is FinalStatus =>
+  s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
+
+/** One pipe being read; tracked so a read held open by an escaped process can be abandoned. */
+interface Pump {
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  reading: boolean;
+  lastProgress: number;
+}
+
+/**
+ * A running (or finished) command.
+ *
+ * @example Run `echo hi` and collect its events
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Execution } from "./execution.ts";
+ * import { Metrics } from "./metrics.ts";
+ * import type { ExecutionEvent } from "./types.ts";
+ * const events: ExecutionEvent[] = [];
+ * const exec = Execution.spawn({
+ *   id: "demo", sessionId: null, metrics: new Metrics(),
+ *   sink: { emit: (e) => void events.push(e), ready: () => Promise.resolve() },
+ *   spec: { argv: ["echo", "hi"], display: "echo hi", env: { PATH: "/usr/bin:/bin" },
+ *     timeout: 10, timeoutSource: "request", idleTimeout: null, framing: "chunk" },
+ *   limits: { chunkSize: 65536, lineLimit: 65536, flushIntervalMs: 5, killGraceMs: 1000,
+ *     orphanGraceMs: 500, outputRetention: 65536 },
+ * });
+ * exec.run();
+ * const exit = await exec.done;
+ * assert.equal(exit.status, "completed");
+ * assert.equal(exit.exitCode, 0);
+ * assert.deepEqual(events.map((e) => e.type), ["started", "output", "completed"]);
+ * ```
+ */
+export class Execution {
+  /** Unique id (`execution_id` on the wire). */
+  readonly id: string;
+  readonly sessionId: string | null;
+  readonly spec: ExecSpec;
+  /** Wall-clock start, ms since the epoch. */
+  readonly startedAt: number;
+  /** Resolves with the run's end, once `completed` has been emitted. */
+  readonly done: Promise<ExitInfo>;
+  /** The newest output, for replay and reads. */
+  readonly output: OutputLog;
+
+  readonly #group: ProcessGroup;
+  readonly #sink: Sink;
+  readonly #limits: ExecutionLimits;
+  readonly #metrics: Metrics;
+  readonly #receivedAt: number | undefined;
+  readonly #t0 = performance.now();
+  #resolveDone!: (exit: ExitInfo) => void;
+  #state: ExecState = "running";
+  #reason: EndReason | null = null;
+  #seq = 0;
+  #bytesOut = 0;
+  #bytesErr = 0;
+  #timer: PausableTimer | null = null;
+  #idleTimer: PausableTimer | null = null;
+  #pumps: Pump[] = [];
+  #exit: ExitInfo | null = null;
+  #ran = false;
+
+  private constructor(options: ExecutionOptions, group: ProcessGroup) {
+    this.id = options.id;
+    this.sessionId = options.sessionId;
+    this.spec = options.spec;
+    this.startedAt = Date.now();
+    this.#group = group;
+    this.#sink = options.sink;
+    this.#limits = options.limits;
+    this.#metrics = options.metrics;
+    this.#receivedAt = options.receivedAt;
+    this.output = new OutputLog(options.limits.outputRetention);
+    this.done = new Promise((resolve) => this.#resolveDone = resolve);
+  }
+
+  /**
+   * Spawns the process group. Call {@linkcode run} once the caller has told
+   * its client the run started (the `execute` result precedes `process.started`).
+   *
+   * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   */
+  static spawn(options: ExecutionOptions): Execution {
+    const group = ProcessGroup.spawn({
+      argv: options.spec.argv,
+      cwd: options.spec.cwd,
+      env: options.spec.env,
+      stdin: options.spec.stdin !== undefined,
+    });
+    options.metrics.executionsStarted++;
+    return new Execution(options, group);
+  }
+
+  /** Pid of the command. */
+  get pid(): number {
+    return this.#group.pid;
+  }
+
+  /** Process group id. */
+  get pgid(): number {
+    return this.#group.pgid;
+  }
+
+  /** Current state. */
+  get state(): ExecState {
+    return this.#state;
+  }
+
+  /** Whether the run has not ended yet (running, paused or terminating). */
+  get active(): boolean {
+    return !isFinal(this.#state);
+  }
+
+  /** The end, once reached. */
+  get exit(): ExitInfo | null {
+    return this.#exit;
+  }
+
+  /** Output bytes so far, per stream. */
+  get bytes(): { stdout: number; stderr: number } {
+    return { stdout: this.#bytesOut, stderr: this.#bytesErr };
+  }
+
+  /** Starts streaming and the time limits; emits `started` first. Idempotent. */
+  run(): void {
+    if (this.#ran) return;
+    this.#ran = true;
+    void this.#run();
+  }
+
+  /**
+   * Stops the whole group (SIGSTOP) and the time-limit clock.
+   *
+   * @returns false when it was already paused.
+   * @throws {NoProcessError} when the run is not running.
+   */
+  pause(): boolean {
+    if (this.#state === "paused") return false;
+    if (this.#state !== "running") throw new NoProcessError();
+    this.#state = "paused";
+    this.#timer?.pause();
+    this.#idleTimer?.pause();
+    void this.#group.signal("SIGSTOP");
+    return true;
+  }
+
+  /**
+   * Continues the group (SIGCONT) and the clock.
+   *
+   * @returns false when it was not paused.
+   * @throws {NoProcessError} when the run has ended or is being ended.
+   */
+  resume(): boolean {
+    if (this.#state === "running") return false;
+    if (this.#state !== "paused") throw new NoProcessError();
+    this.#state = "running";
+    void this.#group.signal("SIGCONT");
+    this.#timer?.resume();
+    this.#idleTimer?.touch();
+    this.#idleTimer?.resume();
+    return true;
+  }
+
+  /**
+   * Ends the run: SIGCONT, SIGTERM to the group, SIGKILL after the grace.
+   * The final status is "canceled" (or "timeout" for `timeout`). The first
+   * reason given wins; later calls only wait.
+   *
+   * @throws {NoProcessError} for a client cancel when the run has already ended.
+   */
+  cancel(reason: EndReason = "canceled"): Promise<ExitInfo> {
+    if (!this.active) {
+      if (reason === "canceled") throw new NoProcessError();
+      return this.done;
+    }
+    // done resolves only through #run: make sure it is running.
+    this.run();
+    if (this.#reason === null) {
+      this.#reason = reason;
+      this.#state = "terminating";
+      this.#timer?.clear();
+      this.#idleTimer?.clear();
+      void this.#group.terminate(this.#limits.killGraceMs);
+    }
+    return this.done;
+  }
+
+  /** SIGKILLs the whole group at once (last resort at shutdown). */
+  kill(): void {
+    void this.#group.signal("SIGKILL");
+  }
+
+  /** Emits a control notification (after the caller has sent its reply). */
+  announce(type: "paused" | "resumed" | "canceled"): void {
+    this.#sink.emit({ type });
+  }
+
+  async #run(): Promise<void> {
+    const spec = this.spec;
+    this.#emit({ type: "started", pid: this.pid, pgid: this.pgid });
+    if (this.#receivedAt !== undefined) {
+      this.#metrics.recordStartLatency(performance.now() - this.#receivedAt);
+    }
+    if (spec.timeout !== null && this.#reason === null) {
+      this.#timer = new PausableTimer(spec.timeout * 1000, () => this.#timeout(spec.timeout!));
+    }
+    if (spec.idleTimeout !== null && this.#reason === null) {
+      const idle = spec.idleTimeout;
+      this.#idleTimer = new PausableTimer(idle * 1000, () => this.#timeout(idle, true));
+    }
+    if (this.#state === "paused") {
+      this.#timer?.pause();
+      this.#idleTimer?.pause();
+    }
+    if (this.#group.stdin) void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
+    const pumps = Promise.all([
+      this.#pump(this.#group.stdout, "stdout"),
+      this.#pump(this.#group.stderr, "stderr"),
+    ]);
+    const status = await this.#group.status;
+    // Processes the command left behind may hold its pipes: give them the
+    // orphan grace to finish writing, then end the group either way.
+    await settleWithin(pumps, this.#limits.orphanGraceMs);
+    await this.#group.terminate(this.#limits.killGraceMs);
+    await this.#drain(pumps);
+    this.#timer?.clear();
+    this.#idleTimer?.clear();
+    this.#finish(status);
+  }
+
+  #timeout(seconds: number, idle = false): void {
+    if (!this.active || this.#reason !== null) return;
+    this.#timeoutText = idle
+      ? `Process produced no output for ${seconds}s`
+      : `Process timed out after ${seconds}s`;
+    void this.cancel("timeout");
+  }
+
+  #timeoutText = "";
+
+  #finish(status: Deno.CommandStatus): void {
+    const signal = status.signal ?? null;
+    const exitCode = signal === null ? status.code : null;
+    let final: FinalStatus;
+    let error: string | null = null;
+    switch (this.#reason) {
+      case "timeout":
+        final = "timeout";
+        error = this.#timeoutText;
+        break;
+      case null:
+        final = exitCode === 0 ? "completed" : "failed";
+        if (signal !== null) error = `Process killed by ${signal}`;
+        break;
+      default:
+        final = "canceled";
+        error = REASON_TEXT[this.#reason];
+    }
+    const exit: ExitInfo = {
+      status: final,
+      exitCode,
+      signal,
+      error,
+      executionTime: Math.round(performance.now() - this.#t0) / 1000,
+    };
+    this.#state = final;
+    this.#exit = exit;
+    this.#metrics.executionsFinished++;
+    this.#emit({ type: "completed", pid: this.pid, pgid: this.pgid, exit });
+    this.#resolveDone(exit);
+  }
+
+  #emit(event: ExecutionEvent): void {
+    this.#sink.emit(event);
+  }
+
+  async #writeStdin(stdin: WritableStream<Uint8Array>, text: string): Promise<void> {
+    const writer = stdin.getWriter();
+    try {
+      // Written concurrently with reading, so a child that echoes a large stdin cannot deadlock us.
+      if (text.length > 0) await writer.write(new TextEncoder().encode(text));
+      await writer.close();
+    } catch {
+      // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
+    }
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>, name: StreamName): Promise<void> {
+    const framer = new OutputFramer({
+      framing: this.spec.framing,
+      chunkSize: this.#limits.chunkSize,
+      lineLimit: this.#limits.lineLimit,
+    });
+    const decoder = new TextDecoder();
+    const reader = stream.getReader();
+    const pump: Pump = { reader, reading: false, lastProgress: performance.now() };
+    this.#pumps.push(pump);
+    let flushTimer: ReturnType<typeof setTimeout> | undefined;
+    const send = (frames: Frame[], final = false) => {
+      for (let i = 0; i < frames.length; i++) {
+        this.#sendFrame(name, decoder, frames[i]!, final && i === frames.length - 1);
+      }
+    };
+    try {
+      for (;;) {
+        await this.#sink.ready();
+        pump.reading = true;
+        const { value, done } = await reader.read();
+        pump.reading = false;
+        pump.lastProgress = performance.now();
+        if (done) break;
+        this.#idleTimer?.touch();
+        if (flushTimer !== undefined) clearTimeout(flushTimer);
+        flushTimer = undefined;
+        send(framer.push(value));
+        if (framer.pending > 0) {
+          flushTimer = setTimeout(() => {
+            flushTimer = undefined;
+            send(framer.flushPartial());
+          }, this.#limits.flushIntervalMs);
+        }
+      }
+    } catch {
+      // The read was abandoned (see #drain) or the pipe failed: end this stream.
+    } finally {
+      if (flushTimer !== undefined) clearTimeout(flushTimer);
+      send(framer.end(), true);
+      reader.releaseLock();
+    }
+  }
+
+  #sendFrame(stream: StreamName, decoder: TextDecoder, frame: Frame, final: boolean): void {
+    const bytes = frame.bytes.length;
+    const data = decoder.decode(frame.bytes, { stream: !final });
+    if (data.length === 0 && bytes === 0 && frame.chunkIndex === null) return;
+    const chunk: OutputChunk = {
+      stream,
+      data,
+      seq: this.#seq,
+      bytes,
+      truncated: frame.truncated,
+      chunkIndex: frame.chunkIndex,
+      totalChunks: frame.totalChunks,
+    };
+    this.#seq += bytes;
+    if (stream === "stdout") this.#bytesOut += bytes;
+    else this.#bytesErr += bytes;
+    this.#metrics.bytesStreamed += bytes;
+    this.output.append(chunk);
+    this.#emit({ type: "output", chunk });
+  }
+
+  /**
+   * Waits for both pipes to end. A read still blocked a while after the group
+   * is gone belongs to a process that escaped the group (setsid): abandon it
+   * rather than wait forever. Reads paced by back-pressure are left alone.
+   */
+  async #drain(pumps: Promise<unknown>): Promise<void> {
+    while (!await settleWithin(pumps, STALLED_READ_MS)) {
+      const now = performance.now();
+      for (const pump of this.#pumps) {
+        if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
+          await pump.reader.cancel().catch(() => {});
+        }
+      }
+    }
+  }
+}
+
+/** Waits for `promise` at most `ms`; true if it settled in time. */
+async function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let handle: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => handle = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(handle);
+  }
+}

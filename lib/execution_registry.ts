@@ -1,0 +1,98 @@
+/**
+ * Every execution by id, apart from sessions: a run has a lifecycle of its
+ * own, so it can be listed, read and (later) re-attached to independently of
+ * the connection that started it. Finished runs are kept for a while,
+ * bounded in count and age.
+ *
+ * @module
+ */
+import { Execution, type ExecutionOptions } from "./execution.ts";
+import type { ExitInfo } from "./types.ts";
+
+/** Retention of finished executions. */
+export interface RegistryOptions {
+  /** Seconds a finished execution is kept. */
+  retentionSeconds: number;
+  /** Finished executions kept at most. */
+  maxRetained: number;
+}
+
+/**
+ * The registry of executions.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ExecutionRegistry } from "./execution_registry.ts";
+ * const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
+ * assert.equal(registry.get("missing"), undefined);
+ * assert.equal(registry.runningCount, 0);
+ * ```
+ */
+export class ExecutionRegistry {
+  readonly #all = new Map<string, Execution>();
+  /** Finished ids in the order they finished, with when. */
+  readonly #finished: { id: string; at: number }[] = [];
+  readonly #options: RegistryOptions;
+  #running = 0;
+
+  /** Creates an empty registry. */
+  constructor(options: RegistryOptions) {
+    this.#options = options;
+  }
+
+  /** Executions not yet ended. */
+  get runningCount(): number {
+    return this.#running;
+  }
+
+  /** Spawns an execution and tracks it until it is pruned. */
+  spawn(options: Omit<ExecutionOptions, "id"> & { id?: string }): Execution {
+    const exec = Execution.spawn({ ...options, id: options.id ?? crypto.randomUUID() });
+    this.#all.set(exec.id, exec);
+    this.#running++;
+    void exec.done.then(() => this.#onDone(exec));
+    return exec;
+  }
+
+  /** An execution by id (running or retained). */
+  get(id: string): Execution | undefined {
+    return this.#all.get(id);
+  }
+
+  /** All tracked executions, oldest first. */
+  list(): Execution[] {
+    return [...this.#all.values()];
+  }
+
+  /** Executions not yet ended. */
+  running(): Execution[] {
+    return this.list().filter((e) => e.active);
+  }
+
+  /** Ends every running execution (shutdown) and waits for all of them. */
+  async terminateAll(): Promise<ExitInfo[]> {
+    return await Promise.all(this.running().map((e) => e.cancel("shutdown")));
+  }
+
+  /** Drops finished executions past their retention. */
+  prune(now = Date.now()): void {
+    const { retentionSeconds, maxRetained } = this.#options;
+    const cutoff = now - retentionSeconds * 1000;
+    let drop = 0;
+    while (
+      drop < this.#finished.length &&
+      (this.#finished.length - drop > maxRetained || this.#finished[drop]!.at <= cutoff)
+    ) {
+      this.#all.delete(this.#finished[drop]!.id);
+      drop++;
+    }
+    if (drop > 0) this.#finished.splice(0, drop);
+  }
+
+  #onDone(exec: Execution): void {
+    this.#running--;
+    this.#finished.push({ id: exec.id, at: Date.now() });
+    this.prune();
+  }
+}

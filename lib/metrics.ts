@@ -1,0 +1,53 @@
+/**
+ * Service-wide counters reported by `/health`.
+ *
+ * @module
+ */
+
+/**
+ * Counters updated on the hot paths (plain field increments, nothing more).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Metrics } from "./metrics.ts";
+ * const m = new Metrics();
+ * m.recordStartLatency(2);
+ * m.recordStartLatency(4);
+ * assert.equal(m.meanStartLatencyMs, 3);
+ * ```
+ */
+export class Metrics {
+  /** Output bytes read from children and sent to clients. */
+  bytesStreamed = 0;
+  /** Times an execution stopped reading a pipe because its socket was over the high-water mark. */
+  backpressureWaits = 0;
+  /** Largest send queue seen on any one socket, in bytes. */
+  peakQueuedBytes = 0;
+  /** Executions started since startup. */
+  executionsStarted = 0;
+  /** Executions finished since startup. */
+  executionsFinished = 0;
+  /** Sessions opened since startup. */
+  sessionsOpened = 0;
+  /** Sessions refused at the limit since startup. */
+  sessionsRefused = 0;
+  #latencyTotalMs = 0;
+  #latencyCount = 0;
+
+  /** Records the time from receiving `execute` to sending `process.started`. */
+  recordStartLatency(ms: number): void {
+    this.#latencyTotalMs += ms;
+    this.#latencyCount++;
+  }
+
+  /** Mean execute-to-start latency in ms (0 before the first run). */
+  get meanStartLatencyMs(): number {
+    return this.#latencyCount === 0 ? 0 : this.#latencyTotalMs / this.#latencyCount;
+  }
+
+  /** Notes a socket's current queue, keeping the peak. */
+  noteQueued(bytes: number): void {
+    if (bytes > this.peakQueuedBytes) this.peakQueuedBytes = bytes;
+  }
+}

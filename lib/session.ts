@@ -1,0 +1,183 @@
+/**
+ * One client connection's state: the executions it started, its quota, and
+ * when it was last active. Protocol-neutral: the legacy and MCP protocols
+ * both drive a Session.
+ *
+ * @module
+ */
+import type { Config } from "./config.ts";
+import { BusyError, InvalidParamsError, NoProcessError } from "./errors.ts";
+import type { Execution, ExecutionLimits } from "./execution.ts";
+import type { ExecutionRegistry } from "./execution_registry.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Sink } from "./sink.ts";
+import type { ExecSpec } from "./types.ts";
+
+/** What sessions share. */
+export interface SessionDeps {
+  registry: ExecutionRegistry;
+  metrics: Metrics;
+  config: Pick<
+    Config,
+    | "maxExecutionsPerSession"
+    | "chunkSize"
+    | "lineLimit"
+    | "flushInterval"
+    | "killGrace"
+    | "orphanGrace"
+    | "outputRetention"
+  >;
+}
+
+/** Closes the client's connection (code and reason as for a WebSocket close). */
+export type CloseConnection = (code: number, reason: string) => void;
+
+/** The config as execution limits. */
+export function executionLimits(config: SessionDeps["config"]): ExecutionLimits {
+  return {
+    chunkSize: config.chunkSize,
+    lineLimit: config.lineLimit,
+    flushIntervalMs: config.flushInterval,
+    killGraceMs: config.killGrace * 1000,
+    orphanGraceMs: config.orphanGrace * 1000,
+    outputRetention: config.outputRetention,
+  };
+}
+
+/**
+ * A client session.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Session } from "./session.ts";
+ * import { ExecutionRegistry } from "./execution_registry.ts";
+ * import { Metrics } from "./metrics.ts";
+ * const session = new Session({
+ *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
+ *   metrics: new Metrics(),
+ *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
+ *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
+ * }, () => {});
+ * assert.equal(session.runningCount, 0);
+ * assert.throws(() => session.find(), { code: -32002 });
+ * ```
+ */
+export class Session {
+  /** Session id, sent in `connected`. */
+  readonly id: string = crypto.randomUUID();
+  /** Wall-clock open time, ms since the epoch. */
+  readonly openedAt: number = Date.now();
+  readonly #deps: SessionDeps;
+  readonly #closeConnection: CloseConnection;
+  /** Executions of this session not yet ended, in start order. */
+  readonly #active = new Set<Execution>();
+  #lastActivity = performance.now();
+  #closed = false;
+
+  /** Creates a session; `closeConnection` ends the client's connection. */
+  constructor(deps: SessionDeps, closeConnection: CloseConnection) {
+    this.#deps = deps;
+    this.#closeConnection = closeConnection;
+  }
+
+  /** Executions running now. */
+  get runningCount(): number {
+    return this.#active.size;
+  }
+
+  /** Whether the session has been closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Milliseconds since the last message or the end of the last run. */
+  idleMs(now = performance.now()): number {
+    return now - this.#lastActivity;
+  }
+
+  /** Records activity (every incoming message). */
+  touch(): void {
+    this.#lastActivity = performance.now();
+  }
+
+  /**
+   * Spawns an execution owned by this session. Call `run()` on it once the
+   * client has been told it started.
+   *
+   * @throws {BusyError} at the per-session limit.
+   * @throws {InvalidParamsError} when the program or directory does not exist.
+   */
+  start(spec: ExecSpec, sink: Sink, options: { id?: string; receivedAt?: number } = {}): Execution {
+    if (this.#closed) throw new NoProcessError("Session is closed");
+    if (this.#active.size >= this.#deps.config.maxExecutionsPerSession) throw new BusyError();
+    let exec: Execution;
+    try {
+      exec = this.#deps.registry.spawn({
+        ...options,
+        sessionId: this.id,
+        spec,
+        sink,
+        limits: executionLimits(this.#deps.config),
+        metrics: this.#deps.metrics,
+      });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new InvalidParamsError(`Cannot run '${spec.argv[0]}': program not found`, {
+          data: { field: "args", reason: "program not found" },
+        });
+      }
+      throw err;
+    }
+    this.#active.add(exec);
+    void exec.done.then(() => {
+      this.#active.delete(exec);
+      this.touch();
+    });
+    return exec;
+  }
+
+  /**
+   * The execution a control request is for: the one named, or else the most
+   * recently started one still running.
+   *
+   * @throws {NoProcessError} when there is none, or it has ended.
+   */
+  find(executionId?: string): Execution {
+    if (executionId !== undefined) {
+      const exec = this.#deps.registry.get(executionId);
+      if (exec === undefined || exec.sessionId !== this.id) {
+        throw new NoProcessError(`No execution with id ${executionId}`);
+      }
+      if (!exec.active) throw new NoProcessError();
+      return exec;
+    }
+    let latest: Execution | undefined;
+    for (const exec of this.#active) latest = exec;
+    if (latest === undefined) throw new NoProcessError();
+    return latest;
+  }
+
+  /** Executions of this session not yet ended. */
+  activeExecutions(): Execution[] {
+    return [...this.#active];
+  }
+
+  /**
+   * Ends every execution of the session and waits until their process groups
+   * are gone; then, if `close` is given, closes the connection. Idempotent.
+   */
+  async end(
+    reason: "disconnect" | "shutdown",
+    close?: { code: number; reason: string },
+  ): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#active].map((e) => e.cancel(reason)));
+    if (close) this.#closeConnection(close.code, close.reason);
+  }
+
+  /** Closes the connection without waiting (idle expiry: nothing is running). */
+  closeConnection(code: number, reason: string): void {
+    this.#closeConnection(code, reason);
+  }
+}

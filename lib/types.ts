@@ -1,0 +1,77 @@
+/**
+ * Data shared by the core modules: what to run, and what a run reports.
+ * Plain data only; behaviour lives in the modules named for it.
+ *
+ * @module
+ */
+
+/** Where a run's time limit came from (PROTOCOL.md part 2). */
+export type TimeoutSource = "request" | "history" | "similar" | "default";
+
+/** How output is cut into messages. */
+export type Framing = "chunk" | "line";
+
+/** Which pipe a piece of output came from. */
+export type StreamName = "stdout" | "stderr";
+
+/** A fully resolved request to run something. */
+export interface ExecSpec {
+  /** argv to spawn; argv[0] is the program. Shell commands arrive as [shell, "-c", cmd]. */
+  argv: readonly string[];
+  /** What the client asked for, for logs and records (the command string, or argv joined). */
+  display: string;
+  /** Working directory; undefined inherits the server's. */
+  cwd?: string | undefined;
+  /** The complete child environment (already built; never the server's own). */
+  env: Readonly<Record<string, string>>;
+  /** Text written to stdin, which is then closed; undefined closes stdin at once. */
+  stdin?: string | undefined;
+  /** Time limit in seconds, not counting time paused; null for none. */
+  timeout: number | null;
+  timeoutSource: TimeoutSource;
+  /** Seconds without output after which the run is ended as a timeout; null for none. */
+  idleTimeout: number | null;
+  framing: Framing;
+}
+
+/** Final status of a run, as `process.completed` reports it. */
+export type FinalStatus = "completed" | "failed" | "canceled" | "timeout";
+
+/** Lifecycle state of an execution. */
+export type ExecState = "running" | "paused" | "terminating" | FinalStatus;
+
+/** One output message's worth of text. */
+export interface OutputChunk {
+  stream: StreamName;
+  data: string;
+  /** Per-execution byte offset of this chunk's first byte, across both streams. */
+  seq: number;
+  /** Raw bytes this chunk came from (before any U+FFFD replacement). */
+  bytes: number;
+  /** True on every piece of a split line but the last. */
+  truncated: boolean;
+  /** Index of this piece within a split line, else null. */
+  chunkIndex: number | null;
+  /** Number of pieces of a split line, once known (on its last piece), else null. */
+  totalChunks: number | null;
+}
+
+/** How a run ended. */
+export interface ExitInfo {
+  status: FinalStatus;
+  exitCode: number | null;
+  /** Signal name when a signal ended the process, else null. */
+  signal: string | null;
+  error: string | null;
+  /** Wall-clock seconds from spawn to end. */
+  executionTime: number;
+}
+
+/** Everything an execution tells its sink, in order. */
+export type ExecutionEvent =
+  | { type: "started"; pid: number; pgid: number }
+  | { type: "output"; chunk: OutputChunk }
+  | { type: "paused" }
+  | { type: "resumed" }
+  | { type: "canceled" }
+  | { type: "completed"; pid: number; pgid: number; exit: ExitInfo };

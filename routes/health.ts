@@ -1,0 +1,54 @@
+/**
+ * `GET /health` (status and figures; 503 "draining" during shutdown) and
+ * `GET /healthz` (liveness).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Config } from "../lib/config.ts";
+import type { ExecutionRegistry } from "../lib/execution_registry.ts";
+import type { Metrics } from "../lib/metrics.ts";
+import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
+import type { SessionManager } from "../lib/session_manager.ts";
+
+/** What the health routes read. */
+export interface HealthDeps {
+  config: Pick<Config, "maxSessions" | "highWaterMark">;
+  sessions: SessionManager;
+  registry: ExecutionRegistry;
+  metrics: Metrics;
+  startedAt: number;
+  /** Bytes queued on all sockets now. */
+  queuedBytes: () => number;
+}
+
+/** The health routes. */
+export function healthRoutes(deps: HealthDeps): Hono {
+  const app = new Hono();
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/health", (c) => {
+    const m = deps.metrics;
+    const draining = deps.sessions.draining;
+    const body = {
+      status: draining ? "draining" : "healthy",
+      service: "cc_executor_mcp",
+      version: PROTOCOL_VERSION,
+      active_sessions: deps.sessions.size,
+      max_sessions: deps.config.maxSessions,
+      uptime_seconds: (performance.now() - deps.startedAt) / 1000,
+      running_executions: deps.registry.runningCount,
+      executions_started: m.executionsStarted,
+      executions_finished: m.executionsFinished,
+      bytes_streamed: m.bytesStreamed,
+      queued_bytes: deps.queuedBytes(),
+      peak_queued_bytes: m.peakQueuedBytes,
+      high_water_mark: deps.config.highWaterMark,
+      backpressure_waits: m.backpressureWaits,
+      mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
+      sessions_opened: m.sessionsOpened,
+      sessions_refused: m.sessionsRefused,
+    };
+    return c.json(body, draining ? 503 : 200);
+  });
+  return app;
+}

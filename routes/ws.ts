@@ -1,0 +1,39 @@
+/**
+ * `GET /ws/mcp` and its alias `/ws`: the WebSocket upgrade. Thin on purpose:
+ * everything after the upgrade happens in `lib/protocol/ws_transport.ts`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { attachSocket, type TransportDeps } from "../lib/protocol/ws_transport.ts";
+
+/** What the upgrade needs. */
+export interface WsDeps extends TransportDeps {
+  /** Seconds before an unresponsive connection is dropped (0: never). */
+  pingTimeout: number;
+  /** Sockets open now, for `/health` queue figures and shutdown. */
+  sockets: Set<WebSocket>;
+}
+
+/** The WebSocket routes. */
+export function wsRoutes(deps: WsDeps): Hono {
+  const app = new Hono();
+  const upgrade = (c: Context) => {
+    // Deno matches the Upgrade header case-insensitively (Hono's helper does not).
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.text("Expected a WebSocket upgrade", 426, { Upgrade: "websocket" });
+    }
+    if (deps.sessions.draining) return c.json({ status: "draining" }, 503);
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
+      idleTimeout: deps.pingTimeout,
+    });
+    deps.sockets.add(socket);
+    socket.addEventListener("close", () => deps.sockets.delete(socket));
+    attachSocket(socket, deps);
+    return response;
+  };
+  app.get("/ws/mcp", upgrade);
+  app.get("/ws", upgrade);
+  return app;
+}
