@@ -32,7 +32,7 @@ function fieldError(field: string, reason: string): InvalidParamsError {
  * import { resolveExecSpec } from "./exec_request.ts";
  * const config = { shell: "/bin/sh", childEnv: { PATH: "/usr/bin:/bin" },
  *   defaultTimeout: 600, maxTimeout: 86400 };
- * const spec = await resolveExecSpec({ command: "echo hi", timeout: "5" }, config);
+ * const spec = await resolveExecSpec({ command: "echo hi", timeout: 5 }, config);
  * assert.deepEqual(spec.argv, ["/bin/sh", "-c", "echo hi"]);
  * assert.equal(spec.timeout, 5);
  * assert.equal(spec.timeoutSource, "request");

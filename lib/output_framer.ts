@@ -141,8 +141,7 @@ export class OutputFramer {
     const frames: Frame[] = [];
     if (this.#piece < 0) this.#piece = 0;
     const rest = this.#rest;
-    this.#splitPiece(rest, 0, cut, frames);
-    this.#rest = rest.slice(cut);
+    this.#rest = rest.slice(this.#splitPiece(rest, 0, cut, frames));
     return frames;
   }
 
