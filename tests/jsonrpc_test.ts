@@ -55,7 +55,11 @@ Deno.test("toErrorObject() hides unexpected errors behind -32603", () => {
 });
 
 Deno.test("encodeResult() and encodeNotification() produce JSON-RPC 2.0", () => {
-  assert.deepEqual(JSON.parse(encodeResult("x", { a: 1 })), { jsonrpc: "2.0", result: { a: 1 }, id: "x" });
+  assert.deepEqual(JSON.parse(encodeResult("x", { a: 1 })), {
+    jsonrpc: "2.0",
+    result: { a: 1 },
+    id: "x",
+  });
   assert.deepEqual(JSON.parse(encodeNotification("ping", {})), {
     jsonrpc: "2.0",
     method: "ping",

@@ -79,8 +79,12 @@ Deno.test("OutputFramer frames concatenate to the input for any bytes and any sp
         let prev = 0;
         for (const p of [...points, bytes.length]) {
           // Copy each frame: frames are views valid until the next push.
-          frames.push(...f.push(bytes.slice(prev, p)).map((x) => ({ ...x, bytes: x.bytes.slice() })));
-          if (flush) frames.push(...f.flushPartial().map((x) => ({ ...x, bytes: x.bytes.slice() })));
+          frames.push(
+            ...f.push(bytes.slice(prev, p)).map((x) => ({ ...x, bytes: x.bytes.slice() })),
+          );
+          if (flush) {
+            frames.push(...f.flushPartial().map((x) => ({ ...x, bytes: x.bytes.slice() })));
+          }
           prev = p;
         }
         frames.push(...f.end());

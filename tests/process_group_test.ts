@@ -9,7 +9,7 @@ async function discard(g: ProcessGroup): Promise<void> {
 }
 
 Deno.test("ProcessGroup.spawn() makes the command a group leader with an explicit env", async () => {
-  const g = ProcessGroup.spawn({ argv: ["sh", "-c", "echo \"$$:$HOME\""], env, stdin: false });
+  const g = ProcessGroup.spawn({ argv: ["sh", "-c", 'echo "$$:$HOME"'], env, stdin: false });
   assert.equal(g.pgid, g.pid);
   const text = await new Response(g.stdout).text();
   await g.stderr.cancel();

@@ -2,13 +2,7 @@ import assert from "node:assert/strict";
 import { ExecutionRegistry } from "../lib/execution_registry.ts";
 import { Metrics } from "../lib/metrics.ts";
 import { SessionManager } from "../lib/session_manager.ts";
-import {
-  assertGroupGone,
-  eventually,
-  pidsWithMarker,
-  TestClient,
-  withServer,
-} from "./_helpers.ts";
+import { assertGroupGone, eventually, pidsWithMarker, TestClient, withServer } from "./_helpers.ts";
 
 Deno.test("over the session limit: -32003 without id, then close 1008", async () => {
   await withServer({ "max-sessions": "2" }, async (server) => {
