@@ -7,18 +7,21 @@
  *
  * @module
  */
+import { checkExposure, loadKeyring, reloadKeyring } from "./lib/access.ts";
 import { ConfigError, loadConfig, settingsTable } from "./lib/config.ts";
 import { logger, setupLogging } from "./lib/log.ts";
-import { startServer } from "./lib/server.ts";
+import { type ServerHandle, startServer } from "./lib/server.ts";
 
 if (import.meta.main) {
   if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
     console.log("cc-executor: run commands over WebSocket.\n\nSettings:\n" + settingsTable());
     Deno.exit(0);
   }
-  let config;
+  let config, keyring, warning;
   try {
     config = loadConfig({ args: Deno.args });
+    keyring = await loadKeyring(config);
+    warning = checkExposure(config, keyring);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`cc-executor: ${err.message}`);
@@ -26,9 +29,11 @@ if (import.meta.main) {
   }
   await setupLogging(config.logLevel);
   const log = logger("main");
-  const server = startServer(config);
-  log.info("cc-executor listening on {url}", { url: server.wsUrl });
-
+  if (warning !== null) log.warning(warning);
+  // Signal handlers go in before the listener opens, so a SIGTERM that
+  // arrives at any moment after startup still drains instead of killing us.
+  // Set once the server listens; the handlers below may fire before that.
+  const running: { server?: ServerHandle } = {};
   let stopping = false;
   const onSignal = (name: string) => {
     // deno task and terminals often deliver one Ctrl-C twice: repeats are
@@ -36,13 +41,27 @@ if (import.meta.main) {
     if (stopping) return;
     stopping = true;
     log.info("{signal}: shutting down", { signal: name });
-    void server.shutdown().then(() => {
+    if (running.server === undefined) Deno.exit(0);
+    void running.server.shutdown().then(() => {
       log.info("Shutdown complete");
       Deno.exit(0);
     });
   };
   Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
+  // SIGHUP re-reads the API keys; on any error the old keys stay in force.
+  const keysConfig = config;
+  Deno.addSignalListener("SIGHUP", () => {
+    if (running.server === undefined) return;
+    reloadKeyring(running.server.keyring, keysConfig).then(
+      (count) => log.info("SIGHUP: {count} API keys loaded", { count }),
+      (err) => log.error("SIGHUP: keys not reloaded: {error}", { error: String(err) }),
+    );
+  });
+
+  const server = startServer(config, { keyring });
+  running.server = server;
+  log.info("cc-executor listening on {url}", { url: server.wsUrl });
   // A bug in a handler must never take the server (and its children's supervision) down.
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();

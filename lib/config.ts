@@ -14,7 +14,8 @@ type Kind =
   | { type: "number"; min: number; max: number; unit?: string }
   | { type: "string"; pattern?: RegExp; hint?: string }
   | { type: "enum"; values: readonly string[] }
-  | { type: "list" };
+  | { type: "list" }
+  | { type: "bool" };
 
 /** One documented setting. */
 export interface SettingSpec {
@@ -162,9 +163,16 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "outputRetention",
     flag: "output-retention",
-    default: String(1 * MiB),
+    default: String(256 * KiB),
     doc: "Bytes of each execution's most recent output kept for replay and reads",
     kind: { type: "int", min: 0, max: 256 * MiB, unit: "bytes" },
+  },
+  {
+    key: "retainedOutputTotal",
+    flag: "retained-output-total",
+    default: String(32 * MiB),
+    doc: "Output bytes kept by all finished executions together (oldest cleared first)",
+    kind: { type: "int", min: 0, max: 4096 * MiB, unit: "bytes" },
   },
   {
     key: "executionRetention",
@@ -202,12 +210,222 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "list" },
   },
   {
+    key: "apiKeys",
+    flag: "api-keys",
+    default: "",
+    doc: "Comma list of API keys; clients present one as `Authorization: Bearer`, " +
+      "`X-API-Key` or `?token=`. Never logged",
+    kind: { type: "list" },
+  },
+  {
+    key: "apiKeysFile",
+    flag: "api-keys-file",
+    default: "",
+    doc: "File of API keys, one per line (`#` comments); re-read on SIGHUP",
+    kind: { type: "string" },
+  },
+  {
+    key: "insecureNoAuth",
+    flag: "insecure-no-auth",
+    default: "false",
+    doc: "Allow listening on a non-loopback address with no API keys (refused otherwise)",
+    kind: { type: "bool" },
+  },
+  {
+    key: "allowedOrigins",
+    flag: "allowed-origins",
+    default: "",
+    doc: "Comma list of browser origins allowed to connect (`https://app.example:8443`, " +
+      "or `*`); requests without an Origin header always pass",
+    kind: { type: "list" },
+  },
+  {
+    key: "allowedCommands",
+    flag: "allowed-commands",
+    aliases: ["ALLOWED_COMMANDS"],
+    default: "",
+    doc: "Comma list of programs that may run; when set, commands run without a shell " +
+      "and shell operators are refused. Prefer full paths (`/usr/bin/git`): a bare name " +
+      "also matches that name in any directory",
+    kind: { type: "list" },
+  },
+  {
+    key: "workspaceRoots",
+    flag: "workspace-roots",
+    default: "",
+    doc: "Comma list of directories `cwd` must resolve inside (symlinks followed); " +
+      "the first is the default `cwd`",
+    kind: { type: "list" },
+  },
+  {
+    key: "connRate",
+    flag: "conn-rate",
+    default: "5",
+    doc: "New connections per second per client (API key, else address); over it: HTTP 429",
+    kind: { type: "number", min: 0.01, max: 100_000 },
+  },
+  {
+    key: "connBurst",
+    flag: "conn-burst",
+    default: "20",
+    doc: "Connections a client may open at once before `conn-rate` applies",
+    kind: { type: "int", min: 1, max: 100_000 },
+  },
+  {
+    key: "msgRate",
+    flag: "msg-rate",
+    default: "100",
+    doc: "Messages per second per client; over it: error -32029 and the message is dropped",
+    kind: { type: "number", min: 0.01, max: 1_000_000 },
+  },
+  {
+    key: "msgBurst",
+    flag: "msg-burst",
+    default: "200",
+    doc: "Messages a client may send at once before `msg-rate` applies",
+    kind: { type: "int", min: 1, max: 1_000_000 },
+  },
+  {
+    key: "maxClients",
+    flag: "max-clients",
+    default: "10000",
+    doc: "Clients tracked by the rate limiters at most (idle ones pruned, then least recent)",
+    kind: { type: "int", min: 10, max: 10_000_000 },
+  },
+  {
+    key: "maxCommandLength",
+    flag: "max-command-length",
+    default: String(64 * KiB),
+    doc: "Longest `command` (or `args` joined) in bytes",
+    kind: { type: "int", min: 64, max: 8 * MiB, unit: "bytes" },
+  },
+  {
+    key: "maxEnvBytes",
+    flag: "max-env-bytes",
+    default: String(64 * KiB),
+    doc: "Largest request `env` (names and values) in bytes",
+    kind: { type: "int", min: 0, max: 8 * MiB, unit: "bytes" },
+  },
+  {
+    key: "maxStdinBytes",
+    flag: "max-stdin-bytes",
+    default: String(1 * MiB),
+    doc: "Largest request `stdin` in bytes",
+    kind: { type: "int", min: 0, max: 64 * MiB, unit: "bytes" },
+  },
+  {
+    key: "redisUrl",
+    flag: "redis-url",
+    aliases: ["REDIS_URL"],
+    default: "",
+    doc: "Redis URL (`redis://[:password@]host:6379/0`) for timing history and execution " +
+      "records; empty: the embedded store",
+    kind: { type: "string" },
+  },
+  {
+    key: "redisPrefix",
+    flag: "redis-prefix",
+    default: "cc_executor:",
+    doc: "Prefix of every Redis key",
+    kind: { type: "string", pattern: /^[\w:.\-]*$/, hint: "letters, digits, _ : . -" },
+  },
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    default: "",
+    doc: "Directory of the embedded store; empty: `$XDG_DATA_HOME/cc-executor` or " +
+      "`~/.local/share/cc-executor`",
+    kind: { type: "string" },
+  },
+  {
+    key: "ephemeral",
+    flag: "ephemeral",
+    default: "false",
+    doc: "Keep history and records in memory only (nothing written to disk)",
+    kind: { type: "bool" },
+  },
+  {
+    key: "historyRuns",
+    flag: "history-runs",
+    default: "100",
+    doc: "Runs kept per command class for estimates",
+    kind: { type: "int", min: 3, max: 100_000 },
+  },
+  {
+    key: "historyTtl",
+    flag: "history-ttl",
+    default: String(7 * 86400),
+    doc: "Seconds timing history and execution records are kept",
+    kind: { type: "number", min: 60, max: 365 * 86400, unit: "s" },
+  },
+  {
+    key: "recordsMax",
+    flag: "records-max",
+    default: "10000",
+    doc: "Execution records kept at most (`history` method)",
+    kind: { type: "int", min: 10, max: 10_000_000 },
+  },
+  {
+    key: "monitorInterval",
+    flag: "monitor-interval",
+    default: "1",
+    doc: "Seconds between CPU samples (from /proc/stat, in the background)",
+    kind: { type: "number", min: 0.1, max: 60, unit: "s" },
+  },
+  {
+    key: "busyThreshold",
+    flag: "busy-threshold",
+    default: "14",
+    doc: "CPU or GPU busy percent above which time limits are multiplied",
+    kind: { type: "number", min: 0, max: 100, unit: "%" },
+  },
+  {
+    key: "busyMultiplier",
+    flag: "busy-multiplier",
+    default: "3",
+    doc: "Multiplier applied to estimated time limits while the machine is busy",
+    kind: { type: "number", min: 1, max: 100 },
+  },
+  ...(["trivial", "simple", "low", "medium", "high", "complex", "extreme"] as const).map((
+    level,
+    i,
+  ): SettingSpec => ({
+    key: `timeout${level[0]!.toUpperCase()}${level.slice(1)}` as keyof Config,
+    flag: `timeout-${level}`,
+    default: String([15, 30, 60, 180, 360, 600, 900][i]),
+    doc: `Time limit in seconds for a ${level} command with no history`,
+    kind: { type: "number", min: 1, max: 30 * 86400, unit: "s" },
+  })),
+  {
+    key: "hooksConfig",
+    flag: "hooks-config",
+    default: "",
+    doc: "JSON file of pre_execute / post_execute / on_timeout hooks (see Hooks)",
+    kind: { type: "string" },
+  },
+  {
     key: "logLevel",
     flag: "log-level",
     aliases: ["LOG_LEVEL"],
     default: "info",
     doc: "debug, info, warning, error or fatal",
     kind: { type: "enum", values: ["trace", "debug", "info", "warning", "error", "fatal"] },
+  },
+  {
+    key: "mcpMaxExecutions",
+    flag: "mcp-max-executions",
+    default: "8",
+    doc: "Executions one MCP session may run at once (`execute` and `start` together; " +
+      "legacy sessions keep `max-executions-per-session`)",
+    kind: { type: "int", min: 1, max: 1000 },
+  },
+  {
+    key: "mcpOutputLimit",
+    flag: "mcp-output-limit",
+    default: String(32 * KiB),
+    doc: "Output bytes one MCP tool result carries at most: the tail of each stream for " +
+      "`execute`, one page for `read_output` (the rest stays readable with `read_output`)",
+    kind: { type: "int", min: 1 * KiB, max: 256 * KiB, unit: "bytes" },
   },
 ];
 
@@ -231,11 +449,45 @@ export interface Config {
   wsPingInterval: number;
   wsPingTimeout: number;
   outputRetention: number;
+  retainedOutputTotal: number;
   executionRetention: number;
   maxRetainedExecutions: number;
   shutdownTimeout: number;
   shell: string;
   envAllowlist: readonly string[];
+  apiKeys: readonly string[];
+  apiKeysFile: string;
+  insecureNoAuth: boolean;
+  allowedOrigins: readonly string[];
+  allowedCommands: readonly string[];
+  workspaceRoots: readonly string[];
+  connRate: number;
+  connBurst: number;
+  msgRate: number;
+  msgBurst: number;
+  maxClients: number;
+  maxCommandLength: number;
+  maxEnvBytes: number;
+  maxStdinBytes: number;
+  redisUrl: string;
+  redisPrefix: string;
+  /** Resolved: never empty after loading. */
+  dataDir: string;
+  ephemeral: boolean;
+  historyRuns: number;
+  historyTtl: number;
+  recordsMax: number;
+  monitorInterval: number;
+  busyThreshold: number;
+  busyMultiplier: number;
+  timeoutTrivial: number;
+  timeoutSimple: number;
+  timeoutLow: number;
+  timeoutMedium: number;
+  timeoutHigh: number;
+  timeoutComplex: number;
+  timeoutExtreme: number;
+  hooksConfig: string;
   logLevel: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /**
    * The environment every child starts from: PATH, HOME, LANG, TERM and the
@@ -243,6 +495,8 @@ export interface Config {
    * so the server's secrets cannot reach a child.
    */
   childEnv: Readonly<Record<string, string>>;
+  mcpMaxExecutions: number;
+  mcpOutputLimit: number;
 }
 
 /** A setting had a value outside what it accepts; the message names it. */
@@ -271,6 +525,8 @@ function describe(kind: Kind): string {
       return `one of ${kind.values.join(", ")}`;
     case "list":
       return "a comma-separated list";
+    case "bool":
+      return "true or false";
   }
 }
 
@@ -294,6 +550,9 @@ function schemaFor(kind: Kind): z.ZodType<unknown> {
       return z.string().transform((v) =>
         v.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
       );
+    case "bool":
+      return z.string().trim().toLowerCase().pipe(z.enum(BOOL_WORDS as [string, ...string[]]))
+        .transform((v) => v === "true" || v === "1" || v === "yes");
   }
 }
 
@@ -333,6 +592,8 @@ function readEnv(name: string): string | undefined {
   }
 }
 
+const BOOL_WORDS = ["true", "false", "1", "0", "yes", "no"];
+
 function parseArgs(args: readonly string[]): Map<string, string> {
   const known = new Map(SETTINGS.map((s) => [s.flag, s]));
   const out = new Map<string, string>();
@@ -346,7 +607,11 @@ function parseArgs(args: readonly string[]): Map<string, string> {
     }
     let value: string | undefined;
     if (eq !== -1) value = arg.slice(eq + 1);
-    else value = args[++i];
+    else if (known.get(name)!.kind.type === "bool") {
+      // `--ephemeral` alone means true; `--ephemeral false` is accepted too.
+      const next = args[i + 1]?.toLowerCase();
+      value = next !== undefined && BOOL_WORDS.includes(next) ? args[++i]! : "true";
+    } else value = args[++i];
     if (value === undefined) throw new ConfigError(`Flag --${name} needs a value`);
     out.set(name, value);
   }
@@ -411,6 +676,10 @@ export function loadConfig(source: ConfigSource = {}): Readonly<Config> {
     if (value !== undefined) childEnv[name] = value;
   }
   config.childEnv = Object.freeze(childEnv);
+  if (config.dataDir === "") {
+    const base = getEnv("XDG_DATA_HOME") ?? `${getEnv("HOME") ?? "."}/.local/share`;
+    config.dataDir = `${base}/cc-executor`;
+  }
   return Object.freeze(config);
 }
 

@@ -5,33 +5,68 @@
  *
  * @module
  */
+import { checkArgv, checkCommand } from "./command_policy.ts";
 import type { Config } from "./config.ts";
 import { isLoaderEnvName } from "./config.ts";
 import { CommandRefusedError, InvalidParamsError } from "./errors.ts";
+import { resolveCwd } from "./workspace.ts";
 import type { ExecuteParams } from "./exec_params.ts";
 import type { ExecSpec } from "./types.ts";
 
 /** The settings resolution depends on. */
 export type ExecRequestConfig = Pick<
   Config,
-  "shell" | "childEnv" | "defaultTimeout" | "maxTimeout"
+  | "shell"
+  | "childEnv"
+  | "defaultTimeout"
+  | "maxTimeout"
+  | "allowedCommands"
+  | "workspaceRoots"
+  | "maxCommandLength"
+  | "maxEnvBytes"
+  | "maxStdinBytes"
 >;
+
+const utf8Length = (s: string) => new TextEncoder().encode(s).length;
 
 function fieldError(field: string, reason: string): InvalidParamsError {
   return new InvalidParamsError("Invalid params", { data: { field, reason } });
 }
 
 /**
+ * Without workspace roots any directory will do: check it exists when the
+ * service may read it, and otherwise let the spawn decide (a scoped
+ * `--allow-read` need not cover every directory a command may run in).
+ */
+async function checkDirectory(path: string): Promise<string> {
+  try {
+    if (!(await Deno.stat(path)).isDirectory) throw fieldError("cwd", "not a directory");
+  } catch (err) {
+    if (err instanceof InvalidParamsError) throw err;
+    if (!(err instanceof Deno.errors.NotCapable)) throw fieldError("cwd", "no such directory");
+  }
+  return path;
+}
+
+function checkLength(field: string, text: string, max: number): void {
+  // Cheap bound first: a string's UTF-8 size is at most 3 bytes per UTF-16 unit.
+  if (text.length * 3 > max && utf8Length(text) > max) {
+    throw fieldError(field, `longer than ${max} bytes`);
+  }
+}
+
+/**
  * Resolves an `execute` request.
  *
- * @throws {CommandRefusedError} for an empty command.
+ * @throws {CommandRefusedError} for an empty command, or one the allowlist refuses.
  * @throws {InvalidParamsError} naming the field for anything else wrong.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { resolveExecSpec } from "./exec_request.ts";
  * const config = { shell: "/bin/sh", childEnv: { PATH: "/usr/bin:/bin" },
- *   defaultTimeout: 600, maxTimeout: 86400 };
+ *   defaultTimeout: 600, maxTimeout: 86400, allowedCommands: [], workspaceRoots: [],
+ *   maxCommandLength: 65536, maxEnvBytes: 65536, maxStdinBytes: 1048576 };
  * const spec = await resolveExecSpec({ command: "echo hi", timeout: 5 }, config);
  * assert.deepEqual(spec.argv, ["/bin/sh", "-c", "echo hi"]);
  * assert.equal(spec.timeout, 5);
@@ -44,37 +79,46 @@ export async function resolveExecSpec(
 ): Promise<ExecSpec> {
   let argv: readonly string[];
   let display: string;
+  const policy = config.allowedCommands;
   if (params.args !== undefined) {
     if (params.command !== undefined) {
       throw fieldError("command", "give either command or args, not both");
     }
-    argv = params.args;
     display = params.args.join(" ");
+    checkLength("args", display, config.maxCommandLength);
+    argv = policy.length > 0 ? checkArgv(params.args, policy).argv : params.args;
   } else {
     if (params.command === undefined) throw fieldError("command", "required");
     if (params.command.trim() === "") throw new CommandRefusedError("Command cannot be empty");
-    argv = [config.shell, "-c", params.command];
     display = params.command;
+    checkLength("command", display, config.maxCommandLength);
+    // With an allowlist, no shell ever sees the command: it is split into
+    // words here and anything only a shell would act on is refused.
+    argv = policy.length > 0
+      ? checkCommand(params.command, policy).argv
+      : [config.shell, "-c", params.command];
   }
 
   let cwd: string | undefined;
-  if (params.cwd !== undefined) {
-    try {
-      cwd = await Deno.realPath(params.cwd);
-      if (!(await Deno.stat(cwd)).isDirectory) throw fieldError("cwd", "not a directory");
-    } catch (err) {
-      if (err instanceof InvalidParamsError) throw err;
-      throw fieldError("cwd", "no such directory");
-    }
+  if (config.workspaceRoots.length > 0) {
+    cwd = await resolveCwd(params.cwd ?? config.workspaceRoots[0]!, config.workspaceRoots);
+  } else if (params.cwd !== undefined) {
+    cwd = await checkDirectory(params.cwd);
   }
 
   const env: Record<string, string> = { ...config.childEnv };
+  let envBytes = 0;
   for (const [name, value] of Object.entries(params.env ?? {})) {
     if (isLoaderEnvName(name)) {
       throw fieldError(`env.${name}`, "dynamic-loader variables (LD_*, DYLD_*) are refused");
     }
+    envBytes += utf8Length(name) + utf8Length(value) + 2;
     env[name] = value;
   }
+  if (envBytes > config.maxEnvBytes) {
+    throw fieldError("env", `larger than ${config.maxEnvBytes} bytes`);
+  }
+  if (params.stdin !== undefined) checkLength("stdin", params.stdin, config.maxStdinBytes);
 
   for (const field of ["timeout", "idle_timeout"] as const) {
     const value = params[field];

@@ -56,6 +56,9 @@ const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
   shutdown: "Server shutting down",
 };
 
+/** When a paused group is stopped again, in ms after the first SIGSTOP. */
+const RESTOP_AFTER_MS = [20, 100];
+
 /** How long a pipe read may stay blocked after the group is gone before it is abandoned. */
 const STALLED_READ_MS = 1000;
 
@@ -123,6 +126,9 @@ export class Execution {
   #pumps: Pump[] = [];
   #exit: ExitInfo | null = null;
   #ran = false;
+  #restops: ReturnType<typeof setTimeout>[] = [];
+  /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once closed. */
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | null = null;
 
   private constructor(options: ExecutionOptions, group: ProcessGroup) {
     this.id = options.id;
@@ -136,6 +142,7 @@ export class Execution {
     this.#receivedAt = options.receivedAt;
     this.output = new OutputLog(options.limits.outputRetention);
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
+    if (options.spec.stdinOpen && group.stdin) this.#stdin = group.stdin.getWriter();
   }
 
   /**
@@ -149,7 +156,7 @@ export class Execution {
       argv: options.spec.argv,
       cwd: options.spec.cwd,
       env: options.spec.env,
-      stdin: options.spec.stdin !== undefined,
+      stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
     });
     options.metrics.executionsStarted++;
     return new Execution(options, group);
@@ -180,6 +187,11 @@ export class Execution {
     return this.#exit;
   }
 
+  /** Whether stdin is open for {@linkcode writeInput}. */
+  get stdinOpen(): boolean {
+    return this.#stdin !== null;
+  }
+
   /** Output bytes so far, per stream. */
   get bytes(): { stdout: number; stderr: number } {
     return { stdout: this.#bytesOut, stderr: this.#bytesErr };
@@ -205,7 +217,19 @@ export class Execution {
     this.#timer?.pause();
     this.#idleTimer?.pause();
     void this.#group.signal("SIGSTOP");
+    // A child forked at the very moment of the stop can miss it: stop the
+    // group again shortly after to catch such stragglers.
+    this.#restops = RESTOP_AFTER_MS.map((ms) =>
+      setTimeout(() => {
+        if (this.#state === "paused") void this.#group.signal("SIGSTOP");
+      }, ms)
+    );
     return true;
+  }
+
+  #clearRestops(): void {
+    for (const t of this.#restops) clearTimeout(t);
+    this.#restops = [];
   }
 
   /**
@@ -218,6 +242,7 @@ export class Execution {
     if (this.#state === "running") return false;
     if (this.#state !== "paused") throw new NoProcessError();
     this.#state = "running";
+    this.#clearRestops();
     void this.#group.signal("SIGCONT");
     this.#timer?.resume();
     this.#idleTimer?.touch();
@@ -242,11 +267,38 @@ export class Execution {
     if (this.#reason === null) {
       this.#reason = reason;
       this.#state = "terminating";
+      this.#clearRestops();
       this.#timer?.clear();
       this.#idleTimer?.clear();
       void this.#group.terminate(this.#limits.killGraceMs);
     }
     return this.done;
+  }
+
+  /**
+   * Writes `text` to the command's stdin, then closes stdin if `close` is set.
+   * Only for runs spawned with `spec.stdinOpen`. Resolves once the pipe has
+   * taken the bytes (a child that does not read can make this wait).
+   *
+   * @returns the number of bytes written.
+   * @throws {NoProcessError} when the run has ended, stdin is not open, or
+   * the child no longer reads it.
+   */
+  async writeInput(text: string, close = false): Promise<number> {
+    if (!this.active) throw new NoProcessError();
+    const writer = this.#stdin;
+    if (writer === null) throw new NoProcessError("stdin is not open");
+    // Closing is decided now, so input sent after a close is refused at once.
+    if (close) this.#stdin = null;
+    const bytes = new TextEncoder().encode(text);
+    try {
+      if (bytes.length > 0) await writer.write(bytes);
+      if (close) await writer.close();
+    } catch {
+      if (this.#stdin === writer) this.#stdin = null;
+      throw new NoProcessError("The process no longer reads its stdin");
+    }
+    return bytes.length;
   }
 
   /** SIGKILLs the whole group at once (last resort at shutdown). */
@@ -276,7 +328,11 @@ export class Execution {
       this.#timer?.pause();
       this.#idleTimer?.pause();
     }
-    if (this.#group.stdin) void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
+    if (this.#stdin !== null) {
+      if (spec.stdin) this.writeInput(spec.stdin).catch(() => {});
+    } else if (this.#group.stdin) {
+      void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
+    }
     const pumps = Promise.all([
       this.#pump(this.#group.stdout, "stdout"),
       this.#pump(this.#group.stderr, "stderr"),
@@ -286,6 +342,11 @@ export class Execution {
     // orphan grace to finish writing, then end the group either way.
     await settleWithin(pumps, this.#limits.orphanGraceMs);
     await this.#group.terminate(this.#limits.killGraceMs);
+    // Nobody is left to read stdin. Abort rather than close: a write blocked
+    // on a pipe held by an escaped process would keep a close waiting.
+    const stdin = this.#stdin;
+    this.#stdin = null;
+    if (stdin !== null) await stdin.abort().catch(() => {});
     await this.#drain(pumps);
     this.#timer?.clear();
     this.#idleTimer?.clear();

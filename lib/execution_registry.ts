@@ -15,6 +15,11 @@ export interface RegistryOptions {
   retentionSeconds: number;
   /** Finished executions kept at most. */
   maxRetained: number;
+  /**
+   * Output bytes kept by finished executions, all together; past it the
+   * oldest finished runs lose their output (their record stays).
+   */
+  maxRetainedOutput?: number;
 }
 
 /**
@@ -88,6 +93,16 @@ export class ExecutionRegistry {
       drop++;
     }
     if (drop > 0) this.#finished.splice(0, drop);
+    const budget = this.#options.maxRetainedOutput;
+    if (budget === undefined) return;
+    let total = 0;
+    for (const f of this.#finished) total += this.#all.get(f.id)?.output.bytes ?? 0;
+    for (let i = 0; i < this.#finished.length && total > budget; i++) {
+      const output = this.#all.get(this.#finished[i]!.id)?.output;
+      if (output === undefined || output.bytes === 0) continue;
+      total -= output.bytes;
+      output.clear();
+    }
   }
 
   #onDone(exec: Execution): void {

@@ -38,7 +38,8 @@ export interface OutputSlice {
  */
 export class OutputLog {
   readonly #limit: number;
-  #chunks: OutputChunk[] = [];
+  /** Dropped slots are cleared at once (undefined), so their text can be collected. */
+  #chunks: (OutputChunk | undefined)[] = [];
   #head = 0;
   #bytes = 0;
   #next = 0;
@@ -51,6 +52,18 @@ export class OutputLog {
   /** Offset just past the last byte appended. */
   get next(): number {
     return this.#next;
+  }
+
+  /** Bytes retained now. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Drops everything retained (offsets keep counting). */
+  clear(): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.#bytes = 0;
   }
 
   /** Offset of the oldest retained byte. */
@@ -66,10 +79,11 @@ export class OutputLog {
     this.#bytes += chunk.bytes;
     while (this.#bytes > this.#limit && this.#chunks.length - this.#head > 1) {
       this.#bytes -= this.#chunks[this.#head]!.bytes;
+      this.#chunks[this.#head] = undefined;
       this.#head++;
     }
-    // Compact now and then so dropped chunks are garbage-collected.
-    if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
+    // Compact now and then so the array of empty slots does not grow forever.
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);
       this.#head = 0;
     }

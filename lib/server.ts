@@ -11,8 +11,12 @@ import { ExecutionRegistry } from "./execution_registry.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { SessionManager } from "./session_manager.ts";
+import { ApiKeyring } from "./auth.ts";
+import { RateLimiter } from "./rate_limit.ts";
+import { accessGuard, type GuardEnv } from "../routes/guard.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { wsRoutes } from "../routes/ws.ts";
+import { mcpHttpRoutes } from "../routes/mcp_http.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -26,6 +30,8 @@ export interface ServerHandle {
   sessions: SessionManager;
   registry: ExecutionRegistry;
   metrics: Metrics;
+  /** The API keys in force (replace them to reload). */
+  keyring: ApiKeyring;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -52,12 +58,21 @@ const log = logger("server");
  * await server.shutdown();
  * ```
  */
-export function startServer(config: Readonly<Config>): ServerHandle {
+export function startServer(
+  config: Readonly<Config>,
+  options: { keyring?: ApiKeyring } = {},
+): ServerHandle {
   const startedAt = performance.now();
+  const keyring = options.keyring ?? new ApiKeyring(config.apiKeys);
+  const limiter = (ratePerSec: number, burst: number) =>
+    new RateLimiter({ ratePerSec, burst, maxKeys: config.maxClients, idleMs: 10 * 60_000 });
+  const connections = limiter(config.connRate, config.connBurst);
+  const messages = limiter(config.msgRate, config.msgBurst);
   const metrics = new Metrics();
   const registry = new ExecutionRegistry({
     retentionSeconds: config.executionRetention,
     maxRetained: config.maxRetainedExecutions,
+    maxRetainedOutput: config.retainedOutputTotal,
   });
   const sessions = new SessionManager(
     { registry, metrics, config },
@@ -70,12 +85,19 @@ export function startServer(config: Readonly<Config>): ServerHandle {
     return total;
   };
 
-  const app = new Hono();
-  app.route("/", healthRoutes({ config, sessions, registry, metrics, startedAt, queuedBytes }));
+  const app = new Hono<GuardEnv>();
+  // Everything that can run a command sits behind the guard, checked before any upgrade.
+  const guard = accessGuard({ keyring, allowedOrigins: config.allowedOrigins, connections });
+  for (const path of ["/ws", "/ws/*", "/mcp", "/mcp/*"]) app.use(path, guard);
+  app.route(
+    "/",
+    healthRoutes({ config, sessions, registry, metrics, startedAt, queuedBytes, keyring }),
+  );
   app.route(
     "/",
     wsRoutes({ sessions, metrics, config, pingTimeout: config.wsPingTimeout, sockets }),
   );
+  app.route("/", mcpHttpRoutes({ sessions, config }));
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   app.onError((err, c) => {
     log.error("Unhandled error on {path}: {error}", { path: c.req.path, error: err });
@@ -86,8 +108,12 @@ export function startServer(config: Readonly<Config>): ServerHandle {
     hostname: config.host,
     port: config.port,
     onListen: () => {},
-  }, app.fetch);
+  }, (req, info) => app.fetch(req, info));
   sessions.start();
+  const pruner = setInterval(() => {
+    connections.prune();
+    messages.prune();
+  }, 60_000);
 
   const addr = server.addr as Deno.NetAddr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
@@ -115,6 +141,7 @@ export function startServer(config: Readonly<Config>): ServerHandle {
           // already closed
         }
       }
+      clearInterval(pruner);
       await server.shutdown();
     })();
     return shuttingDown;
@@ -128,6 +155,7 @@ export function startServer(config: Readonly<Config>): ServerHandle {
     sessions,
     registry,
     metrics,
+    keyring,
     shutdown,
     finished: server.finished,
   };

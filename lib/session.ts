@@ -9,7 +9,9 @@ import type { Config } from "./config.ts";
 import { BusyError, InvalidParamsError, NoProcessError } from "./errors.ts";
 import type { Execution, ExecutionLimits } from "./execution.ts";
 import type { ExecutionRegistry } from "./execution_registry.ts";
+import { logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { truncateText } from "./text_truncate.ts";
 import type { Sink } from "./sink.ts";
 import type { ExecSpec } from "./types.ts";
 
@@ -31,6 +33,11 @@ export interface SessionDeps {
 
 /** Closes the client's connection (code and reason as for a WebSocket close). */
 export type CloseConnection = (code: number, reason: string) => void;
+
+const log = logger("session");
+
+/** Longest command preview in a log line, in characters (cut on a code point boundary). */
+const PREVIEW_CHARS = 200;
 
 /** The config as execution limits. */
 export function executionLimits(config: SessionDeps["config"]): ExecutionLimits {
@@ -74,11 +81,18 @@ export class Session {
   readonly #active = new Set<Execution>();
   #lastActivity = performance.now();
   #closed = false;
+  /**
+   * Executions this session may run at once. Starts at the config's
+   * `maxExecutionsPerSession`; a protocol that runs several at once by
+   * design (MCP) raises it for its sessions.
+   */
+  maxExecutions: number;
 
   /** Creates a session; `closeConnection` ends the client's connection. */
   constructor(deps: SessionDeps, closeConnection: CloseConnection) {
     this.#deps = deps;
     this.#closeConnection = closeConnection;
+    this.maxExecutions = deps.config.maxExecutionsPerSession;
   }
 
   /** Executions running now. */
@@ -110,7 +124,7 @@ export class Session {
    */
   start(spec: ExecSpec, sink: Sink, options: { id?: string; receivedAt?: number } = {}): Execution {
     if (this.#closed) throw new NoProcessError("Session is closed");
-    if (this.#active.size >= this.#deps.config.maxExecutionsPerSession) throw new BusyError();
+    if (this.#active.size >= this.maxExecutions) throw new BusyError();
     let exec: Execution;
     try {
       exec = this.#deps.registry.spawn({
@@ -123,16 +137,31 @@ export class Session {
       });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new InvalidParamsError(`Cannot run '${spec.argv[0]}': program not found`, {
-          data: { field: "args", reason: "program not found" },
+        // The OS does not say which is missing when a cwd was given too.
+        const reason = spec.cwd === undefined
+          ? "program not found"
+          : "program or working directory not found";
+        throw new InvalidParamsError(`Cannot run '${spec.argv[0]}': ${reason}`, {
+          data: { field: spec.cwd === undefined ? "args" : "cwd", reason },
         });
       }
       throw err;
     }
     this.#active.add(exec);
-    void exec.done.then(() => {
+    const ids = { session: this.id, exec: exec.id, pid: exec.pid };
+    // The command, never its env (values may be secrets).
+    log.info("Started {exec} (pid {pid}): {command}", {
+      ...ids,
+      command: truncateText(spec.display, PREVIEW_CHARS),
+    });
+    void exec.done.then((exit) => {
       this.#active.delete(exec);
       this.touch();
+      log.info("Ended {exec}: {status} in {seconds}s", {
+        ...ids,
+        status: exit.status,
+        seconds: exit.executionTime,
+      });
     });
     return exec;
   }
@@ -161,6 +190,17 @@ export class Session {
   /** Executions of this session not yet ended. */
   activeExecutions(): Execution[] {
     return [...this.#active];
+  }
+
+  /** This session's execution `executionId`, running or finished (while retained). */
+  get(executionId: string): Execution | undefined {
+    const exec = this.#deps.registry.get(executionId);
+    return exec?.sessionId === this.id ? exec : undefined;
+  }
+
+  /** This session's executions, running and finished (while retained), oldest first. */
+  executions(): Execution[] {
+    return this.#deps.registry.list().filter((e) => e.sessionId === this.id);
   }
 
   /**

@@ -26,6 +26,11 @@ export interface ExecSpec {
   env: Readonly<Record<string, string>>;
   /** Text written to stdin, which is then closed; undefined closes stdin at once. */
   stdin?: string | undefined;
+  /**
+   * Keep stdin open after writing `stdin`, for input sent later
+   * (`Execution.writeInput`); it closes when asked or when the run ends.
+   */
+  stdinOpen?: boolean | undefined;
   /** Time limit in seconds, not counting time paused; null for none. */
   timeout: number | null;
   timeoutSource: TimeoutSource;

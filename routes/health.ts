@@ -5,6 +5,8 @@
  * @module
  */
 import { Hono } from "hono";
+import { type ApiKeyring, extractKey } from "../lib/auth.ts";
+import { heldPermissions, type PermissionConfig } from "../lib/permissions.ts";
 import type { Config } from "../lib/config.ts";
 import type { ExecutionRegistry } from "../lib/execution_registry.ts";
 import type { Metrics } from "../lib/metrics.ts";
@@ -13,24 +15,30 @@ import type { SessionManager } from "../lib/session_manager.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
-  config: Pick<Config, "maxSessions" | "highWaterMark">;
+  config: Pick<Config, "maxSessions" | "highWaterMark"> & PermissionConfig;
   sessions: SessionManager;
   registry: ExecutionRegistry;
   metrics: Metrics;
   startedAt: number;
   /** Bytes queued on all sockets now. */
   queuedBytes: () => number;
+  /** When it holds keys, figures beyond `status` need one. */
+  keyring: ApiKeyring;
 }
 
 /** The health routes. */
 export function healthRoutes(deps: HealthDeps): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/health", (c) => {
+  app.get("/health", async (c) => {
     const m = deps.metrics;
     const draining = deps.sessions.draining;
+    const status = draining ? "draining" : "healthy";
+    if (deps.keyring.hasKeys && !await deps.keyring.verify(extractKey(c.req.raw).key)) {
+      return c.json({ status }, draining ? 503 : 200);
+    }
     const body = {
-      status: draining ? "draining" : "healthy",
+      status,
       service: "cc_executor_mcp",
       version: PROTOCOL_VERSION,
       active_sessions: deps.sessions.size,
@@ -47,6 +55,8 @@ export function healthRoutes(deps: HealthDeps): Hono {
       mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
+      auth: deps.keyring.hasKeys ? "api_key" : "none",
+      permissions: heldPermissions(deps.config),
     };
     return c.json(body, draining ? 503 : 200);
   });

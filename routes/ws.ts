@@ -25,12 +25,16 @@ export function wsRoutes(deps: WsDeps): Hono {
       return c.text("Expected a WebSocket upgrade", 426, { Upgrade: "websocket" });
     }
     if (deps.sessions.draining) return c.json({ status: "draining" }, 503);
+    // A client offering the `mcp` subprotocol gets it echoed and speaks MCP.
+    const offered = c.req.header("sec-websocket-protocol")?.split(",").map((p) => p.trim());
+    const mcp = offered?.includes("mcp") ?? false;
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
       idleTimeout: deps.pingTimeout,
+      ...(mcp ? { protocol: "mcp" } : {}),
     });
     deps.sockets.add(socket);
     socket.addEventListener("close", () => deps.sockets.delete(socket));
-    attachSocket(socket, deps);
+    attachSocket(socket, deps, { mcp });
     return response;
   };
   app.get("/ws/mcp", upgrade);

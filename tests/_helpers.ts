@@ -60,8 +60,14 @@ export class TestClient {
   }
 
   /** Connects and waits for the socket to open. */
-  static async connect(url: string, protocols?: string | string[]): Promise<TestClient> {
-    const ws = new WebSocket(url, protocols);
+  static async connect(
+    url: string,
+    protocols?: string | string[],
+    headers?: HeadersInit,
+  ): Promise<TestClient> {
+    const ws = headers === undefined
+      ? new WebSocket(url, protocols)
+      : new WebSocket(url, { protocols, headers });
     const client = new TestClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener("open", () => resolve(), { once: true });
@@ -217,8 +223,10 @@ export interface ServerProcess {
 export async function spawnServer(
   flags: Record<string, string> = {},
   env: Record<string, string> = {},
+  options: { script?: string } = {},
 ): Promise<ServerProcess> {
-  const args = ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "--port", "0"];
+  const script = new URL(`../${options.script ?? "main.ts"}`, import.meta.url).pathname;
+  const args = ["run", "-A", script, "--port", "0"];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, v);
   const child = new Deno.Command(Deno.execPath(), {
     args,

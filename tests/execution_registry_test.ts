@@ -62,3 +62,22 @@ Deno.test("ExecutionRegistry.terminateAll() ends every running execution", async
   assert.deepEqual(exits.map((x) => x.status), ["canceled", "canceled"]);
   assert.equal(registry.runningCount, 0);
 });
+
+Deno.test("ExecutionRegistry keeps finished runs' output within a total budget", async () => {
+  const registry = new ExecutionRegistry({
+    retentionSeconds: 60,
+    maxRetained: 10,
+    maxRetainedOutput: 1500,
+  });
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    const e = spawn(registry, ["sh", "-c", "head -c 1000 /dev/zero | tr '\\0' x"]);
+    e.run();
+    await e.done;
+    runs.push(e);
+  }
+  // 3 x 1000 bytes > 1500: the two oldest lost their output, the newest kept it.
+  assert.deepEqual(runs.map((e) => e.output.bytes), [0, 0, 1000]);
+  assert.equal(registry.list().length, 3, "the runs themselves are still listed");
+  assert.equal(runs[0]!.output.next, 1000, "offsets survive the clearing");
+});

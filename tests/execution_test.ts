@@ -96,3 +96,39 @@ Deno.test("Execution timeout reports status timeout with the limit in the error"
   assert.equal(exit.error, "Process timed out after 0.2s");
   assert.equal(exit.signal, "SIGTERM");
 });
+
+/** Waits until the run's output contains `text`. */
+async function outputHas(exec: Execution, text: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (exec.output.since(0).chunks.map((c) => c.data).join("").includes(text)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no "${text}" in the output`);
+}
+
+Deno.test("Execution with stdinOpen takes input while it runs; closing stdin ends cat", async () => {
+  const { exec } = start(spec(["cat"], { stdin: "first\n", stdinOpen: true }));
+  assert.equal(exec.stdinOpen, true);
+  await outputHas(exec, "first\n");
+  assert.equal(await exec.writeInput("second\n"), 7);
+  await outputHas(exec, "second\n");
+  assert.equal(exec.active, true, "cat waits for more");
+  assert.equal(await exec.writeInput("é", true), 2);
+  assert.equal(exec.stdinOpen, false);
+  await assert.rejects(exec.writeInput("more"), { code: -32002, message: "stdin is not open" });
+  const exit = await exec.done;
+  assert.equal(exit.status, "completed");
+  assert.equal(exec.output.since(0).chunks.map((c) => c.data).join(""), "first\nsecond\né");
+});
+
+Deno.test("Execution without stdinOpen refuses input; an ended run closes its stdin", async () => {
+  const { exec } = start(spec(["sleep", "1000"]));
+  assert.equal(exec.stdinOpen, false);
+  await assert.rejects(exec.writeInput("x"), { code: -32002 });
+  await exec.cancel();
+
+  const open = start(spec(["sh", "-c", "exit 0"], { stdinOpen: true })).exec;
+  await open.done;
+  assert.equal(open.stdinOpen, false, "stdin is released when the run ends");
+  await assert.rejects(open.writeInput("x"), { code: -32002 });
+});

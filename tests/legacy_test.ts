@@ -125,16 +125,29 @@ Deno.test("PAUSE, RESUME and CANCEL act on the whole group, replies before notif
     const paused = client.event("paused", id);
     assert.deepEqual((await pauseReply).result, { status: "paused" });
     assert.equal((await paused).params.execution_id, id);
-    // Every process of the group stops (state T; a process inside a system
-    // call shows D until it returns and the stop takes effect).
+    // Every process of the group stops.
     const pids = await groupPids(started.result.pgid);
     assert.ok(pids.length >= 3, `expected sh and two sleeps, got ${pids}`);
+    // Re-list each time: a process that exits (or is forked) meanwhile must not break the check.
     const states = async () =>
-      await Promise.all(pids.map(async (pid) => {
-        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-        return stat.slice(stat.lastIndexOf(")") + 2)[0];
-      }));
-    await eventually(async () => (await states()).every((s) => s === "T"), 5000, "all stopped");
+      (await Promise.all((await groupPids(started.result.pgid)).map(async (pid) => {
+        try {
+          const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+          return stat.slice(stat.lastIndexOf(")") + 2)[0];
+        } catch {
+          return "gone";
+        }
+      }))).filter((s) => s !== "gone");
+    let seen: (string | undefined)[] = [];
+    await eventually(
+      // D: a shell waiting in the kernel for a child that was stopped before
+      // it could exec (vfork); it runs no code of its own until resumed.
+      async () => (seen = await states()).every((s) => s === "T" || s === "D"),
+      5000,
+      "all stopped",
+    ).catch((e) => {
+      throw new Error(`${e.message}: states ${seen.join(",")}`);
+    });
     // And stays stopped: no new output while paused.
     const outputs = () => client.received.filter((t) => t.includes('"process.output"')).length;
     const before = outputs();

@@ -45,3 +45,13 @@ Deno.test("OutputLog stays bounded across many appends", () => {
   assert.equal(log.since(0).chunks.length, 10);
   assert.equal(log.first, 99_900);
 });
+
+Deno.test("OutputLog.clear() drops the text but keeps counting offsets", () => {
+  const log = new OutputLog(100);
+  log.append(chunk(0, "abc"));
+  log.clear();
+  assert.equal(log.bytes, 0);
+  assert.equal(log.next, 3);
+  log.append(chunk(3, "de"));
+  assert.deepEqual(log.since(0).chunks.map((c) => c.data), ["de"]);
+});

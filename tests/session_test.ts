@@ -153,3 +153,49 @@ Deno.test("the /ws alias speaks the same protocol; a plain GET gets 426", async 
     await res.body?.cancel();
   });
 });
+
+Deno.test("Session.get() and executions() see only the session's own runs, finished ones too", async () => {
+  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
+  const manager = new SessionManager({
+    registry,
+    metrics: new Metrics(),
+    config: {
+      maxExecutionsPerSession: 1,
+      chunkSize: 65536,
+      lineLimit: 65536,
+      flushInterval: 5,
+      killGrace: 0.5,
+      orphanGrace: 0.5,
+      outputRetention: 65536,
+    },
+  }, { maxSessions: 2, sessionTimeoutMs: 60_000 });
+  const spec = (argv: string[]) => ({
+    argv,
+    display: argv.join(" "),
+    env: { PATH: "/usr/bin:/bin" },
+    timeout: 10,
+    timeoutSource: "request" as const,
+    idleTimeout: null,
+    framing: "chunk" as const,
+  });
+  const sink = { emit: () => {}, ready: () => Promise.resolve() };
+  const mine = manager.open(() => {});
+  const theirs = manager.open(() => {});
+  const a = mine.start(spec(["true"]), sink);
+  a.run();
+  await a.done;
+  assert.equal(mine.maxExecutions, 1);
+  mine.maxExecutions = 2;
+  const b = mine.start(spec(["sleep", "1000"]), sink);
+  const c = mine.start(spec(["sleep", "1000"]), sink);
+  assert.throws(() => mine.start(spec(["true"]), sink), { code: -32602 });
+  const other = theirs.start(spec(["true"]), sink);
+  assert.equal(mine.get(a.id), a, "a finished run is still found");
+  assert.equal(mine.get(other.id), undefined);
+  assert.equal(theirs.get(a.id), undefined);
+  assert.deepEqual(mine.executions(), [a, b, c]);
+  assert.deepEqual(theirs.executions(), [other]);
+  await manager.remove(mine);
+  await manager.remove(theirs);
+  assert.equal(b.state, "canceled");
+});

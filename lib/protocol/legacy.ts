@@ -5,9 +5,8 @@
  *
  * @module
  */
-import type { Config } from "../config.ts";
 import { ErrorCode, ExecutorError } from "../errors.ts";
-import { resolveExecSpec } from "../exec_request.ts";
+import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import { ControlParams, ExecuteParams, parseParams } from "../exec_params.ts";
 import { logger } from "../log.ts";
 import type { Session } from "../session.ts";
@@ -109,10 +108,7 @@ export function encodeEvent(
 }
 
 /** Settings the protocol reports or applies. */
-export type LegacyConfig = Pick<
-  Config,
-  "shell" | "childEnv" | "defaultTimeout" | "maxTimeout"
->;
+export type LegacyConfig = ExecRequestConfig;
 
 /**
  * One session's legacy protocol endpoint. Messages are handled one at a time,

@@ -3,6 +3,10 @@
  * limit, checks frame size and type, sends keep-alive pings, hands text to
  * the protocol, and on close ends everything the session started.
  *
+ * The protocol is MCP when the client negotiated the `mcp` subprotocol, or
+ * when its first request is `initialize` (that client has already been sent
+ * `connected`, a notification MCP clients ignore); otherwise it is legacy.
+ *
  * @module
  */
 import type { Config } from "../config.ts";
@@ -13,22 +17,37 @@ import type { Session } from "../session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { SocketWriter } from "../socket_writer.ts";
 import { encodeError, toErrorObject } from "./jsonrpc.ts";
-import { LegacyProtocol } from "./legacy.ts";
+import { type LegacyConfig, LegacyProtocol } from "./legacy.ts";
+import { type McpConfig, McpProtocol } from "./mcp.ts";
+import { McpSocketTransport } from "./mcp_socket_transport.ts";
 
 /** What a connection needs from the server. */
 export interface TransportDeps {
   sessions: SessionManager;
   metrics: Metrics;
-  config: Pick<
-    Config,
-    | "highWaterMark"
-    | "maxMessageSize"
-    | "wsPingInterval"
-    | "shell"
-    | "childEnv"
-    | "defaultTimeout"
-    | "maxTimeout"
-  >;
+  config:
+    & Pick<Config, "highWaterMark" | "maxMessageSize" | "wsPingInterval">
+    & LegacyConfig
+    & McpConfig;
+}
+
+/** What takes a socket's frames: the legacy protocol, or the MCP transport. */
+interface SocketProtocol {
+  handle(text: string): void;
+  sendError(code: number, message: string): void;
+}
+
+/** The method of `text` when it is a request (it has an id), else undefined. */
+function requestMethod(text: string): string | undefined {
+  try {
+    const m = JSON.parse(text);
+    if (typeof m === "object" && m !== null && "id" in m && typeof m.method === "string") {
+      return m.method;
+    }
+  } catch {
+    // Not JSON: the protocol answers it.
+  }
+  return undefined;
 }
 
 const log = logger("ws");
@@ -41,13 +60,22 @@ function exceeds(text: string, max: number): boolean {
 }
 
 /**
- * Wires `socket` (already upgraded, not yet open) to a new session.
+ * Wires `socket` (already upgraded, not yet open) to a new session; `mcp`
+ * when the upgrade negotiated the `mcp` subprotocol (Deno's server-side
+ * socket does not report it in `socket.protocol`).
  */
-export function attachSocket(socket: WebSocket, deps: TransportDeps): void {
+export function attachSocket(
+  socket: WebSocket,
+  deps: TransportDeps,
+  options: { mcp?: boolean } = {},
+): void {
   let session: Session | undefined;
-  let protocol: LegacyProtocol | undefined;
+  let protocol: SocketProtocol | undefined;
+  let mcp: McpSocketTransport | undefined;
   let writer: SocketWriter | undefined;
   let pinger: ReturnType<typeof setInterval> | undefined;
+  /** Whether the protocol is settled; until the first request, legacy may turn into MCP. */
+  let decided = false;
   const close = (code: number, reason: string) => {
     try {
       socket.close(code, reason);
@@ -66,11 +94,25 @@ export function attachSocket(socket: WebSocket, deps: TransportDeps): void {
       return;
     }
     writer = new SocketWriter(socket, deps.config.highWaterMark, deps.metrics);
-    protocol = new LegacyProtocol(session, writer, deps.config);
-    writer.send(protocol.connectedMessage());
-    const every = deps.config.wsPingInterval * 1000;
-    if (every > 0) pinger = setInterval(() => writer?.send(protocol!.pingMessage()), every);
     log.debug("Session {session} opened", { session: session.id });
+    // An MCP client is sent nothing before it initializes.
+    if (options.mcp) return startMcp(session, writer);
+    const legacy = new LegacyProtocol(session, writer, deps.config);
+    protocol = legacy;
+    writer.send(legacy.connectedMessage());
+    const every = deps.config.wsPingInterval * 1000;
+    if (every > 0) pinger = setInterval(() => writer?.send(legacy.pingMessage()), every);
+  };
+
+  const startMcp = (session: Session, writer: SocketWriter) => {
+    decided = true;
+    // MCP has no `ping` notification (its ping is a request): keep-alive is left
+    // to WebSocket ping frames (`ws-ping-timeout`).
+    if (pinger !== undefined) clearInterval(pinger);
+    pinger = undefined;
+    mcp = new McpSocketTransport(writer, close);
+    protocol = mcp;
+    void new McpProtocol(session, mcp, deps.config, { ready: () => writer.ready() }).start();
   };
 
   socket.onmessage = (event: MessageEvent) => {
@@ -83,12 +125,20 @@ export function attachSocket(socket: WebSocket, deps: TransportDeps): void {
       return;
     }
     if (exceeds(data, deps.config.maxMessageSize)) return close(1009, "Message too big");
+    if (!decided) {
+      const method = requestMethod(data);
+      if (method !== undefined) {
+        decided = true;
+        if (method === "initialize") startMcp(session!, writer!);
+      }
+    }
     protocol.handle(data);
   };
 
   socket.onclose = () => {
     if (pinger !== undefined) clearInterval(pinger);
     writer?.close();
+    mcp?.closed();
     if (session !== undefined) {
       log.debug("Session {session} closed", { session: session.id });
       void deps.sessions.remove(session);

@@ -1,0 +1,202 @@
+/**
+ * API key checks: where a client presents its key, a keyring that verifies
+ * it without leaking through timing, and helpers that keep keys out of logs.
+ *
+ * @module
+ */
+import { timingSafeEqual } from "node:crypto";
+
+/** Where {@linkcode extractKey} found a key. */
+export type KeySource = "bearer" | "x-api-key" | "query";
+
+/** What {@linkcode extractKey} returns: both null when no key was presented. */
+export interface PresentedKey {
+  key: string | null;
+  source: KeySource | null;
+}
+
+/** Query parameters whose values are secrets and never logged. */
+const SECRET_PARAMS = new Set(["token", "api_key", "key"]);
+const BEARER = /^bearer[ \t]+(.*)$/i;
+
+const encoder = new TextEncoder();
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+/**
+ * A short, stable id of a key for logs and per-client limits: the first 8
+ * hex characters of its SHA-256. Identifies which key was used without
+ * revealing it.
+ *
+ * @param key The key.
+ * @returns 8 lowercase hex characters.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keyFingerprint } from "./auth.ts";
+ * assert.equal(await keyFingerprint("abc"), "ba7816bf");
+ * ```
+ */
+export async function keyFingerprint(key: string): Promise<string> {
+  const digest = await sha256(key);
+  return Array.from(digest.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function normaliseKeys(keys: Iterable<string>): string[] {
+  const result = [...keys].map((k) => k.trim());
+  if (result.some((k) => k === "")) throw new TypeError("API keys cannot be empty");
+  return result;
+}
+
+/**
+ * The configured API keys. Only their SHA-256 digests are kept. A presented
+ * key is hashed too and compared with every digest in constant time, so how
+ * long a check takes reveals neither how much of a key matched (digests
+ * of near-identical keys share no prefix) nor which key did.
+ *
+ * A keyring without keys verifies nothing: whether that means "no auth" is
+ * the caller's decision, made with {@linkcode ApiKeyring.hasKeys}.
+ *
+ * @example Verify, then rotate keys
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ApiKeyring } from "./auth.ts";
+ * const keyring = new ApiKeyring(["alpha-key", "beta-key"]);
+ * assert.equal(await keyring.verify("beta-key"), true);
+ * assert.equal(await keyring.verify("beta"), false);
+ * keyring.replace(ApiKeyring.parseKeysFile("# rotated\ngamma-key\n"));
+ * assert.equal(await keyring.verify("beta-key"), false);
+ * assert.equal(await keyring.verify("gamma-key"), true);
+ * ```
+ */
+export class ApiKeyring {
+  #count = 0;
+  #digests: Promise<Uint8Array[]> = Promise.resolve([]);
+
+  /**
+   * Builds a keyring; surrounding whitespace of each key is trimmed.
+   *
+   * @throws {TypeError} when a key is empty, which would let an empty key in.
+   */
+  constructor(keys: Iterable<string> = []) {
+    this.replace(keys);
+  }
+
+  /**
+   * Parses a keys file: one key per line; blank lines and lines starting
+   * with `#` are skipped; surrounding whitespace (and a CR) is trimmed. A
+   * `#` later in a line is part of the key.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { ApiKeyring } from "./auth.ts";
+   * assert.deepEqual(ApiKeyring.parseKeysFile("# ops\n  k1  \r\n\nk#2\n"), ["k1", "k#2"]);
+   * ```
+   */
+  static parseKeysFile(text: string): string[] {
+    return text.split("\n").map((line) => line.trim()).filter((line) =>
+      line !== "" && !line.startsWith("#")
+    );
+  }
+
+  /** Whether any key is configured. */
+  get hasKeys(): boolean {
+    return this.#count > 0;
+  }
+
+  /**
+   * Swaps in a new set of keys (on SIGHUP). Checks already running finish
+   * against the keys they started with.
+   *
+   * @throws {TypeError} when a key is empty; the old keys then stay in place.
+   */
+  replace(keys: Iterable<string>): void {
+    const list = normaliseKeys(keys);
+    this.#count = list.length;
+    this.#digests = Promise.all(list.map(sha256));
+  }
+
+  /**
+   * Whether `presented` is one of the keys. Every configured key is
+   * compared, whichever matches.
+   *
+   * @param presented The key a client sent, or null when it sent none.
+   * @returns false for null, and always when no key is configured.
+   */
+  async verify(presented: string | null): Promise<boolean> {
+    if (presented === null) return false;
+    const digests = await this.#digests;
+    const candidate = await sha256(presented);
+    let matched = 0;
+    for (const digest of digests) {
+      // `|` rather than `||`: no short circuit, every digest is compared.
+      matched |= timingSafeEqual(digest, candidate) ? 1 : 0;
+    }
+    return matched === 1;
+  }
+}
+
+/**
+ * Finds the key a request presents, in order of preference:
+ * `Authorization: Bearer <key>` (scheme in any case), `X-API-Key: <key>`,
+ * then `?token=<key>` for clients that cannot set headers (browsers opening
+ * a WebSocket). Other `Authorization` schemes and empty values are skipped.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { extractKey } from "./auth.ts";
+ * const req = new Request("http://host/ws", { headers: { authorization: "bearer k1" } });
+ * assert.deepEqual(extractKey(req), { key: "k1", source: "bearer" });
+ * assert.deepEqual(extractKey(new Request("http://host/ws?token=k2")), { key: "k2", source: "query" });
+ * ```
+ */
+export function extractKey(req: Request): PresentedKey {
+  const bearer = BEARER.exec(req.headers.get("authorization")?.trim() ?? "")?.[1]?.trim();
+  if (bearer) return { key: bearer, source: "bearer" };
+  const header = req.headers.get("x-api-key")?.trim();
+  if (header) return { key: header, source: "x-api-key" };
+  const token = new URL(req.url).searchParams.get("token");
+  if (token) return { key: token, source: "query" };
+  return { key: null, source: null };
+}
+
+function isSecretParam(rawName: string): boolean {
+  let name = rawName.replaceAll("+", " ");
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    // Malformed escapes: compare the raw text.
+  }
+  return SECRET_PARAMS.has(name.toLowerCase());
+}
+
+/**
+ * Replaces the values of the `token`, `api_key` and `key` query parameters
+ * (names matched in any case and percent-encoding) with `***`, leaving the
+ * rest of the text as it was. Takes absolute URLs and bare paths alike and
+ * never throws, so it is safe on any text bound for a log.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { redactUrl } from "./auth.ts";
+ * assert.equal(redactUrl("http://h/ws?token=s3cret&x=1"), "http://h/ws?token=***&x=1");
+ * assert.equal(redactUrl("/ws?API_KEY=s3cret"), "/ws?API_KEY=***");
+ * ```
+ */
+export function redactUrl(url: string): string {
+  const start = url.indexOf("?");
+  if (start === -1) return url;
+  const hash = url.indexOf("#", start);
+  const end = hash === -1 ? url.length : hash;
+  const query = url.slice(start + 1, end).split("&").map((pair) => {
+    const eq = pair.indexOf("=");
+    return eq !== -1 && isSecretParam(pair.slice(0, eq)) ? `${pair.slice(0, eq)}=***` : pair;
+  }).join("&");
+  return url.slice(0, start + 1) + query + url.slice(end);
+}

@@ -1,0 +1,180 @@
+/**
+ * The Deno permission flags the service needs for a given config, and no
+ * more: `deno task start` and `deno task compile` run the service under
+ * exactly these. They limit the service itself; a spawned command has the
+ * OS user's full rights whatever they are (README, "Security").
+ *
+ * @module
+ */
+import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
+
+/** What the flags depend on. */
+export type PermissionConfig = Pick<
+  Config,
+  | "host"
+  | "port"
+  | "apiKeysFile"
+  | "workspaceRoots"
+  | "allowedCommands"
+  | "envAllowlist"
+  | "redisUrl"
+  | "dataDir"
+  | "ephemeral"
+  | "hooksConfig"
+>;
+
+/** Env vars read by libraries, or to place the data directory. */
+const LIBRARY_ENV = ["REDIS_DEBUG_MAINTENANCE", "NO_COLOR", "XDG_DATA_HOME"];
+
+/**
+ * Programs the service itself runs: `kill` signals groups under a scoped
+ * --allow-run; `nvidia-smi` reads GPU load (absent: no GPU figure).
+ */
+const SERVICE_PROGRAMS = ["kill", "nvidia-smi"];
+
+/** host:port of a Redis URL, for --allow-net. */
+function redisHost(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "6379"}`;
+  } catch {
+    return null;
+  }
+}
+
+function netHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/** One permission: every use (`true`) or a list of hosts, paths, names or programs. */
+export type Scope = true | readonly string[];
+
+/** The permissions the service needs, by Deno permission name. */
+export interface PermissionSet {
+  net: Scope;
+  read: Scope;
+  write: Scope;
+  env: Scope;
+  run: Scope;
+  sys: Scope;
+}
+
+/**
+ * What the service needs for `config`.
+ *
+ * `run` is unscoped unless `allowed-commands` is set: a shell command may
+ * run any program, and `Deno.kill(-pgid)` (signalling a whole process group)
+ * needs it; with an allowlist, it is that list plus `kill`.
+ */
+export function requiredPermissions(
+  config: PermissionConfig,
+  hookPrograms: readonly string[] = [],
+): PermissionSet {
+  const host = netHost(config.host);
+  // /proc: process-group checks and the resource monitor.
+  const read = ["/proc"];
+  const write: string[] = [];
+  if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
+  if (config.hooksConfig !== "") read.push(config.hooksConfig);
+  read.push(...config.workspaceRoots);
+  if (config.redisUrl === "" && !config.ephemeral) {
+    read.push(config.dataDir);
+    write.push(config.dataDir);
+  }
+  const net = [config.port === 0 ? host : `${host}:${config.port}`];
+  const redis = config.redisUrl === "" ? null : redisHost(config.redisUrl);
+  if (redis !== null) net.push(redis);
+  const env = [
+    ...configEnvNames(),
+    ...Object.keys(CHILD_ENV_DEFAULTS),
+    ...config.envAllowlist,
+    ...LIBRARY_ENV,
+  ];
+  return {
+    net,
+    read,
+    write,
+    env: [...new Set(env)],
+    run: config.allowedCommands.length > 0
+      ? [...new Set([...config.allowedCommands, ...SERVICE_PROGRAMS, ...hookPrograms])]
+      : true,
+    sys: ["loadavg", "systemMemoryInfo"],
+  };
+}
+
+/**
+ * The permission flags for `config`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { permissionFlags } from "./permissions.ts";
+ * const flags = permissionFlags({ host: "127.0.0.1", port: 8003, apiKeysFile: "",
+ *   workspaceRoots: [], allowedCommands: ["git"], envAllowlist: [], redisUrl: "",
+ *   dataDir: "/var/lib/cc-executor", ephemeral: false, hooksConfig: "" });
+ * assert.ok(flags.includes("--allow-net=127.0.0.1:8003"));
+ * assert.ok(flags.includes("--allow-run=git,kill,nvidia-smi"));
+ * assert.ok(flags.includes("--allow-write=/var/lib/cc-executor"));
+ * ```
+ */
+export function permissionFlags(
+  config: PermissionConfig,
+  hookPrograms: readonly string[] = [],
+): string[] {
+  return Object.entries(requiredPermissions(config, hookPrograms)).flatMap(([name, scope]) =>
+    scope === true
+      ? [`--allow-${name}`]
+      : scope.length > 0
+      ? [`--allow-${name}=${scope.join(",")}`]
+      : []
+  );
+}
+
+/** How much of a permission the running service holds. */
+export interface HeldPermission {
+  /** `all`: unscoped; `scoped`: only `scope`; `none`. */
+  state: "all" | "scoped" | "none";
+  scope?: string[];
+}
+
+const PERMISSION_NAMES = ["net", "read", "write", "env", "run", "sys", "ffi", "import"] as const;
+
+function descriptor(name: keyof PermissionSet, entry: string): Deno.PermissionDescriptor {
+  switch (name) {
+    case "net":
+      return { name, host: entry };
+    case "read":
+    case "write":
+      return { name, path: entry };
+    case "env":
+      return { name, variable: entry };
+    case "run":
+      return { name, command: entry };
+    case "sys":
+      return { name, kind: entry as Deno.SysPermissionDescriptor["kind"] };
+  }
+}
+
+/**
+ * The permissions this process holds, for `/health`. Deno reports a scoped
+ * grant as "prompt", so each entry the config needs is checked on its own.
+ */
+export function heldPermissions(config: PermissionConfig): Record<string, HeldPermission> {
+  const needed = requiredPermissions(config);
+  const out: Record<string, HeldPermission> = {};
+  for (const name of PERMISSION_NAMES) {
+    if (Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted") {
+      out[name] = { state: "all" };
+      continue;
+    }
+    const wanted = name in needed ? needed[name as keyof PermissionSet] : [];
+    const scope = wanted === true
+      ? []
+      : wanted.filter((entry) =>
+        Deno.permissions.querySync(descriptor(name as keyof PermissionSet, entry)).state ===
+          "granted"
+      );
+    out[name] = scope.length > 0 ? { state: "scoped", scope } : { state: "none" };
+  }
+  return out;
+}

@@ -1,0 +1,382 @@
+/**
+ * What the classifier knows about programs: their category and usual
+ * complexity, how to find their sub-command, and which programs merely wrap
+ * another command (`sudo`, `timeout 5`, `uv run`, ...).
+ *
+ * @module
+ */
+
+import type { Complexity } from "./classify.ts";
+
+/** Category and complexity of a program or one of its sub-commands. */
+export interface Profile {
+  category: string;
+  complexity: Complexity;
+}
+
+/** How a program's first argument is read. */
+export type SubcommandKind =
+  /** `git clone`, `cargo build`: the first non-option word. */
+  | "subcommand"
+  /** `python tools/gen.py`: the script's file name. */
+  | "script"
+  /** `make test`: the first target (not a `VAR=value`). */
+  | "target"
+  /** `sleep 30`: the duration in seconds. */
+  | "seconds";
+
+interface ProgramInfo extends Profile {
+  kind?: SubcommandKind;
+  /** Profiles of sub-commands (or targets) that differ from the program's. */
+  sub?: Record<string, Profile>;
+  /** Options of this program (before the sub-command) that take a value. */
+  valued?: readonly string[];
+}
+
+const p = (category: string, complexity: Complexity): Profile => ({ category, complexity });
+
+function many(names: string, info: ProgramInfo): Record<string, ProgramInfo> {
+  return Object.fromEntries(names.split(" ").map((n) => [n, info]));
+}
+
+function subs(entries: Record<string, Profile>): Record<string, Profile> {
+  const out: Record<string, Profile> = {};
+  for (const [names, profile] of Object.entries(entries)) {
+    for (const n of names.split(" ")) out[n] = profile;
+  }
+  return out;
+}
+
+const JS_PM: ProgramInfo = {
+  ...p("package", "low"),
+  kind: "subcommand",
+  valued: ["--prefix", "-C", "--dir", "--filter", "-w", "--workspace", "--cwd"],
+  sub: subs({
+    "install i ci add update upgrade up": p("package", "medium"),
+    "test t": p("test", "medium"),
+    "build": p("build", "medium"),
+    "lint": p("lint", "low"),
+    "ls list view info outdated init why": p("package", "simple"),
+  }),
+};
+
+const PY_PM: ProgramInfo = {
+  ...p("package", "low"),
+  kind: "subcommand",
+  sub: subs({
+    "install add sync lock update upgrade create env": p("package", "medium"),
+    "uninstall remove": p("package", "low"),
+    "list show freeze search info": p("package", "simple"),
+  }),
+};
+
+const OS_PM: ProgramInfo = {
+  ...p("package", "low"),
+  kind: "subcommand",
+  sub: subs({
+    "install upgrade dist-upgrade full-upgrade reinstall": p("package", "high"),
+    "update remove purge autoremove": p("package", "low"),
+    "search list show info policy": p("package", "simple"),
+  }),
+};
+
+const CONTAINER: ProgramInfo = {
+  ...p("container", "low"),
+  kind: "subcommand",
+  valued: ["-H", "--host", "--context", "-c", "--config", "-l", "--log-level"],
+  sub: subs({
+    "build buildx": p("container", "high"),
+    "pull push run": p("container", "medium"),
+    "compose": p("container", "medium"),
+    "compose:up compose:build": p("container", "high"),
+    "compose:down compose:ps compose:logs": p("container", "low"),
+    "ps images logs inspect version info": p("container", "trivial"),
+    "stop rm rmi kill start restart": p("container", "simple"),
+  }),
+};
+
+const TEST: ProgramInfo = p("test", "medium");
+const LINT: ProgramInfo = p("lint", "simple");
+const BUILD_TOOL: ProgramInfo = { ...p("build", "high"), kind: "target" };
+
+/** Programs by name (after path and version normalisation, see {@linkcode normalizeProgram}). */
+export const PROGRAMS: Readonly<Record<string, ProgramInfo>> = {
+  ...many(
+    "ls cat echo printf pwd whoami date true false head tail wc which uname hostname id touch " +
+      "mkdir rm rmdir cp mv ln chmod chown stat df ps kill cut sort uniq tr tee basename dirname " +
+      "realpath readlink test [ jq yq env printenv free uptime nproc",
+    p("shell", "trivial"),
+  ),
+  ...many(
+    "grep egrep rg ag fd find du sed awk diff cmp file md5sum sha256sum",
+    p("shell", "simple"),
+  ),
+  ...many("tar zip unzip gzip gunzip xz bzip2 zstd 7z", p("shell", "low")),
+  sleep: { ...p("wait", "trivial"), kind: "seconds" },
+  git: {
+    ...p("vcs", "simple"),
+    kind: "subcommand",
+    valued: ["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"],
+    sub: subs({
+      "clone": p("vcs", "medium"),
+      "fetch pull push submodule gc lfs bisect": p("vcs", "low"),
+      "status log diff show branch add commit checkout switch restore reset rev-parse config remote tag stash init mv rm blame describe ls-files":
+        p("vcs", "trivial"),
+    }),
+  },
+  ...many("gh hg svn", { ...p("vcs", "simple"), kind: "subcommand" }),
+  ...many("npm pnpm yarn bun", JS_PM),
+  ...many("pip uv poetry pipenv conda mamba micromamba", PY_PM),
+  ...many("apt apt-get dnf yum apk brew pacman zypper snap", OS_PM),
+  cargo: {
+    ...p("build", "low"),
+    kind: "subcommand",
+    sub: subs({
+      "build b install": p("build", "high"),
+      "check c clippy doc": p("build", "medium"),
+      "test t bench": p("test", "high"),
+      "run r": p("script", "medium"),
+      "fmt": p("lint", "trivial"),
+      "update fetch": p("package", "low"),
+      "new init": p("shell", "trivial"),
+    }),
+  },
+  go: {
+    ...p("build", "low"),
+    kind: "subcommand",
+    sub: subs({
+      "build install": p("build", "medium"),
+      "test": p("test", "medium"),
+      "run generate": p("script", "low"),
+      "mod get": p("package", "low"),
+      "vet": p("lint", "low"),
+      "fmt version env": p("lint", "trivial"),
+    }),
+  },
+  deno: {
+    ...p("script", "low"),
+    kind: "subcommand",
+    sub: subs({
+      "test bench": p("test", "medium"),
+      "compile": p("build", "medium"),
+      "fmt lint": p("lint", "simple"),
+      "check": p("lint", "low"),
+      "install add cache outdated": p("package", "low"),
+    }),
+  },
+  dotnet: {
+    ...p("build", "medium"),
+    kind: "subcommand",
+    sub: subs({
+      "test": p("test", "medium"),
+      "run": p("script", "low"),
+      "restore": p("package", "low"),
+    }),
+  },
+  ...many("make gmake", {
+    ...p("build", "medium"),
+    kind: "target",
+    valued: ["-C", "-f", "--file", "--directory", "-j", "--jobs", "-l", "-o", "-W"],
+    sub: subs({
+      "test check tests": p("test", "medium"),
+      "clean distclean": p("shell", "trivial"),
+      "lint fmt format": p("lint", "low"),
+    }),
+  }),
+  ...many("cmake meson tsc webpack vite esbuild rollup parcel", p("build", "low")),
+  ninja: { ...p("build", "medium"), kind: "target" },
+  ...many("gradle gradlew mvn mvnw sbt ant bazel bazelisk", BUILD_TOOL),
+  ...many("pytest py.test jest vitest mocha ava karma phpunit rspec ctest nose2", TEST),
+  ...many("tox nox playwright cypress", p("test", "high")),
+  ...many(
+    "eslint prettier ruff black isort flake8 shellcheck biome stylelint clang-format rustfmt gofmt",
+    LINT,
+  ),
+  ...many("mypy pylint pyright", p("lint", "low")),
+  ...many("docker podman nerdctl", CONTAINER),
+  "docker-compose": {
+    ...p("container", "medium"),
+    kind: "subcommand",
+    sub: subs({ "up build": p("container", "high"), "down ps logs": p("container", "low") }),
+  },
+  kubectl: {
+    ...p("container", "low"),
+    kind: "subcommand",
+    valued: ["-n", "--namespace", "--context", "--kubeconfig"],
+    sub: subs({
+      "get describe logs version config": p("container", "simple"),
+      "rollout wait": p("container", "medium"),
+    }),
+  },
+  helm: {
+    ...p("container", "low"),
+    kind: "subcommand",
+    sub: subs({ "install upgrade": p("container", "medium") }),
+  },
+  ...many("terraform tofu", {
+    ...p("infra", "low"),
+    kind: "subcommand",
+    sub: subs({
+      "plan": p("infra", "medium"),
+      "apply destroy": p("infra", "high"),
+      "fmt validate version": p("infra", "simple"),
+    }),
+  }),
+  ...many("curl wget http https xh", p("network", "low")),
+  ...many("ssh scp rsync sftp", p("network", "medium")),
+  ...many("ping dig nslookup host nc", p("network", "simple")),
+  ...many(
+    "python node ruby perl php bash sh zsh dash ksh fish tsx ts-node rscript lua julia java",
+    { ...p("script", "low"), kind: "script" },
+  ),
+  claude: p("claude", "medium"),
+};
+
+/** Unknown programs. */
+export const UNKNOWN_PROFILE: Profile = p("other", "low");
+
+/** Scripts of `npm run` (and `deno task`) by what their name suggests. */
+export function runScriptProfile(script: string): Profile {
+  if (/test|spec|e2e/.test(script)) return p("test", "medium");
+  if (/build|compile|bundle|dist/.test(script)) return p("build", "medium");
+  if (/lint|format|fmt|check|typecheck|tsc/.test(script)) return p("lint", "low");
+  // Dev servers and watchers run until stopped.
+  if (/^(dev|start|serve|watch)\b/.test(script)) return p("server", "extreme");
+  return p("script", "low");
+}
+
+/** `sleep N[smhd]` in seconds, or null. */
+export function sleepSeconds(arg: string | undefined): number | null {
+  const m = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(arg ?? "");
+  if (!m) return null;
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+/**
+ * A sleep's complexity: the smallest level whose default limit (see
+ * `lib/timing/estimate.ts`) still leaves 20 % headroom over the sleep.
+ */
+export function sleepComplexity(seconds: number): Complexity {
+  const levels: [number, Complexity][] = [
+    [12, "trivial"],
+    [25, "simple"],
+    [50, "low"],
+    [150, "medium"],
+    [300, "high"],
+    [500, "complex"],
+  ];
+  return levels.find(([max]) => seconds <= max)?.[1] ?? "extreme";
+}
+
+/** Profile of `program` with optional `subcommand`. */
+export function profileOf(program: string, subcommand: string | null): Profile {
+  const info = PROGRAMS[program];
+  if (!info) return UNKNOWN_PROFILE;
+  if (subcommand !== null) {
+    if (info.kind === "seconds") {
+      const s = sleepSeconds(subcommand);
+      return s === null ? info : p(info.category, sleepComplexity(s));
+    }
+    // `npm run build` is classed as `run:build`, by what its script name suggests.
+    const run = /^(?:run|run-script|task):(.+)$/.exec(subcommand);
+    if (run) return runScriptProfile(run[1]!);
+    const own = info.sub?.[subcommand] ?? info.sub?.[subcommand.split(":")[0]!];
+    if (own) return own;
+  }
+  return { category: info.category, complexity: info.complexity };
+}
+
+/** Kind and valued options of `program`. */
+export function programInfo(
+  program: string,
+): { kind: SubcommandKind | undefined; valued: readonly string[] } {
+  const info = PROGRAMS[program];
+  return { kind: info?.kind, valued: info?.valued ?? [] };
+}
+
+/**
+ * `/usr/bin/python3.12` → `python`, `./gradlew` → `gradlew`, `pip3` → `pip`:
+ * one name per program so their histories pool.
+ */
+export function normalizeProgram(word: string): string {
+  const base = (word.split("/").pop() ?? word).toLowerCase();
+  if (/^python[\d.]*$/.test(base)) return "python";
+  if (/^pip[\d.]*$/.test(base)) return "pip";
+  if (base === "nodejs") return "node";
+  if (base === "py.test") return "pytest";
+  return base;
+}
+
+/** A wrapper runs the command that follows it; see {@linkcode WRAPPERS}. */
+export interface Wrapper {
+  /** Options that take a value. */
+  valued: readonly string[];
+  /** Positional words before the wrapped command (`timeout 5`: the duration). */
+  skip?: number;
+  /** The wrapper is a sub-command: `uv run`, `npm exec`. */
+  via?: readonly string[];
+}
+
+/** Programs that only run another command, by name. */
+export const WRAPPERS: Readonly<Record<string, Wrapper>> = {
+  sudo: {
+    valued: ["-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "--user", "--group"],
+  },
+  doas: { valued: ["-u", "-C"] },
+  env: { valued: ["-u", "-C", "--unset", "--chdir"] },
+  timeout: { valued: ["-s", "-k", "--signal", "--kill-after"], skip: 1 },
+  nice: { valued: ["-n", "--adjustment"] },
+  ionice: { valued: ["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"] },
+  nohup: { valued: [] },
+  time: { valued: ["-f", "-o", "--format", "--output"] },
+  exec: { valued: ["-a"] },
+  command: { valued: [] },
+  builtin: { valued: [] },
+  stdbuf: { valued: ["-i", "-o", "-e"] },
+  taskset: { valued: [], skip: 1 },
+  chrt: { valued: [], skip: 1 },
+  unbuffer: { valued: [] },
+  "xvfb-run": { valued: ["-s", "-n", "-e", "-f", "-p", "--server-args", "--server-num"] },
+  npx: { valued: ["-p", "--package", "-c", "--call"] },
+  bunx: { valued: ["-p", "--package"] },
+  pnpx: { valued: [] },
+  uv: {
+    valued: ["--with", "--python", "-p", "--project", "--directory", "--env-file", "--extra"],
+    via: ["run", "tool run", "x"],
+  },
+  uvx: { valued: ["--with", "--python", "-p", "--from"] },
+  poetry: { valued: [], via: ["run"] },
+  pipenv: { valued: [], via: ["run"] },
+  bundle: { valued: [], via: ["exec"] },
+  conda: { valued: ["-n", "--name", "-p", "--prefix"], via: ["run"] },
+  npm: { valued: ["-p", "--package", "-c", "--call"], via: ["exec", "x"] },
+  pnpm: { valued: [], via: ["exec", "dlx"] },
+  yarn: { valued: [], via: ["exec", "dlx"] },
+};
+
+/** Commands that only prepare the shell for the command that matters. */
+export const SETUP_PROGRAMS: ReadonlySet<string> = new Set([
+  "cd",
+  "pushd",
+  "popd",
+  "export",
+  "source",
+  ".",
+  "set",
+  "unset",
+  "umask",
+  "ulimit",
+  "alias",
+  "true",
+  ":",
+  "mkdir",
+  "for",
+  "while",
+  "until",
+  "if",
+  "fi",
+  "done",
+  "esac",
+  "case",
+]);

@@ -1,0 +1,479 @@
+/**
+ * Command → class, the key under which timing history is learned. Explicit
+ * tags win; `claude -p "<prompt>"` is classed by what the prompt asks; any
+ * other command by its program and sub-command.
+ *
+ * Class names are parseable ({@linkcode parseClass}), so the estimator can
+ * find similar classes from names alone:
+ * - `tag:<category>:<task>:<complexity>`
+ * - `claude:<kind>:<complexity>`
+ * - `cmd:<program>` or `cmd:<program>:<subcommand>`
+ *
+ * @module
+ */
+
+import { splitCommands } from "./_shell_words.ts";
+import {
+  normalizeProgram,
+  profileOf,
+  programInfo,
+  SETUP_PROGRAMS,
+  sleepSeconds,
+  WRAPPERS,
+} from "./_programs.ts";
+
+/** Complexity levels, least to most. */
+export const COMPLEXITIES = [
+  "trivial",
+  "simple",
+  "low",
+  "medium",
+  "high",
+  "complex",
+  "extreme",
+] as const;
+
+/** How much work a command is expected to be. */
+export type Complexity = typeof COMPLEXITIES[number];
+
+/** Where a classification came from. */
+export type ClassSource = "tags" | "claude_prompt" | "program";
+
+/** A command's class and what it was derived from. */
+export interface CommandClass {
+  /** The history key, e.g. `cmd:git:clone`, `claude:code:low`, `tag:research:summary:high`. */
+  class: string;
+  /** Broad kind of work: `vcs`, `test`, `build`, `claude`, a tag's category, ... */
+  category: string;
+  /** The program run, with wrappers (`sudo`, `timeout 5`, `VAR=1`) and its path removed. */
+  program: string;
+  /** Sub-command (`clone`), make target, script name, or what a prompt asks (`code`). */
+  subcommand: string | null;
+  complexity: Complexity;
+  source: ClassSource;
+}
+
+/** What {@linkcode parseClass} recovers from a class name. */
+export interface ClassTraits {
+  category: string;
+  complexity: Complexity;
+  /** Null for tag classes, whose names do not carry the program. */
+  program: string | null;
+  subcommand: string | null;
+}
+
+/**
+ * Position of `c` in {@linkcode COMPLEXITIES} (0 = trivial).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { complexityRank } from "./classify.ts";
+ * assert.ok(complexityRank("high") > complexityRank("medium"));
+ * ```
+ */
+export function complexityRank(c: Complexity): number {
+  return COMPLEXITIES.indexOf(c);
+}
+
+/** True when `value` names a complexity level. */
+export function isComplexity(value: string): value is Complexity {
+  return (COMPLEXITIES as readonly string[]).includes(value);
+}
+
+/**
+ * Classifies a shell command line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { classify } from "./classify.ts";
+ * assert.equal(classify("sudo -E FOO=1 /usr/bin/git clone https://x/y.git").class, "cmd:git:clone");
+ * assert.equal(classify(`claude -p "What is 2+2?"`).complexity, "trivial");
+ * assert.equal(classify("[category:etl][task:load][complexity:high] ./load.sh").class,
+ *   "tag:etl:load:high");
+ * ```
+ */
+export function classify(command: string): CommandClass {
+  const tags = readTags(command);
+  const derived = classifyUntagged(tags.rest, 0);
+  if (tags.category === undefined && tags.task === undefined && tags.complexity === undefined) {
+    return derived;
+  }
+  const category = tags.category ?? derived.category;
+  const task = tags.task ?? "any";
+  const complexity = tags.complexity ?? derived.complexity;
+  return {
+    class: `tag:${category}:${task}:${complexity}`,
+    category,
+    program: derived.program,
+    subcommand: derived.subcommand,
+    complexity,
+    source: "tags",
+  };
+}
+
+/**
+ * Recovers category, complexity, program and sub-command from a class name
+ * made by {@linkcode classify}; null for anything else.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseClass } from "./classify.ts";
+ * assert.deepEqual(parseClass("cmd:git:clone"), {
+ *   category: "vcs", complexity: "medium", program: "git", subcommand: "clone",
+ * });
+ * assert.equal(parseClass("nonsense"), null);
+ * ```
+ */
+export function parseClass(cls: string): ClassTraits | null {
+  const [head, ...parts] = cls.split(":");
+  if (head === "cmd" && parts[0]) {
+    const program = parts[0];
+    const subcommand = parts.length > 1 ? parts.slice(1).join(":") : null;
+    return { ...profileOf(program, subcommand), program, subcommand };
+  }
+  if (head === "claude" && parts.length === 2 && isComplexity(parts[1]!)) {
+    return { category: "claude", complexity: parts[1], program: "claude", subcommand: parts[0]! };
+  }
+  if (head === "tag" && parts.length === 3 && isComplexity(parts[2]!)) {
+    return { category: parts[0]!, complexity: parts[2], program: null, subcommand: parts[1]! };
+  }
+  return null;
+}
+
+/** Kinds of request a prompt makes, first match wins. */
+const PROMPT_KINDS: [string, RegExp][] = [
+  ["refactor", /\b(refactor\w*|restructur\w*|clean ?up|reorgani[sz]e)\b/],
+  ["debug", /\b(debug\w*|fix\w*|bugs?|failing|fails|traceback|crash\w*)\b/],
+  ["test", /\b(tests?|testing|pytest|unit tests?|coverage)\b/],
+  ["review", /\b(review\w*|audit\w*|analy[sz]\w*|assess\w*)\b/],
+  ["docs", /\b(document\w*|readme|docstrings?|comments?)\b/],
+  ["summary", /\b(summari[sz]\w*|summary|tl;?dr)\b/],
+  ["build", /\b(implement\w*|build\w*|create|develop\w*|scaffold\w*|design\w*)\b/],
+  ["code", /\b(write|function|class|script|code|program|regex|sql|query)\b/],
+  ["question", /\b(what|why|how|who|when|where|which|explain|list|hello|hi|define)\b|\?\s*$/],
+];
+
+const BUILD_VERB = "(?:refactor|implement|build|debug|rewrite|design|migrate|create|develop)";
+
+/** Keyword rules, most complex first; a prompt takes the highest level any rule gives. */
+const PROMPT_RULES: [Complexity, RegExp][] = [
+  ["extreme", /\b(entire|whole|full)\s+(code\s*base|repo(sitory)?|monorepo|project|system)\b/],
+  ["extreme", /\barchitecture\b|\bmulti[- ]?file\s+(system|project|application|app)\b/],
+  ["extreme", /\bmicroservices?\b|\bfrom scratch\b.*\b(system|platform|framework)\b/],
+  ["complex", new RegExp(`\\b${BUILD_VERB}\\w*\\b.{0,40}\\b(whole|entire|complete|full)\\b`)],
+  [
+    "complex",
+    /\b(complete|full[- ]featured|production[- ]ready|comprehensive)\b.{0,40}\b(app|application|service|server|api|system|library|tool|suite|implementation)\b/,
+  ],
+  ["complex", /\b(web|rest|graphql)\s*(app|application|api|server|service)\b|\btest suite\b/],
+  ["high", new RegExp(`\\b${BUILD_VERB}\\w*\\b`)],
+  ["high", /\b(optimi[sz]e|integrate|multiple files|investigate|in[- ]depth|research)\b/],
+  [
+    "medium",
+    /\bwrite\b.{0,40}\b(class|module|script|program|tests?|cli|parser|component|library)\b/,
+  ],
+  ["medium", /\bwrite\b.{0,40}\bfunctions?\b.{0,80}\b(tests?|edge cases?|errors?|validat\w*)\b/],
+  ["medium", /\b(analy[sz]e|review|fix|compare|generate|document)\b/],
+  ["medium", /\bexplain\b.{0,30}\b(code|codebase|file|algorithm|how .* works)\b/],
+  [
+    "low",
+    /\bwrite\b.{0,40}\b(functions?|snippet|one[- ]liner|regex|query|sql|haiku|poem|email|paragraph|story)\b/,
+  ],
+  ["low", /\b(summari[sz]e|translate|convert|rephrase|explain)\b/],
+  ["simple", /\b(define|definition|calculate|compute|why|how (do|does|to|many|much))\b/],
+  ["simple", /\b(one|single|short) (sentence|word|line|answer)\b|\bbriefly\b/],
+  ["trivial", /^\s*(hi|hello|hey|ping)\b/],
+  ["trivial", /\bwhat(\s+is|'s)\b|\blist\b|\bwhat time\b/],
+  ["trivial", /\b(say|print|echo|respond with|reply with|return) /],
+  ["trivial", /^\s*[\d\s.()+\-*/^]+[=?]?\s*$/],
+];
+
+/** Prompt lengths (characters) that make a prompt at least this complex. */
+const LENGTH_FLOORS: [number, Complexity][] = [
+  [4000, "extreme"],
+  [2000, "complex"],
+  [1000, "high"],
+  [500, "medium"],
+  [200, "low"],
+];
+
+/**
+ * Classes a `claude -p` prompt by what it asks (keywords) and how long it is.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { classifyPrompt } from "./classify.ts";
+ * assert.deepEqual(classifyPrompt("Write a function that reverses a string"),
+ *   { kind: "code", complexity: "low" });
+ * assert.equal(classifyPrompt("Refactor the entire codebase to async").complexity, "extreme");
+ * ```
+ */
+export function classifyPrompt(prompt: string): { kind: string; complexity: Complexity } {
+  const text = prompt.toLowerCase().replace(/\s+/g, " ").trim();
+  if (text === "") return { kind: "general", complexity: "medium" };
+  const kind = PROMPT_KINDS.find(([, re]) => re.test(text))?.[0] ?? "general";
+  let rank = -1;
+  for (const [level, re] of PROMPT_RULES) {
+    if (complexityRank(level) > rank && re.test(text)) rank = complexityRank(level);
+  }
+  // No keyword: a short request is simple, a longer one at least low.
+  if (rank < 0) rank = complexityRank(text.length <= 80 ? "simple" : "low");
+  for (const [length, level] of LENGTH_FLOORS) {
+    if (text.length > length) {
+      rank = Math.max(rank, complexityRank(level));
+      break;
+    }
+  }
+  return { kind, complexity: COMPLEXITIES[rank]! };
+}
+
+interface Tags {
+  category?: string;
+  task?: string;
+  complexity?: Complexity;
+  /** The command without its tags. */
+  rest: string;
+}
+
+const TAG = /\[(category|task|complexity):\s*([^\]]*?)\s*\]/gi;
+
+function readTags(command: string): Tags {
+  const tags: Tags = { rest: command.replace(TAG, " ") };
+  for (const [, name, raw] of command.matchAll(TAG)) {
+    const value = namePart(raw!);
+    if (!value) continue;
+    const key = name!.toLowerCase();
+    if (key === "complexity") {
+      if (isComplexity(value)) tags.complexity = value;
+    } else if (key === "category") {
+      tags.category = value;
+    } else {
+      tags.task = value;
+    }
+  }
+  return tags;
+}
+
+/** A safe piece of a class name: lower case, no `:`, bounded. */
+function namePart(raw: string): string {
+  return raw.toLowerCase().trim().replace(/[^a-z0-9_.+\-]+/g, "-").replace(/^-+|-+$/g, "")
+    .slice(0, 40);
+}
+
+interface Invocation {
+  program: string;
+  args: string[];
+}
+
+const MAX_SHELL_DEPTH = 3;
+
+function classifyUntagged(command: string, depth: number): CommandClass {
+  const invocations = splitCommands(command)
+    .map((words) => unwrap(words))
+    .filter((inv): inv is Invocation => inv !== null);
+
+  const claudeAt = invocations.findIndex(isClaudePrint);
+  if (claudeAt >= 0) return classifyClaude(invocations, claudeAt);
+
+  const main = invocations.find((inv) => !SETUP_PROGRAMS.has(inv.program)) ?? invocations[0];
+  if (!main) return programClass("unknown", null);
+
+  // `bash -c "npm test"` is whatever its script is.
+  const script = shellScript(main);
+  if (script !== null && depth < MAX_SHELL_DEPTH) return classifyUntagged(script, depth + 1);
+
+  return programClass(main.program, subcommandOf(main));
+}
+
+function programClass(program: string, subcommand: string | null): CommandClass {
+  const prog = namePart(program) || "unknown";
+  const sub = subcommand === null ? null : subcommand.split(":").map(namePart).join(":") || null;
+  return {
+    class: sub === null ? `cmd:${prog}` : `cmd:${prog}:${sub}`,
+    ...profileOf(prog, sub),
+    program: prog,
+    subcommand: sub,
+    source: "program",
+  };
+}
+
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
+const SHELL_KEYWORDS = new Set(["!", "then", "do", "else", "elif", "{", "("]);
+
+/** Strips assignments, keywords and wrappers (`sudo`, `timeout 5`, `uv run`) to the real program. */
+function unwrap(words: string[]): Invocation | null {
+  let rest = words.map((w, i) => (i === 0 ? w.replace(/^[({]+/, "") : w)).filter((w) => w !== "");
+  for (let guard = 0; guard < 10; guard++) {
+    while (rest.length > 0 && (ASSIGNMENT.test(rest[0]!) || SHELL_KEYWORDS.has(rest[0]!))) {
+      rest = rest.slice(1);
+    }
+    const head = rest[0];
+    if (head === undefined) return null;
+    const program = normalizeProgram(head);
+    const wrapper = WRAPPERS[program];
+    if (program === "python" && rest[1] === "-m" && rest[2]) {
+      rest = [rest[2], ...rest.slice(3)];
+      continue;
+    }
+    if (!wrapper) return { program, args: rest.slice(1) };
+    let i = skipOptions(rest, 1, wrapper.valued);
+    if (wrapper.via) {
+      const via = wrapper.via.find((v) => v.split(" ").every((w, k) => rest[i + k] === w));
+      if (!via) return { program, args: rest.slice(1) };
+      i = skipOptions(rest, i + via.split(" ").length, wrapper.valued);
+    }
+    // env's own assignments come before the command.
+    while (program === "env" && i < rest.length && ASSIGNMENT.test(rest[i]!)) i++;
+    i = skipOptions(rest, i + (wrapper.skip ?? 0), wrapper.valued);
+    if (i >= rest.length) return { program, args: rest.slice(1) };
+    rest = rest.slice(i);
+  }
+  return null;
+}
+
+/** Index of the first word at or after `from` that is not an option (or an option's value). */
+function skipOptions(words: string[], from: number, valued: readonly string[]): number {
+  let i = from;
+  while (i < words.length) {
+    const w = words[i]!;
+    if (w === "--") return i + 1;
+    if (!w.startsWith("-") || w === "-") return i;
+    i += valued.includes(w) ? 2 : 1;
+  }
+  return i;
+}
+
+function subcommandOf(inv: Invocation): string | null {
+  const { kind, valued } = programInfo(inv.program);
+  if (kind === undefined) return null;
+  const args = inv.args.filter((a) => !/^[0-9]*[<>]/.test(a));
+  let i = skipOptions(args, 0, valued);
+  // `cargo +nightly build`: the toolchain is not the sub-command.
+  if (inv.program === "cargo") {
+    while (args[i]?.startsWith("+")) i = skipOptions(args, i + 1, valued);
+  }
+  if (kind === "target") {
+    while (i < args.length && ASSIGNMENT.test(args[i]!)) i = skipOptions(args, i + 1, valued);
+  }
+  const first = args[i];
+  if (first === undefined) return null;
+  switch (kind) {
+    case "seconds": {
+      const s = sleepSeconds(first);
+      return s === null ? null : String(s);
+    }
+    case "script":
+      return scriptName(inv.args);
+    case "target":
+      return first;
+    case "subcommand": {
+      // `npm run build`, `deno task dev`, `docker compose up`: what follows is what varies.
+      if (EXPANDED[inv.program]?.includes(first)) {
+        const next = args[skipOptions(args, i + 1, valued)];
+        return next === undefined ? first : `${first}:${next.split("/").pop()}`;
+      }
+      return first;
+    }
+  }
+}
+
+/** Sub-commands whose own first argument is part of the class. */
+const EXPANDED: Record<string, readonly string[]> = {
+  npm: ["run", "run-script"],
+  pnpm: ["run"],
+  yarn: ["run"],
+  bun: ["run"],
+  deno: ["run", "task"],
+  docker: ["compose"],
+  podman: ["compose"],
+  nerdctl: ["compose"],
+};
+
+/** Options of interpreters that take a value (`node -r ts-node/register app.js`). */
+const INTERPRETER_VALUED = ["-r", "--require", "--import", "--loader", "-W", "-X", "-I"];
+
+/** `python tools/gen.py` → `gen.py`; inline code (`-c`, `-e`) → `inline`. */
+function scriptName(args: string[]): string | null {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (["-c", "-e", "--eval", "-p", "--print"].includes(a)) return "inline";
+    if (INTERPRETER_VALUED.includes(a)) i++;
+    else if (!a.startsWith("-")) return a.split("/").pop() || null;
+  }
+  return null;
+}
+
+/** The script of `sh -c '...'` (also `bash -lc`, `zsh -ec`), else null. */
+function shellScript(inv: Invocation): string | null {
+  if (!["sh", "bash", "zsh", "dash", "ksh"].includes(inv.program)) return null;
+  for (let i = 0; i < inv.args.length; i++) {
+    const a = inv.args[i]!;
+    if (!a.startsWith("-")) return null;
+    if (/^-[a-z]*c[a-z]*$/.test(a)) return inv.args[i + 1] ?? null;
+  }
+  return null;
+}
+
+function isClaudePrint(inv: Invocation): boolean {
+  return inv.program === "claude" &&
+    inv.args.some((a) => a === "-p" || a === "--print" || a.startsWith("--print="));
+}
+
+/** Options of `claude` that take a value, so their values are not mistaken for the prompt. */
+const CLAUDE_VALUED = new Set([
+  "--model",
+  "--output-format",
+  "--input-format",
+  "--allowedTools",
+  "--allowed-tools",
+  "--disallowedTools",
+  "--disallowed-tools",
+  "--tools",
+  "--system-prompt",
+  "--system-prompt-file",
+  "--append-system-prompt",
+  "--permission-mode",
+  "--permission-prompt-tool",
+  "--mcp-config",
+  "--add-dir",
+  "--max-turns",
+  "--session-id",
+  "--resume",
+  "-r",
+  "--fallback-model",
+  "--settings",
+  "--setting-sources",
+  "--agents",
+  "--json-schema",
+  "--max-budget-usd",
+]);
+
+function classifyClaude(invocations: Invocation[], at: number): CommandClass {
+  const args = invocations[at]!.args;
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith("--print=")) positional.push(a.slice("--print=".length));
+    else if (CLAUDE_VALUED.has(a)) i++;
+    else if (!a.startsWith("-")) positional.push(a);
+  }
+  // The prompt is the longest free word; with none, it was piped in by `echo`.
+  let prompt = positional.reduce((a, b) => (b.length > a.length ? b : a), "");
+  const previous = invocations[at - 1];
+  if (prompt === "" && previous && ["echo", "printf"].includes(previous.program)) {
+    prompt = previous.args.filter((a) => !a.startsWith("-")).join(" ");
+  }
+  const { kind, complexity } = classifyPrompt(prompt);
+  return {
+    class: `claude:${kind}:${complexity}`,
+    category: "claude",
+    program: "claude",
+    subcommand: kind,
+    complexity,
+    source: "claude_prompt",
+  };
+}

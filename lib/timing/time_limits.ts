@@ -1,0 +1,140 @@
+/**
+ * Learned time limits, end to end: estimates a limit for a command from its
+ * class's history (lib/timing/estimate.ts), and records every finished run
+ * (timing history per class, plus an execution record) in the store. A
+ * store that has gone away never fails a run: estimates fall back to the
+ * defaults and recording is skipped, with a log line.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { Execution } from "../execution.ts";
+import { logger } from "../log.ts";
+import type { ExecutionRecord, RecordQuery, Store } from "../store/store.ts";
+import { classify, type Complexity } from "./classify.ts";
+import { type Estimate, estimateTimeout } from "./estimate.ts";
+
+/** The settings that shape estimates. */
+export type TimeLimitConfig = Pick<
+  Config,
+  | "timeoutTrivial"
+  | "timeoutSimple"
+  | "timeoutLow"
+  | "timeoutMedium"
+  | "timeoutHigh"
+  | "timeoutComplex"
+  | "timeoutExtreme"
+>;
+
+/** The per-complexity defaults of the config. */
+export function complexityDefaults(config: TimeLimitConfig): Record<Complexity, number> {
+  return {
+    trivial: config.timeoutTrivial,
+    simple: config.timeoutSimple,
+    low: config.timeoutLow,
+    medium: config.timeoutMedium,
+    high: config.timeoutHigh,
+    complex: config.timeoutComplex,
+    extreme: config.timeoutExtreme,
+  };
+}
+
+const log = logger("timing");
+
+/**
+ * Estimates and records time limits.
+ *
+ * @example Three successful runs teach a class its limit
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createStore } from "../store/store.ts";
+ * import { TimeLimits } from "./time_limits.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const limits = new TimeLimits(store, { multiplier: () => 1 }, { trivial: 15, simple: 30,
+ *   low: 60, medium: 180, high: 360, complex: 600, extreme: 900 });
+ * assert.equal((await limits.estimate("make build")).source, "default");
+ * for (let i = 0; i < 3; i++) {
+ *   await store.appendRun("cmd:make:build",
+ *     { duration_s: 10, exit_code: 0, status: "completed", timed_out: false, at: Date.now() });
+ * }
+ * const e = await limits.estimate("make build");
+ * assert.equal(e.source, "history");
+ * assert.equal(e.timeout_s, 12);
+ * await store.close();
+ * ```
+ */
+export class TimeLimits {
+  readonly #store: Store;
+  readonly #monitor: { multiplier(): number };
+  readonly #defaults: Record<Complexity, number>;
+
+  /** Creates the estimator over a store and a resource monitor. */
+  constructor(
+    store: Store,
+    monitor: { multiplier(): number },
+    defaults: Record<Complexity, number>,
+  ) {
+    this.#store = store;
+    this.#monitor = monitor;
+    this.#defaults = defaults;
+  }
+
+  /** The store in use. */
+  get store(): Store {
+    return this.#store;
+  }
+
+  /** A time limit for `command`, with its reasoning. Never throws for the store. */
+  estimate(command: string): Promise<Estimate> {
+    return estimateTimeout({
+      command,
+      store: this.#store,
+      monitor: this.#monitor,
+      defaults: this.#defaults,
+    });
+  }
+
+  /**
+   * Records a finished run: its duration under its class, and its execution
+   * record. Store failures are logged, never thrown.
+   */
+  async record(exec: Execution): Promise<void> {
+    const exit = exec.exit;
+    if (exit === null) return;
+    const cls = classify(exec.spec.display).class;
+    const at = Date.now();
+    try {
+      await this.#store.appendRun(cls, {
+        duration_s: exit.executionTime,
+        exit_code: exit.exitCode,
+        status: exit.status,
+        timed_out: exit.status === "timeout",
+        at,
+      });
+      await this.#store.appendRecord({
+        execution_id: exec.id,
+        command: exec.spec.display,
+        class: cls,
+        started_at: exec.startedAt,
+        duration_s: exit.executionTime,
+        status: exit.status,
+        exit_code: exit.exitCode,
+        signal: exit.signal,
+        timeout_s: exec.spec.timeout,
+        timeout_source: exec.spec.timeoutSource,
+        bytes_out: exec.bytes.stdout,
+        bytes_err: exec.bytes.stderr,
+      });
+    } catch (err) {
+      log.warning("Run {exec} not recorded: {error}", {
+        exec: exec.id,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /** Execution records, newest first. */
+  records(query: RecordQuery): Promise<ExecutionRecord[]> {
+    return this.#store.records(query);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * `/mcp`: the Model Context Protocol over Streamable HTTP. Thin on purpose:
+ * sessions and the transport live in `lib/protocol/mcp_http.ts`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { type McpHttpConfig, McpHttpEndpoint } from "../lib/protocol/mcp_http.ts";
+import type { SessionManager } from "../lib/session_manager.ts";
+
+/** What the endpoint needs. */
+export interface McpHttpDeps {
+  sessions: SessionManager;
+  config: McpHttpConfig;
+}
+
+/** The MCP HTTP route. */
+export function mcpHttpRoutes(deps: McpHttpDeps): Hono {
+  const app = new Hono();
+  const endpoint = new McpHttpEndpoint(deps.sessions, deps.config);
+  app.on(["GET", "POST", "DELETE"], "/mcp", (c) => {
+    if (deps.sessions.draining) {
+      return c.json({
+        jsonrpc: "2.0",
+        error: { code: -32000, message: "Server shutting down" },
+        id: null,
+      }, 503);
+    }
+    return endpoint.handle(c.req.raw);
+  });
+  app.all(
+    "/mcp",
+    (c) =>
+      c.json(
+        { jsonrpc: "2.0", error: { code: -32000, message: "Method not allowed" }, id: null },
+        405,
+        {
+          Allow: "GET, POST, DELETE",
+        },
+      ),
+  );
+  return app;
+}
