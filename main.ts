@@ -59,7 +59,14 @@ if (import.meta.main) {
     );
   });
 
-  const server = startServer(config, { keyring });
+  let server: ServerHandle;
+  try {
+    server = await startServer(config, { keyring });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.fatal(err.message);
+    Deno.exit(2);
+  }
   running.server = server;
   log.info("cc-executor listening on {url}", { url: server.wsUrl });
   // A bug in a handler must never take the server (and its children's supervision) down.

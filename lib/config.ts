@@ -77,13 +77,6 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "int", min: 1, max: 1000 },
   },
   {
-    key: "defaultTimeout",
-    flag: "default-timeout",
-    default: "600",
-    doc: "Time limit in seconds for an `execute` that gives none",
-    kind: { type: "number", min: 0.1, max: 7 * 86400, unit: "s" },
-  },
-  {
     key: "maxTimeout",
     flag: "max-timeout",
     default: "86400",
@@ -436,7 +429,6 @@ export interface Config {
   maxSessions: number;
   sessionTimeout: number;
   maxExecutionsPerSession: number;
-  defaultTimeout: number;
   maxTimeout: number;
   killGrace: number;
   orphanGrace: number;

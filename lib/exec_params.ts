@@ -49,6 +49,17 @@ export const ControlParams = z.looseObject({
 /** Validated `control` params. */
 export type ControlParams = z.infer<typeof ControlParams>;
 
+/** Params of `estimate` (and the MCP `estimate_timeout` tool). */
+export const EstimateParams = z.looseObject({
+  command: NoNul("command").min(1).describe("The command line to estimate a time limit for."),
+});
+
+/** Params of `history`. */
+export const HistoryParams = z.looseObject({
+  limit: z.number().int().min(1).max(1000).default(20).describe("Records to return, newest first."),
+  class: z.string().min(1).optional().describe("Only runs of this command class."),
+});
+
 /**
  * Validates `params` against `schema`, or throws a -32602 error whose `data`
  * says which field and why.

@@ -11,14 +11,18 @@ import { isLoaderEnvName } from "./config.ts";
 import { CommandRefusedError, InvalidParamsError } from "./errors.ts";
 import { resolveCwd } from "./workspace.ts";
 import type { ExecuteParams } from "./exec_params.ts";
-import type { ExecSpec } from "./types.ts";
+import type { ExecSpec, TimeoutSource } from "./types.ts";
+
+/** Gives a time limit for a command that came without one (lib/timing/time_limits.ts). */
+export interface Estimator {
+  estimate(command: string): Promise<{ timeout_s: number; source: TimeoutSource }>;
+}
 
 /** The settings resolution depends on. */
 export type ExecRequestConfig = Pick<
   Config,
   | "shell"
   | "childEnv"
-  | "defaultTimeout"
   | "maxTimeout"
   | "allowedCommands"
   | "workspaceRoots"
@@ -65,17 +69,21 @@ function checkLength(field: string, text: string, max: number): void {
  * import assert from "node:assert/strict";
  * import { resolveExecSpec } from "./exec_request.ts";
  * const config = { shell: "/bin/sh", childEnv: { PATH: "/usr/bin:/bin" },
- *   defaultTimeout: 600, maxTimeout: 86400, allowedCommands: [], workspaceRoots: [],
+ *   maxTimeout: 86400, allowedCommands: [], workspaceRoots: [],
  *   maxCommandLength: 65536, maxEnvBytes: 65536, maxStdinBytes: 1048576 };
- * const spec = await resolveExecSpec({ command: "echo hi", timeout: 5 }, config);
+ * const estimator = { estimate: () => Promise.resolve({ timeout_s: 30, source: "default" as const }) };
+ * const spec = await resolveExecSpec({ command: "echo hi", timeout: 5 }, config, estimator);
  * assert.deepEqual(spec.argv, ["/bin/sh", "-c", "echo hi"]);
  * assert.equal(spec.timeout, 5);
  * assert.equal(spec.timeoutSource, "request");
+ * const estimated = await resolveExecSpec({ command: "echo hi" }, config, estimator);
+ * assert.equal(estimated.timeout, 30);
  * ```
  */
 export async function resolveExecSpec(
   params: ExecuteParams,
   config: ExecRequestConfig,
+  estimator: Estimator,
 ): Promise<ExecSpec> {
   let argv: readonly string[];
   let display: string;
@@ -127,14 +135,16 @@ export async function resolveExecSpec(
     }
   }
 
+  // No limit asked for: one learned from how long this kind of command took.
+  const estimate = params.timeout == null ? await estimator.estimate(display) : null;
   return {
     argv,
     display,
     cwd,
     env,
     stdin: params.stdin,
-    timeout: params.timeout ?? config.defaultTimeout,
-    timeoutSource: params.timeout != null ? "request" : "default",
+    timeout: estimate === null ? params.timeout! : Math.min(estimate.timeout_s, config.maxTimeout),
+    timeoutSource: estimate === null ? "request" : estimate.source,
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
   };

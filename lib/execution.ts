@@ -20,6 +20,7 @@ import type {
   ExecutionEvent,
   ExitInfo,
   FinalStatus,
+  HookOutcome,
   OutputChunk,
   StreamName,
 } from "./types.ts";
@@ -304,6 +305,11 @@ export class Execution {
   /** SIGKILLs the whole group at once (last resort at shutdown). */
   kill(): void {
     void this.#group.signal("SIGKILL");
+  }
+
+  /** Reports a hook's outcome on this run's sink (hooks run before spawn and after the end). */
+  reportHook(outcome: HookOutcome): void {
+    this.#sink.emit({ type: "hook", outcome });
   }
 
   /** Emits a control notification (after the caller has sent its reply). */

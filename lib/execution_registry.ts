@@ -20,6 +20,8 @@ export interface RegistryOptions {
    * oldest finished runs lose their output (their record stays).
    */
   maxRetainedOutput?: number;
+  /** Called once per execution after it ends (recording, post hooks). */
+  onFinished?: (exec: Execution) => void;
 }
 
 /**
@@ -109,5 +111,6 @@ export class ExecutionRegistry {
     this.#running--;
     this.#finished.push({ id: exec.id, at: Date.now() });
     this.prune();
+    this.#options.onFinished?.(exec);
   }
 }

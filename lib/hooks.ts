@@ -12,9 +12,13 @@ import { z } from "zod";
 import { ConfigError } from "./config.ts";
 import { ProcessGroup } from "./process_group.ts";
 import { truncateUtf8 } from "./text_truncate.ts";
+import type { Execution } from "./execution.ts";
+import type { HookOutcome } from "./types.ts";
+
+export type { HookOutcome };
 
 /** When a hook runs. */
-export type HookKind = "pre_execute" | "post_execute" | "on_timeout";
+export type HookKind = HookOutcome["kind"];
 
 const HOOK_KINDS: readonly HookKind[] = ["pre_execute", "post_execute", "on_timeout"];
 
@@ -59,21 +63,6 @@ export interface HookContext {
   status?: string;
   exitCode?: number | null;
   duration?: number;
-}
-
-/** How one hook run ended. */
-export interface HookOutcome {
-  kind: HookKind;
-  name: string;
-  ok: boolean;
-  status: "completed" | "failed" | "timeout" | "error";
-  exitCode: number | null;
-  duration: number;
-  required: boolean;
-  /** Why it failed, when it did. */
-  error: string | null;
-  /** The end of what it printed (stdout then stderr), at most 4 KiB. */
-  output: string;
 }
 
 /** What `hook_status` reports. */
@@ -142,6 +131,11 @@ export class HookRunner {
     }
   }
 
+  /** No hooks at all (no config file). */
+  static none(): HookRunner {
+    return new HookRunner(null, null, { childEnv: {}, killGrace: 1 });
+  }
+
   /**
    * Loads the hooks config file (`path` null: no hooks).
    *
@@ -151,7 +145,7 @@ export class HookRunner {
     path: string | null,
     options: { childEnv: Readonly<Record<string, string>>; killGrace: number },
   ): Promise<HookRunner> {
-    if (path === null || path === "") return new HookRunner(null, null, options);
+    if (path === null || path === "") return HookRunner.none();
     let raw: unknown;
     try {
       raw = JSON.parse(await Deno.readTextFile(path));
@@ -198,6 +192,29 @@ export class HookRunner {
     const outcomes: HookOutcome[] = [];
     for (const hook of hooks) outcomes.push(await this.#runOne(hook, context));
     return outcomes;
+  }
+
+  /**
+   * After a run ends: `on_timeout` hooks when its time limit ended it, then
+   * `post_execute` hooks; each outcome is reported on the run's sink.
+   */
+  async afterRun(exec: Execution): Promise<void> {
+    const exit = exec.exit;
+    if (exit === null) return;
+    const context: HookContext = {
+      executionId: exec.id,
+      command: exec.spec.display,
+      status: exit.status,
+      exitCode: exit.exitCode,
+      duration: exit.executionTime,
+    };
+    const kinds: HookKind[] = exit.status === "timeout"
+      ? ["on_timeout", "post_execute"]
+      : ["post_execute"];
+    for (const kind of kinds) {
+      if (!this.has(kind)) continue;
+      for (const outcome of await this.run(kind, context)) exec.reportHook(outcome);
+    }
   }
 
   async #runOne(hook: Hook, context: HookContext): Promise<HookOutcome> {

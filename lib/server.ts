@@ -1,6 +1,6 @@
 /**
- * Assembles the service: registry, sessions, metrics, the Hono app and
- * `Deno.serve`, plus graceful shutdown. `main.ts` calls this with the loaded
+ * Assembles the service: store, resource monitor, hooks, registry,
+ * sessions, metrics, the Hono app and `Deno.serve`, plus graceful shutdown. `main.ts` calls this with the loaded
  * config; tests call it with `port: 0`.
  *
  * @module
@@ -17,6 +17,10 @@ import { accessGuard, type GuardEnv } from "../routes/guard.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { wsRoutes } from "../routes/ws.ts";
 import { mcpHttpRoutes } from "../routes/mcp_http.ts";
+import { HookRunner } from "./hooks.ts";
+import { ResourceMonitor } from "./monitor.ts";
+import { createStore, type Store } from "./store/store.ts";
+import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -32,6 +36,10 @@ export interface ServerHandle {
   metrics: Metrics;
   /** The API keys in force (replace them to reload). */
   keyring: ApiKeyring;
+  /** Timing history and execution records. */
+  store: Store;
+  /** CPU/GPU/memory sampling behind the busy multiplier. */
+  monitor: ResourceMonitor;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -52,17 +60,37 @@ const log = logger("server");
  * import assert from "node:assert/strict";
  * import { loadConfig } from "./config.ts";
  * import { startServer } from "./server.ts";
- * const server = startServer(loadConfig({ args: ["--port", "0"], getEnv: () => undefined }));
+ * const config = loadConfig({ args: ["--port", "0", "--ephemeral"], getEnv: () => undefined });
+ * const server = await startServer(config);
  * const res = await fetch(`${server.httpUrl}/healthz`);
  * assert.deepEqual(await res.json(), { status: "ok" });
  * await server.shutdown();
  * ```
  */
-export function startServer(
+export async function startServer(
   config: Readonly<Config>,
-  options: { keyring?: ApiKeyring } = {},
-): ServerHandle {
+  options: { keyring?: ApiKeyring; hooks?: HookRunner } = {},
+): Promise<ServerHandle> {
   const startedAt = performance.now();
+  // Redis when configured, else the embedded store; a Redis that is down at
+  // startup is not fatal: the store reconnects by itself and /health says so.
+  const store = await createStore({
+    redisUrl: config.redisUrl === "" ? undefined : config.redisUrl,
+    prefix: config.redisPrefix,
+    path: config.ephemeral ? undefined : `${config.dataDir}/store.kv`,
+    ephemeral: config.ephemeral,
+    maxRuns: config.historyRuns,
+    maxRecords: config.recordsMax,
+    ttlS: config.historyTtl,
+  });
+  const hooks = options.hooks ?? await HookRunner.load(config.hooksConfig, config);
+  const monitor = new ResourceMonitor({
+    intervalMs: config.monitorInterval * 1000,
+    thresholdPercent: config.busyThreshold,
+    multiplier: config.busyMultiplier,
+  });
+  monitor.start();
+  const timeLimits = new TimeLimits(store, monitor, complexityDefaults(config));
   const keyring = options.keyring ?? new ApiKeyring(config.apiKeys);
   const limiter = (ratePerSec: number, burst: number) =>
     new RateLimiter({ ratePerSec, burst, maxKeys: config.maxClients, idleMs: 10 * 60_000 });
@@ -73,9 +101,13 @@ export function startServer(
     retentionSeconds: config.executionRetention,
     maxRetained: config.maxRetainedExecutions,
     maxRetainedOutput: config.retainedOutputTotal,
+    onFinished: (exec) => {
+      void timeLimits.record(exec);
+      void hooks.afterRun(exec);
+    },
   });
   const sessions = new SessionManager(
-    { registry, metrics, config },
+    { registry, metrics, config, timeLimits, hooks },
     { maxSessions: config.maxSessions, sessionTimeoutMs: config.sessionTimeout * 1000 },
   );
   const sockets = new Set<WebSocket>();
@@ -87,15 +119,38 @@ export function startServer(
 
   const app = new Hono<GuardEnv>();
   // Everything that can run a command sits behind the guard, checked before any upgrade.
-  const guard = accessGuard({ keyring, allowedOrigins: config.allowedOrigins, connections });
+  const guard = accessGuard({
+    keyring,
+    allowedOrigins: config.allowedOrigins,
+    connections,
+    messages,
+  });
   for (const path of ["/ws", "/ws/*", "/mcp", "/mcp/*"]) app.use(path, guard);
   app.route(
     "/",
-    healthRoutes({ config, sessions, registry, metrics, startedAt, queuedBytes, keyring }),
+    healthRoutes({
+      config,
+      sessions,
+      registry,
+      metrics,
+      startedAt,
+      queuedBytes,
+      keyring,
+      store,
+      monitor,
+      hooks,
+    }),
   );
   app.route(
     "/",
-    wsRoutes({ sessions, metrics, config, pingTimeout: config.wsPingTimeout, sockets }),
+    wsRoutes({
+      sessions,
+      metrics,
+      config,
+      pingTimeout: config.wsPingTimeout,
+      sockets,
+      messages,
+    }),
   );
   app.route("/", mcpHttpRoutes({ sessions, config }));
   app.notFound((c) => c.json({ error: "Not found" }, 404));
@@ -143,6 +198,8 @@ export function startServer(
       }
       clearInterval(pruner);
       await server.shutdown();
+      await monitor.stop();
+      await store.close();
     })();
     return shuttingDown;
   };
@@ -156,6 +213,8 @@ export function startServer(
     registry,
     metrics,
     keyring,
+    store,
+    monitor,
     shutdown,
     finished: server.finished,
   };

@@ -6,19 +6,25 @@
  * @module
  */
 import type { Config } from "./config.ts";
-import { BusyError, InvalidParamsError, NoProcessError } from "./errors.ts";
+import { BusyError, CommandRefusedError, InvalidParamsError, NoProcessError } from "./errors.ts";
 import type { Execution, ExecutionLimits } from "./execution.ts";
 import type { ExecutionRegistry } from "./execution_registry.ts";
 import { logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { truncateText } from "./text_truncate.ts";
+import type { HookRunner } from "./hooks.ts";
 import type { Sink } from "./sink.ts";
+import type { TimeLimits } from "./timing/time_limits.ts";
 import type { ExecSpec } from "./types.ts";
 
 /** What sessions share. */
 export interface SessionDeps {
   registry: ExecutionRegistry;
   metrics: Metrics;
+  /** Learned time limits and the history behind them. */
+  timeLimits: TimeLimits;
+  /** pre_execute hooks run in {@linkcode Session.start}. */
+  hooks: HookRunner;
   config: Pick<
     Config,
     | "maxExecutionsPerSession"
@@ -60,14 +66,23 @@ export function executionLimits(config: SessionDeps["config"]): ExecutionLimits 
  * import { Session } from "./session.ts";
  * import { ExecutionRegistry } from "./execution_registry.ts";
  * import { Metrics } from "./metrics.ts";
+ * import { HookRunner } from "./hooks.ts";
+ * import { createStore } from "./store/store.ts";
+ * import { TimeLimits } from "./timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "./timing/estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const timeLimits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * const session = new Session({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
  *   metrics: new Metrics(),
+ *   timeLimits,
+ *   hooks: HookRunner.none(),
  *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
  *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
  * }, () => {});
  * assert.equal(session.runningCount, 0);
  * assert.throws(() => session.find(), { code: -32002 });
+ * await store.close();
  * ```
  */
 export class Session {
@@ -81,6 +96,8 @@ export class Session {
   readonly #active = new Set<Execution>();
   #lastActivity = performance.now();
   #closed = false;
+  /** Starts waiting for pre_execute hooks: they hold a slot of the limit. */
+  #starting = 0;
   /**
    * Executions this session may run at once. Starts at the config's
    * `maxExecutionsPerSession`; a protocol that runs several at once by
@@ -93,6 +110,16 @@ export class Session {
     this.#deps = deps;
     this.#closeConnection = closeConnection;
     this.maxExecutions = deps.config.maxExecutionsPerSession;
+  }
+
+  /** Learned time limits (estimates, records). */
+  get timeLimits(): TimeLimits {
+    return this.#deps.timeLimits;
+  }
+
+  /** The configured hooks. */
+  get hooks(): HookRunner {
+    return this.#deps.hooks;
   }
 
   /** Executions running now. */
@@ -116,19 +143,31 @@ export class Session {
   }
 
   /**
-   * Spawns an execution owned by this session. Call `run()` on it once the
-   * client has been told it started.
+   * Runs the pre_execute hooks (their outcomes go to `sink`), then spawns an
+   * execution owned by this session. Call `run()` on it once the client has
+   * been told it started.
    *
    * @throws {BusyError} at the per-session limit.
+   * @throws {CommandRefusedError} when a required pre_execute hook failed.
    * @throws {InvalidParamsError} when the program or directory does not exist.
    */
-  start(spec: ExecSpec, sink: Sink, options: { id?: string; receivedAt?: number } = {}): Execution {
+  async start(
+    spec: ExecSpec,
+    sink: Sink,
+    options: { id?: string; receivedAt?: number } = {},
+  ): Promise<Execution> {
     if (this.#closed) throw new NoProcessError("Session is closed");
-    if (this.#active.size >= this.maxExecutions) throw new BusyError();
+    // Reserved before any await, so concurrent starts cannot overshoot the limit.
+    if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
+    const id = options.id ?? crypto.randomUUID();
+    this.#starting++;
     let exec: Execution;
     try {
+      await this.#preExecute(id, spec, sink);
+      if (this.#closed) throw new NoProcessError("Session is closed");
       exec = this.#deps.registry.spawn({
         ...options,
+        id,
         sessionId: this.id,
         spec,
         sink,
@@ -146,6 +185,8 @@ export class Session {
         });
       }
       throw err;
+    } finally {
+      this.#starting--;
     }
     this.#active.add(exec);
     const ids = { session: this.id, exec: exec.id, pid: exec.pid };
@@ -164,6 +205,20 @@ export class Session {
       });
     });
     return exec;
+  }
+
+  async #preExecute(id: string, spec: ExecSpec, sink: Sink): Promise<void> {
+    const hooks = this.#deps.hooks;
+    if (!hooks.has("pre_execute")) return;
+    const outcomes = await hooks.run("pre_execute", { executionId: id, command: spec.display });
+    for (const outcome of outcomes) sink.emit({ type: "hook", outcome });
+    const blocking = outcomes.find((o) => o.required && !o.ok);
+    if (blocking !== undefined) {
+      throw new CommandRefusedError(
+        `Required pre_execute hook '${blocking.name}' failed: ${blocking.error}`,
+        { data: { hook: blocking.name, status: blocking.status, exit_code: blocking.exitCode } },
+      );
+    }
   }
 
   /**

@@ -25,9 +25,17 @@ export interface SessionManagerOptions {
  * import { SessionManager } from "./session_manager.ts";
  * import { ExecutionRegistry } from "./execution_registry.ts";
  * import { Metrics } from "./metrics.ts";
+ * import { HookRunner } from "./hooks.ts";
+ * import { createStore } from "./store/store.ts";
+ * import { TimeLimits } from "./timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "./timing/estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const timeLimits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * const manager = new SessionManager({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
  *   metrics: new Metrics(),
+ *   timeLimits,
+ *   hooks: HookRunner.none(),
  *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
  *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
  * }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
@@ -36,6 +44,7 @@ export interface SessionManagerOptions {
  * await manager.remove(session);
  * await manager.remove(session); // idempotent
  * assert.equal(manager.size, 0);
+ * await store.close();
  * ```
  */
 export class SessionManager {

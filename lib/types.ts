@@ -72,6 +72,22 @@ export interface ExitInfo {
   executionTime: number;
 }
 
+/** How one hook run ended (lib/hooks.ts). */
+export interface HookOutcome {
+  kind: "pre_execute" | "post_execute" | "on_timeout";
+  name: string;
+  ok: boolean;
+  status: "completed" | "failed" | "timeout" | "error";
+  exitCode: number | null;
+  duration: number;
+  /** A failing required pre_execute hook stops the command from running. */
+  required: boolean;
+  /** Why it failed, when it did. */
+  error: string | null;
+  /** The end of what it printed (stdout then stderr), at most 4 KiB. */
+  output: string;
+}
+
 /** Everything an execution tells its sink, in order. */
 export type ExecutionEvent =
   | { type: "started"; pid: number; pgid: number }
@@ -79,4 +95,5 @@ export type ExecutionEvent =
   | { type: "paused" }
   | { type: "resumed" }
   | { type: "canceled" }
-  | { type: "completed"; pid: number; pgid: number; exit: ExitInfo };
+  | { type: "completed"; pid: number; pgid: number; exit: ExitInfo }
+  | { type: "hook"; outcome: HookOutcome };

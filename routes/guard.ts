@@ -1,8 +1,9 @@
 /**
  * The access guard in front of every endpoint that runs commands (`/ws`,
  * `/ws/mcp`, `/mcp`): Origin check (cross-site WebSocket hijacking), API key
- * (constant-time, before any upgrade), and a per-client connection rate
- * limit. A refused request never reaches the upgrade.
+ * (constant-time, before any upgrade), and per-client rate limits: new
+ * connections, and requests within an MCP HTTP session (WebSocket frames
+ * are limited in the transport). A refused request never reaches the upgrade.
  *
  * @module
  */
@@ -27,7 +28,15 @@ export type GuardEnv = {
 export interface GuardDeps {
   keyring: ApiKeyring;
   allowedOrigins: readonly string[];
+  /** New connections: WebSocket upgrades, and MCP HTTP requests that open a session. */
   connections: RateLimiter;
+  /** Requests within an MCP HTTP session (each MCP message is one). */
+  messages: RateLimiter;
+}
+
+/** Whether a request opens a connection (rather than continuing an MCP HTTP session). */
+function opensConnection(c: Context<GuardEnv>): boolean {
+  return c.req.header("upgrade") !== undefined || c.req.header("mcp-session-id") === undefined;
 }
 
 /** The remote address of a request, or "unknown" (e.g. in-process `app.request`). */
@@ -54,10 +63,11 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
     const clientId = authorized && presented !== null
       ? `key:${await keyFingerprint(presented)}`
       : `addr:${remoteAddress(c)}`;
-    const taken = deps.connections.take(clientId);
+    const opening = opensConnection(c);
+    const taken = (opening ? deps.connections : deps.messages).take(clientId);
     if (!taken.ok) {
       log.warning("Rate limited {client} on {url}", { ...where, client: clientId });
-      return c.json({ error: "Too many connections" }, 429, {
+      return c.json({ error: opening ? "Too many connections" : "Too many requests" }, 429, {
         "Retry-After": String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))),
       });
     }

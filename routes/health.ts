@@ -6,7 +6,10 @@
  */
 import { Hono } from "hono";
 import { type ApiKeyring, extractKey } from "../lib/auth.ts";
+import type { HookRunner } from "../lib/hooks.ts";
+import type { ResourceMonitor } from "../lib/monitor.ts";
 import { heldPermissions, type PermissionConfig } from "../lib/permissions.ts";
+import type { Store } from "../lib/store/store.ts";
 import type { Config } from "../lib/config.ts";
 import type { ExecutionRegistry } from "../lib/execution_registry.ts";
 import type { Metrics } from "../lib/metrics.ts";
@@ -24,6 +27,9 @@ export interface HealthDeps {
   queuedBytes: () => number;
   /** When it holds keys, figures beyond `status` need one. */
   keyring: ApiKeyring;
+  store: Store;
+  monitor: ResourceMonitor;
+  hooks: HookRunner;
 }
 
 /** The health routes. */
@@ -33,7 +39,9 @@ export function healthRoutes(deps: HealthDeps): Hono {
   app.get("/health", async (c) => {
     const m = deps.metrics;
     const draining = deps.sessions.draining;
-    const status = draining ? "draining" : "healthy";
+    // A store that has gone away degrades estimates, not execution.
+    const store = deps.store.health();
+    const status = draining ? "draining" : store.ok ? "healthy" : "degraded";
     if (deps.keyring.hasKeys && !await deps.keyring.verify(extractKey(c.req.raw).key)) {
       return c.json({ status }, draining ? 503 : 200);
     }
@@ -55,6 +63,10 @@ export function healthRoutes(deps: HealthDeps): Hono {
       mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
+      ...(store.ok ? {} : { degraded_reason: `store: ${store.reason}` }),
+      store,
+      resources: deps.monitor.snapshot(),
+      hooks: deps.hooks.status(),
       auth: deps.keyring.hasKeys ? "api_key" : "none",
       permissions: heldPermissions(deps.config),
     };

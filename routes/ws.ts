@@ -7,6 +7,8 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { attachSocket, type TransportDeps } from "../lib/protocol/ws_transport.ts";
+import type { RateLimiter } from "../lib/rate_limit.ts";
+import type { GuardEnv } from "./guard.ts";
 
 /** What the upgrade needs. */
 export interface WsDeps extends TransportDeps {
@@ -14,12 +16,14 @@ export interface WsDeps extends TransportDeps {
   pingTimeout: number;
   /** Sockets open now, for `/health` queue figures and shutdown. */
   sockets: Set<WebSocket>;
+  /** Messages per client, shared by all of a client's connections. */
+  messages: RateLimiter;
 }
 
 /** The WebSocket routes. */
-export function wsRoutes(deps: WsDeps): Hono {
-  const app = new Hono();
-  const upgrade = (c: Context) => {
+export function wsRoutes(deps: WsDeps): Hono<GuardEnv> {
+  const app = new Hono<GuardEnv>();
+  const upgrade = (c: Context<GuardEnv>) => {
     // Deno matches the Upgrade header case-insensitively (Hono's helper does not).
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("Expected a WebSocket upgrade", 426, { Upgrade: "websocket" });
@@ -34,7 +38,9 @@ export function wsRoutes(deps: WsDeps): Hono {
     });
     deps.sockets.add(socket);
     socket.addEventListener("close", () => deps.sockets.delete(socket));
-    attachSocket(socket, deps, { mcp });
+    // The guard named the client (its key, else its address).
+    const clientId = c.get("clientId") ?? "unknown";
+    attachSocket(socket, deps, { mcp, limiter: { messages: deps.messages, clientId } });
     return response;
   };
   app.get("/ws/mcp", upgrade);

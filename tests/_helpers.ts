@@ -5,6 +5,10 @@
  * @module
  */
 import { loadConfig } from "../lib/config.ts";
+import { HookRunner } from "../lib/hooks.ts";
+import { createStore } from "../lib/store/store.ts";
+import { DEFAULT_TIMEOUTS_S } from "../lib/timing/estimate.ts";
+import { TimeLimits } from "../lib/timing/time_limits.ts";
 import { groupPids } from "../lib/process_group.ts";
 import { type ServerHandle, startServer } from "../lib/server.ts";
 
@@ -12,8 +16,9 @@ import { type ServerHandle, startServer } from "../lib/server.ts";
 export type Msg = any;
 
 /** Starts a server with `flags` (e.g. `{ "max-sessions": "2" }`) on a free port. */
-export function testServer(flags: Record<string, string> = {}): ServerHandle {
-  const args = ["--port", "0", "--ws-ping-interval", "0"];
+export function testServer(flags: Record<string, string> = {}): Promise<ServerHandle> {
+  // --ephemeral: tests never write the store under $HOME.
+  const args = ["--port", "0", "--ws-ping-interval", "0", "--ephemeral"];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, v);
   return startServer(
     loadConfig({ args, getEnv: (name) => name === "PATH" ? Deno.env.get("PATH") : undefined }),
@@ -25,7 +30,7 @@ export async function withServer(
   flags: Record<string, string>,
   fn: (server: ServerHandle) => Promise<void>,
 ): Promise<void> {
-  const server = testServer(flags);
+  const server = await testServer(flags);
   try {
     await fn(server);
   } finally {
@@ -279,4 +284,16 @@ export async function rssOf(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): Pr
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const m = status.match(new RegExp(`${field}:\\s+(\\d+) kB`));
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * What a Session needs besides the registry: a real in-memory store behind
+ * the estimates, and no hooks. Create it once per test file, at top level.
+ */
+export async function sessionServices(): Promise<{ timeLimits: TimeLimits; hooks: HookRunner }> {
+  const store = await createStore({ ephemeral: true });
+  return {
+    timeLimits: new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S }),
+    hooks: HookRunner.none(),
+  };
 }

@@ -175,7 +175,13 @@ const messages = fc.oneof(
 );
 
 Deno.test("random and mutated messages never break a session (fast-check)", async () => {
-  await withServer({ "max-executions-per-session": "4", "kill-grace": "0.2" }, async (server) => {
+  await withServer({
+    "max-executions-per-session": "4",
+    "kill-grace": "0.2",
+    // Hundreds of messages a second: this test is about bad input, not floods.
+    "msg-rate": "100000",
+    "msg-burst": "100000",
+  }, async (server) => {
     const client = await TestClient.open(server);
     await fc.assert(
       fc.asyncProperty(fc.array(messages, { minLength: 1, maxLength: 20 }), async (batch) => {

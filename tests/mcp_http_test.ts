@@ -41,7 +41,7 @@ Deno.test("MCP over Streamable HTTP: initialize, list tools, execute, DELETE end
     const health = await (await fetch(`${server.httpUrl}/health`)).json();
     assert.equal(health.active_sessions, 1);
     const { tools } = await c.client.listTools();
-    assert.equal(tools.length, 6);
+    assert.equal(tools.length, 7);
     const r = await call(c.client, "execute", { command: "echo out; echo err >&2; exit 2" });
     assert.equal(r.result.isError, true);
     assert.equal(r.s.exit_code, 2);
@@ -190,7 +190,7 @@ Deno.test("MCP HTTP: an idle session expires and its id is then unknown", async 
 });
 
 Deno.test("MCP HTTP: shutdown ends the runs of HTTP sessions", async () => {
-  const server = testServer({ ...FLAGS, "kill-grace": "0.5" });
+  const server = await testServer({ ...FLAGS, "kill-grace": "0.5" });
   let pgid = 0;
   try {
     const c = await connectHttp(server);

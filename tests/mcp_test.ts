@@ -6,7 +6,9 @@ import { ExecutionRegistry } from "../lib/execution_registry.ts";
 import { Metrics } from "../lib/metrics.ts";
 import { McpProtocol } from "../lib/protocol/mcp.ts";
 import { Session } from "../lib/session.ts";
-import { assertGroupGone, eventually, type Msg } from "./_helpers.ts";
+import { assertGroupGone, eventually, type Msg, sessionServices } from "./_helpers.ts";
+
+const services = await sessionServices();
 
 const config = loadConfig({
   args: ["--kill-grace", "0.5"],
@@ -26,7 +28,7 @@ async function setup() {
     },
   };
   const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const session = new Session({ registry, metrics: new Metrics(), config }, () => {});
+  const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
   const protocol = new McpProtocol(session, transport, config, {
     cancelled: (id) => void cancelled.push(id),
     progress: { minIntervalMs: 20, heartbeatMs: 50, maxMessageChars: 2000 },

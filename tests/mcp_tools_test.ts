@@ -5,7 +5,9 @@ import { ExecutionRegistry } from "../lib/execution_registry.ts";
 import { Metrics } from "../lib/metrics.ts";
 import { CLIENT_CANCELLED, errorResult, McpTools } from "../lib/protocol/mcp_tools.ts";
 import { Session } from "../lib/session.ts";
-import type { Msg } from "./_helpers.ts";
+import { type Msg, sessionServices } from "./_helpers.ts";
+
+const services = await sessionServices();
 
 function setup(flags: string[] = []) {
   const config = loadConfig({
@@ -13,7 +15,7 @@ function setup(flags: string[] = []) {
     getEnv: (name) => name === "PATH" ? Deno.env.get("PATH") : undefined,
   });
   const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const session = new Session({ registry, metrics: new Metrics(), config }, () => {});
+  const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
   session.maxExecutions = 4;
   const ended: string[] = [];
   const tools = new McpTools(session, config, {

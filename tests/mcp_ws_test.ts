@@ -27,7 +27,7 @@ Deno.test("MCP over /ws/mcp: the mcp subprotocol is echoed, nothing comes before
     const again = await raw.request("initialize", INIT);
     assert.equal(again.error.code, -32600);
     raw.send({ jsonrpc: "2.0", method: "notifications/initialized" });
-    assert.equal((await raw.request("tools/list", {})).result.tools.length, 6);
+    assert.equal((await raw.request("tools/list", {})).result.tools.length, 7);
     assert.equal((await raw.request("resources/list", {})).error.code, -32601);
     assert.equal((await raw.request("logging/setLevel", { level: "loud" })).error.code, -32602);
     raw.send("{oops");
@@ -59,6 +59,7 @@ Deno.test("MCP: tools/list gives every tool an object input schema from the shar
     const byName = new Map(tools.map((t) => [t.name, t]));
     assert.deepEqual([...byName.keys()].sort(), [
       "control",
+      "estimate_timeout",
       "execute",
       "list_executions",
       "read_output",

@@ -345,11 +345,57 @@ Deno.test("logs: keys and tokens never appear; previews are cut on a character b
 });
 
 Deno.test("an unauthenticated raw client cannot get a session by skipping the handshake checks", async () => {
-  const server = testServer({ "api-keys": "k" });
+  const server = await testServer({ "api-keys": "k" });
   try {
     await assert.rejects(RawWebSocket.connect(server.wsUrl), /handshake refused: HTTP\/1.1 401/);
     assert.equal(server.sessions.size, 0);
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("limits: a message flood on a WebSocket gets -32029 and the excess is dropped", async () => {
+  await withServer({ "msg-burst": "5", "msg-rate": "0.5" }, async (server) => {
+    const client = await TestClient.open(server);
+    for (let i = 0; i < 12; i++) client.send({ jsonrpc: "2.0", method: "ping", id: i });
+    const replies = [];
+    for (let i = 0; i < 12; i++) replies.push(await client.next((m) => m.id === i));
+    const ok = replies.filter((r) => "result" in r).length;
+    const limited = replies.filter((r) => r.error?.code === -32029);
+    assert.equal(ok, 5, "the burst is served");
+    assert.equal(limited.length, 7, "the rest are refused");
+    assert.equal(limited[0].error.message, "Rate limit exceeded");
+    assert.ok(limited[0].error.data.retry_after_ms > 0);
+    // A flood of notifications is dropped silently (no reply to a notification).
+    client.send({ jsonrpc: "2.0", method: "execute", params: { command: "echo flood" } });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(client.pending().filter((m) => m.method === "process.started").length, 0);
+    assert.equal(client.ws.readyState, WebSocket.OPEN);
+    await client.close();
+  });
+});
+
+Deno.test("limits: an MCP HTTP session's messages count as messages, not connections", async () => {
+  // Each MCP message is a POST; with a connection burst of 2, only the
+  // session-opening request may count against it.
+  await withServer({ "conn-burst": "2", "conn-rate": "0.01" }, async (server) => {
+    const { connectHttp, closeHttp } = await import("./_mcp.ts");
+    const http = await connectHttp(server);
+    for (let i = 0; i < 10; i++) await http.client.ping();
+    const tools = await http.client.listTools();
+    assert.ok(tools.tools.length > 0);
+    await closeHttp(http);
+  });
+  await withServer({ "msg-burst": "3", "msg-rate": "0.01" }, async (server) => {
+    const { connectHttp } = await import("./_mcp.ts");
+    const http = await connectHttp(server); // initialize opens; initialized is message 1
+    let refused: unknown;
+    try {
+      for (let i = 0; i < 5; i++) await http.client.ping();
+    } catch (err) {
+      refused = err;
+    }
+    assert.match(String(refused), /429|Too many/);
+    await http.client.close();
+  });
 });

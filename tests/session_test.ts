@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { ExecutionRegistry } from "../lib/execution_registry.ts";
 import { Metrics } from "../lib/metrics.ts";
 import { SessionManager } from "../lib/session_manager.ts";
-import { assertGroupGone, eventually, pidsWithMarker, TestClient, withServer } from "./_helpers.ts";
+import {
+  assertGroupGone,
+  eventually,
+  pidsWithMarker,
+  sessionServices,
+  TestClient,
+  withServer,
+} from "./_helpers.ts";
+
+const services = await sessionServices();
 
 Deno.test("over the session limit: -32003 without id, then close 1008", async () => {
   await withServer({ "max-sessions": "2" }, async (server) => {
@@ -97,6 +106,7 @@ Deno.test("sessions removed concurrently by expiry and disconnect are counted on
   const manager = new SessionManager({
     registry,
     metrics: new Metrics(),
+    ...services,
     config: {
       maxExecutionsPerSession: 1,
       chunkSize: 65536,
@@ -159,6 +169,7 @@ Deno.test("Session.get() and executions() see only the session's own runs, finis
   const manager = new SessionManager({
     registry,
     metrics: new Metrics(),
+    ...services,
     config: {
       maxExecutionsPerSession: 1,
       chunkSize: 65536,
@@ -181,15 +192,15 @@ Deno.test("Session.get() and executions() see only the session's own runs, finis
   const sink = { emit: () => {}, ready: () => Promise.resolve() };
   const mine = manager.open(() => {});
   const theirs = manager.open(() => {});
-  const a = mine.start(spec(["true"]), sink);
+  const a = await mine.start(spec(["true"]), sink);
   a.run();
   await a.done;
   assert.equal(mine.maxExecutions, 1);
   mine.maxExecutions = 2;
-  const b = mine.start(spec(["sleep", "1000"]), sink);
-  const c = mine.start(spec(["sleep", "1000"]), sink);
-  assert.throws(() => mine.start(spec(["true"]), sink), { code: -32602 });
-  const other = theirs.start(spec(["true"]), sink);
+  const b = await mine.start(spec(["sleep", "1000"]), sink);
+  const c = await mine.start(spec(["sleep", "1000"]), sink);
+  await assert.rejects(mine.start(spec(["true"]), sink), { code: -32602 });
+  const other = await theirs.start(spec(["true"]), sink);
   assert.equal(mine.get(a.id), a, "a finished run is still found");
   assert.equal(mine.get(other.id), undefined);
   assert.equal(theirs.get(a.id), undefined);

@@ -7,7 +7,13 @@
  */
 import { ErrorCode, ExecutorError } from "../errors.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
-import { ControlParams, ExecuteParams, parseParams } from "../exec_params.ts";
+import {
+  ControlParams,
+  EstimateParams,
+  ExecuteParams,
+  HistoryParams,
+  parseParams,
+} from "../exec_params.ts";
 import { logger } from "../log.ts";
 import type { Session } from "../session.ts";
 import type { Sink } from "../sink.ts";
@@ -91,6 +97,21 @@ export function encodeEvent(
         pgid: ids?.pgid ?? null,
         execution_id: executionId,
       });
+    case "hook": {
+      const o = event.outcome;
+      // A hook that failed is a warning: it blocks nothing unless marked required.
+      return encodeNotification(o.ok ? "hook.completed" : "hook.warning", {
+        hook: o.kind,
+        name: o.name,
+        status: o.status,
+        exit_code: o.exitCode,
+        duration: o.duration,
+        required: o.required,
+        error: o.error,
+        output: o.output,
+        execution_id: executionId,
+      });
+    }
     case "completed": {
       const x = event.exit;
       return encodeNotification("process.completed", {
@@ -130,7 +151,9 @@ export class LegacyProtocol {
     this.#handlers = {
       execute: (p, t) => this.#execute(p, t),
       control: (p) => this.#control(p),
-      hook_status: () => ({ result: this.#hookStatus() }),
+      hook_status: () => ({ result: this.#session.hooks.status() }),
+      estimate: (p) => this.#estimate(p),
+      history: (p) => this.#history(p),
       ping: () => ({ result: {} }),
       pong: () => null,
     };
@@ -191,9 +214,13 @@ export class LegacyProtocol {
   }
 
   async #execute(params: unknown, receivedAt: number): Promise<Handled> {
-    const spec = await resolveExecSpec(parseParams(ExecuteParams, params), this.#config);
+    const spec = await resolveExecSpec(
+      parseParams(ExecuteParams, params),
+      this.#config,
+      this.#session.timeLimits,
+    );
     const id = crypto.randomUUID();
-    const exec = this.#session.start(spec, this.#sink(id), { id, receivedAt });
+    const exec = await this.#session.start(spec, this.#sink(id), { id, receivedAt });
     return {
       result: {
         status: "started",
@@ -231,14 +258,21 @@ export class LegacyProtocol {
     }
   }
 
-  #hookStatus(): Record<string, unknown> {
-    return {
-      enabled: false,
-      config_path: null,
-      hooks_configured: [],
-      timeout: null,
-      parallel: false,
-    };
+  /** `estimate`: the time limit a command would get, and why; runs nothing. */
+  async #estimate(params: unknown): Promise<Handled> {
+    const { command } = parseParams(EstimateParams, params);
+    const e = await this.#session.timeLimits.estimate(command);
+    return { result: { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning } };
+  }
+
+  /** `history`: records of finished runs, newest first. */
+  async #history(params: unknown): Promise<Handled> {
+    const p = parseParams(HistoryParams, params);
+    const records = await this.#session.timeLimits.records({
+      limit: p.limit,
+      ...(p.class !== undefined ? { class: p.class } : {}),
+    });
+    return { result: { records } };
   }
 
   #sink(executionId: string): Sink {

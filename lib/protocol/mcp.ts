@@ -116,7 +116,14 @@ function isCall(message: JSONRPCMessage): message is JSONRPCMessage & {
  * import { ExecutionRegistry } from "../execution_registry.ts";
  * import { Metrics } from "../metrics.ts";
  * import { loadConfig } from "../config.ts";
+ * import { HookRunner } from "../hooks.ts";
+ * import { createStore } from "../store/store.ts";
+ * import { TimeLimits } from "../timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
  * const config = loadConfig({ getEnv: () => undefined });
+ * const store = await createStore({ ephemeral: true });
+ * const services = { hooks: HookRunner.none(),
+ *   timeLimits: new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S }) };
  * const sent: JSONRPCMessage[] = [];
  * const transport: Transport = {
  *   start: () => Promise.resolve(),
@@ -125,7 +132,7 @@ function isCall(message: JSONRPCMessage): message is JSONRPCMessage & {
  * };
  * const session = new Session({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
- *   metrics: new Metrics(), config }, () => {});
+ *   metrics: new Metrics(), config, ...services }, () => {});
  * await new McpProtocol(session, transport, config).start();
  * transport.onmessage!({ jsonrpc: "2.0", id: 1, method: "tools/list" });
  * transport.onmessage!({ jsonrpc: "2.0", id: 2, method: "initialize",
@@ -135,7 +142,8 @@ function isCall(message: JSONRPCMessage): message is JSONRPCMessage & {
  * const byId = (id: number) => sent.find((m) => "id" in m && m.id === id) as any;
  * assert.equal(byId(1).error.code, -32600);
  * assert.equal(byId(2).result.protocolVersion, "2025-06-18");
- * assert.equal(byId(3).result.tools.length, 6);
+ * assert.equal(byId(3).result.tools.length, 7);
+ * await store.close();
  * ```
  */
 export class McpProtocol {

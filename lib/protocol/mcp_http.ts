@@ -58,14 +58,22 @@ function initializeId(messages: unknown[]): string | number | null {
  * import { ExecutionRegistry } from "../execution_registry.ts";
  * import { Metrics } from "../metrics.ts";
  * import { loadConfig } from "../config.ts";
+ * import { HookRunner } from "../hooks.ts";
+ * import { createStore } from "../store/store.ts";
+ * import { TimeLimits } from "../timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
  * const config = loadConfig({ getEnv: () => undefined });
+ * const store = await createStore({ ephemeral: true });
+ * const services = { hooks: HookRunner.none(),
+ *   timeLimits: new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S }) };
  * const sessions = new SessionManager({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
- *   metrics: new Metrics(), config }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
+ *   metrics: new Metrics(), config, ...services }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
  * const endpoint = new McpHttpEndpoint(sessions, config);
  * const res = await endpoint.handle(new Request("http://x/mcp", { method: "GET" }));
  * assert.equal(res.status, 400);
  * assert.equal(sessions.size, 0);
+ * await store.close();
  * ```
  */
 export class McpHttpEndpoint {

@@ -21,7 +21,8 @@ import {
   InvalidParamsError,
   NoProcessError,
 } from "../errors.ts";
-import { ControlParams, ExecuteParams, parseParams } from "../exec_params.ts";
+import { ControlParams, EstimateParams, ExecuteParams, parseParams } from "../exec_params.ts";
+import { truncateText } from "../text_truncate.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import type { Execution } from "../execution.ts";
 import { readOutput, tailOutput, utf8Length } from "../output_text.ts";
@@ -144,6 +145,7 @@ const SCHEMAS = {
   send_input: inputSchema(SendInputTool),
   control: inputSchema(ControlTool),
   list_executions: inputSchema(ListTool),
+  estimate_timeout: inputSchema(EstimateParams),
 };
 
 type ToolName = keyof typeof SCHEMAS;
@@ -258,15 +260,24 @@ function fit(limit: number, build: (limit: number) => CallToolResult): CallToolR
  * import { ExecutionRegistry } from "../execution_registry.ts";
  * import { Metrics } from "../metrics.ts";
  * import { loadConfig } from "../config.ts";
+ * import { HookRunner } from "../hooks.ts";
+ * import { createStore } from "../store/store.ts";
+ * import { TimeLimits } from "../timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
  * const config = loadConfig({ getEnv: () => undefined });
+ * const store = await createStore({ ephemeral: true });
+ * const services = { hooks: HookRunner.none(),
+ *   timeLimits: new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S }) };
  * const session = new Session({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
- *   metrics: new Metrics(), config }, () => {});
+ *   metrics: new Metrics(), config, ...services }, () => {});
  * const tools = new McpTools(session, config,
  *   { ready: () => Promise.resolve(), ended: () => {} });
  * const names = tools.list().map((t) => t.name);
  * assert.deepEqual(names,
- *   ["execute", "start", "read_output", "send_input", "control", "list_executions"]);
+ *   ["execute", "start", "read_output", "send_input", "control", "estimate_timeout",
+ *     "list_executions"]);
+ * await store.close();
  * ```
  */
 export class McpTools {
@@ -292,6 +303,7 @@ export class McpTools {
       send_input: (a, c) => this.#sendInput(a, c),
       control: (a) => this.#control(a),
       list_executions: (a) => this.#list(a),
+      estimate_timeout: (a) => this.#estimateTimeout(a),
     };
     this.#tools = this.#describe();
   }
@@ -342,8 +354,9 @@ export class McpTools {
           "`read_output`, `send_input` and `control`. Output beyond " +
           `${limit} bytes per stream is cut from the front: the result keeps the end and ` +
           "says how many bytes were left out. A non-zero exit, a signal, a timeout or a " +
-          "cancel is reported with isError. Every run has a time limit (`timeout`, " +
-          `default ${c.defaultTimeout}s); the whole process tree is ended when it expires.`,
+          "cancel is reported with isError. Every run has a time limit: `timeout` when " +
+          "given, else one learned from how long similar commands took (see " +
+          "`estimate_timeout`); the whole process tree is ended when it expires.",
         { destructiveHint: true, openWorldHint: true },
       ),
       t(
@@ -387,6 +400,15 @@ export class McpTools {
         { destructiveHint: true, openWorldHint: false },
       ),
       t(
+        "estimate_timeout",
+        "Estimate a command's time limit",
+        "Say what time limit `execute` would give a command when no `timeout` is passed, " +
+          "and why: its class (program and sub-command, or for `claude -p` how demanding " +
+          "the prompt is), how many past runs the estimate rests on, the percentile used, " +
+          "and the multiplier applied while the machine is busy. Runs nothing.",
+        { readOnlyHint: true, openWorldHint: false },
+      ),
+      t(
         "list_executions",
         "List executions",
         "List this session's executions, running and recently ended (newest " +
@@ -401,14 +423,18 @@ export class McpTools {
   async #run(params: z.output<typeof RunParams>): Promise<Execution> {
     const receivedAt = performance.now();
     const { stdin_open, ...request } = params;
-    const spec = await resolveExecSpec(request, this.#config);
+    const spec = await resolveExecSpec(request, this.#config, this.#session.timeLimits);
     const id = crypto.randomUUID();
     let exec: Execution;
     try {
-      exec = this.#session.start({ ...spec, stdinOpen: stdin_open === true }, this.#sink(id), {
-        id,
-        receivedAt,
-      });
+      exec = await this.#session.start(
+        { ...spec, stdinOpen: stdin_open === true },
+        this.#sink(id),
+        {
+          id,
+          receivedAt,
+        },
+      );
     } catch (err) {
       this.#watchers.delete(id);
       if (err instanceof BusyError) {
@@ -594,6 +620,22 @@ export class McpTools {
     }
   }
 
+  /** `estimate_timeout`: the limit a command would get, and why; runs nothing. */
+  async #estimateTimeout(args: unknown): Promise<CallToolResult> {
+    const { command } = parseParams(EstimateParams, args);
+    const e = await this.#session.timeLimits.estimate(command);
+    const r = e.reasoning;
+    const basis = e.source === "history"
+      ? `p${r.percentile} of ${r.samples} successful runs of ${r.class} x 1.2`
+      : e.source === "similar"
+      ? `runs of similar classes (${(r.similar_classes ?? []).join(", ")})`
+      : `the default for ${r.complexity} commands`;
+    const text = `${e.timeout_s}s for ${r.class}: from ${basis}` +
+      (r.multiplier !== 1 ? `, x${r.multiplier} while the machine is busy` : "") +
+      (r.store_error ? ` (history unavailable: ${r.store_error})` : "") + ".\n";
+    return result(text, { timeout: e.timeout_s, timeout_source: e.source, reasoning: r });
+  }
+
   #list(args: unknown): Promise<CallToolResult> {
     const p = parseParams(ListTool, args);
     let all = this.#session.executions();
@@ -601,9 +643,7 @@ export class McpTools {
     const shown = all.slice(-MAX_LISTED).reverse();
     const lines = shown.map((e) => {
       const code = e.exit?.signal ?? e.exit?.exitCode;
-      const command = e.spec.display.length > 200
-        ? e.spec.display.slice(0, 200) + "…"
-        : e.spec.display;
+      const command = truncateText(e.spec.display, 200);
       return `${e.id}  ${e.state}${code !== undefined && code !== null ? ` (${code})` : ""}  ` +
         `${secs(duration(e))}  ${command}`;
     });

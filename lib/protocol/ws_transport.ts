@@ -16,7 +16,8 @@ import type { Metrics } from "../metrics.ts";
 import type { Session } from "../session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { SocketWriter } from "../socket_writer.ts";
-import { encodeError, toErrorObject } from "./jsonrpc.ts";
+import type { RateLimiter } from "../rate_limit.ts";
+import { encodeError, parseMessage, toErrorObject } from "./jsonrpc.ts";
 import { type LegacyConfig, LegacyProtocol } from "./legacy.ts";
 import { type McpConfig, McpProtocol } from "./mcp.ts";
 import { McpSocketTransport } from "./mcp_socket_transport.ts";
@@ -67,7 +68,11 @@ function exceeds(text: string, max: number): boolean {
 export function attachSocket(
   socket: WebSocket,
   deps: TransportDeps,
-  options: { mcp?: boolean } = {},
+  options: {
+    mcp?: boolean;
+    /** Per-client message limit: an excess message gets -32029 and is dropped. */
+    limiter?: { messages: RateLimiter; clientId: string };
+  } = {},
 ): void {
   let session: Session | undefined;
   let protocol: SocketProtocol | undefined;
@@ -125,6 +130,23 @@ export function attachSocket(
       return;
     }
     if (exceeds(data, deps.config.maxMessageSize)) return close(1009, "Message too big");
+    const limiter = options.limiter;
+    if (limiter !== undefined) {
+      const taken = limiter.messages.take(limiter.clientId);
+      if (!taken.ok) {
+        // Parsed only here, to echo the id of the message being dropped.
+        const msg = parseMessage(data);
+        const id = msg.kind === "request" ? msg.id : msg.kind === "invalid" ? msg.id : undefined;
+        if (msg.kind !== "notification") {
+          writer?.send(encodeError(id ?? null, {
+            code: ErrorCode.RateLimited,
+            message: "Rate limit exceeded",
+            data: { retry_after_ms: Math.ceil(taken.retryAfterMs) },
+          }));
+        }
+        return;
+      }
+    }
     if (!decided) {
       const method = requestMethod(data);
       if (method !== undefined) {
