@@ -1,11 +1,18 @@
 /**
  * The only module that spawns processes or sends signals. Each command runs
- * as the leader of its own process group (`detached: true` starts a new
- * session, so pgid = pid), and every signal goes to the whole group, so
- * grandchildren of `sh -c` are paused, resumed and killed with it.
+ * as the leader of its own session and process group (pgid = pid), and every
+ * signal goes to the whole group, so grandchildren of `sh -c` are paused,
+ * resumed and killed with it.
+ *
+ * The new session comes from `setsid` (util-linux) spawned plainly, which
+ * calls setsid() and then execs the command in the same process. Deno's
+ * `detached: true` does the same but forks the whole server to do it, which
+ * costs milliseconds once the server has grown; a plain spawn takes the
+ * posix_spawn (vfork) path, whose cost does not grow with the server.
  *
  * @module
  */
+import { isAbsolute, join, normalize } from "node:path";
 
 /** Signals the service sends. */
 export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
@@ -25,6 +32,95 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** How often termination checks whether the group is gone. */
 const PROBE_INTERVAL_MS = 20;
+
+/** Where setsid may be; a fixed list, so no PATH entry can stand in for it. */
+const SETSID_PATHS = ["/usr/bin/setsid", "/bin/setsid"];
+
+/** setsid to start commands with, null to use `detached: true`; undefined until first spawn. */
+let setsidPath: string | null | undefined;
+
+/** Asks without prompting: a prompt would block the server on its terminal. */
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
+/**
+ * Whether `path` can be run: true for a regular file everyone may execute,
+ * false for nothing to run there (missing, not a file, no execute bit: a
+ * PATH lookup skips it), null when only trying would tell (partial execute
+ * bits, or no read permission to look).
+ */
+function runnable(path: string): boolean | null {
+  if (!granted({ name: "read", path })) return null;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return false;
+    }
+    return null; // NotCapable, or EACCES on a directory on the way
+  }
+  if (!info.isFile) return false;
+  const exec = (info.mode ?? 0) & 0o111;
+  return exec === 0o111 ? true : exec === 0 ? false : null;
+}
+
+function findSetsid(): string | null {
+  // Under a scoped --allow-run list, Deno would check only `setsid` against
+  // the list, whatever it then runs: wrapping would defeat the allowlist.
+  if (!granted({ name: "run" })) return null;
+  // Signalling a leader that has not called setsid() yet reads /proc.
+  if (!granted({ name: "read", path: "/proc" })) return null;
+  return SETSID_PATHS.find((path) => runnable(path) === true) ?? null;
+}
+
+/**
+ * The absolute path Deno would run for `program`, or null whenever that is
+ * not certain without trying (missing, not executable, relative PATH
+ * entries, no PATH, nothing readable): the spawn then goes to Deno with
+ * `detached: true`, which throws exactly as it always did (NotFound for a
+ * missing program), and the wrapper never runs what Deno would refuse.
+ */
+function resolveProgram(
+  program: string,
+  env: Readonly<Record<string, string>>,
+  cwd: string | undefined,
+): string | null {
+  if (program.includes("/")) {
+    // Deno resolves a relative path against the requested cwd and normalizes it.
+    const path = isAbsolute(program)
+      ? normalize(program)
+      : cwd !== undefined && isAbsolute(cwd)
+      ? join(cwd, program)
+      : null;
+    return path !== null && runnable(path) === true ? path : null;
+  }
+  // Without PATH in the child env, Deno searches the server's own PATH.
+  const search = env.PATH;
+  if (search === undefined) return null;
+  for (const dir of search.split(":")) {
+    // Deno resolves relative entries (and "") against the server's cwd, not
+    // the child's; rare enough to leave to Deno.
+    if (!isAbsolute(dir)) return null;
+    const path = join(dir, program);
+    const found = runnable(path);
+    if (found === true) return path;
+    if (found === null) return null;
+  }
+  return null;
+}
+
+/** The session id of a live or zombie process, from /proc; null once it is gone. */
+function sessionOf(pid: number): number | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // After the last ')': state ppid pgrp session ...
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+  } catch {
+    return null;
+  }
+}
 
 /** Set once Deno.kill was refused (scoped --allow-run): use the kill program from then on. */
 let needKillCommand = false;
@@ -127,11 +223,20 @@ export class ProcessGroup {
   readonly stdin: WritableStream<Uint8Array> | null;
   /** Resolves when the leader exits. */
   readonly status: Promise<Deno.CommandStatus>;
+  /**
+   * What made the new session: the `setsid` program (fast), or Deno's
+   * `detached: true` (a fork of the server) when setsid cannot be used.
+   */
+  readonly startedBy: "setsid" | "detached";
   #exited = false;
   #terminating: Promise<void> | null = null;
   #signals: Promise<unknown> = Promise.resolve();
+  /** Started by setsid, whose setsid() call has not been seen to happen yet. */
+  #sessionPending: boolean;
 
-  private constructor(child: Deno.ChildProcess, stdin: boolean) {
+  private constructor(child: Deno.ChildProcess, stdin: boolean, viaSetsid: boolean) {
+    this.#sessionPending = viaSetsid;
+    this.startedBy = viaSetsid ? "setsid" : "detached";
     this.pid = child.pid;
     this.pgid = child.pid;
     this.stdout = child.stdout;
@@ -151,17 +256,24 @@ export class ProcessGroup {
   static spawn(options: SpawnOptions): ProcessGroup {
     const [program, ...args] = options.argv;
     if (program === undefined) throw new TypeError("argv must not be empty");
-    const child = new Deno.Command(program, {
-      args,
+    setsidPath ??= findSetsid();
+    const setsid = setsidPath;
+    const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
+    // A --deny-run entry would not see through the wrapper either.
+    const wrap = setsid !== null && path !== null && granted({ name: "run", command: path });
+    const child = new Deno.Command(wrap ? setsid : program, {
+      // "--": setsid takes no options after it; util-linux's setsid then
+      // execs in place, as a child of the server is no group leader.
+      args: wrap ? ["--", path, ...args] : args,
       cwd: options.cwd,
       clearEnv: true,
       env: { ...options.env },
       stdin: options.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
-      detached: true,
+      detached: !wrap,
     }).spawn();
-    return new ProcessGroup(child, options.stdin);
+    return new ProcessGroup(child, options.stdin, wrap);
   }
 
   /** Whether the leader has exited (its group may still have members). */
@@ -177,9 +289,41 @@ export class ProcessGroup {
     const previous = this.#signals;
     const sent = needKillCommand
       ? previous.then(() => signalGroup(this.pgid, signal))
+      : this.#sessionPending
+      ? this.#signalEarly(signal)
       : signalGroup(this.pgid, signal);
     this.#signals = sent.catch(() => false);
     return sent;
+  }
+
+  /**
+   * Signals a group started by setsid, which may not have called setsid() yet
+   * (spawn() returns once setsid is exec'd): kill(-pgid) then finds no group.
+   * Until then the leader is alone, as it has not exec'd the command, so
+   * signal it directly, then the group again in case setsid() ran meanwhile.
+   */
+  #signalEarly(signal: GroupSignal): Promise<boolean> {
+    const direct = killDirect(this.pgid, signal);
+    if (direct === "refused") return signalGroup(this.pgid, signal);
+    if (direct) {
+      this.#sessionPending = false;
+      return Promise.resolve(true);
+    }
+    if (this.#exited) return Promise.resolve(false);
+    const session = sessionOf(this.pid);
+    if (session === null) return Promise.resolve(false);
+    if (session === this.pid) {
+      // setsid() ran between the two looks.
+      this.#sessionPending = false;
+      return Promise.resolve(killDirect(this.pgid, signal) === true);
+    }
+    try {
+      Deno.kill(this.pid, signal);
+    } catch {
+      return Promise.resolve(false);
+    }
+    killDirect(this.pgid, signal);
+    return Promise.resolve(true);
   }
 
   /**

@@ -10,20 +10,9 @@
  *
  * @module
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
-import { HookRunner } from "../lib/hooks.ts";
-import { permissionFlags } from "../lib/permissions.ts";
+import { permissionFlagsOrExit } from "./_permission_flags.ts";
 
-let flags: string[];
-try {
-  const config = loadConfig({ args: Deno.args });
-  const hooks = await HookRunner.load(config.hooksConfig, config);
-  flags = permissionFlags(config, hooks.programs());
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`cc-executor: ${err.message}`);
-  Deno.exit(2);
-}
+const flags = await permissionFlagsOrExit(Deno.args);
 const root = new URL("..", import.meta.url).pathname;
 const args = ["compile", ...flags, "--output", `${root}dist/cc-executor`, `${root}main.ts`];
 console.error(`deno ${args.join(" ")}`);

@@ -6,23 +6,12 @@
  *
  * @module
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
-import { HookRunner } from "../lib/hooks.ts";
-import { permissionFlags } from "../lib/permissions.ts";
+import { permissionFlagsOrExit } from "./_permission_flags.ts";
 
 const main = new URL("../main.ts", import.meta.url).pathname;
-let flags: string[] = [];
-if (!Deno.args.includes("--help") && !Deno.args.includes("-h")) {
-  try {
-    const config = loadConfig({ args: Deno.args });
-    const hooks = await HookRunner.load(config.hooksConfig, config);
-    flags = permissionFlags(config, hooks.programs());
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`cc-executor: ${err.message}`);
-    Deno.exit(2);
-  }
-}
+// --help is answered by main.ts itself, under no permissions at all.
+const help = Deno.args.includes("--help") || Deno.args.includes("-h");
+const flags = help ? [] : await permissionFlagsOrExit(Deno.args);
 const child = new Deno.Command(Deno.execPath(), {
   args: ["run", ...flags, main, ...Deno.args],
   stdin: "inherit",

@@ -13,6 +13,17 @@ import {
 
 const services = await sessionServices();
 
+/** Session limits for tests that build a SessionManager by hand. */
+const SESSION_CONFIG = {
+  maxExecutionsPerSession: 1,
+  chunkSize: 65536,
+  lineLimit: 65536,
+  flushInterval: 5,
+  killGrace: 1,
+  orphanGrace: 1,
+  outputRetention: 65536,
+};
+
 Deno.test("over the session limit: -32003 without id, then close 1008", async () => {
   await withServer({ "max-sessions": "2" }, async (server) => {
     const a = await TestClient.open(server);
@@ -107,15 +118,7 @@ Deno.test("sessions removed concurrently by expiry and disconnect are counted on
     registry,
     metrics: new Metrics(),
     ...services,
-    config: {
-      maxExecutionsPerSession: 1,
-      chunkSize: 65536,
-      lineLimit: 65536,
-      flushInterval: 5,
-      killGrace: 1,
-      orphanGrace: 1,
-      outputRetention: 65536,
-    },
+    config: SESSION_CONFIG,
   }, { maxSessions: 1000, sessionTimeoutMs: 0 });
   let closes = 0;
   const sessions = Array.from({ length: 200 }, () => manager.open(() => closes++));
@@ -170,15 +173,7 @@ Deno.test("Session.get() and executions() see only the session's own runs, finis
     registry,
     metrics: new Metrics(),
     ...services,
-    config: {
-      maxExecutionsPerSession: 1,
-      chunkSize: 65536,
-      lineLimit: 65536,
-      flushInterval: 5,
-      killGrace: 0.5,
-      orphanGrace: 0.5,
-      outputRetention: 65536,
-    },
+    config: { ...SESSION_CONFIG, killGrace: 0.5, orphanGrace: 0.5 },
   }, { maxSessions: 2, sessionTimeoutMs: 60_000 });
   const spec = (argv: string[]) => ({
     argv,
