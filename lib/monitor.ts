@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { cpus } from "node:os";
 
 /** What the monitor last saw. */
 export interface ResourceSnapshot {
@@ -216,15 +217,35 @@ async function readText(path: string): Promise<string | null> {
   }
 }
 
-/** Aggregate CPU times from `/proc/stat`'s first line. */
+/**
+ * Aggregate CPU times from `/proc/stat`'s first line; where that cannot be
+ * read (Deno grants /proc only with --allow-all), from `os.cpus()`
+ * (--allow-sys=cpus), the same counters summed over the CPUs.
+ */
 async function readCpuTimes(path: string): Promise<CpuTimes | null> {
-  const line = (await readText(path))?.split("\n").find((l) => l.startsWith("cpu "));
+  const text = await readText(path);
+  if (text === null) return cpuTimesFromOs();
+  const line = text.split("\n").find((l) => l.startsWith("cpu "));
   if (!line) return null;
   // user nice system idle iowait irq softirq steal (guest time is already in user).
   const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
   if (f.length < 4 || f.some((n) => !Number.isFinite(n))) return null;
   const total = f.reduce((a, b) => a + b, 0);
   return { total, idle: f[3]! + (f[4] ?? 0) };
+}
+
+function cpuTimesFromOs(): CpuTimes | null {
+  try {
+    let total = 0;
+    let idle = 0;
+    for (const { times } of cpus()) {
+      total += times.user + times.nice + times.sys + times.idle + times.irq;
+      idle += times.idle;
+    }
+    return total > 0 ? { total, idle } : null;
+  } catch {
+    return null;
+  }
 }
 
 async function readLoadavg(path: string): Promise<[number, number, number] | null> {

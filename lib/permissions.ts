@@ -7,6 +7,7 @@
  * @module
  */
 import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
+import { SETSID_PATHS } from "./process_group.ts";
 
 /** What the flags depend on. */
 export type PermissionConfig = Pick<
@@ -21,6 +22,8 @@ export type PermissionConfig = Pick<
   | "dataDir"
   | "ephemeral"
   | "hooksConfig"
+  | "shell"
+  | "childEnv"
 >;
 
 /** Env vars read by libraries, or to place the data directory. */
@@ -71,8 +74,15 @@ export function requiredPermissions(
   hookPrograms: readonly string[] = [],
 ): PermissionSet {
   const host = netHost(config.host);
-  // /proc: process-group checks and the resource monitor.
-  const read = ["/proc"];
+  // No /proc: Deno grants it only with --allow-all, and the service does
+  // without (signals probe groups; CPU times come from os.cpus()).
+  // setsid, the shell and the child's PATH directories: spawns check the
+  // program exists before taking the fast (non-forking) setsid path.
+  const read = [
+    ...SETSID_PATHS,
+    config.shell,
+    ...(config.childEnv.PATH ?? "").split(":").filter((d) => d.startsWith("/")),
+  ];
   const write: string[] = [];
   if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
   if (config.hooksConfig !== "") read.push(config.hooksConfig);
@@ -92,13 +102,13 @@ export function requiredPermissions(
   ];
   return {
     net,
-    read,
+    read: [...new Set(read)],
     write,
     env: [...new Set(env)],
     run: config.allowedCommands.length > 0
       ? [...new Set([...config.allowedCommands, ...SERVICE_PROGRAMS, ...hookPrograms])]
       : true,
-    sys: ["loadavg", "systemMemoryInfo"],
+    sys: ["loadavg", "systemMemoryInfo", "cpus"],
   };
 }
 
@@ -111,7 +121,8 @@ export function requiredPermissions(
  * import { permissionFlags } from "./permissions.ts";
  * const flags = permissionFlags({ host: "127.0.0.1", port: 8003, apiKeysFile: "",
  *   workspaceRoots: [], allowedCommands: ["git"], envAllowlist: [], redisUrl: "",
- *   dataDir: "/var/lib/cc-executor", ephemeral: false, hooksConfig: "" });
+ *   dataDir: "/var/lib/cc-executor", ephemeral: false, hooksConfig: "", shell: "/bin/sh",
+ *   childEnv: { PATH: "/usr/bin:/bin" } });
  * assert.ok(flags.includes("--allow-net=127.0.0.1:8003"));
  * assert.ok(flags.includes("--allow-run=git,kill,nvidia-smi"));
  * assert.ok(flags.includes("--allow-write=/var/lib/cc-executor"));

@@ -34,7 +34,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const PROBE_INTERVAL_MS = 20;
 
 /** Where setsid may be; a fixed list, so no PATH entry can stand in for it. */
-const SETSID_PATHS = ["/usr/bin/setsid", "/bin/setsid"];
+export const SETSID_PATHS: readonly string[] = ["/usr/bin/setsid", "/bin/setsid"];
 
 /** setsid to start commands with, null to use `detached: true`; undefined until first spawn. */
 let setsidPath: string | null | undefined;
@@ -70,8 +70,6 @@ function findSetsid(): string | null {
   // Under a scoped --allow-run list, Deno would check only `setsid` against
   // the list, whatever it then runs: wrapping would defeat the allowlist.
   if (!granted({ name: "run" })) return null;
-  // Signalling a leader that has not called setsid() yet reads /proc.
-  if (!granted({ name: "read", path: "/proc" })) return null;
   return SETSID_PATHS.find((path) => runnable(path) === true) ?? null;
 }
 
@@ -109,17 +107,6 @@ function resolveProgram(
     if (found === null) return null;
   }
   return null;
-}
-
-/** The session id of a live or zombie process, from /proc; null once it is gone. */
-function sessionOf(pid: number): number | null {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // After the last ')': state ppid pgrp session ...
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
-  } catch {
-    return null;
-  }
 }
 
 /** Set once Deno.kill was refused (scoped --allow-run): use the kill program from then on. */
@@ -168,7 +155,9 @@ export function signalGroup(pgid: number, signal: GroupSignal): Promise<boolean>
 
 /**
  * Lists the live (non-zombie) pids whose process group is `pgid`, from /proc.
- * Used by tests and by shutdown checks to prove nothing is left running.
+ * Used by tests and by termination to tell zombies from live members.
+ *
+ * @throws {Deno.errors.NotCapable} without --allow-all: Deno guards /proc.
  *
  * @example
  * ```ts
@@ -262,8 +251,8 @@ export class ProcessGroup {
     // A --deny-run entry would not see through the wrapper either.
     const wrap = setsid !== null && path !== null && granted({ name: "run", command: path });
     const child = new Deno.Command(wrap ? setsid : program, {
-      // "--": setsid takes no options after it; util-linux's setsid then
-      // execs in place, as a child of the server is no group leader.
+      // "--" ends setsid's own options. It execs the command in place (no
+      // fork) because a child of the server is not a group leader.
       args: wrap ? ["--", path, ...args] : args,
       cwd: options.cwd,
       clearEnv: true,
@@ -299,8 +288,10 @@ export class ProcessGroup {
   /**
    * Signals a group started by setsid, which may not have called setsid() yet
    * (spawn() returns once setsid is exec'd): kill(-pgid) then finds no group.
-   * Until then the leader is alone, as it has not exec'd the command, so
-   * signal it directly, then the group again in case setsid() ran meanwhile.
+   * Once it has, it cannot leave its group (a session leader may not), so
+   * "no group" while the leader is unreaped means "not yet". Until then the
+   * leader is alone, not having exec'd the command: signal it directly, then
+   * the group again in case setsid() ran in between.
    */
   #signalEarly(signal: GroupSignal): Promise<boolean> {
     const direct = killDirect(this.pgid, signal);
@@ -310,17 +301,10 @@ export class ProcessGroup {
       return Promise.resolve(true);
     }
     if (this.#exited) return Promise.resolve(false);
-    const session = sessionOf(this.pid);
-    if (session === null) return Promise.resolve(false);
-    if (session === this.pid) {
-      // setsid() ran between the two looks.
-      this.#sessionPending = false;
-      return Promise.resolve(killDirect(this.pgid, signal) === true);
-    }
     try {
       Deno.kill(this.pid, signal);
     } catch {
-      return Promise.resolve(false);
+      return Promise.resolve(false); // exited, and reaped just now
     }
     killDirect(this.pgid, signal);
     return Promise.resolve(true);
@@ -345,6 +329,19 @@ export class ProcessGroup {
     await this.#gone(2000);
   }
 
+  /**
+   * Whether nothing alive is left in the group, from /proc. Deno grants /proc
+   * only with --allow-all, so under scoped permissions this cannot tell, and
+   * says no: termination then relies on its probes and SIGKILL.
+   */
+  async #onlyZombiesLeft(): Promise<boolean> {
+    try {
+      return (await groupPids(this.pgid)).length === 0;
+    } catch {
+      return false;
+    }
+  }
+
   /** Waits up to `ms` for the group to empty, probing with SIGCONT (harmless to a live process). */
   async #gone(ms: number): Promise<boolean> {
     const deadline = performance.now() + ms;
@@ -354,7 +351,7 @@ export class ProcessGroup {
         if (!await this.signal("SIGCONT")) return true;
         // kill() also reaches zombies that init has not reaped yet; they are
         // dead, so now and then ask /proc whether anything alive remains.
-        if (probe % 5 === 4 && (await groupPids(this.pgid)).length === 0) return true;
+        if (probe % 5 === 4 && await this.#onlyZombiesLeft()) return true;
       }
       if (performance.now() >= deadline) return false;
       await Promise.race([this.status, sleep(PROBE_INTERVAL_MS)]);

@@ -27,7 +27,8 @@
  * 3. `latency`: `execute` of `true` to its `process.completed`, sequentially
  *    on one connection (p50/p99 over 200 runs, after 20 warm-up runs). Also
  *    reports how long a fresh Deno process takes to spawn and reap
- *    `sh -c true` (detached, as the server must, and not), and the round
+ *    `sh -c true` (plainly; through `setsid`, as the server does under an
+ *    unscoped --allow-run; and detached, as it does otherwise), and the round
  *    trip of a JSON-RPC `ping` on the same connection: together, roughly the
  *    floor for this figure.
  * 4. `sessions`: 100 WebSocket connections at once, each running `cat` of a
@@ -696,30 +697,39 @@ async function throughputAndCeiling(file: string, fileSha: string, fileBytes: nu
 
 /**
  * Run by `deno eval` in a fresh process: median time to `spawn()` `sh -c
- * true` with piped output, as the server does, and wait for it; with and
- * without `detached` (which the server needs for a process group of its
- * own). A fresh process, because a detached `spawn()` forks, so its cost
- * grows with the spawning process's RSS, and this script's own RSS says
- * nothing about the server's. (`Command.output()` does not show this.)
+ * true` with piped output, as the server does, and wait for it: plainly,
+ * through `setsid` (plain spawn, as lib/process_group.ts does when it can;
+ * null without /usr/bin/setsid) and `detached` (its fallback). A fresh
+ * process, because a detached `spawn()` forks, so its cost grows with the
+ * spawning process's RSS, and this script's own RSS says nothing about the
+ * server's. (`Command.output()` does not show this.)
  */
 const SPAWN_PROBE = `
 const runs = Number(Deno.args[0]);
-async function probe(detached) {
+async function probe(program, args, detached) {
   const times = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    await new Deno.Command("/bin/sh", {
-      args: ["-c", "true"], stdin: "null", stdout: "piped", stderr: "piped", detached,
+    await new Deno.Command(program, {
+      args, stdin: "null", stdout: "piped", stderr: "piped", detached,
     }).spawn().output();
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
 }
-const plain = await probe(false);
-const detached = await probe(true);
+const sh = ["-c", "true"];
+let hasSetsid = false;
+try {
+  hasSetsid = Deno.statSync("/usr/bin/setsid").isFile;
+} catch {
+  // no setsid: the server spawns detached
+}
+const plain = await probe("/bin/sh", sh, false);
+const setsid = hasSetsid ? await probe("/usr/bin/setsid", ["--", "/bin/sh", ...sh], false) : null;
+const detached = await probe("/bin/sh", sh, true);
 const rss = Number(/VmRSS:\\s+(\\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))[1]) * 1024;
-console.log(JSON.stringify({ plain, detached, rss }));
+console.log(JSON.stringify({ plain, setsid, detached, rss }));
 `;
 
 /** Spawn cost from Deno, measured by {@linkcode SPAWN_PROBE}; null if the probe failed. */
@@ -737,6 +747,7 @@ async function spawnFloor(runs: number) {
     );
     return JSON.parse(new TextDecoder().decode(out.stdout)) as {
       plain: number;
+      setsid: number | null;
       detached: number;
       rss: number;
     };
@@ -819,6 +830,7 @@ async function latency() {
       execute_to_result_p50_ms: round(percentile(toResult, 50), 3),
       server_rss_mb: round(serverRss / MB, 1),
       spawn_detached_p50_ms: floor && round(floor.detached, 3),
+      spawn_setsid_p50_ms: floor && floor.setsid !== null ? round(floor.setsid, 3) : null,
       spawn_plain_p50_ms: floor && round(floor.plain, 3),
       spawn_probe_rss_mb: floor && round(floor.rss / MB, 1),
       ping_rtt_p50_ms: round(median(pings), 3),

@@ -8,6 +8,118 @@ async function discard(g: ProcessGroup): Promise<void> {
   await Promise.all([g.stdout.cancel(), g.stderr.cancel()]);
 }
 
+const moduleUrl = new URL("../lib/process_group.ts", import.meta.url).href;
+
+/** pgrp and session of a live process, and its parent, from /proc. */
+function ids(pid: number): { ppid: number; pgrp: number; session: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // After the last ')': state ppid pgrp session ...
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]) };
+}
+
+/**
+ * Starts `script` in a child Deno under `flags`. From a file: `deno eval`
+ * accepts permission flags but runs with all permissions regardless.
+ */
+async function denoRun(flags: string[], script: string): Promise<Deno.ChildProcess> {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/script.js`, script);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...flags, `${dir}/script.js`],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  child.status.finally(() => Deno.remove(dir, { recursive: true }));
+  return child;
+}
+
+/** Output of a script that runs to its end, stdout then stderr. */
+async function denoOutput(flags: string[], script: string): Promise<{ code: number; out: string }> {
+  const child = await denoRun(flags, script);
+  await child.stdin.close();
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return { code: out.code, out: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
+}
+
+/**
+ * Run by a child Deno under the permissions given: spawns `sh -c` with a
+ * grandchild, reports how the session was made and what spawn() throws for a
+ * missing program and a missing cwd, then, once a line arrives on stdin,
+ * sends the group SIGTERM and reports how the leader ended. The parent looks at /proc:
+ * Deno 2 wants --allow-all for any read there.
+ */
+const SESSION_SCRIPT = `
+import { ProcessGroup } from "${moduleUrl}";
+const env = { PATH: "/usr/bin:/bin" };
+function thrown(options) {
+  try {
+    ProcessGroup.spawn(options);
+    return "nothing";
+  } catch (err) {
+    return err.constructor.name;
+  }
+}
+const g = ProcessGroup.spawn({ argv: ["sh", "-c", "sleep 1000 & wait"], env, stdin: false });
+const missing = thrown({ argv: ["no-such-program-cc"], env, stdin: false });
+const missingCwd = thrown({ argv: ["sh", "-c", "true"], cwd: "/no/such/dir", env, stdin: false });
+console.log(JSON.stringify({ self: Deno.pid, startedBy: g.startedBy, pid: g.pid, pgid: g.pgid, missing, missingCwd }));
+await Deno.stdin.readable.getReader().read();
+await g.signal("SIGTERM"); // not terminate(): it may read /proc
+await Promise.all([g.stdout.cancel(), g.stderr.cancel()]);
+console.log((await g.status).signal);
+`;
+
+/**
+ * Runs {@linkcode SESSION_SCRIPT} under `flags` and checks that the leader
+ * and its grandchild share one session and group whose id is the leader's
+ * pid, that spawn() threw NotFound for both misses, and that SIGTERM to the
+ * group left nothing behind.
+ */
+async function assertOwnSession(flags: string[], startedBy: string): Promise<void> {
+  const child = await denoRun(flags, SESSION_SCRIPT);
+  const stderr = new Response(child.stderr).text();
+  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await stdout.read();
+    if (done) break;
+    text += value;
+  }
+  const writer = child.stdin.getWriter();
+  try {
+    // stderr only once the child has ended: awaiting it sooner would deadlock.
+    if (!text.includes("\n")) assert.fail(text + (await stderr));
+    const report = JSON.parse(text.slice(0, text.indexOf("\n")));
+    assert.equal(report.startedBy, startedBy);
+    assert.equal(report.pgid, report.pid);
+    assert.equal(report.missing, "NotFound");
+    assert.equal(report.missingCwd, "NotFound");
+    const pid: number = report.pid;
+    await eventually(async () => (await groupPids(pid)).length === 2, 5000, "grandchild");
+    for (const member of await groupPids(pid)) {
+      const ppid = member === pid ? report.self : pid;
+      assert.deepEqual(ids(member), { ppid, pgrp: pid, session: pid });
+    }
+    await writer.write(new TextEncoder().encode("\n"));
+    for (;;) {
+      const { value, done } = await stdout.read();
+      if (done) break;
+      text += value;
+    }
+    if ((await child.status).code !== 0) assert.fail(text + (await stderr));
+    assert.equal(text.slice(text.indexOf("\n") + 1).trim(), "SIGTERM");
+    await assertGroupGone(pid, 1000);
+  } finally {
+    await writer.close().catch(() => {}); // ends the child if a check failed
+    await child.status;
+  }
+}
+
 Deno.test("ProcessGroup.spawn() makes the command a group leader with an explicit env", async () => {
   const g = ProcessGroup.spawn({ argv: ["sh", "-c", 'echo "$$:$HOME"'], env, stdin: false });
   assert.equal(g.pgid, g.pid);
@@ -16,6 +128,118 @@ Deno.test("ProcessGroup.spawn() makes the command a group leader with an explici
   assert.equal(text, `${g.pid}:\n`); // HOME unset: nothing of the parent's env leaks
   assert.equal((await g.status).code, 0);
   assert.ok(g.exited);
+});
+
+Deno.test("ProcessGroup.spawn() uses setsid under an unscoped --allow-run: pid = pgid = session", async () => {
+  await assertOwnSession(["--allow-run", "--allow-read"], "setsid");
+});
+
+Deno.test("ProcessGroup.spawn() falls back to detached when it may not read the program", async () => {
+  // The service's own flags: --allow-read lists /proc but not /usr/bin.
+  await assertOwnSession(["--allow-run", "--allow-read=/proc"], "detached");
+});
+
+Deno.test("ProcessGroup.spawn() keeps detached under a scoped --allow-run", async () => {
+  // setsid would make Deno check the list against setsid alone. The missing
+  // program is listed, so that Deno's answer is NotFound, not NotCapable.
+  const flags = ["--allow-run=sh,kill,no-such-program-cc", "--allow-read"];
+  await assertOwnSession(flags, "detached");
+});
+
+Deno.test("ProcessGroup.spawn() leaves a --deny-run program to Deno, which refuses it", async () => {
+  const script = `
+    import { ProcessGroup } from "${moduleUrl}";
+    try {
+      const g = ProcessGroup.spawn({ argv: ["sleep", "0"], env: { PATH: "/usr/bin:/bin" }, stdin: false });
+      console.log("spawned by " + g.startedBy);
+    } catch (err) {
+      console.log(err.constructor.name);
+    }
+  `;
+  const { out } = await denoOutput(["--allow-run", "--deny-run=sleep", "--allow-read"], script);
+  assert.equal(out.trim(), "NotCapable");
+});
+
+Deno.test("ProcessGroup.spawn() resolves programs as Deno does, and throws as it did", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/a`);
+    await Deno.mkdir(`${dir}/b`);
+    await Deno.mkdir(`${dir}/a/prog.d`);
+    const script = (name: string) => `#!/bin/sh\necho ${name} "$0" "$@"\n`;
+    await Deno.writeTextFile(`${dir}/a/prog`, script("a"), { mode: 0o644 }); // not executable
+    await Deno.writeTextFile(`${dir}/b/prog`, script("b"), { mode: 0o755 });
+    await Deno.symlink("prog.d", `${dir}/a/dirprog`);
+    const run = async (argv: string[], options: { cwd?: string; path?: string } = {}) => {
+      const g = ProcessGroup.spawn({
+        argv,
+        cwd: options.cwd,
+        env: { PATH: options.path ?? "/usr/bin:/bin" },
+        stdin: false,
+      });
+      const text = await new Response(g.stdout).text();
+      await g.stderr.cancel();
+      assert.equal((await g.status).code, 0);
+      return { text, startedBy: g.startedBy };
+    };
+    // PATH skips what cannot run, as Deno's lookup does; argv[0] is the path found.
+    assert.deepEqual(await run(["prog", "x"], { path: `${dir}/a:${dir}/b` }), {
+      text: `b ${dir}/b/prog x\n`,
+      startedBy: "setsid",
+    });
+    // A relative path is relative to the requested cwd, not the server's.
+    assert.notEqual(Deno.cwd(), dir);
+    assert.deepEqual(await run(["./b/prog"], { cwd: dir }), {
+      text: `b ${dir}/b/prog\n`,
+      startedBy: "setsid",
+    });
+    // A relative PATH entry is Deno's to resolve.
+    assert.equal((await run(["true"], { path: "bin:/usr/bin:/bin" })).startedBy, "detached");
+
+    const spawn = (argv: string[], cwd?: string) => () =>
+      ProcessGroup.spawn({ argv, cwd, env, stdin: false });
+    assert.throws(spawn(["no-such-program-cc"]), Deno.errors.NotFound);
+    assert.throws(spawn([`${dir}/b/missing`]), Deno.errors.NotFound);
+    assert.throws(spawn(["./missing"], dir), Deno.errors.NotFound);
+    assert.throws(spawn(["./prog"], dir), Deno.errors.NotFound); // it is in b/, not in dir
+    assert.throws(spawn(["true"], `${dir}/missing`), Deno.errors.NotFound);
+    assert.throws(spawn([`${dir}/a/prog`]), Deno.errors.PermissionDenied);
+    assert.throws(spawn([`${dir}/a/dirprog`]), Deno.errors.PermissionDenied);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ProcessGroup signals reach a command spawned a moment ago", async () => {
+  // spawn() returns once setsid is exec'd, before its setsid() call: the
+  // group does not exist yet, and a signal must still reach the command.
+  for (let i = 0; i < 20; i++) {
+    const g = ProcessGroup.spawn({
+      argv: ["sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+      env,
+      stdin: false,
+    });
+    if (i % 2 === 1) {
+      assert.equal(await g.signal("SIGSTOP"), true);
+      assert.equal(await g.signal("SIGCONT"), true);
+    }
+    await g.terminate(2000);
+    await discard(g);
+    assert.equal((await g.status).signal, "SIGTERM");
+    await assertGroupGone(g.pgid, 1000);
+  }
+});
+
+Deno.test("ProcessGroup.spawn() leaves no group member outside the session", async () => {
+  const g = ProcessGroup.spawn({ argv: ["sh", "-c", "sleep 1000 & wait"], env, stdin: false });
+  await eventually(async () => (await groupPids(g.pgid)).length === 2, 5000, "children");
+  for (const pid of await groupPids(g.pgid)) {
+    const ppid = pid === g.pid ? Deno.pid : g.pid;
+    assert.deepEqual(ids(pid), { ppid, pgrp: g.pid, session: g.pid });
+  }
+  await g.terminate(2000);
+  await discard(g);
+  await g.status;
 });
 
 Deno.test("ProcessGroup.terminate() ends grandchildren as well as the leader", async () => {
@@ -64,20 +288,21 @@ Deno.test("signalGroup() reports a vanished group as false", async () => {
 Deno.test("signalGroup() works under a scoped --allow-run by running kill", async () => {
   // A child Deno with --allow-run=sleep,kill cannot use Deno.kill(-pgid).
   const script = `
-    import { ProcessGroup } from "${new URL("../lib/process_group.ts", import.meta.url)}";
+    import { ProcessGroup } from "${moduleUrl}";
     const g = ProcessGroup.spawn({ argv: ["sleep", "1000"], env: { PATH: "/usr/bin:/bin" }, stdin: false });
+    let refused = false;
+    try {
+      Deno.kill(-g.pgid, "SIGCONT");
+    } catch (err) {
+      refused = err instanceof Deno.errors.NotCapable;
+    }
     await g.terminate(2000);
     await Promise.all([g.stdout.cancel(), g.stderr.cancel()]);
-    console.log((await g.status).signal);
+    console.log(refused ? "refused" : "allowed", (await g.status).signal);
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--allow-run=sleep,kill", "--allow-read", script],
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: Deno.env.get("HOME") ?? "/" },
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, text);
-  assert.match(text, /SIGTERM/);
+  const { code, out } = await denoOutput(["--allow-run=sleep,kill", "--allow-read"], script);
+  assert.equal(code, 0, out);
+  assert.equal(out.trim(), "refused SIGTERM");
 });
 
 Deno.test("groupPids() lists live members of a group and ignores others", async () => {

@@ -5,7 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { RawWebSocket } from "./_raw_ws.ts";
-import { eventually, spawnServer, TestClient, testServer, withServer } from "./_helpers.ts";
+import {
+  assertGroupGone,
+  eventually,
+  spawnServer,
+  TestClient,
+  testServer,
+  withServer,
+} from "./_helpers.ts";
 
 const upgradeHeaders = (extra: Record<string, string> = {}) => ({
   Upgrade: "websocket",
@@ -299,6 +306,11 @@ Deno.test("permissions: under the scoped flags of deno task start, runs and canc
     assert.equal(health.permissions.net.state, "scoped");
     assert.equal(health.permissions.write.state, "none");
     assert.equal(health.permissions.ffi.state, "none");
+    // Deno grants /proc only with --allow-all: the monitor still measures CPU.
+    await eventually(async () =>
+      typeof (await fetch(`${server.httpUrl}/health`).then((r) => r.json())).resources
+        .cpu_percent === "number"
+    );
     const client = await TestClient.open({ wsUrl: server.wsUrl } as never);
     assert.equal((await client.run({ command: "echo scoped" })).stdout, "scoped\n");
     const r = await client.request("execute", { command: "sleep 1000" });
@@ -398,4 +410,29 @@ Deno.test("limits: an MCP HTTP session's messages count as messages, not connect
     assert.match(String(refused), /429|Too many/);
     await http.client.close();
   });
+});
+
+Deno.test("permissions: under deno task start, a group ignoring SIGTERM is still killed", async () => {
+  // Without --allow-all Deno refuses /proc: termination must do without it.
+  const server = await spawnServer({ "kill-grace": "0.3", ephemeral: "true" }, {}, {
+    script: "scripts/start.ts",
+  });
+  try {
+    const health = await fetch(`${server.httpUrl}/health`).then((r) => r.json());
+    assert.equal(health.permissions.read.state, "scoped");
+    assert.equal(health.permissions.run.state, "all");
+    const client = await TestClient.open({ wsUrl: server.wsUrl } as never);
+    const r = await client.request("execute", {
+      command: "trap '' TERM; (trap '' TERM; sleep 1000) & echo ready; wait",
+    });
+    await client.event("output");
+    await client.request("control", { type: "CANCEL" });
+    const done = await client.event("completed");
+    assert.equal(done.params.status, "canceled");
+    assert.equal(done.params.signal, "SIGKILL");
+    await assertGroupGone(r.result.pgid);
+    await client.close();
+  } finally {
+    await server.stop();
+  }
 });
