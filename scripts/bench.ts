@@ -371,6 +371,9 @@ interface Server {
  * setting ignores its env var but would refuse an unknown flag. A value the
  * caller set in the environment wins, so a config can be benched as is.
  */
+/** The servers' data directory, inside the bench's temp dir once it exists. */
+let benchDataDir: string | null = null;
+
 const LOAD_LIMITS: Record<string, string> = {
   // The sessions figure opens up to 100 at once, and closed sessions from
   // earlier runs may still be on their way out.
@@ -391,6 +394,10 @@ async function startServer(): Promise<Server> {
   const port = freePort();
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(LOAD_LIMITS)) env[name] = Deno.env.get(name) ?? value;
+  // The real embedded store, but in the bench's temp dir rather than the user's.
+  if (benchDataDir !== null) {
+    env.CC_EXECUTOR_DATA_DIR = Deno.env.get("CC_EXECUTOR_DATA_DIR") ?? benchDataDir;
+  }
   const proc = new Subprocess("cc-executor", ["run", "-A", mainPath, "--port", String(port)], env);
   running.add(proc);
   const httpUrl = `http://127.0.0.1:${port}`;
@@ -1273,6 +1280,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     tmp = await Deno.makeTempDir({ prefix: "cc-executor-bench-" });
+    benchDataDir = `${tmp}/data`;
     const file = `${tmp}/throughput.txt`;
     const sessionFile = `${tmp}/session.txt`;
     const text = generateText(SIZES.fileBytes, 1);

@@ -8,7 +8,6 @@
 
 import type { FinalStatus, TimeoutSource } from "../types.ts";
 import { EmbeddedStore } from "./embedded.ts";
-import { RedisStore } from "./redis.ts";
 
 export { StoreUnavailableError } from "./_common.ts";
 
@@ -138,6 +137,8 @@ export interface CreateStoreOptions extends StoreBounds {
 export async function createStore(options: CreateStoreOptions): Promise<Store> {
   const bounds = { maxRuns: options.maxRuns, maxRecords: options.maxRecords, ttlS: options.ttlS };
   if (options.redisUrl) {
+    // Loaded only when used: the Redis client adds ~25 MB to the process.
+    const { RedisStore } = await import("./redis.ts");
     return await RedisStore.open({
       ...bounds,
       url: options.redisUrl,

@@ -41,6 +41,11 @@ export function complexityDefaults(config: TimeLimitConfig): Record<Complexity, 
 
 const log = logger("timing");
 
+/** How long an estimate is reused, ms: a class's p90 moves slowly once learned. */
+const CACHE_MS = 10_000;
+/** Classes whose estimates are cached at most. */
+const CACHE_CLASSES = 1000;
+
 /**
  * Estimates and records time limits.
  *
@@ -52,7 +57,7 @@ const log = logger("timing");
  * const store = await createStore({ ephemeral: true });
  * const limits = new TimeLimits(store, { multiplier: () => 1 }, { trivial: 15, simple: 30,
  *   low: 60, medium: 180, high: 360, complex: 600, extreme: 900 });
- * assert.equal((await limits.estimate("make build")).source, "default");
+ * assert.equal((await limits.estimate("make test")).source, "default");
  * for (let i = 0; i < 3; i++) {
  *   await store.appendRun("cmd:make:build",
  *     { duration_s: 10, exit_code: 0, status: "completed", timed_out: false, at: Date.now() });
@@ -67,6 +72,8 @@ export class TimeLimits {
   readonly #store: Store;
   readonly #monitor: { multiplier(): number };
   readonly #defaults: Record<Complexity, number>;
+  /** Recent estimates by class, before the load multiplier (a store read per execute otherwise). */
+  readonly #cache = new Map<string, { estimate: Estimate; at: number }>();
 
   /** Creates the estimator over a store and a resource monitor. */
   constructor(
@@ -85,13 +92,31 @@ export class TimeLimits {
   }
 
   /** A time limit for `command`, with its reasoning. Never throws for the store. */
-  estimate(command: string): Promise<Estimate> {
-    return estimateTimeout({
+  async estimate(command: string): Promise<Estimate> {
+    const cls = classify(command).class;
+    const hit = this.#cache.get(cls);
+    if (hit !== undefined && performance.now() - hit.at < CACHE_MS) {
+      // The machine's load is read fresh; only the history behind it is reused.
+      const multiplier = this.#monitor.multiplier();
+      const base = hit.estimate.reasoning.base_s;
+      return {
+        ...hit.estimate,
+        timeout_s: Math.max(1, Math.ceil(base * multiplier)),
+        reasoning: { ...hit.estimate.reasoning, multiplier },
+      };
+    }
+    const estimate = await estimateTimeout({
       command,
       store: this.#store,
       monitor: this.#monitor,
       defaults: this.#defaults,
     });
+    // An estimate made without the store is not kept: recovery shows at once.
+    if (estimate.reasoning.store_error === undefined) {
+      if (this.#cache.size >= CACHE_CLASSES) this.#cache.clear();
+      this.#cache.set(cls, { estimate, at: performance.now() });
+    }
+    return estimate;
   }
 
   /**
@@ -102,6 +127,13 @@ export class TimeLimits {
     const exit = exec.exit;
     if (exit === null) return;
     const cls = classify(exec.spec.display).class;
+    // A class still learning (no history of its own yet) must see this run:
+    // forget its estimate now and again once the run is stored (an estimate
+    // made in between read the store without it).
+    const forgetIfLearning = () => {
+      if (this.#cache.get(cls)?.estimate.source !== "history") this.#cache.delete(cls);
+    };
+    forgetIfLearning();
     const at = Date.now();
     try {
       await this.#store.appendRun(cls, {
@@ -111,6 +143,7 @@ export class TimeLimits {
         timed_out: exit.status === "timeout",
         at,
       });
+      forgetIfLearning();
       await this.#store.appendRecord({
         execution_id: exec.id,
         command: exec.spec.display,
