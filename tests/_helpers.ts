@@ -297,3 +297,20 @@ export async function sessionServices(): Promise<{ timeLimits: TimeLimits; hooks
     hooks: HookRunner.none(),
   };
 }
+
+/**
+ * Starts a group whose shell and grandchild both ignore SIGTERM, cancels it,
+ * and checks that SIGKILL ended it and no process of it remains.
+ */
+export async function cancelStubbornGroup(client: TestClient): Promise<void> {
+  const r = await client.request("execute", {
+    command: "trap '' TERM; (trap '' TERM; sleep 1000) & echo ready; wait",
+  });
+  await client.event("output");
+  await client.request("control", { type: "CANCEL" });
+  const done = await client.event("completed");
+  if (done.params.status !== "canceled" || done.params.signal !== "SIGKILL") {
+    throw new Error(`expected canceled by SIGKILL, got ${JSON.stringify(done.params)}`);
+  }
+  await assertGroupGone(r.result.pgid);
+}

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { groupPids } from "../lib/process_group.ts";
-import { assertGroupGone, eventually, TestClient, withServer } from "./_helpers.ts";
+import {
+  assertGroupGone,
+  cancelStubbornGroup,
+  eventually,
+  TestClient,
+  withServer,
+} from "./_helpers.ts";
 
 Deno.test("connected is the first message, with session id, version and capabilities", async () => {
   await withServer({}, async (server) => {
@@ -201,15 +207,7 @@ Deno.test("CANCEL of a paused run kills it (SIGCONT is sent so it can die)", asy
 Deno.test("CANCEL escalates to SIGKILL for a group that ignores SIGTERM", async () => {
   await withServer({ "kill-grace": "0.3" }, async (server) => {
     const client = await TestClient.open(server);
-    const r = await client.request("execute", {
-      command: "trap '' TERM; (trap '' TERM; sleep 1000) & echo ready; wait",
-    });
-    await client.event("output");
-    await client.request("control", { type: "CANCEL" });
-    const done = await client.event("completed");
-    assert.equal(done.params.status, "canceled");
-    assert.equal(done.params.signal, "SIGKILL");
-    await assertGroupGone(r.result.pgid);
+    await cancelStubbornGroup(client);
     await client.close();
   });
 });

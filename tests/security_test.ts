@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { RawWebSocket } from "./_raw_ws.ts";
 import {
-  assertGroupGone,
+  cancelStubbornGroup,
   eventually,
   spawnServer,
   TestClient,
@@ -422,15 +422,7 @@ Deno.test("permissions: under deno task start, a group ignoring SIGTERM is still
     assert.equal(health.permissions.read.state, "scoped");
     assert.equal(health.permissions.run.state, "all");
     const client = await TestClient.open({ wsUrl: server.wsUrl } as never);
-    const r = await client.request("execute", {
-      command: "trap '' TERM; (trap '' TERM; sleep 1000) & echo ready; wait",
-    });
-    await client.event("output");
-    await client.request("control", { type: "CANCEL" });
-    const done = await client.event("completed");
-    assert.equal(done.params.status, "canceled");
-    assert.equal(done.params.signal, "SIGKILL");
-    await assertGroupGone(r.result.pgid);
+    await cancelStubbornGroup(client);
     await client.close();
   } finally {
     await server.stop();
