@@ -10,6 +10,7 @@ import type { Config } from "./config.ts";
 import { isLoaderEnvName } from "./config.ts";
 import { CommandRefusedError, InvalidParamsError } from "./errors.ts";
 import { resolveCwd } from "./workspace.ts";
+import { exceedsUtf8, utf8Length } from "./utf8.ts";
 import type { ExecuteParams } from "./exec_params.ts";
 import type { ExecSpec, TimeoutSource } from "./types.ts";
 
@@ -31,8 +32,6 @@ export type ExecRequestConfig = Pick<
   | "maxStdinBytes"
 >;
 
-const utf8Length = (s: string) => new TextEncoder().encode(s).length;
-
 function fieldError(field: string, reason: string): InvalidParamsError {
   return new InvalidParamsError("Invalid params", { data: { field, reason } });
 }
@@ -53,8 +52,7 @@ async function checkDirectory(path: string): Promise<string> {
 }
 
 function checkLength(field: string, text: string, max: number): void {
-  // Cheap bound first: a string's UTF-8 size is at most 3 bytes per UTF-16 unit.
-  if (text.length * 3 > max && utf8Length(text) > max) {
+  if (exceedsUtf8(text, max)) {
     throw fieldError(field, `longer than ${max} bytes`);
   }
 }

@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { ConfigError } from "./config.ts";
 import { ProcessGroup } from "./process_group.ts";
-import { truncateUtf8 } from "./text_truncate.ts";
+import { utf8Tail } from "./utf8.ts";
 import type { Execution } from "./execution.ts";
 import type { HookOutcome } from "./types.ts";
 
@@ -260,7 +260,7 @@ export class HookRunner {
       ]);
       // Nothing a hook started may outlive it.
       await group.terminate(this.#killGraceMs);
-      const output = truncateTail(out + err);
+      const output = utf8Tail(out + err, OUTPUT_TAIL_BYTES);
       if (timedOut) {
         return outcome({ status: "timeout", output, error: `timed out after ${hook.timeout}s` });
       }
@@ -275,11 +275,4 @@ export class HookRunner {
       clearTimeout(timer);
     }
   }
-}
-
-/** The last `OUTPUT_TAIL_BYTES` of `text`, cut on a character boundary. */
-function truncateTail(text: string): string {
-  if (new TextEncoder().encode(text).length <= OUTPUT_TAIL_BYTES) return text;
-  const reversed = [...text].reverse().join("");
-  return [...truncateUtf8(reversed, OUTPUT_TAIL_BYTES)].reverse().join("");
 }

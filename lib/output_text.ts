@@ -12,6 +12,7 @@
  */
 import type { OutputLog } from "./output_log.ts";
 import type { StreamName } from "./types.ts";
+import { utf8DropFront, utf8Length, utf8Prefix } from "./utf8.ts";
 
 /** What {@linkcode readOutput} returns. */
 export interface OutputPage {
@@ -35,47 +36,6 @@ export interface OutputTail {
   kept: Record<StreamName, number>;
   /** Offset just past the last byte of output. */
   next: number;
-}
-
-const encoder = new TextEncoder();
-
-/** UTF-8 length of `s` without encoding it (a lone surrogate counts 3, as U+FFFD). */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d < 0xe000) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
-}
-
-/** The longest prefix of `s` encoding to at most `maxBytes`, and its size. */
-function prefix(s: string, maxBytes: number): { text: string; bytes: number } {
-  if (s.length * 3 <= maxBytes) return { text: s, bytes: utf8Length(s) };
-  const { read, written } = encoder.encodeInto(s, new Uint8Array(maxBytes));
-  return { text: s.slice(0, read), bytes: written };
-}
-
-/** `s` without its first `bytes` bytes, rounded up to a character boundary; and what was dropped. */
-function dropFront(s: string, bytes: number): { text: string; dropped: number } {
-  if (bytes <= 0) return { text: s, dropped: 0 };
-  let { text: head, bytes: dropped } = prefix(s, bytes);
-  if (dropped < bytes && head.length < s.length) {
-    // The cut falls inside a character: drop that character too.
-    const cp = s.codePointAt(head.length)!;
-    const extra = cp > 0xffff ? 2 : 1;
-    dropped += utf8Length(s.slice(head.length, head.length + extra));
-    head = s.slice(0, head.length + extra);
-  }
-  return { text: s.slice(head.length), dropped };
 }
 
 /**
@@ -113,7 +73,7 @@ export function readOutput(log: OutputLog, from: number, maxBytes: number): Outp
     const chunkEnd = chunk.seq + chunk.bytes;
     let data = chunk.data;
     if (chunk.seq < pos) {
-      const cut = dropFront(data, pos - chunk.seq);
+      const cut = utf8DropFront(data, pos - chunk.seq);
       data = cut.text;
       pos = Math.min(chunkEnd, chunk.seq + cut.dropped);
     }
@@ -124,7 +84,7 @@ export function readOutput(log: OutputLog, from: number, maxBytes: number): Outp
       pos = chunkEnd;
       continue;
     }
-    const head = prefix(data, budget);
+    const head = utf8Prefix(data, budget);
     if (head.bytes > 0) {
       parts[chunk.stream].push(head.text);
       pos = Math.min(chunkEnd, pos + head.bytes);
@@ -177,7 +137,7 @@ export function tailOutput(log: OutputLog, maxBytes: number): OutputTail {
       continue;
     }
     const size = utf8Length(chunk.data);
-    const cut = dropFront(chunk.data, size - budget);
+    const cut = utf8DropFront(chunk.data, size - budget);
     if (cut.text.length > 0) {
       parts[stream].push(cut.text);
       kept[stream] += size - cut.dropped;

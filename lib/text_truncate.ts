@@ -7,10 +7,7 @@
  * @module
  */
 
-/** Each UTF-16 code unit encodes to at most 3 UTF-8 bytes (a pair: 4 bytes for 2 units). */
-const MAX_UTF8_BYTES_PER_UNIT = 3;
-
-const encoder = new TextEncoder();
+import { utf8Prefix } from "./utf8.ts";
 
 function checkLimit(name: string, value: number): number {
   if (!(value >= 0)) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
@@ -83,8 +80,5 @@ export function truncateText(s: string, maxChars: number, marker = "…"): strin
  */
 export function truncateUtf8(s: string, maxBytes: number): string {
   const max = checkLimit("maxBytes", maxBytes);
-  if (s.length * MAX_UTF8_BYTES_PER_UNIT <= max) return s;
-  // encodeInto writes whole characters only and reports how many code units it consumed.
-  const { read } = encoder.encodeInto(s, new Uint8Array(max));
-  return s.slice(0, read);
+  return utf8Prefix(s, max).text;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { OutputLog } from "../lib/output_log.ts";
-import { readOutput, tailOutput, utf8Length } from "../lib/output_text.ts";
+import { readOutput, tailOutput } from "../lib/output_text.ts";
+import { utf8Length } from "../lib/utf8.ts";
 import type { StreamName } from "../lib/types.ts";
 
 const enc = new TextEncoder();

@@ -31,6 +31,7 @@ import { toErrorObject } from "./jsonrpc.ts";
 import { PROTOCOL_VERSION } from "./legacy.ts";
 import type { ProgressOptions } from "./mcp_progress.ts";
 import { CLIENT_CANCELLED, McpTools, type McpToolsConfig } from "./mcp_tools.ts";
+import { exceedsUtf8 } from "../utf8.ts";
 
 /** MCP revisions we speak, newest first; the first is answered to anything else. */
 export const MCP_PROTOCOL_VERSIONS: readonly string[] = [
@@ -336,7 +337,7 @@ export class McpProtocol {
    */
   async #send(message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
     if (this.#closed) return;
-    if ("result" in message && exceeds(JSON.stringify(message), MCP_MAX_MESSAGE_BYTES)) {
+    if ("result" in message && exceedsUtf8(JSON.stringify(message), MCP_MAX_MESSAGE_BYTES)) {
       log.error("Result of request {id} exceeds the message cap", { id: message.id });
       message = {
         jsonrpc: "2.0",
@@ -360,11 +361,4 @@ export class McpProtocol {
     for (const controller of this.#inflight.values()) controller.abort("connection closed");
     this.#inflight.clear();
   }
-}
-
-/** Whether `text` encodes to more than `max` UTF-8 bytes (encoding only when in doubt). */
-function exceeds(text: string, max: number): boolean {
-  if (text.length > max) return true;
-  if (text.length * 3 <= max) return false;
-  return new TextEncoder().encode(text).length > max;
 }

@@ -12,6 +12,7 @@ import { ErrorCode } from "../errors.ts";
 import type { SocketWriter } from "../socket_writer.ts";
 import { parseMessage } from "./jsonrpc.ts";
 import { MCP_MAX_MESSAGE_BYTES } from "./mcp.ts";
+import { exceedsUtf8, utf8Length } from "../utf8.ts";
 
 /** A response from the client (to a request of ours), which `parseMessage` does not accept. */
 function asResponse(text: string): JSONRPCMessage | null {
@@ -78,11 +79,10 @@ export class McpSocketTransport implements Transport {
    */
   send(message: JSONRPCMessage): Promise<void> {
     const text = JSON.stringify(message);
-    if (text.length * 3 > MCP_MAX_MESSAGE_BYTES) {
-      const bytes = new TextEncoder().encode(text).length;
-      if (bytes > MCP_MAX_MESSAGE_BYTES) {
-        return Promise.reject(new RangeError(`Message of ${bytes} bytes exceeds the 1 MiB cap`));
-      }
+    if (exceedsUtf8(text, MCP_MAX_MESSAGE_BYTES)) {
+      return Promise.reject(
+        new RangeError(`Message of ${utf8Length(text)} bytes exceeds the 1 MiB cap`),
+      );
     }
     this.#writer.send(text);
     return Promise.resolve();

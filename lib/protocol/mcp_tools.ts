@@ -25,7 +25,8 @@ import { ControlParams, EstimateParams, ExecuteParams, parseParams } from "../ex
 import { truncateText } from "../text_truncate.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import type { Execution } from "../execution.ts";
-import { readOutput, tailOutput, utf8Length } from "../output_text.ts";
+import { readOutput, tailOutput } from "../output_text.ts";
+import { utf8Length } from "../utf8.ts";
 import type { Session } from "../session.ts";
 import type { Sink } from "../sink.ts";
 import type { ExecutionEvent, ExitInfo } from "../types.ts";

@@ -21,6 +21,7 @@ import { encodeError, parseMessage, toErrorObject } from "./jsonrpc.ts";
 import { type LegacyConfig, LegacyProtocol } from "./legacy.ts";
 import { type McpConfig, McpProtocol } from "./mcp.ts";
 import { McpSocketTransport } from "./mcp_socket_transport.ts";
+import { exceedsUtf8 } from "../utf8.ts";
 
 /** What a connection needs from the server. */
 export interface TransportDeps {
@@ -52,13 +53,6 @@ function requestMethod(text: string): string | undefined {
 }
 
 const log = logger("ws");
-
-/** UTF-8 size of a string, computed only when its length leaves doubt. */
-function exceeds(text: string, max: number): boolean {
-  if (text.length > max) return true;
-  if (text.length * 3 <= max) return false;
-  return new TextEncoder().encode(text).length > max;
-}
 
 /**
  * Wires `socket` (already upgraded, not yet open) to a new session; `mcp`
@@ -129,7 +123,7 @@ export function attachSocket(
       protocol.sendError(ErrorCode.InvalidRequest, "Binary frames are not supported");
       return;
     }
-    if (exceeds(data, deps.config.maxMessageSize)) return close(1009, "Message too big");
+    if (exceedsUtf8(data, deps.config.maxMessageSize)) return close(1009, "Message too big");
     const limiter = options.limiter;
     if (limiter !== undefined) {
       const taken = limiter.messages.take(limiter.clientId);

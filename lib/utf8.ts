@@ -1,0 +1,91 @@
+/**
+ * UTF-8 sizes and cuts of JS strings. A string's UTF-8 size is what limits
+ * a message, a command or a log line; cuts here fall only between
+ * characters, never inside one (or inside a surrogate pair).
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/**
+ * UTF-8 length of `s` without encoding it (a lone surrogate counts 3, as U+FFFD).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8Length } from "./utf8.ts";
+ * assert.equal(utf8Length("aé€😀"), 1 + 2 + 3 + 4);
+ * ```
+ */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** The longest prefix of `s` encoding to at most `maxBytes`, and its size. */
+export function utf8Prefix(s: string, maxBytes: number): { text: string; bytes: number } {
+  if (s.length * 3 <= maxBytes) return { text: s, bytes: utf8Length(s) };
+  const { read, written } = encoder.encodeInto(s, new Uint8Array(maxBytes));
+  return { text: s.slice(0, read), bytes: written };
+}
+
+/** `s` without its first `bytes` bytes, rounded up to a character boundary; and what was dropped. */
+export function utf8DropFront(s: string, bytes: number): { text: string; dropped: number } {
+  if (bytes <= 0) return { text: s, dropped: 0 };
+  let { text: head, bytes: dropped } = utf8Prefix(s, bytes);
+  if (dropped < bytes && head.length < s.length) {
+    // The cut falls inside a character: drop that character too.
+    const cp = s.codePointAt(head.length)!;
+    const extra = cp > 0xffff ? 2 : 1;
+    dropped += utf8Length(s.slice(head.length, head.length + extra));
+    head = s.slice(0, head.length + extra);
+  }
+  return { text: s.slice(head.length), dropped };
+}
+
+/**
+ * Whether `s` encodes to more than `maxBytes` UTF-8 bytes; counts only when
+ * its length leaves doubt (every UTF-16 unit is 1 to 3 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { exceedsUtf8 } from "./utf8.ts";
+ * assert.equal(exceedsUtf8("ééé", 5), true);
+ * assert.equal(exceedsUtf8("ééé", 6), false);
+ * ```
+ */
+export function exceedsUtf8(s: string, maxBytes: number): boolean {
+  if (s.length > maxBytes) return true;
+  if (s.length * 3 <= maxBytes) return false;
+  return utf8Length(s) > maxBytes;
+}
+
+/**
+ * The longest suffix of `s` encoding to at most `maxBytes`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8Tail } from "./utf8.ts";
+ * assert.equal(utf8Tail("abc€", 4), "c€");
+ * assert.equal(utf8Tail("abc€", 2), "");
+ * ```
+ */
+export function utf8Tail(s: string, maxBytes: number): string {
+  const over = utf8Length(s) - maxBytes;
+  return over <= 0 ? s : utf8DropFront(s, over).text;
+}
