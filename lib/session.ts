@@ -229,10 +229,8 @@ export class Session {
    */
   find(executionId?: string): Execution {
     if (executionId !== undefined) {
-      const exec = this.#deps.registry.get(executionId);
-      if (exec === undefined || exec.sessionId !== this.id) {
-        throw new NoProcessError(`No execution with id ${executionId}`);
-      }
+      const exec = this.get(executionId);
+      if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
       if (!exec.active) throw new NoProcessError();
       return exec;
     }

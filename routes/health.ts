@@ -35,6 +35,8 @@ export interface HealthDeps {
 /** The health routes. */
 export function healthRoutes(deps: HealthDeps): Hono {
   const app = new Hono();
+  // Permissions are fixed for the life of the process: query them once.
+  const permissions = heldPermissions(deps.config);
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/health", async (c) => {
     const m = deps.metrics;
@@ -68,7 +70,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       resources: deps.monitor.snapshot(),
       hooks: deps.hooks.status(),
       auth: deps.keyring.hasKeys ? "api_key" : "none",
-      permissions: heldPermissions(deps.config),
+      permissions,
     };
     return c.json(body, draining ? 503 : 200);
   });

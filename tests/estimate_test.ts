@@ -3,7 +3,7 @@ import { EmbeddedStore } from "../lib/store/embedded.ts";
 import { ResourceMonitor } from "../lib/monitor.ts";
 import type { Store } from "../lib/store/store.ts";
 import { classify } from "../lib/timing/classify.ts";
-import { DEFAULT_TIMEOUTS_S, estimateTimeout } from "../lib/timing/estimate.ts";
+import { DEFAULT_TIMEOUTS_S, estimateTimeout, withMultiplier } from "../lib/timing/estimate.ts";
 import { run } from "./store_contract.ts";
 
 async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
@@ -211,4 +211,29 @@ Deno.test("estimateTimeout() never returns less than one second", async () => {
     assert.equal(e.source, "history");
     assert.equal(e.timeout_s, 1);
   });
+});
+
+Deno.test("withMultiplier() reapplies the load to the same history, rounding like the estimate", () => {
+  const estimate = {
+    timeout_s: 12,
+    source: "history" as const,
+    reasoning: {
+      class: "cmd:make:build",
+      category: "build",
+      complexity: "medium" as const,
+      samples: 3,
+      multiplier: 1,
+      base_s: 12,
+    },
+  };
+  assert.equal(withMultiplier(estimate, 1).timeout_s, 12);
+  const busy = withMultiplier(estimate, 3);
+  assert.equal(busy.timeout_s, 36);
+  assert.equal(busy.reasoning.multiplier, 3);
+  assert.equal(busy.reasoning.base_s, 12);
+  assert.equal(
+    withMultiplier({ ...estimate, reasoning: { ...estimate.reasoning, base_s: 10 } }, 1.2)
+      .timeout_s,
+    12,
+  );
 });

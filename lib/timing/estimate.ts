@@ -59,6 +59,8 @@ export interface Estimate {
 /** Inputs of {@linkcode estimateTimeout}. */
 export interface EstimateInput {
   command: string;
+  /** The command's class when the caller has it already (it is `classify(command)`). */
+  cls?: CommandClass | undefined;
   /** Where history is read; failures fall back to defaults. */
   store: Pick<Store, "history" | "classes">;
   /** The resource monitor (anything with `multiplier()`); none means x1. */
@@ -104,8 +106,20 @@ const MAX_SIMILAR = 50;
  * await store.close();
  * ```
  */
+/**
+ * `estimate` under another resource multiplier: same history, the machine's
+ * load as it is now.
+ */
+export function withMultiplier(estimate: Estimate, multiplier: number): Estimate {
+  return {
+    ...estimate,
+    timeout_s: wholeSeconds(estimate.reasoning.base_s * multiplier),
+    reasoning: { ...estimate.reasoning, multiplier },
+  };
+}
+
 export async function estimateTimeout(input: EstimateInput): Promise<Estimate> {
-  const cls = classify(input.command);
+  const cls = input.cls ?? classify(input.command);
   const minSamples = input.minSamples ?? 3;
   const multiplier = input.monitor?.multiplier() ?? 1;
   const base = { class: cls.class, category: cls.category, complexity: cls.complexity };

@@ -12,7 +12,7 @@ import type { Execution } from "../execution.ts";
 import { logger } from "../log.ts";
 import type { ExecutionRecord, RecordQuery, Store } from "../store/store.ts";
 import { classify, type Complexity } from "./classify.ts";
-import { type Estimate, estimateTimeout } from "./estimate.ts";
+import { type Estimate, estimateTimeout, withMultiplier } from "./estimate.ts";
 
 /** The settings that shape estimates. */
 export type TimeLimitConfig = Pick<
@@ -93,20 +93,16 @@ export class TimeLimits {
 
   /** A time limit for `command`, with its reasoning. Never throws for the store. */
   async estimate(command: string): Promise<Estimate> {
-    const cls = classify(command).class;
+    const commandClass = classify(command);
+    const cls = commandClass.class;
     const hit = this.#cache.get(cls);
     if (hit !== undefined && performance.now() - hit.at < CACHE_MS) {
       // The machine's load is read fresh; only the history behind it is reused.
-      const multiplier = this.#monitor.multiplier();
-      const base = hit.estimate.reasoning.base_s;
-      return {
-        ...hit.estimate,
-        timeout_s: Math.max(1, Math.ceil(base * multiplier)),
-        reasoning: { ...hit.estimate.reasoning, multiplier },
-      };
+      return withMultiplier(hit.estimate, this.#monitor.multiplier());
     }
     const estimate = await estimateTimeout({
       command,
+      cls: commandClass,
       store: this.#store,
       monitor: this.#monitor,
       defaults: this.#defaults,
