@@ -240,11 +240,6 @@ export class Session {
     return latest;
   }
 
-  /** Executions of this session not yet ended. */
-  activeExecutions(): Execution[] {
-    return [...this.#active];
-  }
-
   /** This session's execution `executionId`, running or finished (while retained). */
   get(executionId: string): Execution | undefined {
     const exec = this.#deps.registry.get(executionId);

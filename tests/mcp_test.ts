@@ -99,7 +99,7 @@ Deno.test("McpProtocol: progress goes with its request; a cancelled call ends it
     assert.equal(p.message.params.progressToken, 42);
     assert.equal(p.options?.relatedRequestId, 7, "routed to the request's stream");
   }
-  const exec = session.activeExecutions()[0]!;
+  const exec = session.executions().filter((e) => e.active)[0]!;
   receive({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7 } });
   await exec.done;
   assert.equal(exec.state, "canceled");

@@ -79,7 +79,7 @@ Deno.test("McpTools execute: a cancelled call ends its run, a closed connection 
   const cancel = new AbortController();
   const pending = call("execute", { command: "exec sleep 1000" }, cancel.signal);
   await new Promise((r) => setTimeout(r, 50));
-  const [first] = session.activeExecutions();
+  const [first] = session.executions().filter((e) => e.active);
   cancel.abort(CLIENT_CANCELLED);
   await pending;
   assert.equal((await first!.done).status, "canceled");
@@ -87,7 +87,7 @@ Deno.test("McpTools execute: a cancelled call ends its run, a closed connection 
   const gone = new AbortController();
   const waiting = call("execute", { command: "exec sleep 1000" }, gone.signal);
   await new Promise((r) => setTimeout(r, 50));
-  const [second] = session.activeExecutions();
+  const [second] = session.executions().filter((e) => e.active);
   gone.abort("connection closed");
   const r = await waiting;
   assert.equal((r.structuredContent as Msg).running, true, "still running after the call ended");
