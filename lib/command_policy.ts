@@ -124,15 +124,52 @@ function refusal(hazard: Hazard, index: number, inDouble: boolean): CommandPolic
   });
 }
 
+/** A token of {@linkcode shellTokens}: a word (quotes removed), or an operator. */
+export type ShellToken = { word: string } | { op: string };
+
 /**
- * The one scanner behind both exports, so the parser and the policy can
- * never disagree about what is quoted. With `policy`, it throws at the first
- * construct a shell would treat specially.
+ * How {@linkcode scan} reads a command: `words` splits on blanks only,
+ * `policy` also refuses what only a shell would act on, `lenient` splits
+ * at operators too and never throws (for classification, where a best
+ * guess beats a refusal).
  */
-function scan(cmd: string, policy: boolean): string[] {
-  const words: string[] = [];
+type ScanMode = "words" | "policy" | "lenient";
+
+/** Redirection operators, longest first; a lenient scan reports each as one `op`. */
+const REDIRECTION = /<<<|<<-|<<|<>|<&|>>|>&|>\||&>>|&>|<|>/y;
+
+/** The end of a `$(...)`, `${...}` or backquoted text starting at `i`, for lenient scans. */
+function substitutionEnd(cmd: string, i: number): number {
+  if (cmd[i] === "`") {
+    const close = cmd.indexOf("`", i + 1);
+    return close === -1 ? cmd.length : close + 1;
+  }
+  const open = cmd[i + 1]!;
+  const close = open === "(" ? ")" : "}";
+  let depth = 0;
+  for (let j = i + 1; j < cmd.length; j++) {
+    if (cmd[j] === open) depth++;
+    else if (cmd[j] === close && --depth === 0) return j + 1;
+  }
+  return cmd.length;
+}
+
+/**
+ * The one scanner behind every export, so the parser, the policy and the
+ * classifier can never disagree about what is quoted. With `policy`, it
+ * throws at the first construct a shell would treat specially.
+ */
+function scan(cmd: string, mode: ScanMode): ShellToken[] {
+  const tokens: ShellToken[] = [];
+  const policy = mode === "policy";
+  const lenient = mode === "lenient";
   let word = "";
   let inWord = false;
+  const endWord = () => {
+    if (inWord) tokens.push({ word });
+    word = "";
+    inWord = false;
+  };
   let i = 0;
   // A newline separates commands only between two of them; leading and
   // trailing ones (a client's "echo hi\n") are harmless blanks.
@@ -141,19 +178,36 @@ function scan(cmd: string, policy: boolean): string[] {
     const c = cmd[i]!;
     if (policy) {
       const hazard = c === "\n"
-        ? (inWord || words.length > 0) && i < lastNonBlank
+        ? (inWord || tokens.length > 0) && i < lastNonBlank
           ? { reason: "newline", what: "a newline", token: "\n" } as const
           : null
         : unquotedHazard(cmd, i, inWord);
       if (hazard !== null) throw refusal(hazard, i, false);
     }
+    if (lenient) {
+      const next = lenientStep(cmd, i, word, inWord);
+      if (next !== null) {
+        if (next.dropWord) {
+          word = "";
+          inWord = false;
+        }
+        if (next.op !== undefined) {
+          endWord();
+          tokens.push({ op: next.op });
+        } else if (next.text !== undefined) {
+          word += next.text;
+          inWord = true;
+        }
+        i = next.end;
+        continue;
+      }
+    }
     if (isBlank(c)) {
-      if (inWord) words.push(word);
-      word = "";
-      inWord = false;
+      endWord();
       i++;
     } else if (c === "\\") {
       if (i + 1 >= cmd.length) {
+        if (lenient) break;
         throw new ShellWordsError("Command ends with a backslash that escapes nothing", {
           data: { reason: "trailing_backslash", index: i },
         });
@@ -167,11 +221,14 @@ function scan(cmd: string, policy: boolean): string[] {
       inWord = true;
       i += 1 + escaped.length;
     } else if (c === "'") {
-      const end = cmd.indexOf("'", i + 1);
+      let end = cmd.indexOf("'", i + 1);
       if (end === -1) {
-        throw new ShellWordsError(`Unterminated single quote at index ${i}`, {
-          data: { reason: "unterminated_single_quote", index: i },
-        });
+        if (!lenient) {
+          throw new ShellWordsError(`Unterminated single quote at index ${i}`, {
+            data: { reason: "unterminated_single_quote", index: i },
+          });
+        }
+        end = cmd.length;
       }
       word += cmd.slice(i + 1, end);
       inWord = true;
@@ -182,6 +239,7 @@ function scan(cmd: string, policy: boolean): string[] {
       for (;;) {
         const d = cmd[i];
         if (d === undefined) {
+          if (lenient) break;
           throw new ShellWordsError(`Unterminated double quote at index ${open}`, {
             data: { reason: "unterminated_double_quote", index: open },
           });
@@ -222,8 +280,76 @@ function scan(cmd: string, policy: boolean): string[] {
       i++;
     }
   }
-  if (inWord) words.push(word);
-  return words;
+  endWord();
+  return tokens;
+}
+
+/** What a lenient scan does with an unquoted character beyond plain words. */
+interface LenientStep {
+  /** An operator token to emit (the word so far ends first). */
+  op?: string;
+  /** Text to append to the current word, verbatim. */
+  text?: string;
+  /** Forget the word so far (a redirection's file descriptor number). */
+  dropWord?: boolean;
+  /** Where scanning resumes. */
+  end: number;
+}
+
+/**
+ * Operators, comments and substitutions for a lenient scan: `;` `&` `&&`
+ * `|` `||` `|&` `;;` `(` `)` and newlines are operators, redirections are
+ * reported as one `op` each (with a leading fd number dropped), and
+ * `$(...)`, `${...}` and backquotes stay inside their word, unexpanded.
+ */
+function lenientStep(cmd: string, i: number, word: string, inWord: boolean): LenientStep | null {
+  const c = cmd[i]!;
+  const next = cmd[i + 1];
+  if (c === "#" && !inWord) {
+    const nl = cmd.indexOf("\n", i);
+    return { end: nl === -1 ? cmd.length : nl };
+  }
+  if ((c === "$" && (next === "(" || next === "{")) || c === "`") {
+    const end = substitutionEnd(cmd, i);
+    return { text: cmd.slice(i, end), end };
+  }
+  if (c === "<" || c === ">" || (c === "&" && next === ">")) {
+    REDIRECTION.lastIndex = i;
+    const op = REDIRECTION.exec(cmd)![0];
+    return { op, dropWord: inWord && /^\d+$/.test(word), end: i + op.length };
+  }
+  if (c === "\n" || c === "(" || c === ")") return { op: c, end: i + 1 };
+  if (c === ";" || c === "&" || c === "|") {
+    const op = next === c || (c === "|" && next === "&") ? c + next : c;
+    return { op, end: i + op.length };
+  }
+  return null;
+}
+
+/**
+ * Splits a command line into words and operators, the way a shell would
+ * before expanding anything, and never throws: for reading what a command
+ * runs (classification), not for running it. Quoting is as in
+ * {@linkcode splitShellWords}; unterminated quotes run to the end; comments
+ * are dropped; `$(...)`, `${...}` and backquotes stay literal in their word.
+ *
+ * @example Operators and redirections are tokens of their own
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shellTokens } from "./command_policy.ts";
+ * assert.deepEqual(shellTokens(`cd 'my dir' && make 2>&1 | tee "log" # all`), [
+ *   { word: "cd" }, { word: "my dir" }, { op: "&&" }, { word: "make" }, { op: ">&" },
+ *   { word: "1" }, { op: "|" }, { word: "tee" }, { word: "log" },
+ * ]);
+ * ```
+ */
+export function shellTokens(cmd: string): ShellToken[] {
+  return scan(cmd, "lenient");
+}
+
+/** The words of tokens from a scan that emits no operators. */
+function wordsOf(tokens: ShellToken[]): string[] {
+  return tokens.map((t) => ("word" in t ? t.word : t.op));
 }
 
 /**
@@ -252,7 +378,7 @@ function scan(cmd: string, policy: boolean): string[] {
  * ```
  */
 export function splitShellWords(cmd: string): string[] {
-  return scan(cmd, false);
+  return wordsOf(scan(cmd, "words"));
 }
 
 /**
@@ -327,7 +453,7 @@ export function checkCommand(command: string, allowed: readonly string[]): { arg
   }
   let argv: string[];
   try {
-    argv = scan(command, true);
+    argv = wordsOf(scan(command, "policy"));
   } catch (err) {
     if (!(err instanceof ShellWordsError)) throw err;
     const reason = err.message.charAt(0).toLowerCase() + err.message.slice(1);

@@ -76,16 +76,86 @@ Deno.test("classify() looks past setup commands and into sh -c", () => {
   assert.equal(classify("bash -lc 'cd x && npm test'").class, "cmd:npm:test");
   assert.equal(classify(`sh -c "cargo build"`).class, "cmd:cargo:build");
   assert.equal(classify("(cd sub && make test)").class, "cmd:make:test");
-  assert.equal(classify("ls -la | grep foo").class, "cmd:ls");
+  // A pipeline or list is its heaviest program.
+  assert.equal(classify("ls -la | grep foo").class, "cmd:grep");
+  assert.equal(classify("git add . && git commit -m x && git push").class, "cmd:git:push");
+  assert.equal(classify("echo start; make test 2>&1 | tee log").class, "cmd:make:test");
   assert.equal(classify("mkdir -p out").class, "cmd:mkdir");
 });
 
-Deno.test("classify() gives sleep the complexity its duration needs", () => {
-  assert.equal(classify("sleep 1").complexity, "trivial");
-  assert.equal(classify("sleep 30").complexity, "low");
-  assert.equal(classify("sleep 2m").class, "cmd:sleep:120");
-  assert.equal(classify("sleep 2m").complexity, "medium");
-  assert.equal(classify("sleep 1h").complexity, "extreme");
+Deno.test("classify() never classes a compound command by one trivial program in it", () => {
+  const cases: [string, string][] = [
+    ["for i in 1 2 3 4; do echo tick$i; sleep 0.4; done", "shell:loop:sleep"],
+    ["while true; do make; done", "shell:loop:make"],
+    ["until curl -s localhost:8080; do sleep 1; done", "shell:loop:curl"],
+    ["for f in *.c; do gcc -c $f; done", "shell:loop:gcc"],
+    ["if [ -f x ]; then make test; fi", "shell:if:make:test"],
+    ["case $x in a) echo A;; b) cargo build;; esac", "shell:case:cargo:build"],
+  ];
+  for (const [command, cls] of cases) {
+    const c = classify(command);
+    assert.equal(c.class, cls, command);
+    assert.equal(c.source, "shape", command);
+  }
+  // A loop is one level more work than its body.
+  assert.equal(classify("while true; do make; done").complexity, "high");
+  // Groups and subshells are transparent; a function body is what runs.
+  assert.equal(classify("{ echo a; npm test; }").class, "cmd:npm:test");
+  assert.equal(classify("f() { make; }; f").class, "cmd:make");
+});
+
+Deno.test("classify() keeps argument values out of class names", () => {
+  for (const command of ["sleep 5", "sleep 77200.5", "sleep 2m", "sleep infinity"]) {
+    assert.equal(classify(command).class, "cmd:sleep", command);
+  }
+  // What a command states about its duration is kept apart from its class.
+  assert.equal(classify("sleep 2m").statedSeconds, 120);
+  assert.equal(classify("sleep 1 && sleep 2").statedSeconds, 3);
+  assert.equal(classify("timeout 600 make").statedSeconds, 600);
+  assert.equal(classify("for i in 1 2; do sleep 9; done").statedSeconds, null);
+  // Numbers and paths never become sub-commands.
+  assert.equal(classify("git 123").class, "cmd:git");
+  assert.equal(classify("make out/bar.o").class, "cmd:make");
+  assert.equal(classify("make -j 8").class, "cmd:make");
+  assert.equal(classify("python /tmp/a/b/run.py").class, "cmd:python:run.py");
+  assert.equal(classify("./script.sh 5 /etc").class, "cmd:script.sh");
+});
+
+Deno.test("classify() classes an argv directly, as the shell string would be", () => {
+  assert.equal(classify(["sh", "-c", "npm test"]).class, classify("sh -c 'npm test'").class);
+  assert.equal(classify(["sh", "-c", "npm test"]).class, "cmd:npm:test");
+  assert.equal(classify(["/usr/bin/git", "clone", "x"]).class, "cmd:git:clone");
+  // An argv word with spaces or operators is one word, never re-parsed.
+  assert.equal(classify(["echo", "a && make"]).class, "cmd:echo");
+  assert.equal(classify(["sleep", "10"]).statedSeconds, 10);
+  assert.equal(classify([]).class, "cmd:unknown");
+});
+
+Deno.test("classify() sees servers, watchers and REPLs as long-running", () => {
+  for (
+    const command of [
+      "node server.js",
+      "tail -f /var/log/syslog",
+      "python3",
+      "python -m http.server 8000",
+      "npm start",
+      "npm run dev",
+    ]
+  ) {
+    const c = classify(command);
+    assert.equal(c.category, "server", command);
+    assert.equal(c.complexity, "extreme", command);
+  }
+  assert.equal(classify("tail -n 5 x").category, "shell");
+});
+
+Deno.test("classify() gives build and test classes at least medium complexity", () => {
+  for (const command of ["tsc -p .", "cmake ..", "cargo", "go vet", "npm test", "make"]) {
+    const c = classify(command);
+    if (c.category === "build" || c.category === "test") {
+      assert.ok(complexityRank(c.complexity) >= complexityRank("medium"), command);
+    }
+  }
 });
 
 Deno.test("classify() handles empty and odd input", () => {
@@ -158,6 +228,7 @@ Deno.test("classify() lets explicit tags win", () => {
     subcommand: "question",
     complexity: "high",
     source: "tags",
+    statedSeconds: null,
   });
   // Missing tags are filled from the command; an unknown complexity is ignored.
   const partial = classify("[complexity:extreme] make");
@@ -174,6 +245,7 @@ Deno.test("parseClass() recovers what classify() put in a class name", () => {
       "git clone x",
       "npm run build",
       "sleep 2m",
+      "while true; do make test; done",
       `claude -p "Refactor the whole project"`,
       "[category:etl][task:load][complexity:high] x",
     ]

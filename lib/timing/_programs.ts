@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Complexity } from "./classify.ts";
+import { type Complexity, complexityRank } from "./complexity.ts";
 
 /** Category and complexity of a program or one of its sub-commands. */
 export interface Profile {
@@ -22,8 +22,10 @@ export type SubcommandKind =
   | "script"
   /** `make test`: the first target (not a `VAR=value`). */
   | "target"
-  /** `sleep 30`: the duration in seconds. */
-  | "seconds";
+  /** `sleep 30`: the argument is a duration (stated, never part of the class). */
+  | "seconds"
+  /** `tail -f`: `follow` when it follows (runs until stopped), else nothing. */
+  | "follow";
 
 interface ProgramInfo extends Profile {
   kind?: SubcommandKind;
@@ -57,6 +59,8 @@ const JS_PM: ProgramInfo = {
     "build": p("build", "medium"),
     "lint": p("lint", "low"),
     "ls list view info outdated init why": p("package", "simple"),
+    // Dev servers and watchers run until stopped.
+    "start dev serve watch": p("server", "extreme"),
   }),
 };
 
@@ -96,6 +100,7 @@ const CONTAINER: ProgramInfo = {
 };
 
 const TEST: ProgramInfo = p("test", "medium");
+const SERVER: ProgramInfo = p("server", "extreme");
 const LINT: ProgramInfo = p("lint", "simple");
 const BUILD_TOOL: ProgramInfo = { ...p("build", "high"), kind: "target" };
 
@@ -107,6 +112,8 @@ export const PROGRAMS: Readonly<Record<string, ProgramInfo>> = {
       "realpath readlink test [ jq yq env printenv free uptime nproc",
     p("shell", "trivial"),
   ),
+  ...many("tail journalctl", { ...p("shell", "trivial"), kind: "follow" }),
+  ...many("watch http.server uvicorn gunicorn hypercorn daphne flask jupyter nginx", SERVER),
   ...many(
     "grep egrep rg ag fd find du sed awk diff cmp file md5sum sha256sum",
     p("shell", "simple"),
@@ -159,6 +166,7 @@ export const PROGRAMS: Readonly<Record<string, ProgramInfo>> = {
     sub: subs({
       "test bench": p("test", "medium"),
       "compile": p("build", "medium"),
+      "serve": p("server", "extreme"),
       "fmt lint": p("lint", "simple"),
       "check": p("lint", "low"),
       "install add cache outdated": p("package", "low"),
@@ -183,7 +191,7 @@ export const PROGRAMS: Readonly<Record<string, ProgramInfo>> = {
       "lint fmt format": p("lint", "low"),
     }),
   }),
-  ...many("cmake meson tsc webpack vite esbuild rollup parcel", p("build", "low")),
+  ...many("cmake meson tsc webpack vite esbuild rollup parcel", p("build", "medium")),
   ninja: { ...p("build", "medium"), kind: "target" },
   ...many("gradle gradlew mvn mvnw sbt ant bazel bazelisk", BUILD_TOOL),
   ...many("pytest py.test jest vitest mocha ava karma phpunit rspec ctest nose2", TEST),
@@ -245,38 +253,52 @@ export function runScriptProfile(script: string): Profile {
   return p("script", "low");
 }
 
-/** `sleep N[smhd]` in seconds, or null. */
+/** What `sleep infinity` states: more than any time limit may be. */
+const FOREVER_S = 365 * 86400;
+
+/**
+ * `sleep N[smhd]` (or `infinity`) in seconds, or null.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sleepSeconds } from "./_programs.ts";
+ * assert.equal(sleepSeconds("2m"), 120);
+ * assert.equal(sleepSeconds("soon"), null);
+ * ```
+ */
 export function sleepSeconds(arg: string | undefined): number | null {
+  if (arg === "infinity" || arg === "inf") return FOREVER_S;
   const m = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(arg ?? "");
   if (!m) return null;
   const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
   return Number(m[1]) * unit;
 }
 
-/**
- * A sleep's complexity: the smallest level whose default limit (see
- * `lib/timing/estimate.ts`) still leaves 20 % headroom over the sleep.
- */
-export function sleepComplexity(seconds: number): Complexity {
-  const levels: [number, Complexity][] = [
-    [12, "trivial"],
-    [25, "simple"],
-    [50, "low"],
-    [150, "medium"],
-    [300, "high"],
-    [500, "complex"],
-  ];
-  return levels.find(([max]) => seconds <= max)?.[1] ?? "extreme";
-}
+/** Scripts whose names say they serve or watch: they run until stopped. */
+const SERVER_SCRIPT = /serv(er|e)?\b|^app\.|daemon|worker|watch|listen/;
+
+/** Categories whose work is long enough that they are never below `medium` (10 minutes). */
+const LONG_CATEGORIES = new Set(["build", "test"]);
 
 /** Profile of `program` with optional `subcommand`. */
 export function profileOf(program: string, subcommand: string | null): Profile {
+  const profile = ownProfile(program, subcommand);
+  return LONG_CATEGORIES.has(profile.category) &&
+      complexityRank(profile.complexity) < complexityRank("medium")
+    ? p(profile.category, "medium")
+    : profile;
+}
+
+function ownProfile(program: string, subcommand: string | null): Profile {
   const info = PROGRAMS[program];
   if (!info) return UNKNOWN_PROFILE;
   if (subcommand !== null) {
-    if (info.kind === "seconds") {
-      const s = sleepSeconds(subcommand);
-      return s === null ? info : p(info.category, sleepComplexity(s));
+    if (info.kind === "follow") return subcommand === "follow" ? SERVER : info;
+    if (info.kind === "script") {
+      // A bare interpreter is a REPL, waiting on its input.
+      if (subcommand === "repl" || SERVER_SCRIPT.test(subcommand)) return SERVER;
+      return info;
     }
     // `npm run build` is classed as `run:build`, by what its script name suggests.
     const run = /^(?:run|run-script|task):(.+)$/.exec(subcommand);
@@ -355,6 +377,20 @@ export const WRAPPERS: Readonly<Record<string, Wrapper>> = {
   yarn: { valued: [], via: ["exec", "dlx"] },
 };
 
+/** Builtins so quick that any other program in the same command outweighs them. */
+export const TRIVIAL_PROGRAMS: ReadonlySet<string> = new Set([
+  "echo",
+  "printf",
+  "true",
+  "false",
+  "test",
+  "[",
+  "[[",
+  ":",
+  "read",
+  "pwd",
+]);
+
 /** Commands that only prepare the shell for the command that matters. */
 export const SETUP_PROGRAMS: ReadonlySet<string> = new Set([
   "cd",
@@ -368,15 +404,9 @@ export const SETUP_PROGRAMS: ReadonlySet<string> = new Set([
   "umask",
   "ulimit",
   "alias",
-  "true",
-  ":",
   "mkdir",
-  "for",
-  "while",
-  "until",
-  "if",
-  "fi",
-  "done",
-  "esac",
-  "case",
+  "local",
+  "declare",
+  "shift",
+  "trap",
 ]);

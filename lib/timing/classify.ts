@@ -1,47 +1,53 @@
 /**
  * Command → class, the key under which timing history is learned. Explicit
- * tags win; `claude -p "<prompt>"` is classed by what the prompt asks; any
- * other command by its program and sub-command.
+ * tags win; `claude -p "<prompt>"` is classed by what the prompt asks; a
+ * loop, `if` or `case` by its shape and its heaviest program; anything else
+ * by its heaviest program and that program's sub-command. Argument values
+ * (numbers, paths) never become part of a class name, so the number of
+ * classes stays bounded.
  *
  * Class names are parseable ({@linkcode parseClass}), so the estimator can
  * find similar classes from names alone:
  * - `tag:<category>:<task>:<complexity>`
  * - `claude:<kind>:<complexity>`
  * - `cmd:<program>` or `cmd:<program>:<subcommand>`
+ * - `shell:<shape>:<program>[:<subcommand>]` for loops, `if` and `case`
  *
  * @module
  */
 
-import { splitCommands } from "./_shell_words.ts";
+import { shellTokens } from "../command_policy.ts";
 import {
   normalizeProgram,
   profileOf,
   programInfo,
   SETUP_PROGRAMS,
   sleepSeconds,
+  TRIVIAL_PROGRAMS,
   WRAPPERS,
 } from "./_programs.ts";
+import {
+  COMPLEXITIES,
+  type Complexity,
+  complexityAbove,
+  complexityRank,
+  isComplexity,
+} from "./complexity.ts";
 
-/** Complexity levels, least to most. */
-export const COMPLEXITIES = [
-  "trivial",
-  "simple",
-  "low",
-  "medium",
-  "high",
-  "complex",
-  "extreme",
-] as const;
-
-/** How much work a command is expected to be. */
-export type Complexity = typeof COMPLEXITIES[number];
+export { COMPLEXITIES, type Complexity, complexityRank, isComplexity } from "./complexity.ts";
 
 /** Where a classification came from. */
-export type ClassSource = "tags" | "claude_prompt" | "program";
+export type ClassSource = "tags" | "claude_prompt" | "program" | "shape";
+
+/** What is classified: a shell command line, or an argv run without a shell. */
+export type CommandLine = string | readonly string[];
+
+/** Compound shell shapes that get a class of their own (`shell:<shape>:<program>`). */
+export type Shape = "loop" | "if" | "case";
 
 /** A command's class and what it was derived from. */
 export interface CommandClass {
-  /** The history key, e.g. `cmd:git:clone`, `claude:code:low`, `tag:research:summary:high`. */
+  /** The history key, e.g. `cmd:git:clone`, `claude:code:low`, `shell:loop:make`. */
   class: string;
   /** Broad kind of work: `vcs`, `test`, `build`, `claude`, a tag's category, ... */
   category: string;
@@ -51,6 +57,11 @@ export interface CommandClass {
   subcommand: string | null;
   complexity: Complexity;
   source: ClassSource;
+  /**
+   * Seconds the command says it will take, when it says so: the `sleep`s of
+   * a plain list, or the duration of a `timeout N` wrapper. Null otherwise.
+   */
+  statedSeconds: number | null;
 }
 
 /** What {@linkcode parseClass} recovers from a class name. */
@@ -60,43 +71,31 @@ export interface ClassTraits {
   /** Null for tag classes, whose names do not carry the program. */
   program: string | null;
   subcommand: string | null;
+  /** The compound shape of a `shell:` class, else null. */
+  shape: Shape | null;
 }
 
 /**
- * Position of `c` in {@linkcode COMPLEXITIES} (0 = trivial).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { complexityRank } from "./classify.ts";
- * assert.ok(complexityRank("high") > complexityRank("medium"));
- * ```
- */
-export function complexityRank(c: Complexity): number {
-  return COMPLEXITIES.indexOf(c);
-}
-
-/** True when `value` names a complexity level. */
-export function isComplexity(value: string): value is Complexity {
-  return (COMPLEXITIES as readonly string[]).includes(value);
-}
-
-/**
- * Classifies a shell command line.
+ * Classifies a shell command line, or an argv that runs without a shell
+ * (classified as it is, never joined and re-parsed).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { classify } from "./classify.ts";
  * assert.equal(classify("sudo -E FOO=1 /usr/bin/git clone https://x/y.git").class, "cmd:git:clone");
+ * assert.equal(classify(["sh", "-c", "npm test"]).class, classify("npm test").class);
+ * assert.equal(classify("for i in 1 2; do echo $i; sleep 1; done").class, "shell:loop:sleep");
+ * assert.equal(classify("sleep 77200.5").class, "cmd:sleep");
  * assert.equal(classify(`claude -p "What is 2+2?"`).complexity, "trivial");
  * assert.equal(classify("[category:etl][task:load][complexity:high] ./load.sh").class,
  *   "tag:etl:load:high");
  * ```
  */
-export function classify(command: string): CommandClass {
+export function classify(command: CommandLine): CommandClass {
+  if (typeof command !== "string") return classifyArgv(command, 0);
   const tags = readTags(command);
-  const derived = classifyUntagged(tags.rest, 0);
+  const derived = classifyScript(tags.rest, 0);
   if (tags.category === undefined && tags.task === undefined && tags.complexity === undefined) {
     return derived;
   }
@@ -110,20 +109,22 @@ export function classify(command: string): CommandClass {
     subcommand: derived.subcommand,
     complexity,
     source: "tags",
+    statedSeconds: derived.statedSeconds,
   };
 }
 
 /**
- * Recovers category, complexity, program and sub-command from a class name
- * made by {@linkcode classify}; null for anything else.
+ * Recovers category, complexity, program, sub-command and shape from a class
+ * name made by {@linkcode classify}; null for anything else.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseClass } from "./classify.ts";
  * assert.deepEqual(parseClass("cmd:git:clone"), {
- *   category: "vcs", complexity: "medium", program: "git", subcommand: "clone",
+ *   category: "vcs", complexity: "medium", program: "git", subcommand: "clone", shape: null,
  * });
+ * assert.equal(parseClass("shell:loop:make:test")?.shape, "loop");
  * assert.equal(parseClass("nonsense"), null);
  * ```
  */
@@ -132,15 +133,51 @@ export function parseClass(cls: string): ClassTraits | null {
   if (head === "cmd" && parts[0]) {
     const program = parts[0];
     const subcommand = parts.length > 1 ? parts.slice(1).join(":") : null;
-    return { ...profileOf(program, subcommand), program, subcommand };
+    return { ...profileOf(program, subcommand), program, subcommand, shape: null };
+  }
+  if (head === "shell" && isShape(parts[0]) && parts[1]) {
+    const program = parts[1];
+    const subcommand = parts.length > 2 ? parts.slice(2).join(":") : null;
+    return {
+      ...shapeProfile(parts[0], profileOf(program, subcommand)),
+      program,
+      subcommand,
+      shape: parts[0],
+    };
   }
   if (head === "claude" && parts.length === 2 && isComplexity(parts[1]!)) {
-    return { category: "claude", complexity: parts[1], program: "claude", subcommand: parts[0]! };
+    return {
+      category: "claude",
+      complexity: parts[1],
+      program: "claude",
+      subcommand: parts[0]!,
+      shape: null,
+    };
   }
   if (head === "tag" && parts.length === 3 && isComplexity(parts[2]!)) {
-    return { category: parts[0]!, complexity: parts[2], program: null, subcommand: parts[1]! };
+    return {
+      category: parts[0]!,
+      complexity: parts[2],
+      program: null,
+      subcommand: parts[1]!,
+      shape: null,
+    };
   }
   return null;
+}
+
+function isShape(word: string | undefined): word is Shape {
+  return word === "loop" || word === "if" || word === "case";
+}
+
+/** A loop repeats its body: one level more work than its heaviest program. */
+function shapeProfile(
+  shape: Shape,
+  profile: { category: string; complexity: Complexity },
+): { category: string; complexity: Complexity } {
+  return shape === "loop"
+    ? { category: profile.category, complexity: complexityAbove(profile.complexity, 1) }
+    : profile;
 }
 
 /** Kinds of request a prompt makes, first match wins. */
@@ -264,32 +301,176 @@ function namePart(raw: string): string {
     .slice(0, 40);
 }
 
+/** A sub-command is a name: never a number, a path, an assignment or an option. */
+const SUBCOMMAND_WORD = /^[A-Za-z_][A-Za-z0-9_.+\-]*$/;
+
 interface Invocation {
   program: string;
   args: string[];
+  /** `timeout N cmd`: N seconds. */
+  limit?: number;
+}
+
+/** A shell script read into its simple commands and its compound shape. */
+interface Script {
+  /** Simple commands, each its words (redirections removed), in order. */
+  commands: string[][];
+  /** The outermost compound construct, if any. */
+  shape: Shape | null;
+}
+
+/** Reserved words that may start a simple command and are not part of it. */
+const LEADING_KEYWORDS = new Set([
+  "!",
+  "then",
+  "do",
+  "else",
+  "{",
+  "}",
+  "time",
+  "done",
+  "fi",
+  "esac",
+]);
+/** Words that start a compound command, and its shape. */
+const SHAPE_WORDS: Readonly<Record<string, Shape>> = {
+  for: "loop",
+  select: "loop",
+  while: "loop",
+  until: "loop",
+  if: "if",
+  elif: "if",
+  case: "case",
+};
+/** Headers whose words are not a command: `for x in a b`, `case $x in`. */
+const HEADER_WORDS = new Set(["for", "select", "case"]);
+/** Operators that end a simple command. */
+const SEPARATORS = new Set([";", "&", "&&", "||", "|", "|&", "\n", ";;", ";&", ";;&"]);
+
+/**
+ * Reads a command line into simple commands and its shape, with the lenient
+ * scanner of lib/command_policy.ts (the one the allowlist policy uses).
+ */
+function readScript(line: string): Script {
+  const commands: string[][] = [];
+  let shape: Shape | null = null;
+  let words: string[] = [];
+  let depth = 0;
+  let skipNext = false;
+  const end = (casePattern = false) => {
+    let rest = words;
+    words = [];
+    for (;;) {
+      while (rest.length > 0 && LEADING_KEYWORDS.has(rest[0]!)) rest = rest.slice(1);
+      const opens = SHAPE_WORDS[rest[0] ?? ""];
+      if (opens === undefined) break;
+      shape ??= opens;
+      // `while make; do`: the condition is a command; `for x in a b`: no command.
+      rest = HEADER_WORDS.has(rest[0]!) ? [] : rest.slice(1);
+    }
+    if (!casePattern && rest.length > 0) commands.push(rest);
+  };
+  for (const token of shellTokens(line)) {
+    if ("word" in token) {
+      if (skipNext) skipNext = false;
+      else words.push(token.word);
+    } else if (token.op === "(") {
+      // `name() { ... }` defines a function: the name is not a command.
+      if (words.length === 1) words = [];
+      end();
+      depth++;
+    } else if (token.op === ")") {
+      // An unmatched `)` ends a case pattern (`a|b) cmd ;;`), not a command.
+      end(depth === 0);
+      depth = Math.max(0, depth - 1);
+    } else if (SEPARATORS.has(token.op)) {
+      end();
+    } else {
+      skipNext = true; // a redirection: the next word is its target
+    }
+  }
+  end();
+  return { commands, shape };
 }
 
 const MAX_SHELL_DEPTH = 3;
 
-function classifyUntagged(command: string, depth: number): CommandClass {
-  const invocations = splitCommands(command)
+/** A script: claude prompts first, then its shape, then its heaviest program. */
+function classifyScript(script: string, depth: number): CommandClass {
+  const { commands, shape } = readScript(script);
+  const invocations = commands
     .map((words) => unwrap(words))
     .filter((inv): inv is Invocation => inv !== null);
 
   const claudeAt = invocations.findIndex(isClaudePrint);
   if (claudeAt >= 0) return classifyClaude(invocations, claudeAt);
 
-  const main = invocations.find((inv) => !SETUP_PROGRAMS.has(inv.program)) ?? invocations[0];
-  if (!main) return programClass("unknown", null);
-
-  // `bash -c "npm test"` is whatever its script is.
-  const script = shellScript(main);
-  if (script !== null && depth < MAX_SHELL_DEPTH) return classifyUntagged(script, depth + 1);
-
-  return programClass(main.program, subcommandOf(main));
+  const classes = invocations.map((inv) => classifyInvocation(inv, depth));
+  const heaviest = pickHeaviest(invocations, classes);
+  if (heaviest === null) return programClass("unknown", null, null);
+  if (shape === null) {
+    // A plain list's stated durations add up; a loop's repeat an unknown number of times.
+    const stated = classes.reduce<number | null>(
+      (sum, c) => c.statedSeconds === null ? sum : (sum ?? 0) + c.statedSeconds,
+      null,
+    );
+    return { ...heaviest, statedSeconds: stated };
+  }
+  if (heaviest.source !== "program") return heaviest;
+  const tail = heaviest.subcommand === null
+    ? heaviest.program
+    : `${heaviest.program}:${heaviest.subcommand}`;
+  return {
+    ...heaviest,
+    ...shapeProfile(shape, heaviest),
+    class: `shell:${shape}:${tail}`,
+    source: "shape",
+    statedSeconds: null,
+  };
 }
 
-function programClass(program: string, subcommand: string | null): CommandClass {
+/**
+ * The class of the heaviest invocation: the highest complexity, setup
+ * commands (`cd`, `export`) and trivial builtins (`echo`, `true`) only
+ * when there is nothing else; the first of equals.
+ */
+function pickHeaviest(invocations: Invocation[], classes: CommandClass[]): CommandClass | null {
+  const weight = (i: number): number => {
+    const program = invocations[i]!.program;
+    if (SETUP_PROGRAMS.has(program)) return -2;
+    if (TRIVIAL_PROGRAMS.has(program)) return -1;
+    return complexityRank(classes[i]!.complexity);
+  };
+  let best = -1;
+  for (let i = 0; i < classes.length; i++) {
+    if (best < 0 || weight(i) > weight(best)) best = i;
+  }
+  return best < 0 ? null : classes[best]!;
+}
+
+/** An argv run without a shell: its program, or the script of `sh -c`. */
+function classifyArgv(argv: readonly string[], depth: number): CommandClass {
+  const inv = unwrap([...argv]);
+  if (inv === null) return programClass("unknown", null, null);
+  return classifyInvocation(inv, depth);
+}
+
+function classifyInvocation(inv: Invocation, depth: number): CommandClass {
+  // `bash -c "npm test"` is whatever its script is.
+  const script = shellScript(inv);
+  if (script !== null && depth < MAX_SHELL_DEPTH) {
+    const inner = classifyScript(script, depth + 1);
+    return inv.limit === undefined ? inner : { ...inner, statedSeconds: inv.limit };
+  }
+  const stated = inv.program === "sleep" ? sleepSeconds(inv.args[0]) : null;
+  return programClass(inv.program, subcommandOf(inv), inv.limit ?? stated);
+}
+
+function programClass(
+  program: string,
+  subcommand: string | null,
+  statedSeconds: number | null,
+): CommandClass {
   const prog = namePart(program) || "unknown";
   const sub = subcommand === null ? null : subcommand.split(":").map(namePart).join(":") || null;
   return {
@@ -298,38 +479,47 @@ function programClass(program: string, subcommand: string | null): CommandClass 
     program: prog,
     subcommand: sub,
     source: "program",
+    statedSeconds,
   };
 }
 
 const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
-const SHELL_KEYWORDS = new Set(["!", "then", "do", "else", "elif", "{", "("]);
 
 /** Strips assignments, keywords and wrappers (`sudo`, `timeout 5`, `uv run`) to the real program. */
 function unwrap(words: string[]): Invocation | null {
-  let rest = words.map((w, i) => (i === 0 ? w.replace(/^[({]+/, "") : w)).filter((w) => w !== "");
+  let rest = words.filter((w) => w !== "");
+  let limit: number | undefined;
   for (let guard = 0; guard < 10; guard++) {
-    while (rest.length > 0 && (ASSIGNMENT.test(rest[0]!) || SHELL_KEYWORDS.has(rest[0]!))) {
+    while (rest.length > 0 && (ASSIGNMENT.test(rest[0]!) || LEADING_KEYWORDS.has(rest[0]!))) {
       rest = rest.slice(1);
     }
     const head = rest[0];
     if (head === undefined) return null;
     const program = normalizeProgram(head);
     const wrapper = WRAPPERS[program];
+    const done = (): Invocation =>
+      limit === undefined
+        ? { program, args: rest.slice(1) }
+        : { program, args: rest.slice(1), limit };
     if (program === "python" && rest[1] === "-m" && rest[2]) {
       rest = [rest[2], ...rest.slice(3)];
       continue;
     }
-    if (!wrapper) return { program, args: rest.slice(1) };
+    if (!wrapper) return done();
     let i = skipOptions(rest, 1, wrapper.valued);
     if (wrapper.via) {
       const via = wrapper.via.find((v) => v.split(" ").every((w, k) => rest[i + k] === w));
-      if (!via) return { program, args: rest.slice(1) };
+      if (!via) return done();
       i = skipOptions(rest, i + via.split(" ").length, wrapper.valued);
     }
     // env's own assignments come before the command.
     while (program === "env" && i < rest.length && ASSIGNMENT.test(rest[i]!)) i++;
+    if (program === "timeout") {
+      const s = sleepSeconds(rest[i]);
+      if (s !== null) limit = Math.min(limit ?? Infinity, s);
+    }
     i = skipOptions(rest, i + (wrapper.skip ?? 0), wrapper.valued);
-    if (i >= rest.length) return { program, args: rest.slice(1) };
+    if (i >= rest.length) return done();
     rest = rest.slice(i);
   }
   return null;
@@ -349,8 +539,12 @@ function skipOptions(words: string[], from: number, valued: readonly string[]): 
 
 function subcommandOf(inv: Invocation): string | null {
   const { kind, valued } = programInfo(inv.program);
-  if (kind === undefined) return null;
-  const args = inv.args.filter((a) => !/^[0-9]*[<>]/.test(a));
+  if (kind === undefined || kind === "seconds") return null;
+  const args = inv.args;
+  if (kind === "follow") {
+    return args.some((a) => /^-[A-Za-z]*[fF]|^--follow/.test(a)) ? "follow" : null;
+  }
+  if (kind === "script") return scriptName(args);
   let i = skipOptions(args, 0, valued);
   // `cargo +nightly build`: the toolchain is not the sub-command.
   if (inv.program === "cargo") {
@@ -359,26 +553,19 @@ function subcommandOf(inv: Invocation): string | null {
   if (kind === "target") {
     while (i < args.length && ASSIGNMENT.test(args[i]!)) i = skipOptions(args, i + 1, valued);
   }
-  const first = args[i];
-  if (first === undefined) return null;
-  switch (kind) {
-    case "seconds": {
-      const s = sleepSeconds(first);
-      return s === null ? null : String(s);
-    }
-    case "script":
-      return scriptName(inv.args);
-    case "target":
-      return first;
-    case "subcommand": {
-      // `npm run build`, `deno task dev`, `docker compose up`: what follows is what varies.
-      if (EXPANDED[inv.program]?.includes(first)) {
-        const next = args[skipOptions(args, i + 1, valued)];
-        return next === undefined ? first : `${first}:${next.split("/").pop()}`;
-      }
-      return first;
-    }
+  const first = subcommandWord(args[i]);
+  if (first === null) return null;
+  // `npm run build`, `deno task dev`, `docker compose up`: what follows is what varies.
+  if (kind === "subcommand" && EXPANDED[inv.program]?.includes(first)) {
+    const next = subcommandWord(args[skipOptions(args, i + 1, valued)]);
+    return next === null ? first : `${first}:${next}`;
   }
+  return first;
+}
+
+/** `word` when it can name a sub-command, else null (numbers, paths, `VAR=1`...). */
+function subcommandWord(word: string | undefined): string | null {
+  return word !== undefined && SUBCOMMAND_WORD.test(word) ? word : null;
 }
 
 /** Sub-commands whose own first argument is part of the class. */
@@ -396,15 +583,18 @@ const EXPANDED: Record<string, readonly string[]> = {
 /** Options of interpreters that take a value (`node -r ts-node/register app.js`). */
 const INTERPRETER_VALUED = ["-r", "--require", "--import", "--loader", "-W", "-X", "-I"];
 
-/** `python tools/gen.py` → `gen.py`; inline code (`-c`, `-e`) → `inline`. */
+/**
+ * `python tools/gen.py` → `gen.py` (the file's name, never its path);
+ * inline code (`-c`, `-e`) → `inline`; no script at all → `repl`.
+ */
 function scriptName(args: string[]): string | null {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (["-c", "-e", "--eval", "-p", "--print"].includes(a)) return "inline";
     if (INTERPRETER_VALUED.includes(a)) i++;
-    else if (!a.startsWith("-")) return a.split("/").pop() || null;
+    else if (!a.startsWith("-")) return subcommandWord(a.split("/").pop());
   }
-  return null;
+  return "repl";
 }
 
 /** The script of `sh -c '...'` (also `bash -lc`, `zsh -ec`), else null. */
@@ -475,5 +665,6 @@ function classifyClaude(invocations: Invocation[], at: number): CommandClass {
     subcommand: kind,
     complexity,
     source: "claude_prompt",
+    statedSeconds: invocations[at]!.limit ?? null,
   };
 }
