@@ -7,6 +7,11 @@
  * @module
  */
 import { z } from "zod";
+import {
+  COMPLEXITIES,
+  DEFAULT_MIN_AUTO_TIMEOUT_S,
+  DEFAULT_TIMEOUTS_S,
+} from "./timing/complexity.ts";
 
 /** How a setting's text is turned into a value and what range it accepts. */
 type Kind =
@@ -80,7 +85,16 @@ export const SETTINGS: readonly SettingSpec[] = [
     key: "maxTimeout",
     flag: "max-timeout",
     default: "86400",
-    doc: "Largest `timeout`/`idle_timeout` a request may ask for, in seconds",
+    doc: "Largest `timeout`/`idle_timeout` a request may ask for, in seconds; also the cap " +
+      "of automatic limits and the limit of `timeout: 0`",
+    kind: { type: "number", min: 1, max: 30 * 86400, unit: "s" },
+  },
+  {
+    key: "minAutoTimeout",
+    flag: "min-auto-timeout",
+    default: String(DEFAULT_MIN_AUTO_TIMEOUT_S),
+    doc: "Seconds no automatic (learned or default) time limit is ever below; automatic " +
+      "limits are also never below twice the longest successful run of the command's class",
     kind: { type: "number", min: 1, max: 30 * 86400, unit: "s" },
   },
   {
@@ -379,14 +393,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: "Multiplier applied to estimated time limits while the machine is busy",
     kind: { type: "number", min: 1, max: 100 },
   },
-  ...(["trivial", "simple", "low", "medium", "high", "complex", "extreme"] as const).map((
-    level,
-    i,
-  ): SettingSpec => ({
+  ...COMPLEXITIES.map((level): SettingSpec => ({
     key: `timeout${level[0]!.toUpperCase()}${level.slice(1)}` as keyof Config,
     flag: `timeout-${level}`,
-    default: String([15, 30, 60, 180, 360, 600, 900][i]),
-    doc: `Time limit in seconds for a ${level} command with no history`,
+    default: String(DEFAULT_TIMEOUTS_S[level]),
+    doc: `Automatic time limit in seconds for ${
+      level === "extreme" ? "an" : "a"
+    } ${level} command with no history`,
     kind: { type: "number", min: 1, max: 30 * 86400, unit: "s" },
   })),
   {
@@ -430,6 +443,7 @@ export interface Config {
   sessionTimeout: number;
   maxExecutionsPerSession: number;
   maxTimeout: number;
+  minAutoTimeout: number;
   killGrace: number;
   orphanGrace: number;
   chunkSize: number;

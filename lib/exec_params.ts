@@ -8,11 +8,17 @@
 import { z } from "zod";
 import { InvalidParamsError } from "./errors.ts";
 
-/** Seconds: a positive number, a numeric string ("30"), or null for "not given". */
-const Seconds = z.union([
+/** A number of seconds, or a numeric string ("30"). */
+const SecondsText = z.union([
   z.number(),
   z.string().trim().regex(/^\d+(\.\d+)?$/, "expected a number of seconds").transform(Number),
-]).pipe(z.number().positive("must be greater than 0").finite()).nullish();
+]);
+
+/** Seconds: a positive number, a numeric string ("30"), or null for "not given". */
+const Seconds = SecondsText.pipe(z.number().positive("must be greater than 0").finite()).nullish();
+
+/** A time limit: as {@linkcode Seconds}, and 0 for "no automatic limit". */
+const Limit = SecondsText.pipe(z.number().nonnegative("must be 0 or more").finite()).nullish();
 
 const NoNul = (what: string) => z.string().refine((s) => !s.includes("\0"), `${what} contains NUL`);
 
@@ -24,7 +30,11 @@ export const ExecuteParams = z.looseObject({
   args: z.array(NoNul("argument")).min(1).optional().describe(
     "argv array run without a shell; args[0] is the program. Give this or `command`.",
   ),
-  timeout: Seconds.describe("Time limit in seconds (paused time does not count)."),
+  timeout: Limit.describe(
+    "Time limit in seconds (paused time does not count). Absent or null: an automatic limit, " +
+      "learned from similar runs and never below `min-auto-timeout` (60 s by default); " +
+      "0: no automatic limit (only the server's `max-timeout` applies).",
+  ),
   idle_timeout: Seconds.describe("End the run after this many seconds without output."),
   cwd: NoNul("cwd").min(1).optional().describe("Working directory."),
   env: z.record(
@@ -51,7 +61,15 @@ export type ControlParams = z.infer<typeof ControlParams>;
 
 /** Params of `estimate` (and the MCP `estimate_timeout` tool). */
 export const EstimateParams = z.looseObject({
-  command: NoNul("command").min(1).describe("The command line to estimate a time limit for."),
+  command: NoNul("command").min(1).optional().describe(
+    "The command line to estimate a time limit for. Give this or `args`.",
+  ),
+  args: z.array(NoNul("argument")).min(1).optional().describe(
+    "An argv (run without a shell) to estimate a time limit for. Give this or `command`.",
+  ),
+}).refine((p) => (p.command === undefined) !== (p.args === undefined), {
+  message: "give either command or args",
+  path: ["command"],
 });
 
 /** Params of `history`. */

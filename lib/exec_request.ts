@@ -16,7 +16,12 @@ import type { ExecSpec, TimeoutSource } from "./types.ts";
 
 /** Gives a time limit for a command that came without one (lib/timing/time_limits.ts). */
 export interface Estimator {
-  estimate(command: string): Promise<{ timeout_s: number; source: TimeoutSource }>;
+  /** `command` is the request's `command` string, or its `args` argv. */
+  estimate(command: string | readonly string[]): Promise<{
+    timeout_s: number;
+    source: Exclude<TimeoutSource, "request">;
+    reasoning: { class: string };
+  }>;
 }
 
 /** The settings resolution depends on. */
@@ -69,13 +74,18 @@ function checkLength(field: string, text: string, max: number): void {
  * const config = { shell: "/bin/sh", childEnv: { PATH: "/usr/bin:/bin" },
  *   maxTimeout: 86400, allowedCommands: [], workspaceRoots: [],
  *   maxCommandLength: 65536, maxEnvBytes: 65536, maxStdinBytes: 1048576 };
- * const estimator = { estimate: () => Promise.resolve({ timeout_s: 30, source: "default" as const }) };
+ * const estimator = { estimate: () =>
+ *   Promise.resolve({ timeout_s: 60, source: "default" as const, reasoning: { class: "cmd:echo" } }) };
  * const spec = await resolveExecSpec({ command: "echo hi", timeout: 5 }, config, estimator);
  * assert.deepEqual(spec.argv, ["/bin/sh", "-c", "echo hi"]);
  * assert.equal(spec.timeout, 5);
  * assert.equal(spec.timeoutSource, "request");
  * const estimated = await resolveExecSpec({ command: "echo hi" }, config, estimator);
- * assert.equal(estimated.timeout, 30);
+ * assert.equal(estimated.timeout, 60);
+ * assert.equal(estimated.limitClass, "cmd:echo");
+ * // 0: no automatic limit, only max-timeout
+ * assert.equal((await resolveExecSpec({ command: "make", timeout: 0 }, config, estimator)).timeout,
+ *   86400);
  * ```
  */
 export async function resolveExecSpec(
@@ -133,16 +143,21 @@ export async function resolveExecSpec(
     }
   }
 
-  // No limit asked for: one learned from how long this kind of command took.
-  const estimate = params.timeout == null ? await estimator.estimate(display) : null;
+  // No limit asked for: an automatic one, learned from how long this kind
+  // of command took. 0 asks for none: only max-timeout holds.
+  const line = params.args ?? params.command!;
+  const estimate = params.timeout == null ? await estimator.estimate(line) : null;
+  const requested = params.timeout === 0 ? config.maxTimeout : params.timeout!;
   return {
     argv,
     display,
+    line,
     cwd,
     env,
     stdin: params.stdin,
-    timeout: estimate === null ? params.timeout! : Math.min(estimate.timeout_s, config.maxTimeout),
+    timeout: estimate === null ? requested : Math.min(estimate.timeout_s, config.maxTimeout),
     timeoutSource: estimate === null ? "request" : estimate.source,
+    ...(estimate === null ? {} : { limitClass: estimate.reasoning.class }),
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
   };

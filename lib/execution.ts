@@ -51,6 +51,20 @@ export interface ExecutionOptions {
 /** Why a run is being ended by us rather than by itself. */
 export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
 
+const AUTO_SOURCE_TEXT = {
+  history: "learned from the history of",
+  similar: "learned from classes similar to",
+  default: "the default for",
+} as const;
+
+/** Says that an automatic limit ended the run, where it came from, and how to set one. */
+function automaticNote(spec: ExecSpec): string {
+  if (spec.timeoutSource === "request") return "";
+  const cls = spec.limitClass === undefined ? "" : ` ${spec.limitClass}`;
+  return `: an automatic limit (${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}), ` +
+    `doubled for the next run of its kind; set "timeout" to choose the limit, or 0 for none`;
+}
+
 const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
   canceled: "Canceled by client",
   disconnect: "Client disconnected",
@@ -363,7 +377,7 @@ export class Execution {
     if (!this.active || this.#reason !== null) return;
     this.#timeoutText = idle
       ? `Process produced no output for ${seconds}s`
-      : `Process timed out after ${seconds}s`;
+      : `Process timed out after ${seconds}s${automaticNote(this.spec)}`;
     void this.cancel("timeout");
   }
 

@@ -90,7 +90,9 @@ export async function startServer(
     multiplier: config.busyMultiplier,
   });
   monitor.start();
-  const timeLimits = new TimeLimits(store, monitor, complexityDefaults(config));
+  const timeLimits = new TimeLimits(store, monitor, complexityDefaults(config), {
+    floorS: config.minAutoTimeout,
+  });
   const keyring = options.keyring ?? new ApiKeyring(config.apiKeys);
   const limiter = (ratePerSec: number, burst: number) =>
     new RateLimiter({ ratePerSec, burst, maxKeys: config.maxClients, idleMs: 10 * 60_000 });

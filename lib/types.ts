@@ -31,9 +31,16 @@ export interface ExecSpec {
    * (`Execution.writeInput`); it closes when asked or when the run ends.
    */
   stdinOpen?: boolean | undefined;
+  /**
+   * What the client asked to run, as it is classified for learned limits:
+   * the `command` string, or the `args` array. Defaults to `display`.
+   */
+  line?: string | readonly string[] | undefined;
   /** Time limit in seconds, not counting time paused; null for none. */
   timeout: number | null;
   timeoutSource: TimeoutSource;
+  /** The command class whose automatic limit is in force; absent when the request set it. */
+  limitClass?: string | undefined;
   /** Seconds without output after which the run is ended as a timeout; null for none. */
   idleTimeout: number | null;
   framing: Framing;

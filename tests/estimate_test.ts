@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { EmbeddedStore } from "../lib/store/embedded.ts";
 import { ResourceMonitor } from "../lib/monitor.ts";
-import type { Store } from "../lib/store/store.ts";
+import type { Store, TimingRun } from "../lib/store/store.ts";
 import { classify } from "../lib/timing/classify.ts";
-import { DEFAULT_TIMEOUTS_S, estimateTimeout, withMultiplier } from "../lib/timing/estimate.ts";
+import {
+  DEFAULT_TIMEOUTS_S,
+  estimateTimeout,
+  explainEstimate,
+  restate,
+} from "../lib/timing/estimate.ts";
 import { run } from "./store_contract.ts";
 
 async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
@@ -18,15 +24,24 @@ async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
 /** A fixed multiplier, as a busy or idle monitor would give. */
 const busy = { multiplier: () => 3 };
 
-Deno.test("DEFAULT_TIMEOUTS_S holds the documented defaults", () => {
+/** A run ended by an automatic limit of `limit` seconds. */
+const autoTimeout = (limit: number): Partial<TimingRun> => ({
+  status: "timeout",
+  exit_code: null,
+  timed_out: true,
+  limit_s: limit,
+  auto: true,
+});
+
+Deno.test("DEFAULT_TIMEOUTS_S holds the documented, generous defaults", () => {
   assert.deepEqual(DEFAULT_TIMEOUTS_S, {
-    trivial: 15,
-    simple: 30,
-    low: 60,
-    medium: 180,
-    high: 360,
-    complex: 600,
-    extreme: 900,
+    trivial: 60,
+    simple: 120,
+    low: 300,
+    medium: 600,
+    high: 1800,
+    complex: 3600,
+    extreme: 7200,
   });
 });
 
@@ -38,10 +53,11 @@ Deno.test("estimateTimeout() moves from the default to history after 3 successes
 
     const first = await estimate();
     assert.equal(first.source, "default");
-    assert.equal(first.timeout_s, 360);
+    assert.equal(first.timeout_s, 1800);
     assert.equal(first.reasoning.class, "cmd:cargo:build");
     assert.equal(first.reasoning.complexity, "high");
     assert.equal(first.reasoning.samples, 0);
+    assert.equal(first.reasoning.default_s, 1800);
 
     await store.appendRun(cls, run(40));
     await store.appendRun(cls, run(50));
@@ -54,62 +70,80 @@ Deno.test("estimateTimeout() moves from the default to history after 3 successes
     const two = await estimate();
     assert.equal(two.source, "default");
     assert.equal(two.reasoning.samples, 2);
+    assert.equal(two.reasoning.longest_success_s, 50);
 
     await store.appendRun(cls, run(45));
     const three = await estimate();
     assert.equal(three.source, "history");
     assert.equal(three.reasoning.samples, 3);
     assert.equal(three.reasoning.percentile, 90);
-    assert.equal(three.reasoning.p90, 50);
-    assert.equal(three.reasoning.longest_success, 50);
-    assert.equal(three.reasoning.base_s, 60);
-    assert.equal(three.timeout_s, 60);
+    assert.equal(three.reasoning.percentile_s, 50);
+    assert.equal(three.reasoning.learned_s, 60);
+    assert.equal(three.reasoning.longest_success_s, 50);
+    // Twice the longest success (100) beats the learned 60.
+    assert.equal(three.reasoning.base_s, 100);
+    assert.equal(three.reasoning.decided_by, "base");
+    assert.equal(three.timeout_s, 100);
 
     // More history moves it again.
     for (const d of [100, 110, 120]) await store.appendRun(cls, run(d));
     const six = await estimate();
-    assert.equal(six.source, "history");
     assert.equal(six.reasoning.samples, 6);
-    assert.equal(six.reasoning.p90, 120);
-    assert.equal(six.timeout_s, 144);
+    assert.equal(six.reasoning.percentile_s, 120);
+    assert.equal(six.timeout_s, 240);
   });
 });
 
-Deno.test("estimateTimeout() never goes below the longest success", async () => {
+Deno.test("estimateTimeout() names the percentile it used, whatever it is", async () => {
   await withStore(async (store) => {
-    const cls = classify("pytest").class;
-    // p90 of ten runs is the 9th fastest (10 s); 10 x 1.2 = 12 is less than the 30 s outlier.
-    for (let i = 0; i < 9; i++) await store.appendRun(cls, run(10));
-    await store.appendRun(cls, run(30));
-    const e = await estimateTimeout({ command: "pytest -x", store });
-    assert.equal(e.source, "history");
-    assert.equal(e.reasoning.p90, 10);
-    assert.equal(e.reasoning.longest_success, 30);
-    assert.equal(e.timeout_s, 30);
+    for (const d of [10, 20, 30, 40]) await store.appendRun("cmd:pytest", run(d));
+    const e = await estimateTimeout({ command: "pytest", store, percentile: 50, floorS: 1 });
+    assert.equal(e.reasoning.percentile, 50);
+    assert.equal(e.reasoning.percentile_s, 20);
+    assert.equal(e.reasoning.learned_s, 24);
+    assert.equal("p90" in e.reasoning, false);
   });
 });
 
-Deno.test("estimateTimeout() applies the resource multiplier", async () => {
+Deno.test("estimateTimeout() is never below the floor nor twice the longest success", async () => {
+  await withStore(async (store) => {
+    // The bug report: quick echos, then a loop of sleeps, then a slow script.
+    for (const d of [0.015, 0.01, 0.012]) await store.appendRun("cmd:echo", run(d));
+    const echo = await estimateTimeout({ command: "echo hi", store });
+    assert.equal(echo.source, "history");
+    assert.equal(echo.timeout_s, 60);
+    assert.equal(echo.reasoning.decided_by, "floor");
+    assert.equal(echo.reasoning.floor_s, 60);
+
+    for (const d of [0.05, 0.05, 0.05, 0.05, 0.05, 40]) await store.appendRun("cmd:x.sh", run(d));
+    const script = await estimateTimeout({ command: "./x.sh", store });
+    assert.equal(script.timeout_s, 80);
+    assert.match(script.reasoning.rule, /2 x longest 40/);
+  });
+});
+
+Deno.test("estimateTimeout() applies the resource multiplier to the base, not the floor", async () => {
   await withStore(async (store) => {
     const idle = await estimateTimeout({
       command: "git status",
       store,
       monitor: { multiplier: () => 1 },
     });
-    assert.equal(idle.timeout_s, 15);
+    assert.equal(idle.timeout_s, 60);
     assert.equal(idle.reasoning.multiplier, 1);
 
     const loaded = await estimateTimeout({ command: "git status", store, monitor: busy });
-    assert.equal(loaded.timeout_s, 45);
-    assert.equal(loaded.reasoning.base_s, 15);
+    assert.equal(loaded.timeout_s, 180);
+    assert.equal(loaded.reasoning.base_s, 60);
     assert.equal(loaded.reasoning.multiplier, 3);
 
     const cls = classify("make").class;
     for (const d of [10, 10, 10]) await store.appendRun(cls, run(d));
     const learned = await estimateTimeout({ command: "make", store, monitor: busy });
     assert.equal(learned.source, "history");
-    assert.equal(learned.reasoning.base_s, 12);
-    assert.equal(learned.timeout_s, 36);
+    assert.equal(learned.reasoning.base_s, 20);
+    // 20 x 3 = 60, which is the floor too.
+    assert.equal(learned.timeout_s, 60);
   });
 });
 
@@ -125,7 +159,7 @@ Deno.test("estimateTimeout() takes the multiplier from a real ResourceMonitor", 
     await withStore(async (store) => {
       const e = await estimateTimeout({ command: "ls", store, monitor });
       assert.equal(e.reasoning.multiplier, 3);
-      assert.equal(e.timeout_s, 45);
+      assert.equal(e.timeout_s, 180);
     });
   } finally {
     await monitor.stop();
@@ -133,47 +167,94 @@ Deno.test("estimateTimeout() takes the multiplier from a real ResourceMonitor", 
   }
 });
 
-Deno.test("estimateTimeout() pools similar classes when its own history is short", async () => {
+Deno.test("estimateTimeout() pools only classes of the same program and sub-command", async () => {
   await withStore(async (store) => {
-    // Same category and complexity (test/medium) as `npm test`.
-    await store.appendRun("cmd:pytest", run(20));
-    await store.appendRun("cmd:pytest", run(30));
-    await store.appendRun("cmd:make:test", run(40));
-    // Different category or complexity: not similar.
-    await store.appendRun("cmd:cargo:test", run(500));
-    await store.appendRun("cmd:git:clone", run(600));
-    // Similar, but without a success: contributes nothing.
-    await store.appendRun("cmd:jest", run(700, 0, { status: "failed", exit_code: 1 }));
+    // Same category (test), other programs: never pooled.
+    await store.appendRun("cmd:pytest", run(1));
+    await store.appendRun("cmd:make:test", run(1));
+    await store.appendRun("cmd:jest", run(1));
+    const npm = await estimateTimeout({ command: "npm test", store });
+    assert.equal(npm.source, "default");
+    assert.equal(npm.timeout_s, 600);
 
-    const e = await estimateTimeout({ command: "npm test", store });
-    assert.equal(e.source, "similar");
-    assert.deepEqual(e.reasoning.similar_classes, ["cmd:make:test", "cmd:pytest"]);
-    assert.equal(e.reasoning.samples, 3);
-    assert.equal(e.reasoning.p90, 40);
-    assert.equal(e.timeout_s, 48);
+    // A conditional around `npm test` is a class of its own; `npm test` itself is similar.
+    for (const d of [100, 110, 120]) await store.appendRun("cmd:npm:test", run(d));
+    const wrapped = await estimateTimeout({
+      command: "if [ -f package.json ]; then npm test; fi",
+      store,
+    });
+    assert.equal(wrapped.reasoning.class, "shell:if:npm:test");
+    assert.equal(wrapped.source, "similar");
+    assert.deepEqual(wrapped.reasoning.similar_classes, ["cmd:npm:test"]);
+    assert.equal(wrapped.timeout_s, 240);
 
-    // A tagged command pools with untagged runs of the same program, sub-command and complexity.
-    await store.appendRun("claude:code:low", run(25));
-    await store.appendRun("claude:code:low", run(30));
-    await store.appendRun("claude:code:low", run(35));
+    // A loop over it is not: a loop repeats its body.
+    const loop = await estimateTimeout({ command: "for d in a b; do npm test; done", store });
+    assert.equal(loop.source, "default");
+
+    // A tagged command pools with untagged runs of the same program and sub-command.
+    for (const d of [25, 30, 35]) await store.appendRun("claude:code:low", run(d));
     const tagged = await estimateTimeout({
       command: `[category:proj][task:fn][complexity:low] claude -p "Write a function to add"`,
       store,
     });
     assert.equal(tagged.source, "similar");
     assert.deepEqual(tagged.reasoning.similar_classes, ["claude:code:low"]);
-    assert.equal(tagged.timeout_s, 42);
+    assert.equal(tagged.timeout_s, 70);
+
+    // `cp -r` learns nothing from echo, head and wc (same category, other programs).
+    for (const c of ["cmd:echo", "cmd:head", "cmd:wc"]) {
+      for (let i = 0; i < 3; i++) await store.appendRun(c, run(0.01));
+    }
+    const cp = await estimateTimeout({ command: "cp -r a b", store });
+    assert.equal(cp.source, "default");
+    assert.equal(cp.reasoning.similar_classes, undefined);
   });
 });
 
-Deno.test("estimateTimeout() prefers the class's own history to similar classes", async () => {
+Deno.test("estimateTimeout() doubles after an automatic timeout until a success", async () => {
   await withStore(async (store) => {
-    for (const d of [1, 1, 1]) await store.appendRun("cmd:pytest", run(d));
-    for (const d of [100, 100, 100]) await store.appendRun("cmd:npm:test", run(d));
-    const e = await estimateTimeout({ command: "pytest", store });
-    assert.equal(e.source, "history");
-    assert.equal(e.reasoning.similar_classes, undefined);
-    assert.equal(e.timeout_s, 2);
+    const cls = "cmd:build.sh";
+    for (const d of [1, 1, 1]) await store.appendRun(cls, run(d));
+    assert.equal((await estimateTimeout({ command: "./build.sh", store })).timeout_s, 60);
+
+    await store.appendRun(cls, run(60, 0, autoTimeout(60)));
+    const once = await estimateTimeout({ command: "./build.sh", store });
+    assert.equal(once.timeout_s, 120);
+    assert.equal(once.reasoning.decided_by, "backoff");
+    assert.equal(once.reasoning.timeouts_since_success, 1);
+    assert.equal(once.reasoning.backoff_s, 120);
+
+    // A failure in between changes nothing; another timeout doubles again.
+    await store.appendRun(cls, run(3, 0, { status: "failed", exit_code: 2 }));
+    await store.appendRun(cls, run(120, 0, autoTimeout(120)));
+    const twice = await estimateTimeout({ command: "./build.sh", store });
+    assert.equal(twice.timeout_s, 240);
+    assert.equal(twice.reasoning.timeouts_since_success, 2);
+    assert.match(explainEstimate(twice), /back-off: 2 run\(s\).*doubled to 240s/);
+
+    // A limit the request set says nothing about the automatic one.
+    await store.appendRun(cls, run(5, 0, { ...autoTimeout(5), auto: false }));
+    assert.equal((await estimateTimeout({ command: "./build.sh", store })).timeout_s, 240);
+
+    // A success ends the back-off; its duration now counts twice.
+    await store.appendRun(cls, run(200));
+    const after = await estimateTimeout({ command: "./build.sh", store });
+    assert.equal(after.reasoning.timeouts_since_success, 0);
+    assert.equal(after.reasoning.backoff_s, undefined);
+    assert.equal(after.timeout_s, 400);
+  });
+});
+
+Deno.test("estimateTimeout() respects what a command states about itself", async () => {
+  await withStore(async (store) => {
+    for (const d of [5, 5, 5]) await store.appendRun("cmd:sleep", run(d));
+    const long = await estimateTimeout({ command: "sleep 300", store });
+    assert.equal(long.reasoning.class, "cmd:sleep");
+    assert.equal(long.reasoning.stated_s, 300);
+    assert.equal(long.timeout_s, 600);
+    const limited = await estimateTimeout({ command: "timeout 900 ./x.sh", store });
+    assert.equal(limited.timeout_s, 1800);
   });
 });
 
@@ -184,56 +265,107 @@ Deno.test("estimateTimeout() falls back to defaults when the store fails", async
   await store.close();
   const e = await estimateTimeout({ command: "make", store, monitor: busy });
   assert.equal(e.source, "default");
-  assert.equal(e.timeout_s, 540);
+  assert.equal(e.timeout_s, 1800);
   assert.match(e.reasoning.store_error ?? "", /unavailable: store is closed/);
   assert.equal(e.reasoning.multiplier, 3);
+  assert.match(explainEstimate(e), /history unavailable/);
 });
 
 Deno.test("estimateTimeout() takes overridden defaults and knobs", async () => {
   await withStore(async (store) => {
-    const e = await estimateTimeout({ command: "ls", store, defaults: { trivial: 5 } });
+    const e = await estimateTimeout({ command: "ls", store, defaults: { trivial: 5 }, floorS: 1 });
     assert.equal(e.timeout_s, 5);
     assert.equal(e.reasoning.store_error, undefined);
     const medium = await estimateTimeout({ command: "npm test", store, defaults: { trivial: 5 } });
-    assert.equal(medium.timeout_s, 180);
+    assert.equal(medium.timeout_s, 600);
 
     for (const d of [10, 20]) await store.appendRun("cmd:ls", run(d));
-    const two = await estimateTimeout({ command: "ls", store, minSamples: 2, headroom: 2 });
+    const two = await estimateTimeout({
+      command: "ls",
+      store,
+      minSamples: 2,
+      headroom: 3,
+      floorS: 1,
+    });
     assert.equal(two.source, "history");
-    assert.equal(two.timeout_s, 40);
+    assert.equal(two.timeout_s, 60);
   });
 });
 
-Deno.test("estimateTimeout() never returns less than one second", async () => {
+Deno.test("restate() reapplies the load and the stated duration to the same history", async () => {
   await withStore(async (store) => {
-    for (const d of [0.01, 0.02, 0.01]) await store.appendRun("cmd:echo", run(d));
-    const e = await estimateTimeout({ command: "echo hi", store });
-    assert.equal(e.source, "history");
-    assert.equal(e.timeout_s, 1);
+    for (const d of [10, 10, 10]) await store.appendRun("cmd:make:build", run(d));
+    const e = await estimateTimeout({ command: "make build", store, floorS: 1 });
+    assert.equal(e.timeout_s, 20);
+    assert.equal(restate(e, 1).timeout_s, 20);
+    const loaded = restate(e, 3);
+    assert.equal(loaded.timeout_s, 60);
+    assert.equal(loaded.reasoning.multiplier, 3);
+    assert.equal(loaded.reasoning.base_s, 20);
+    assert.equal(restate(e, 1.2).timeout_s, 24);
+    assert.equal(restate(e, 1, 100).timeout_s, 200);
+    assert.equal(restate(restate(e, 1, 100), 1, null).timeout_s, 20);
   });
 });
 
-Deno.test("withMultiplier() reapplies the load to the same history, rounding like the estimate", () => {
-  const estimate = {
-    timeout_s: 12,
-    source: "history" as const,
-    reasoning: {
-      class: "cmd:make:build",
-      category: "build",
-      complexity: "medium" as const,
-      samples: 3,
-      multiplier: 1,
-      base_s: 12,
-    },
-  };
-  assert.equal(withMultiplier(estimate, 1).timeout_s, 12);
-  const busy = withMultiplier(estimate, 3);
-  assert.equal(busy.timeout_s, 36);
-  assert.equal(busy.reasoning.multiplier, 3);
-  assert.equal(busy.reasoning.base_s, 12);
-  assert.equal(
-    withMultiplier({ ...estimate, reasoning: { ...estimate.reasoning, base_s: 10 } }, 1.2)
-      .timeout_s,
-    12,
+/** A random run: a success, a failure, or a timeout (automatic or not). */
+const anyRun = fc.record({
+  duration_s: fc.double({ min: 0, max: 5000, noNaN: true }),
+  kind: fc.constantFrom("ok", "failed", "auto_timeout", "request_timeout", "canceled"),
+});
+
+Deno.test("no automatic limit is ever below the floor or twice the longest success (fast-check)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(anyRun, { maxLength: 30 }),
+      fc.constantFrom("make", "echo hi", "for i in 1 2; do sleep 1; done", "./x.sh"),
+      fc.double({ min: 1, max: 5, noNaN: true }),
+      fc.integer({ min: 1, max: 600 }),
+      async (runs, command, multiplier, floorS) => {
+        const store = await EmbeddedStore.open({ path: ":memory:" });
+        try {
+          const cls = classify(command).class;
+          let longest = 0;
+          let at = 0;
+          for (const r of runs) {
+            const ok = r.kind === "ok";
+            if (ok) longest = Math.max(longest, r.duration_s);
+            const timedOut = r.kind.endsWith("timeout");
+            await store.appendRun(cls, {
+              duration_s: r.duration_s,
+              exit_code: ok ? 0 : timedOut || r.kind === "canceled" ? null : 1,
+              status: ok
+                ? "completed"
+                : timedOut
+                ? "timeout"
+                : r.kind === "canceled"
+                ? "canceled"
+                : "failed",
+              timed_out: timedOut,
+              limit_s: timedOut ? r.duration_s : null,
+              auto: r.kind === "auto_timeout",
+              at: Date.now() - 1000 + at++,
+            });
+          }
+          const e = await estimateTimeout({
+            command,
+            store,
+            floorS,
+            monitor: { multiplier: () => multiplier },
+          });
+          assert.ok(e.timeout_s >= floorS, `${e.timeout_s} < floor ${floorS}`);
+          assert.ok(e.timeout_s >= 2 * longest - 0.001, `${e.timeout_s} < 2 x ${longest}`);
+          // The newest automatic timeout since the last success doubles.
+          const newestFirst = [...runs].reverse();
+          const lastOk = newestFirst.findIndex((r) => r.kind === "ok");
+          const since = lastOk === -1 ? newestFirst : newestFirst.slice(0, lastOk);
+          const killed = since.find((r) => r.kind === "auto_timeout");
+          if (killed) assert.ok(e.timeout_s >= 2 * killed.duration_s - 0.001);
+        } finally {
+          await store.close();
+        }
+      },
+    ),
+    { numRuns: 60 },
   );
 });

@@ -98,22 +98,25 @@ Deno.test("ids are echoed unchanged: strings, numbers, and unknown params are ig
 });
 
 Deno.test("timeout accepts a number or a numeric string; null gets an estimated limit", async () => {
-  await withServer({ "timeout-trivial": "7", "timeout-medium": "123" }, async (server) => {
-    const client = await TestClient.open(server);
-    for (const [timeout, expected] of [[5, 5], ["2.5", 2.5]] as const) {
-      const run = await client.run({ command: "true", timeout });
-      assert.equal(run.result.timeout, expected);
-      assert.equal(run.result.timeout_source, "request");
-    }
-    // No history yet: the default for the command's class (`true` is trivial, a
-    // git clone medium), from the configured table.
-    const trivial = await client.run({ command: "true", timeout: null });
-    assert.deepEqual([trivial.result.timeout, trivial.result.timeout_source], [7, "default"]);
-    const medium = await client.request("execute", { command: "git clone /nonexistent/x y" });
-    assert.deepEqual([medium.result.timeout, medium.result.timeout_source], [123, "default"]);
-    await client.event("completed");
-    await client.close();
-  });
+  await withServer(
+    { "timeout-trivial": "7", "timeout-medium": "123", "min-auto-timeout": "1" },
+    async (server) => {
+      const client = await TestClient.open(server);
+      for (const [timeout, expected] of [[5, 5], ["2.5", 2.5]] as const) {
+        const run = await client.run({ command: "true", timeout });
+        assert.equal(run.result.timeout, expected);
+        assert.equal(run.result.timeout_source, "request");
+      }
+      // No history yet: the default for the command's class (`true` is trivial, a
+      // git clone medium), from the configured table.
+      const trivial = await client.run({ command: "true", timeout: null });
+      assert.deepEqual([trivial.result.timeout, trivial.result.timeout_source], [7, "default"]);
+      const medium = await client.request("execute", { command: "git clone /nonexistent/x y" });
+      assert.deepEqual([medium.result.timeout, medium.result.timeout_source], [123, "default"]);
+      await client.event("completed");
+      await client.close();
+    },
+  );
 });
 
 Deno.test("PAUSE, RESUME and CANCEL act on the whole group, replies before notifications", async () => {

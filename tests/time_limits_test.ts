@@ -9,7 +9,7 @@ import { call, connectWs } from "./_mcp.ts";
 import { freePort, hasRedisServer, RedisServer } from "./_redis.ts";
 
 Deno.test("estimate moves from the default to history after three successful runs", async () => {
-  await withServer({ "timeout-trivial": "9" }, async (server) => {
+  await withServer({ "timeout-trivial": "9", "min-auto-timeout": "1" }, async (server) => {
     const client = await TestClient.open(server);
     const command = "echo learn-me";
     const first = await client.request("estimate", { command });
@@ -181,7 +181,9 @@ Deno.test("MCP estimate_timeout explains the limit a command would get", async (
     assert.equal(s.timeout_source, "default");
     assert.equal(s.reasoning.category, "claude");
     assert.ok(s.timeout >= 60, `a substantial prompt gets ${s.timeout}s`);
-    assert.match(text, /from the default for \w+ commands/);
+    assert.match(text, /: the default for \w+ commands \(444s\)/);
+    assert.match(text, /Decided by the base 444s/);
+    assert.doesNotMatch(text, /x 1\.2/);
     await client.close();
   });
 });

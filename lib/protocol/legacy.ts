@@ -260,8 +260,8 @@ export class LegacyProtocol {
 
   /** `estimate`: the time limit a command would get, and why; runs nothing. */
   async #estimate(params: unknown): Promise<Handled> {
-    const { command } = parseParams(EstimateParams, params);
-    const e = await this.#session.timeLimits.estimate(command);
+    const p = parseParams(EstimateParams, params);
+    const e = await this.#session.timeLimits.estimate(p.args ?? p.command!);
     return { result: { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning } };
   }
 

@@ -23,6 +23,7 @@ import {
 } from "../errors.ts";
 import { ControlParams, EstimateParams, ExecuteParams, parseParams } from "../exec_params.ts";
 import { truncateText } from "../text_truncate.ts";
+import { explainEstimate } from "../timing/estimate.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import type { Execution } from "../execution.ts";
 import { readOutput, tailOutput } from "../output_text.ts";
@@ -356,8 +357,10 @@ export class McpTools {
           `${limit} bytes per stream is cut from the front: the result keeps the end and ` +
           "says how many bytes were left out. A non-zero exit, a signal, a timeout or a " +
           "cancel is reported with isError. Every run has a time limit: `timeout` when " +
-          "given, else one learned from how long similar commands took (see " +
-          "`estimate_timeout`); the whole process tree is ended when it expires.",
+          "given (0: none but the server's maximum), else an automatic safety net against " +
+          "hung commands that is never below a minute nor below twice the longest successful " +
+          "run of the same kind (see `estimate_timeout`); the whole process tree is ended " +
+          "when it expires.",
         { destructiveHint: true, openWorldHint: true },
       ),
       t(
@@ -403,10 +406,11 @@ export class McpTools {
       t(
         "estimate_timeout",
         "Estimate a command's time limit",
-        "Say what time limit `execute` would give a command when no `timeout` is passed, " +
-          "and why: its class (program and sub-command, or for `claude -p` how demanding " +
-          "the prompt is), how many past runs the estimate rests on, the percentile used, " +
-          "and the multiplier applied while the machine is busy. Runs nothing.",
+        "Say what automatic time limit `execute` would give a command when no `timeout` is " +
+          "passed, and why, term by term: its class (program and sub-command, a loop's shape, " +
+          "or for `claude -p` how demanding the prompt is), the learned figure or the " +
+          "default, twice the longest success, the floor, any back-off after timeouts, and " +
+          "the multiplier applied while the machine is busy. Runs nothing.",
         { readOnlyHint: true, openWorldHint: false },
       ),
       t(
@@ -623,18 +627,10 @@ export class McpTools {
 
   /** `estimate_timeout`: the limit a command would get, and why; runs nothing. */
   async #estimateTimeout(args: unknown): Promise<CallToolResult> {
-    const { command } = parseParams(EstimateParams, args);
-    const e = await this.#session.timeLimits.estimate(command);
-    const r = e.reasoning;
-    const basis = e.source === "history"
-      ? `p${r.percentile} of ${r.samples} successful runs of ${r.class} x 1.2`
-      : e.source === "similar"
-      ? `runs of similar classes (${(r.similar_classes ?? []).join(", ")})`
-      : `the default for ${r.complexity} commands`;
-    const text = `${e.timeout_s}s for ${r.class}: from ${basis}` +
-      (r.multiplier !== 1 ? `, x${r.multiplier} while the machine is busy` : "") +
-      (r.store_error ? ` (history unavailable: ${r.store_error})` : "") + ".\n";
-    return result(text, { timeout: e.timeout_s, timeout_source: e.source, reasoning: r });
+    const p = parseParams(EstimateParams, args);
+    const e = await this.#session.timeLimits.estimate(p.args ?? p.command!);
+    const text = explainEstimate(e) + "\n";
+    return result(text, { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning });
   }
 
   #list(args: unknown): Promise<CallToolResult> {

@@ -81,6 +81,8 @@ const runSchema: z.ZodType<TimingRun> = z.object({
   exit_code: z.number().int().nullable(),
   status,
   timed_out: z.boolean(),
+  limit_s: z.number().nonnegative().nullable().optional(),
+  auto: z.boolean().optional(),
   at: z.number(),
 });
 

@@ -20,6 +20,10 @@ export interface TimingRun {
   status: FinalStatus;
   /** True when the run was ended by its time limit. */
   timed_out: boolean;
+  /** The time limit in force, seconds (absent in runs recorded before limits were kept). */
+  limit_s?: number | null | undefined;
+  /** True when that limit was automatic (learned or default), not the request's. */
+  auto?: boolean | undefined;
   /** When the run finished, Unix epoch milliseconds. Runs older than the TTL are dropped. */
   at: number;
 }

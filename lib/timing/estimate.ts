@@ -1,47 +1,64 @@
 /**
- * Time limit for a command that came without one: learned from the timing
- * history of its class, else of similar classes, else a default by
- * complexity; then stretched by the resource multiplier while the machine
- * is busy.
+ * Automatic time limit for a command that came without one. An automatic
+ * limit is a safety net against hung commands, never a guess that cuts
+ * plausible work short, so it is the largest of:
+ * - the floor, `min-auto-timeout` (60 s by default);
+ * - the base, stretched by the resource multiplier while the machine is busy:
+ *   the learned figure (the 90th percentile of the class's successful runs
+ *   x 1.2, from its own history or that of similar classes) or else the
+ *   default for its complexity, and never less than twice the longest
+ *   successful run, nor twice what the command states (`sleep 300`);
+ * - the back-off: twice the automatic limit that last killed a run of the
+ *   class, until a run of it succeeds.
  *
  * @module
  */
 
 import type { Store, TimingRun } from "../store/store.ts";
-import { classify, type CommandClass, type Complexity, parseClass } from "./classify.ts";
+import { classify, type CommandClass, type CommandLine, parseClass } from "./classify.ts";
+import { type Complexity, DEFAULT_MIN_AUTO_TIMEOUT_S, DEFAULT_TIMEOUTS_S } from "./complexity.ts";
 
-/** Default limits by complexity, seconds. */
-export const DEFAULT_TIMEOUTS_S: Readonly<Record<Complexity, number>> = Object.freeze({
-  trivial: 15,
-  simple: 30,
-  low: 60,
-  medium: 180,
-  high: 360,
-  complex: 600,
-  extreme: 900,
-});
+export { DEFAULT_MIN_AUTO_TIMEOUT_S, DEFAULT_TIMEOUTS_S } from "./complexity.ts";
 
 /** Where an estimate came from (a subset of the `timeout_source` values). */
 export type EstimateSource = "history" | "similar" | "default";
 
-/** Why an estimate is what it is; sent to clients as is. */
+/** Why an estimate is what it is, term by term; sent to clients as is. Seconds throughout. */
 export interface EstimateReasoning {
   /** The command's class (see `classify.ts`). */
   class: string;
   category: string;
   complexity: Complexity;
-  /** Successful runs the estimate rests on (for a default: those the class has). */
+  /** Successful runs the learned figure rests on (for a default: those the class has). */
   samples: number;
   /** Which percentile of successful durations was used (history and similar only). */
   percentile?: number;
-  /** That percentile's duration, seconds. */
-  p90?: number;
-  /** Longest successful run, seconds: the estimate never goes below it. */
-  longest_success?: number;
-  /** Resource multiplier applied (1 when the machine is not busy). */
-  multiplier: number;
-  /** Limit before the multiplier, seconds. */
+  /** That percentile's duration. */
+  percentile_s?: number;
+  /** Factor over the percentile. */
+  headroom?: number;
+  /** `percentile_s` x `headroom`. */
+  learned_s?: number;
+  /** The default for the class's complexity (source `default`). */
+  default_s?: number;
+  /** Longest successful run of the class (or of the pooled classes). */
+  longest_success_s?: number;
+  /** What the command says it takes (`sleep N`, `timeout N ...`). */
+  stated_s?: number;
+  /** max(learned or default, 2 x longest success, 2 x stated), before the multiplier. */
   base_s: number;
+  /** Resource multiplier applied to the base (1 when the machine is not busy). */
+  multiplier: number;
+  /** `min-auto-timeout`: no automatic limit is below it. */
+  floor_s: number;
+  /** Runs of the class ended by an automatic limit since its last success. */
+  timeouts_since_success: number;
+  /** Twice the automatic limit that last killed a run of the class (when one did). */
+  backoff_s?: number;
+  /** The term that decided the limit. */
+  decided_by: "floor" | "base" | "backoff";
+  /** The rule with its values, e.g. `max(floor 60, base 12 x 1, backoff -) = 60`. */
+  rule: string;
   /** Classes whose runs were pooled (source `similar`). */
   similar_classes?: string[];
   /** Why the store could not be used, when it could not. */
@@ -50,7 +67,7 @@ export interface EstimateReasoning {
 
 /** An estimated time limit. */
 export interface Estimate {
-  /** Whole seconds, at least 1. */
+  /** Whole seconds, at least the floor. */
   timeout_s: number;
   source: EstimateSource;
   reasoning: EstimateReasoning;
@@ -58,7 +75,8 @@ export interface Estimate {
 
 /** Inputs of {@linkcode estimateTimeout}. */
 export interface EstimateInput {
-  command: string;
+  /** A shell command line, or an argv run without a shell. */
+  command: CommandLine;
   /** The command's class when the caller has it already (it is `classify(command)`). */
   cls?: CommandClass | undefined;
   /** Where history is read; failures fall back to defaults. */
@@ -67,6 +85,8 @@ export interface EstimateInput {
   monitor?: { multiplier(): number } | null | undefined;
   /** Overrides of {@linkcode DEFAULT_TIMEOUTS_S}. */
   defaults?: Partial<Record<Complexity, number>> | undefined;
+  /** `min-auto-timeout` (default {@linkcode DEFAULT_MIN_AUTO_TIMEOUT_S}). */
+  floorS?: number | undefined;
   /** Successful runs needed before history is trusted (default 3). */
   minSamples?: number | undefined;
   /** Factor over the percentile (default 1.2). */
@@ -79,19 +99,40 @@ export interface EstimateInput {
 const MAX_SIMILAR = 50;
 
 /**
- * Estimates a time limit for `command`. Reads the store but never fails
- * because of it: a store error gives the default, with `store_error` set.
+ * `estimate` for another command of the same class, or under another load:
+ * the same history, with the machine's multiplier as it is now and what
+ * this command states (`sleep 300`: 300; null for nothing).
  *
- * Rules, in order:
- * 1. the class has >= `minSamples` successful runs: p90 x 1.2, never below
- *    the longest success;
- * 2. else the same rule over the pooled successes of similar classes: those
- *    with the same program, sub-command and complexity, or the same category
- *    and complexity;
- * 3. else the default for the class's complexity.
- *
- * The result is multiplied by `monitor.multiplier()` and rounded up to whole
- * seconds.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createStore } from "../store/store.ts";
+ * import { estimateTimeout, restate } from "./estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const e = await estimateTimeout({ command: "make", store });
+ * assert.equal(restate(e, 3).timeout_s, 1800);
+ * assert.equal(restate(e, 1, 500).timeout_s, 1000);
+ * await store.close();
+ * ```
+ */
+export function restate(
+  estimate: Estimate,
+  multiplier: number,
+  statedSeconds: number | null = estimate.reasoning.stated_s ?? null,
+): Estimate {
+  const { stated_s: _, ...rest } = estimate.reasoning;
+  const reasoning = decide({
+    ...rest,
+    multiplier,
+    ...(statedSeconds === null ? {} : { stated_s: round(statedSeconds) }),
+  });
+  return { ...estimate, timeout_s: wholeSeconds(limitOf(reasoning)), reasoning };
+}
+
+/**
+ * Estimates an automatic time limit for `command`. Reads the store but never
+ * fails because of it: a store error gives the default, with `store_error`
+ * set. See the module doc for the rule.
  *
  * @example No history yet: the default for the complexity
  * ```ts
@@ -101,101 +142,187 @@ const MAX_SIMILAR = 50;
  * const store = await createStore({ ephemeral: true });
  * const e = await estimateTimeout({ command: "git clone https://x/y", store });
  * assert.equal(e.source, "default");
- * assert.equal(e.timeout_s, 180);
+ * assert.equal(e.timeout_s, 600);
  * assert.equal(e.reasoning.class, "cmd:git:clone");
  * await store.close();
  * ```
+ * @example Quick history never gives less than the floor
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createStore } from "../store/store.ts";
+ * import { estimateTimeout } from "./estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * for (let i = 0; i < 5; i++) {
+ *   await store.appendRun("cmd:echo", { duration_s: 0.01, exit_code: 0, status: "completed",
+ *     timed_out: false, at: Date.now() });
+ * }
+ * const e = await estimateTimeout({ command: "echo hi", store });
+ * assert.equal(e.source, "history");
+ * assert.equal(e.timeout_s, 60);
+ * assert.equal(e.reasoning.decided_by, "floor");
+ * await store.close();
+ * ```
  */
-/**
- * `estimate` under another resource multiplier: same history, the machine's
- * load as it is now.
- */
-export function withMultiplier(estimate: Estimate, multiplier: number): Estimate {
-  return {
-    ...estimate,
-    timeout_s: wholeSeconds(estimate.reasoning.base_s * multiplier),
-    reasoning: { ...estimate.reasoning, multiplier },
-  };
-}
-
 export async function estimateTimeout(input: EstimateInput): Promise<Estimate> {
   const cls = input.cls ?? classify(input.command);
   const minSamples = input.minSamples ?? 3;
-  const multiplier = input.monitor?.multiplier() ?? 1;
-  const base = { class: cls.class, category: cls.category, complexity: cls.complexity };
-  const fromRuns = (source: EstimateSource, durations: number[], extra = {}): Estimate => {
-    const pct = input.percentile ?? 90;
+  const pct = input.percentile ?? 90;
+  const headroom = input.headroom ?? 1.2;
+  const common = {
+    class: cls.class,
+    category: cls.category,
+    complexity: cls.complexity,
+    multiplier: input.monitor?.multiplier() ?? 1,
+    floor_s: input.floorS ?? DEFAULT_MIN_AUTO_TIMEOUT_S,
+    ...(cls.statedSeconds === null ? {} : { stated_s: round(cls.statedSeconds) }),
+  };
+  const make = (source: EstimateSource, terms: Terms): Estimate => {
+    const reasoning = decide({ ...common, ...terms });
+    return { timeout_s: wholeSeconds(limitOf(reasoning)), source, reasoning };
+  };
+  const learned = (durations: number[]) => {
     const p = percentile(durations, pct);
-    const longest = Math.max(...durations);
-    const base_s = Math.max(p * (input.headroom ?? 1.2), longest);
     return {
-      timeout_s: wholeSeconds(base_s * multiplier),
-      source,
-      reasoning: {
-        ...base,
-        samples: durations.length,
-        percentile: pct,
-        p90: round(p),
-        longest_success: round(longest),
-        multiplier,
-        base_s: round(base_s),
-        ...extra,
-      },
+      samples: durations.length,
+      percentile: pct,
+      percentile_s: round(p),
+      headroom,
+      learned_s: round(p * headroom),
+      longest_success_s: round(Math.max(...durations)),
     };
   };
 
-  let samples = 0;
+  let own: TimingRun[] = [];
   let storeError: string | undefined;
   try {
-    const own = successes(await input.store.history(cls.class));
-    if (own.length >= minSamples) return fromRuns("history", own);
-    samples = own.length;
+    own = await input.store.history(cls.class);
+    const backoff = backoffOf(own);
+    const ok = successes(own);
+    if (ok.length >= minSamples) return make("history", { ...learned(ok), ...backoff });
 
     const similar = (await input.store.classes())
       .filter((c) => c !== cls.class && isSimilar(c, cls))
       .slice(0, MAX_SIMILAR);
     const histories = await Promise.all(similar.map((c) => input.store.history(c)));
-    const pooled: number[] = [];
+    const pooled: number[] = [...ok];
     const used: string[] = [];
     histories.forEach((runs, i) => {
-      const ok = successes(runs);
-      if (ok.length === 0) return;
-      pooled.push(...ok);
+      const good = successes(runs);
+      if (good.length === 0) return;
+      pooled.push(...good);
       used.push(similar[i]!);
     });
-    if (pooled.length >= minSamples) {
-      return fromRuns("similar", pooled, { similar_classes: used.sort() });
+    if (pooled.length >= minSamples && used.length > 0) {
+      return make("similar", { ...learned(pooled), ...backoff, similar_classes: used.sort() });
     }
   } catch (e) {
     storeError = e instanceof Error ? e.message : String(e);
   }
 
-  const base_s = input.defaults?.[cls.complexity] ?? DEFAULT_TIMEOUTS_S[cls.complexity];
+  const ok = successes(own);
+  return make("default", {
+    samples: ok.length,
+    default_s: input.defaults?.[cls.complexity] ?? DEFAULT_TIMEOUTS_S[cls.complexity],
+    ...(ok.length > 0 ? { longest_success_s: round(Math.max(...ok)) } : {}),
+    ...backoffOf(own),
+    ...(storeError === undefined ? {} : { store_error: storeError }),
+  });
+}
+
+/** The terms a source contributes; {@linkcode decide} derives the rest. */
+type Terms =
+  & Omit<
+    EstimateReasoning,
+    | "class"
+    | "category"
+    | "complexity"
+    | "multiplier"
+    | "floor_s"
+    | "base_s"
+    | "decided_by"
+    | "rule"
+    | "timeouts_since_success"
+  >
+  & { timeouts_since_success?: number };
+
+/** Fills in base, decision and rule from the terms. */
+function decide(
+  t:
+    & Terms
+    & Pick<EstimateReasoning, "class" | "category" | "complexity" | "multiplier" | "floor_s">,
+): EstimateReasoning {
+  const figure = t.learned_s ?? t.default_s ?? 0;
+  const twiceLongest = 2 * (t.longest_success_s ?? 0);
+  const twiceStated = 2 * (t.stated_s ?? 0);
+  const base_s = round(Math.max(figure, twiceLongest, twiceStated));
+  const stretched = base_s * t.multiplier;
+  const backoff = t.backoff_s ?? 0;
+  const limit = Math.max(t.floor_s, stretched, backoff);
+  const decided_by = limit === backoff && backoff > 0
+    ? "backoff"
+    : limit === stretched && stretched > t.floor_s
+    ? "base"
+    : "floor";
+  const baseTerms = [
+    t.learned_s !== undefined ? `learned ${t.learned_s}` : `default ${t.default_s ?? 0}`,
+    ...(t.longest_success_s !== undefined ? [`2 x longest ${t.longest_success_s}`] : []),
+    ...(t.stated_s !== undefined ? [`2 x stated ${t.stated_s}`] : []),
+  ];
+  const rule = `max(floor ${t.floor_s}, base ${base_s} x ${t.multiplier}, backoff ` +
+    `${t.backoff_s ?? "-"}) = ${wholeSeconds(limit)}; base = max(${baseTerms.join(", ")})`;
   return {
-    timeout_s: wholeSeconds(base_s * multiplier),
-    source: "default",
-    reasoning: {
-      ...base,
-      samples,
-      multiplier,
-      base_s,
-      ...(storeError === undefined ? {} : { store_error: storeError }),
-    },
+    ...t,
+    timeouts_since_success: t.timeouts_since_success ?? 0,
+    base_s,
+    decided_by,
+    rule,
   };
+}
+
+function limitOf(r: EstimateReasoning): number {
+  return Math.max(r.floor_s, r.base_s * r.multiplier, r.backoff_s ?? 0);
+}
+
+/**
+ * Runs ended by an automatic limit since the class last succeeded, and twice
+ * the newest such limit (a run recorded before limits were kept counts its
+ * duration, which is about the limit that ended it).
+ */
+function backoffOf(
+  runs: readonly TimingRun[],
+): { timeouts_since_success?: number; backoff_s?: number } {
+  let count = 0;
+  let last: number | undefined;
+  for (const run of runs) {
+    if (isSuccess(run)) break;
+    if (run.timed_out && run.auto === true) {
+      count++;
+      last ??= run.limit_s ?? run.duration_s;
+    }
+  }
+  return last === undefined ? {} : { timeouts_since_success: count, backoff_s: round(2 * last) };
+}
+
+function isSuccess(r: TimingRun): boolean {
+  return r.status === "completed" && r.exit_code === 0 && !r.timed_out;
 }
 
 /** Durations of runs that succeeded: exit 0, not timed out. */
 function successes(runs: readonly TimingRun[]): number[] {
-  return runs
-    .filter((r) => r.status === "completed" && r.exit_code === 0 && !r.timed_out)
-    .map((r) => r.duration_s);
+  return runs.filter(isSuccess).map((r) => r.duration_s);
 }
 
+/**
+ * Only classes of the same program and sub-command pool their history: a
+ * category (`shell`, `build`) says nothing about how long one of its
+ * programs takes. Nor does one run say how long a loop of them takes.
+ */
 function isSimilar(other: string, cls: CommandClass): boolean {
   const t = parseClass(other);
-  if (!t || t.complexity !== cls.complexity) return false;
-  if (t.category === cls.category) return true;
-  return t.program !== null && t.program === cls.program && t.subcommand === cls.subcommand;
+  if (t === null || t.program === null) return false;
+  const loop = parseClass(cls.class)?.shape === "loop";
+  return t.program === cls.program && t.subcommand === cls.subcommand &&
+    (t.shape === "loop") === loop;
 }
 
 /** Nearest-rank percentile: the smallest value with at least `p` % of values at or below it. */
@@ -212,4 +339,47 @@ function wholeSeconds(s: number): number {
 
 function round(s: number): number {
   return Math.round(s * 1000) / 1000;
+}
+
+/**
+ * One sentence that explains an estimate, term by term, for people and
+ * models (the MCP `estimate_timeout` text).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createStore } from "../store/store.ts";
+ * import { estimateTimeout, explainEstimate } from "./estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const text = explainEstimate(await estimateTimeout({ command: "npm test", store }));
+ * assert.match(text, /^600s for cmd:npm:test: the default for medium commands/);
+ * await store.close();
+ * ```
+ */
+export function explainEstimate(e: Estimate): string {
+  const r = e.reasoning;
+  const figure = r.learned_s === undefined
+    ? `the default for ${r.complexity} commands (${r.default_s}s)`
+    : `p${r.percentile} ${r.percentile_s}s x ${r.headroom} = ${r.learned_s}s over ${r.samples} ` +
+      `successful runs` +
+      (e.source === "similar"
+        ? ` of similar classes (${(r.similar_classes ?? []).join(", ")})`
+        : "");
+  const terms = [
+    figure,
+    ...(r.longest_success_s !== undefined
+      ? [`2 x the longest success ${r.longest_success_s}s`]
+      : []),
+    ...(r.stated_s !== undefined ? [`2 x the stated ${r.stated_s}s`] : []),
+  ];
+  const decided = r.decided_by === "floor"
+    ? `the floor (min-auto-timeout ${r.floor_s}s)`
+    : r.decided_by === "backoff"
+    ? `the back-off: ${r.timeouts_since_success} run(s) since the last success were killed by ` +
+      `an automatic limit, so it doubled to ${r.backoff_s}s`
+    : `the base ${r.base_s}s` +
+      (r.multiplier !== 1 ? ` x${r.multiplier} while the machine is busy` : "");
+  return `${e.timeout_s}s for ${r.class}: ${terms.join("; ")}. Decided by ${decided}` +
+    (r.store_error ? ` (history unavailable: ${r.store_error})` : "") +
+    `. Pass timeout to set a limit yourself, or 0 for no automatic limit.`;
 }

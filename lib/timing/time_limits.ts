@@ -11,8 +11,9 @@ import type { Config } from "../config.ts";
 import type { Execution } from "../execution.ts";
 import { logger } from "../log.ts";
 import type { ExecutionRecord, RecordQuery, Store } from "../store/store.ts";
-import { classify, type Complexity } from "./classify.ts";
-import { type Estimate, estimateTimeout, withMultiplier } from "./estimate.ts";
+import { classify, type CommandClass, type CommandLine, type Complexity } from "./classify.ts";
+import { DEFAULT_MIN_AUTO_TIMEOUT_S } from "./complexity.ts";
+import { type Estimate, estimateTimeout, restate } from "./estimate.ts";
 
 /** The settings that shape estimates. */
 export type TimeLimitConfig = Pick<
@@ -41,7 +42,13 @@ export function complexityDefaults(config: TimeLimitConfig): Record<Complexity, 
 
 const log = logger("timing");
 
-/** How long an estimate is reused, ms: a class's p90 moves slowly once learned. */
+/** Options of {@linkcode TimeLimits}. */
+export interface TimeLimitOptions {
+  /** `min-auto-timeout`: no automatic limit is below it (default 60 s). */
+  floorS?: number;
+}
+
+/** How long an estimate is reused, ms: a class's percentile moves slowly once learned. */
 const CACHE_MS = 10_000;
 /** Classes whose estimates are cached at most. */
 const CACHE_CLASSES = 1000;
@@ -64,7 +71,7 @@ const CACHE_CLASSES = 1000;
  * }
  * const e = await limits.estimate("make build");
  * assert.equal(e.source, "history");
- * assert.equal(e.timeout_s, 12);
+ * assert.equal(e.timeout_s, 60); // 10 s x 1.2, 2 x 10 s: both below the 60 s floor
  * await store.close();
  * ```
  */
@@ -72,6 +79,7 @@ export class TimeLimits {
   readonly #store: Store;
   readonly #monitor: { multiplier(): number };
   readonly #defaults: Record<Complexity, number>;
+  readonly #floorS: number;
   /** Recent estimates by class, before the load multiplier (a store read per execute otherwise). */
   readonly #cache = new Map<string, { estimate: Estimate; at: number }>();
 
@@ -80,10 +88,12 @@ export class TimeLimits {
     store: Store,
     monitor: { multiplier(): number },
     defaults: Record<Complexity, number>,
+    options: TimeLimitOptions = {},
   ) {
     this.#store = store;
     this.#monitor = monitor;
     this.#defaults = defaults;
+    this.#floorS = options.floorS ?? DEFAULT_MIN_AUTO_TIMEOUT_S;
   }
 
   /** The store in use. */
@@ -91,14 +101,20 @@ export class TimeLimits {
     return this.#store;
   }
 
-  /** A time limit for `command`, with its reasoning. Never throws for the store. */
-  async estimate(command: string): Promise<Estimate> {
-    const commandClass = classify(command);
+  /**
+   * An automatic time limit for `command` (a shell line or an argv), with its
+   * reasoning. Never throws for the store.
+   */
+  async estimate(
+    command: CommandLine,
+    commandClass: CommandClass = classify(command),
+  ): Promise<Estimate> {
     const cls = commandClass.class;
     const hit = this.#cache.get(cls);
     if (hit !== undefined && performance.now() - hit.at < CACHE_MS) {
-      // The machine's load is read fresh; only the history behind it is reused.
-      return withMultiplier(hit.estimate, this.#monitor.multiplier());
+      // The machine's load and what this command states are read fresh;
+      // only the history behind them is reused.
+      return restate(hit.estimate, this.#monitor.multiplier(), commandClass.statedSeconds);
     }
     const estimate = await estimateTimeout({
       command,
@@ -106,6 +122,7 @@ export class TimeLimits {
       store: this.#store,
       monitor: this.#monitor,
       defaults: this.#defaults,
+      floorS: this.#floorS,
     });
     // An estimate made without the store is not kept: recovery shows at once.
     if (estimate.reasoning.store_error === undefined) {
@@ -122,24 +139,35 @@ export class TimeLimits {
   async record(exec: Execution): Promise<void> {
     const exit = exec.exit;
     if (exit === null) return;
-    const cls = classify(exec.spec.display).class;
-    // A class still learning (no history of its own yet) must see this run:
-    // forget its estimate now and again once the run is stored (an estimate
-    // made in between read the store without it).
-    const forgetIfLearning = () => {
-      if (this.#cache.get(cls)?.estimate.source !== "history") this.#cache.delete(cls);
+    const spec = exec.spec;
+    const cls = spec.limitClass ?? classify(spec.line ?? spec.display).class;
+    const timedOut = exit.status === "timeout";
+    // Forget the class's estimate when this run changes it: a class still
+    // learning, a run ended by its limit (back-off) or the first success
+    // after one, or a run longer than the longest success so far.
+    // Forgotten now and again once the run is stored (an estimate made in
+    // between read the store without it).
+    const forgetIfChanged = () => {
+      const r = this.#cache.get(cls)?.estimate;
+      if (
+        r === undefined || r.source !== "history" || timedOut ||
+        r.reasoning.timeouts_since_success > 0 ||
+        exit.executionTime > (r.reasoning.longest_success_s ?? 0)
+      ) this.#cache.delete(cls);
     };
-    forgetIfLearning();
+    forgetIfChanged();
     const at = Date.now();
     try {
       await this.#store.appendRun(cls, {
         duration_s: exit.executionTime,
         exit_code: exit.exitCode,
         status: exit.status,
-        timed_out: exit.status === "timeout",
+        timed_out: timedOut,
+        limit_s: spec.timeout,
+        auto: spec.timeoutSource !== "request",
         at,
       });
-      forgetIfLearning();
+      forgetIfChanged();
       await this.#store.appendRecord({
         execution_id: exec.id,
         command: exec.spec.display,
