@@ -9,6 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { loadConfig } from "../lib/config.ts";
 import { type Msg, TestClient, testServer, withServer } from "./_helpers.ts";
 import { call, closeHttp, connectHttp } from "./_mcp.ts";
 
@@ -84,6 +85,50 @@ async function assertMcpRateLimited(res: Response): Promise<void> {
   assert.equal(body.error.message, "Rate limit exceeded");
   assert.ok(body.error.data.retry_after_ms > 0);
 }
+
+Deno.test("default limits admit max-sessions connections at once and 50 a second", () => {
+  const config = loadConfig({ getEnv: () => undefined });
+  assert.ok(config.connBurst >= config.maxSessions, "a full max-sessions burst passes");
+  assert.ok(config.connRate >= 50);
+  // Every one of a full burst of sessions may make an MCP handshake and a
+  // call (initialized, GET, tools/list, tools/call, DELETE) at once.
+  assert.ok(config.msgBurst >= 5 * config.connBurst);
+  assert.ok(config.msgRate >= 5 * config.connRate);
+});
+
+Deno.test("default limits: 40 sequential and 30 concurrent WebSocket connections all get connected", async () => {
+  await withServer({}, async (server) => {
+    for (let i = 0; i < 40; i++) {
+      const client = await TestClient.open(server);
+      await client.close();
+    }
+    const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.open(server)));
+    await Promise.all(clients.map((c) => c.close()));
+  });
+});
+
+Deno.test("default limits: max-sessions WebSocket sessions at once each connect and run a command", async () => {
+  await withServer({}, async (server) => {
+    const n = loadConfig({ getEnv: () => undefined }).maxSessions;
+    const clients = await Promise.all(Array.from({ length: n }, () => TestClient.open(server)));
+    const runs = await Promise.all(clients.map((c, i) => c.run({ command: `echo ${i}` })));
+    runs.forEach((r, i) => assert.equal(r.stdout, `${i}\n`));
+    await Promise.all(clients.map((c) => c.close()));
+  });
+});
+
+Deno.test("default limits: max-sessions MCP HTTP sessions at once each initialize, call and end", async () => {
+  await withServer({}, async (server) => {
+    const n = loadConfig({ getEnv: () => undefined }).maxSessions;
+    const sessions = await Promise.all(Array.from({ length: n }, () => connectHttp(server)));
+    const runs = await Promise.all(
+      sessions.map((c, i) => call(c.client, "execute", { command: `echo ${i}` })),
+    );
+    runs.forEach((r, i) => assert.equal(r.s.stdout, `${i}\n`));
+    await Promise.all(sessions.map(closeHttp));
+    assert.deepEqual(sessions.flatMap((c) => c.errors).map(String), []);
+  });
+});
 
 Deno.test("past conn-burst, upgrades get 429 with Retry-After and a JSON body", async () => {
   await withServer({ "conn-burst": "4", "conn-rate": NO_REFILL }, async (server) => {
