@@ -264,31 +264,39 @@ export const SETTINGS: readonly SettingSpec[] = [
       "the first is the default `cwd`",
     kind: { type: "list" },
   },
+  // Limits meant to stop a flood, never an existing client. The original's
+  // client opens one connection per command, so a client may open
+  // `max-sessions` (100) at once and 50 a second. The message budget is 5
+  // for each of those (an MCP HTTP session's initialized, GET, tools/list,
+  // tools/call and DELETE), so a burst of new sessions can all start work.
   {
     key: "connRate",
     flag: "conn-rate",
-    default: "5",
-    doc: "New connections per second per client (API key, else address); over it: HTTP 429",
+    default: "50",
+    doc: "New connections per second per client (API key, else address): WebSocket upgrades " +
+      "and `/mcp` requests outside a live session; over it: HTTP 429, `Retry-After`",
     kind: { type: "number", min: 0.01, max: 100_000 },
   },
   {
     key: "connBurst",
     flag: "conn-burst",
-    default: "20",
-    doc: "Connections a client may open at once before `conn-rate` applies",
+    default: "100",
+    doc: "Connections a client may open at once before `conn-rate` applies (the default " +
+      "equals the default `max-sessions`; raise both together)",
     kind: { type: "int", min: 1, max: 100_000 },
   },
   {
     key: "msgRate",
     flag: "msg-rate",
-    default: "100",
-    doc: "Messages per second per client; over it: error -32029 and the message is dropped",
+    default: "250",
+    doc: "Messages per second per client (WebSocket messages, requests within an MCP HTTP " +
+      "session); over it: error -32029 and the message is dropped (on `/mcp`: HTTP 429)",
     kind: { type: "number", min: 0.01, max: 1_000_000 },
   },
   {
     key: "msgBurst",
     flag: "msg-burst",
-    default: "200",
+    default: "500",
     doc: "Messages a client may send at once before `msg-rate` applies",
     kind: { type: "int", min: 1, max: 1_000_000 },
   },

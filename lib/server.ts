@@ -17,6 +17,7 @@ import { accessGuard, type GuardEnv } from "../routes/guard.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { wsRoutes } from "../routes/ws.ts";
 import { mcpHttpRoutes } from "../routes/mcp_http.ts";
+import { McpHttpEndpoint } from "./protocol/mcp_http.ts";
 import { HookRunner } from "./hooks.ts";
 import { ResourceMonitor } from "./monitor.ts";
 import { createStore, type Store } from "./store/store.ts";
@@ -119,6 +120,8 @@ export async function startServer(
     return total;
   };
 
+  const mcpHttp = new McpHttpEndpoint(sessions, config);
+
   const app = new Hono<GuardEnv>();
   // Everything that can run a command sits behind the guard, checked before any upgrade.
   const guard = accessGuard({
@@ -126,8 +129,11 @@ export async function startServer(
     allowedOrigins: config.allowedOrigins,
     connections,
     messages,
+    hasMcpSession: (id) => mcpHttp.has(id),
   });
-  for (const path of ["/ws", "/ws/*", "/mcp", "/mcp/*"]) app.use(path, guard);
+  // Once per request: `/ws/*` matches `/ws` too (and `/mcp/*` `/mcp`), and
+  // the guard mounted on both would spend two tokens per request.
+  for (const path of ["/ws/*", "/mcp/*"]) app.use(path, guard);
   app.route(
     "/",
     healthRoutes({
@@ -154,7 +160,7 @@ export async function startServer(
       messages,
     }),
   );
-  app.route("/", mcpHttpRoutes({ sessions, config }));
+  app.route("/", mcpHttpRoutes({ sessions, endpoint: mcpHttp }));
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   app.onError((err, c) => {
     log.error("Unhandled error on {path}: {error}", { path: c.req.path, error: err });

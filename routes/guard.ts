@@ -9,6 +9,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { type ApiKeyring, extractKey, keyFingerprint, redactUrl } from "../lib/auth.ts";
+import { ErrorCode } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { isOriginAllowed } from "../lib/origin_check.ts";
 import type { RateLimiter } from "../lib/rate_limit.ts";
@@ -28,15 +29,57 @@ export type GuardEnv = {
 export interface GuardDeps {
   keyring: ApiKeyring;
   allowedOrigins: readonly string[];
-  /** New connections: WebSocket upgrades, and MCP HTTP requests that open a session. */
+  /** New connections: WebSocket upgrades, and every `/mcp` request outside a live session. */
   connections: RateLimiter;
-  /** Requests within an MCP HTTP session (each MCP message is one). */
+  /** Requests within a live MCP HTTP session (GET, POST or DELETE: one each). */
   messages: RateLimiter;
+  /** Whether `/mcp` holds a session with this `Mcp-Session-Id` now. */
+  hasMcpSession: (id: string) => boolean;
 }
 
-/** Whether a request opens a connection (rather than continuing an MCP HTTP session). */
-function opensConnection(c: Context<GuardEnv>): boolean {
-  return c.req.header("upgrade") !== undefined || c.req.header("mcp-session-id") === undefined;
+/** The path of the MCP Streamable HTTP endpoint, whose errors are JSON-RPC. */
+const MCP_PATH = "/mcp";
+
+/**
+ * Whether an authorized request continues a live MCP HTTP session rather
+ * than opening a connection. Only a session id the endpoint holds counts:
+ * an unknown one would get a 404 anyway, and letting any header value pass
+ * as "within a session" would let a client skip the connection limit.
+ */
+function continuesMcpSession(c: Context<GuardEnv>, deps: GuardDeps): boolean {
+  if (c.req.path !== MCP_PATH || c.req.header("upgrade") !== undefined) return false;
+  const id = c.req.header("mcp-session-id");
+  return id !== undefined && deps.hasMcpSession(id);
+}
+
+/**
+ * The 429 answer, with `Retry-After` in whole seconds (at least 1). On
+ * `/mcp` it is a JSON-RPC error like every other error there, with the same
+ * code and `data` as the WebSocket's -32029, so an MCP client can parse it;
+ * a WebSocket upgrade gets the guard's plain `{error}` body, as its 401 and
+ * 403 do, plus `retry_after_ms`.
+ */
+function rateLimited(c: Context<GuardEnv>, retryAfterMs: number): Response {
+  const headers = { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) };
+  const retry_after_ms = Math.ceil(retryAfterMs);
+  if (c.req.path === MCP_PATH) {
+    return c.json(
+      {
+        jsonrpc: "2.0",
+        error: {
+          code: ErrorCode.RateLimited,
+          message: "Rate limit exceeded",
+          data: { retry_after_ms },
+        },
+        // The body is not read before refusing, so the request's id is unknown.
+        id: null,
+      },
+      429,
+      headers,
+    );
+  }
+  // Off `/mcp` every request opens a connection: there are no sessions to continue.
+  return c.json({ error: "Too many connections", retry_after_ms }, 429, headers);
 }
 
 /** The remote address of a request, or "unknown" (e.g. in-process `app.request`). */
@@ -44,7 +87,10 @@ export function remoteAddress(c: Context<GuardEnv>): string {
   return c.env?.remoteAddr?.hostname ?? "unknown";
 }
 
-/** The guard middleware. */
+/**
+ * The guard middleware. Mount it so that it runs once per request: Hono's
+ * `/ws/*` also matches `/ws`, and a second pass would spend a second token.
+ */
 export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
   return async (c, next) => {
     // Only redacted URLs are logged: a key may travel as ?token=.
@@ -63,13 +109,13 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
     const clientId = authorized && presented !== null
       ? `key:${await keyFingerprint(presented)}`
       : `addr:${remoteAddress(c)}`;
-    const opening = opensConnection(c);
+    // An unverified request is always a connection attempt: a guess at a key
+    // must not get the more generous message budget by naming a session.
+    const opening = !authorized || !continuesMcpSession(c, deps);
     const taken = (opening ? deps.connections : deps.messages).take(clientId);
     if (!taken.ok) {
       log.warning("Rate limited {client} on {url}", { ...where, client: clientId });
-      return c.json({ error: opening ? "Too many connections" : "Too many requests" }, 429, {
-        "Retry-After": String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))),
-      });
+      return rateLimited(c, taken.retryAfterMs);
     }
     if (!authorized) {
       log.warning("Unauthorized request for {url} from {address}", where);

@@ -5,19 +5,20 @@
  * @module
  */
 import { Hono } from "hono";
-import { type McpHttpConfig, McpHttpEndpoint } from "../lib/protocol/mcp_http.ts";
+import type { McpHttpEndpoint } from "../lib/protocol/mcp_http.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
 
 /** What the endpoint needs. */
 export interface McpHttpDeps {
   sessions: SessionManager;
-  config: McpHttpConfig;
+  /** The sessions behind `/mcp`; made by the server, which the access guard asks too. */
+  endpoint: McpHttpEndpoint;
 }
 
 /** The MCP HTTP route. */
 export function mcpHttpRoutes(deps: McpHttpDeps): Hono {
   const app = new Hono();
-  const endpoint = new McpHttpEndpoint(deps.sessions, deps.config);
+  const { endpoint } = deps;
   app.on(["GET", "POST", "DELETE"], "/mcp", (c) => {
     if (deps.sessions.draining) {
       return c.json({

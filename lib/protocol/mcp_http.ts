@@ -73,6 +73,7 @@ function initializeId(messages: unknown[]): string | number | null {
  * const res = await endpoint.handle(new Request("http://x/mcp", { method: "GET" }));
  * assert.equal(res.status, 400);
  * assert.equal(sessions.size, 0);
+ * assert.equal(endpoint.has("no-such-session"), false);
  * await store.close();
  * ```
  */
@@ -90,6 +91,15 @@ export class McpHttpEndpoint {
   /** Sessions open over HTTP. */
   get size(): number {
     return this.#live.size;
+  }
+
+  /**
+   * Whether `id` names a session open here now. The access guard asks, so
+   * that only requests within a live session are spared the connection
+   * limit (an unknown id gets 404 and is counted as a new connection).
+   */
+  has(id: string): boolean {
+    return this.#live.has(id);
   }
 
   /** Answers one request to `/mcp` (GET, POST or DELETE). */
