@@ -71,7 +71,11 @@ interface Pump {
   reader: ReadableStreamDefaultReader<Uint8Array>;
   reading: boolean;
   lastProgress: number;
+  /** Sends the stream's held-back partial line now (see #pump). */
+  flush: () => void;
 }
+
+const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
 
 /**
  * A running (or finished) command.
@@ -124,7 +128,7 @@ export class Execution {
   #bytesErr = 0;
   #timer: PausableTimer | null = null;
   #idleTimer: PausableTimer | null = null;
-  #pumps: Pump[] = [];
+  #pumps: Partial<Record<StreamName, Pump>> = {};
   #exit: ExitInfo | null = null;
   #ran = false;
   #restops: ReturnType<typeof setTimeout>[] = [];
@@ -424,14 +428,19 @@ export class Execution {
     });
     const decoder = new TextDecoder();
     const reader = stream.getReader();
-    const pump: Pump = { reader, reading: false, lastProgress: performance.now() };
-    this.#pumps.push(pump);
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     const send = (frames: Frame[], final = false) => {
       for (let i = 0; i < frames.length; i++) {
         this.#sendFrame(name, decoder, frames[i]!, final && i === frames.length - 1);
       }
     };
+    const flush = () => {
+      if (flushTimer !== undefined) clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (framer.pending > 0) send(framer.flushPartial());
+    };
+    const pump: Pump = { reader, reading: false, lastProgress: performance.now(), flush };
+    this.#pumps[name] = pump;
     try {
       for (;;) {
         await this.#sink.ready();
@@ -441,14 +450,15 @@ export class Execution {
         pump.lastProgress = performance.now();
         if (done) break;
         this.#idleTimer?.touch();
+        // The two pipes are read concurrently: what the other stream holds
+        // back was read before this, so it goes first. Output is then sent
+        // in the order it was read, and at most one stream holds a partial line.
+        this.#pumps[OTHER[name]]?.flush();
         if (flushTimer !== undefined) clearTimeout(flushTimer);
         flushTimer = undefined;
         send(framer.push(value));
         if (framer.pending > 0) {
-          flushTimer = setTimeout(() => {
-            flushTimer = undefined;
-            send(framer.flushPartial());
-          }, this.#limits.flushIntervalMs);
+          flushTimer = setTimeout(flush, this.#limits.flushIntervalMs);
         }
       }
     } catch {
@@ -489,7 +499,7 @@ export class Execution {
   async #drain(pumps: Promise<unknown>): Promise<void> {
     while (!await settleWithin(pumps, STALLED_READ_MS)) {
       const now = performance.now();
-      for (const pump of this.#pumps) {
+      for (const pump of Object.values(this.#pumps)) {
         if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
           await pump.reader.cancel().catch(() => {});
         }
