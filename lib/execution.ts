@@ -11,7 +11,8 @@ import { ProcessGroup } from "./process_group.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
 import { OutputLog } from "./output_log.ts";
 import { PausableTimer } from "./pausable_timer.ts";
-import { NoProcessError } from "./errors.ts";
+import { isAbsolute, join, normalize } from "node:path";
+import { CommandRefusedError, NoProcessError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Sink } from "./sink.ts";
 import type {
@@ -155,14 +156,21 @@ export class Execution {
    * its client the run started (the `execute` result precedes `process.started`).
    *
    * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   * @throws {CommandRefusedError} (code -32001) when the service's Deno
+   * permissions (a scoped `--allow-run`) or the OS refuse to run the program.
    */
   static spawn(options: ExecutionOptions): Execution {
-    const group = ProcessGroup.spawn({
-      argv: options.spec.argv,
-      cwd: options.spec.cwd,
-      env: options.spec.env,
-      stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
-    });
+    let group: ProcessGroup;
+    try {
+      group = ProcessGroup.spawn({
+        argv: options.spec.argv,
+        cwd: options.spec.cwd,
+        env: options.spec.env,
+        stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
+      });
+    } catch (err) {
+      throw spawnRefusal(err, options.spec) ?? err;
+    }
     options.metrics.executionsStarted++;
     return new Execution(options, group);
   }
@@ -506,6 +514,46 @@ export class Execution {
       }
     }
   }
+}
+
+/**
+ * A spawn refused by the service's Deno permissions (NotCapable: the program
+ * is outside the `--allow-run` list `deno task start` computed from
+ * ALLOWED_COMMANDS) or by the OS (EACCES), as the client's error: a refusal,
+ * not an internal error. Null for any other failure.
+ */
+function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null {
+  const program = spec.argv[0] ?? "";
+  if (err instanceof Deno.errors.NotCapable) {
+    // Deno checks a path as given (resolved against the cwd), a bare name as
+    // found on the child's PATH, against the list resolved when it started.
+    const path = !program.includes("/")
+      ? null
+      : isAbsolute(program)
+      ? normalize(program)
+      : spec.cwd !== undefined
+      ? join(spec.cwd, program)
+      : program;
+    const how = path !== null
+      ? `the service's Deno permissions (--allow-run) do not cover '${path}'; to allow it, ` +
+        "list that full path in ALLOWED_COMMANDS (--allowed-commands) and restart the service"
+      : "on the child's PATH it names a program outside the service's Deno permissions " +
+        "(--allow-run); to allow it, list that program's full path in ALLOWED_COMMANDS " +
+        "(--allowed-commands) and restart the service, or keep env.PATH to directories " +
+        "holding listed programs";
+    return new CommandRefusedError(`Command '${program}' is not allowed: ${how}`, {
+      data: { reason: "not_permitted", program, ...(path !== null ? { path } : {}) },
+      cause: err,
+    });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new CommandRefusedError(
+      `Cannot run '${program}': permission denied (the program is not executable by the ` +
+        "service's user, or the working directory is not accessible)",
+      { data: { reason: "os_permission_denied", program }, cause: err },
+    );
+  }
+  return null;
 }
 
 /** Waits for `promise` at most `ms`; true if it settled in time. */
