@@ -505,8 +505,9 @@ export interface Config {
   logLevel: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /**
    * The environment every child starts from: PATH, HOME, LANG, TERM and the
-   * allowlisted names, read once from the server's env. Never the whole env,
-   * so the server's secrets cannot reach a child.
+   * allowlisted names, read once from the server's env, over the fixed
+   * {@linkcode CHILD_ENV_FIXED}. Never the whole env, so the server's secrets
+   * cannot reach a child. Each command also gets its `PWD` (lib/child_env.ts).
    */
   childEnv: Readonly<Record<string, string>>;
   mcpMaxExecutions: number;
@@ -585,6 +586,21 @@ export const CHILD_ENV_DEFAULTS: Readonly<Record<string, string>> = {
   HOME: "/",
   LANG: "C.UTF-8",
   TERM: "dumb",
+};
+
+/**
+ * Values every child gets whatever the server's environment holds: commands
+ * run without a terminal, so nothing may wait on a pager or a prompt, and
+ * Python must write through to its pipe rather than block-buffer (output
+ * would not be live). A request's `env` overrides each; a name in
+ * `env-allowlist` passes the server's value instead.
+ */
+export const CHILD_ENV_FIXED: Readonly<Record<string, string>> = {
+  PYTHONUNBUFFERED: "1",
+  PAGER: "cat",
+  GIT_PAGER: "cat",
+  GIT_TERMINAL_PROMPT: "0",
+  DEBIAN_FRONTEND: "noninteractive",
 };
 
 /** Names a child env may never hold: they make the dynamic loader run foreign code. */
@@ -681,7 +697,7 @@ export function loadConfig(source: ConfigSource = {}): Readonly<Config> {
         `CC_EXECUTOR_CHUNK_SIZE (${config.chunkSize})`,
     );
   }
-  const childEnv: Record<string, string> = {};
+  const childEnv: Record<string, string> = { ...CHILD_ENV_FIXED };
   for (const name of [...Object.keys(CHILD_ENV_DEFAULTS), ...config.envAllowlist]) {
     if (isLoaderEnvName(name)) {
       throw new ConfigError(`Invalid CC_EXECUTOR_ENV_ALLOWLIST: ${name} may not be passed on`);

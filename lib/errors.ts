@@ -15,6 +15,7 @@ export const ErrorCode = {
   CommandRefused: -32001,
   NoProcess: -32002,
   SessionLimit: -32003,
+  StoreUnavailable: -32004,
   RateLimited: -32029,
 } as const;
 
@@ -96,6 +97,33 @@ export class SessionLimitError extends ExecutorError {
   constructor() {
     super(ErrorCode.SessionLimit, "Session limit exceeded");
     this.name = "SessionLimitError";
+  }
+}
+
+/**
+ * The store behind history and learned limits cannot be reached (Redis down,
+ * the embedded file failing). Message `Store unavailable`; `data` is
+ * `{backend, reason}` with the backend's own words. A request that only reads
+ * the store gets this; running commands never depends on the store.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreDownError } from "./errors.ts";
+ * const e = new StoreDownError("redis", "The client is closed");
+ * assert.equal(e.code, -32004);
+ * assert.equal(e.message, "Store unavailable");
+ * assert.deepEqual(e.data, { backend: "redis", reason: "The client is closed" });
+ * ```
+ */
+export class StoreDownError extends ExecutorError {
+  /** Creates a store-unavailable error. */
+  constructor(backend: string, reason: string, options: Omit<ExecutorErrorOptions, "data"> = {}) {
+    super(ErrorCode.StoreUnavailable, "Store unavailable", {
+      ...options,
+      data: { backend, reason },
+    });
+    this.name = "StoreDownError";
   }
 }
 

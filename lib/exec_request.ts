@@ -7,10 +7,10 @@
  */
 import { checkArgv, checkCommand } from "./command_policy.ts";
 import type { Config } from "./config.ts";
-import { isLoaderEnvName } from "./config.ts";
+import { buildChildEnv } from "./child_env.ts";
 import { CommandRefusedError, InvalidParamsError } from "./errors.ts";
 import { resolveCwd } from "./workspace.ts";
-import { exceedsUtf8, utf8Length } from "./utf8.ts";
+import { exceedsUtf8 } from "./utf8.ts";
 import type { ExecuteParams } from "./exec_params.ts";
 import type { ExecSpec, TimeoutSource } from "./types.ts";
 
@@ -122,18 +122,7 @@ export async function resolveExecSpec(
     cwd = await checkDirectory(params.cwd);
   }
 
-  const env: Record<string, string> = { ...config.childEnv };
-  let envBytes = 0;
-  for (const [name, value] of Object.entries(params.env ?? {})) {
-    if (isLoaderEnvName(name)) {
-      throw fieldError(`env.${name}`, "dynamic-loader variables (LD_*, DYLD_*) are refused");
-    }
-    envBytes += utf8Length(name) + utf8Length(value) + 2;
-    env[name] = value;
-  }
-  if (envBytes > config.maxEnvBytes) {
-    throw fieldError("env", `larger than ${config.maxEnvBytes} bytes`);
-  }
+  const env = await buildChildEnv(config.childEnv, cwd, params.env ?? {}, config.maxEnvBytes);
   if (params.stdin !== undefined) checkLength("stdin", params.stdin, config.maxStdinBytes);
 
   for (const field of ["timeout", "idle_timeout"] as const) {

@@ -11,7 +11,8 @@ import { ProcessGroup } from "./process_group.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
 import { OutputLog } from "./output_log.ts";
 import { PausableTimer } from "./pausable_timer.ts";
-import { NoProcessError } from "./errors.ts";
+import { isAbsolute, join, normalize } from "node:path";
+import { CommandRefusedError, NoProcessError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Sink } from "./sink.ts";
 import type {
@@ -85,7 +86,11 @@ interface Pump {
   reader: ReadableStreamDefaultReader<Uint8Array>;
   reading: boolean;
   lastProgress: number;
+  /** Sends the stream's held-back partial line now (see #pump). */
+  flush: () => void;
 }
+
+const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
 
 /**
  * A running (or finished) command.
@@ -138,7 +143,7 @@ export class Execution {
   #bytesErr = 0;
   #timer: PausableTimer | null = null;
   #idleTimer: PausableTimer | null = null;
-  #pumps: Pump[] = [];
+  #pumps: Partial<Record<StreamName, Pump>> = {};
   #exit: ExitInfo | null = null;
   #ran = false;
   #restops: ReturnType<typeof setTimeout>[] = [];
@@ -165,14 +170,21 @@ export class Execution {
    * its client the run started (the `execute` result precedes `process.started`).
    *
    * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   * @throws {CommandRefusedError} (code -32001) when the service's Deno
+   * permissions (a scoped `--allow-run`) or the OS refuse to run the program.
    */
   static spawn(options: ExecutionOptions): Execution {
-    const group = ProcessGroup.spawn({
-      argv: options.spec.argv,
-      cwd: options.spec.cwd,
-      env: options.spec.env,
-      stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
-    });
+    let group: ProcessGroup;
+    try {
+      group = ProcessGroup.spawn({
+        argv: options.spec.argv,
+        cwd: options.spec.cwd,
+        env: options.spec.env,
+        stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
+      });
+    } catch (err) {
+      throw spawnRefusal(err, options.spec) ?? err;
+    }
     options.metrics.executionsStarted++;
     return new Execution(options, group);
   }
@@ -438,14 +450,19 @@ export class Execution {
     });
     const decoder = new TextDecoder();
     const reader = stream.getReader();
-    const pump: Pump = { reader, reading: false, lastProgress: performance.now() };
-    this.#pumps.push(pump);
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     const send = (frames: Frame[], final = false) => {
       for (let i = 0; i < frames.length; i++) {
         this.#sendFrame(name, decoder, frames[i]!, final && i === frames.length - 1);
       }
     };
+    const flush = () => {
+      if (flushTimer !== undefined) clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (framer.pending > 0) send(framer.flushPartial());
+    };
+    const pump: Pump = { reader, reading: false, lastProgress: performance.now(), flush };
+    this.#pumps[name] = pump;
     try {
       for (;;) {
         await this.#sink.ready();
@@ -455,14 +472,15 @@ export class Execution {
         pump.lastProgress = performance.now();
         if (done) break;
         this.#idleTimer?.touch();
+        // The two pipes are read concurrently: what the other stream holds
+        // back was read before this, so it goes first. Output is then sent
+        // in the order it was read, and at most one stream holds a partial line.
+        this.#pumps[OTHER[name]]?.flush();
         if (flushTimer !== undefined) clearTimeout(flushTimer);
         flushTimer = undefined;
         send(framer.push(value));
         if (framer.pending > 0) {
-          flushTimer = setTimeout(() => {
-            flushTimer = undefined;
-            send(framer.flushPartial());
-          }, this.#limits.flushIntervalMs);
+          flushTimer = setTimeout(flush, this.#limits.flushIntervalMs);
         }
       }
     } catch {
@@ -503,13 +521,53 @@ export class Execution {
   async #drain(pumps: Promise<unknown>): Promise<void> {
     while (!await settleWithin(pumps, STALLED_READ_MS)) {
       const now = performance.now();
-      for (const pump of this.#pumps) {
+      for (const pump of Object.values(this.#pumps)) {
         if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
           await pump.reader.cancel().catch(() => {});
         }
       }
     }
   }
+}
+
+/**
+ * A spawn refused by the service's Deno permissions (NotCapable: the program
+ * is outside the `--allow-run` list `deno task start` computed from
+ * ALLOWED_COMMANDS) or by the OS (EACCES), as the client's error: a refusal,
+ * not an internal error. Null for any other failure.
+ */
+function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null {
+  const program = spec.argv[0] ?? "";
+  if (err instanceof Deno.errors.NotCapable) {
+    // Deno checks a path as given (resolved against the cwd), a bare name as
+    // found on the child's PATH, against the list resolved when it started.
+    const path = !program.includes("/")
+      ? null
+      : isAbsolute(program)
+      ? normalize(program)
+      : spec.cwd !== undefined
+      ? join(spec.cwd, program)
+      : program;
+    const how = path !== null
+      ? `the service's Deno permissions (--allow-run) do not cover '${path}'; to allow it, ` +
+        "list that full path in ALLOWED_COMMANDS (--allowed-commands) and restart the service"
+      : "on the child's PATH it names a program outside the service's Deno permissions " +
+        "(--allow-run); to allow it, list that program's full path in ALLOWED_COMMANDS " +
+        "(--allowed-commands) and restart the service, or keep env.PATH to directories " +
+        "holding listed programs";
+    return new CommandRefusedError(`Command '${program}' is not allowed: ${how}`, {
+      data: { reason: "not_permitted", program, ...(path !== null ? { path } : {}) },
+      cause: err,
+    });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new CommandRefusedError(
+      `Cannot run '${program}': permission denied (the program is not executable by the ` +
+        "service's user, or the working directory is not accessible)",
+      { data: { reason: "os_permission_denied", program }, cause: err },
+    );
+  }
+  return null;
 }
 
 /** Waits for `promise` at most `ms`; true if it settled in time. */

@@ -130,18 +130,35 @@ export class OutputFramer {
   }
 
   /**
-   * Sends what is held back (a prompt with no newline yet) as a piece of a
-   * split line; used after a short quiet period so interactive output is
-   * not delayed. Keeps back only an incomplete trailing character.
+   * Sends what is held back (a prompt with no newline yet), so interactive
+   * output is not delayed: used after a short quiet period, and before the
+   * other stream's data is sent. A partial line is not a split: its frame has
+   * `truncated: false` and `chunkIndex: null`, and what follows starts afresh.
+   * Only the rest of a line already being split (longer than the line limit)
+   * goes out as its next truncated piece. Keeps back only an incomplete
+   * trailing character.
+   *
+   * @example A prompt is sent whole, not as a piece of a split line
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { OutputFramer } from "./output_framer.ts";
+   * const framer = new OutputFramer({ framing: "chunk", chunkSize: 1024, lineLimit: 1024 });
+   * framer.push(new TextEncoder().encode("prompt> "));
+   * const [frame] = framer.flushPartial();
+   * assert.equal(new TextDecoder().decode(frame!.bytes), "prompt> ");
+   * assert.equal(frame!.truncated, false);
+   * assert.equal(frame!.chunkIndex, null);
+   * ```
    */
   flushPartial(): Frame[] {
     if (this.#rest.length === 0) return [];
     const cut = characterBoundary(this.#rest, 0, this.#rest.length);
     if (cut === 0) return [];
-    const frames: Frame[] = [];
-    if (this.#piece < 0) this.#piece = 0;
     const rest = this.#rest;
-    this.#rest = rest.slice(this.#splitPiece(rest, 0, cut, frames));
+    this.#rest = rest.slice(cut);
+    if (this.#piece < 0) return [whole(rest.subarray(0, cut))];
+    const frames: Frame[] = [];
+    this.#splitPiece(rest, 0, cut, frames);
     return frames;
   }
 

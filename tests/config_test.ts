@@ -58,14 +58,29 @@ Deno.test("loadConfig() names the variable and the accepted range on a bad value
 });
 
 Deno.test("loadConfig() builds the child env from PATH, HOME, LANG, TERM and the allowlist only", () => {
-  const env = { PATH: "/p", HOME: "/h", SECRET: "x", MY_TOOL: "y", LD_PRELOAD: "z" };
-  const c = from({ ...env, CC_EXECUTOR_ENV_ALLOWLIST: "MY_TOOL, MISSING" });
+  const env = {
+    PATH: "/p",
+    HOME: "/h",
+    SECRET: "x",
+    MY_TOOL: "y",
+    LD_PRELOAD: "z",
+    PAGER: "less",
+    GIT_PAGER: "less",
+  };
+  const c = from({ ...env, CC_EXECUTOR_ENV_ALLOWLIST: "MY_TOOL, MISSING, GIT_PAGER" });
   assert.deepEqual(c.childEnv, {
     PATH: "/p",
     HOME: "/h",
     LANG: "C.UTF-8",
     TERM: "dumb",
     MY_TOOL: "y",
+    // Fixed values, not the server's (PAGER=less stays with the server),
+    // unless the name is allowlisted.
+    PYTHONUNBUFFERED: "1",
+    PAGER: "cat",
+    GIT_PAGER: "less",
+    GIT_TERMINAL_PROMPT: "0",
+    DEBIAN_FRONTEND: "noninteractive",
   });
   assert.throws(() => from({ CC_EXECUTOR_ENV_ALLOWLIST: "LD_PRELOAD" }), /may not be passed on/);
 });

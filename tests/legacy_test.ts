@@ -286,7 +286,18 @@ Deno.test("the child environment is built, never the server's own", async () => 
       const client = await TestClient.open(server);
       const run = await client.run({ args: ["env"] });
       const names = run.stdout.trim().split("\n").map((l: string) => l.split("=")[0]).sort();
-      assert.deepEqual(names, ["HOME", "LANG", "PATH", "TERM"]);
+      assert.deepEqual(names, [
+        "DEBIAN_FRONTEND",
+        "GIT_PAGER",
+        "GIT_TERMINAL_PROMPT",
+        "HOME",
+        "LANG",
+        "PAGER",
+        "PATH",
+        "PWD",
+        "PYTHONUNBUFFERED",
+        "TERM",
+      ]);
       assert.ok(!run.stdout.includes("s3cret"));
       await client.close();
     });

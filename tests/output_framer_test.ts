@@ -48,11 +48,53 @@ Deno.test("OutputFramer.flushPartial() sends a prompt but keeps an incomplete ch
   const f = new OutputFramer({ framing: "chunk", chunkSize: 64, lineLimit: 64 });
   f.push(new Uint8Array([0x3e, 0x20, 0xe2, 0x82])); // "> " and 2 of 3 bytes of "€"
   const flushed = f.flushPartial();
-  assert.deepEqual(flushed.map((x) => [text(x), x.truncated, x.chunkIndex]), [["> ", true, 0]]);
+  assert.deepEqual(flushed.map((x) => [text(x), x.truncated, x.chunkIndex, x.totalChunks]), [
+    ["> ", false, null, null],
+  ]);
   assert.equal(f.pending, 2);
   const rest = f.push(new Uint8Array([0xac, 0x0a]));
   assert.deepEqual(rest.map((x) => [text(x), x.truncated, x.chunkIndex, x.totalChunks]), [
-    ["€\n", false, 1, 2],
+    ["€\n", false, null, null],
+  ]);
+});
+
+Deno.test("OutputFramer.flushPartial() of a partial line is not a split; the line's end is not either", () => {
+  const f = new OutputFramer({ framing: "line", chunkSize: 64, lineLimit: 64 });
+  f.push(enc.encode("prompt> "));
+  const flushed = f.flushPartial();
+  assert.deepEqual(flushed.map((x) => [text(x), x.truncated, x.chunkIndex, x.totalChunks]), [
+    ["prompt> ", false, null, null],
+  ]);
+  assert.deepEqual(f.flushPartial(), []);
+  assert.deepEqual(
+    f.push(enc.encode("done\n")).map((x) => [text(x), x.truncated, x.chunkIndex, x.totalChunks]),
+    [["done\n", false, null, null]],
+  );
+  // A partial line at the end of the stream is not a split either.
+  f.push(enc.encode("tail"));
+  assert.deepEqual(f.flushPartial().map((x) => [x.truncated, x.chunkIndex]), [[false, null]]);
+  assert.deepEqual(f.end(), []);
+});
+
+Deno.test("OutputFramer.flushPartial() during a split line sends the next truncated piece", () => {
+  const f = new OutputFramer({ framing: "chunk", chunkSize: 4, lineLimit: 4 });
+  const frames = [
+    ...f.push(enc.encode("abcdef")),
+    ...f.flushPartial(),
+    ...f.push(enc.encode("gh\n")),
+  ];
+  assert.deepEqual(frames.map((x) => [text(x), x.truncated, x.chunkIndex, x.totalChunks]), [
+    ["abcd", true, 0, null],
+    ["ef", true, 1, null],
+    ["gh\n", false, 2, 3],
+  ]);
+  // Stopped mid-split, the stream's end closes the line with an empty last piece.
+  const g = new OutputFramer({ framing: "chunk", chunkSize: 4, lineLimit: 4 });
+  const cut = [...g.push(enc.encode("abcdef")), ...g.flushPartial(), ...g.end()];
+  assert.deepEqual(cut.map((x) => [text(x), x.truncated, x.chunkIndex, x.totalChunks]), [
+    ["abcd", true, 0, null],
+    ["ef", true, 1, null],
+    ["", false, 2, 3],
   ]);
 });
 
@@ -96,12 +138,27 @@ Deno.test("OutputFramer frames concatenate to the input for any bytes and any sp
           assert.ok(x.bytes.length <= limit * 2, "no frame exceeds the line limit");
         }
         assert.deepEqual(joined, bytes);
-        // A split line's pieces are numbered 0..n-1 and only the last is not truncated.
+        // A split line's pieces are numbered 0..n-1, only the last is not
+        // truncated, and only a line of at least the line limit is split: a
+        // flushed partial line is not.
         let expect = 0;
+        let lineBytes = 0;
         for (const x of frames) {
-          if (x.chunkIndex === null) continue;
+          if (x.chunkIndex === null) {
+            assert.equal(x.truncated, false);
+            assert.equal(expect, 0, "a whole frame never interrupts a split line");
+            continue;
+          }
           assert.equal(x.chunkIndex, expect);
-          expect = x.truncated ? expect + 1 : 0;
+          lineBytes += x.bytes.length;
+          if (x.truncated) {
+            expect++;
+            continue;
+          }
+          assert.equal(x.totalChunks, expect + 1);
+          assert.ok(lineBytes >= limit * 2, "only a line of at least lineLimit is split");
+          expect = 0;
+          lineBytes = 0;
         }
       },
     ),

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ErrorCode, ExecutorError } from "../errors.ts";
+import { ErrorCode, ExecutorError, StoreDownError } from "../errors.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import {
   ControlParams,
@@ -16,6 +16,7 @@ import {
 } from "../exec_params.ts";
 import { logger } from "../log.ts";
 import type { Session } from "../session.ts";
+import { StoreUnavailableError } from "../store/store.ts";
 import type { Sink } from "../sink.ts";
 import type { SocketWriter } from "../socket_writer.ts";
 import type { ExecutionEvent } from "../types.ts";
@@ -265,14 +266,26 @@ export class LegacyProtocol {
     return { result: { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning } };
   }
 
-  /** `history`: records of finished runs, newest first. */
+  /**
+   * `history`: records of finished runs, newest first.
+   *
+   * @throws {StoreDownError} (code -32004) while the store cannot be reached.
+   */
   async #history(params: unknown): Promise<Handled> {
     const p = parseParams(HistoryParams, params);
-    const records = await this.#session.timeLimits.records({
-      limit: p.limit,
-      ...(p.class !== undefined ? { class: p.class } : {}),
-    });
-    return { result: { records } };
+    try {
+      const records = await this.#session.timeLimits.records({
+        limit: p.limit,
+        ...(p.class !== undefined ? { class: p.class } : {}),
+      });
+      return { result: { records } };
+    } catch (err) {
+      // An outage the client can wait out, not a fault of ours (-32603).
+      if (err instanceof StoreUnavailableError) {
+        throw new StoreDownError(err.backend, err.reason, { cause: err });
+      }
+      throw err;
+    }
   }
 
   #sink(executionId: string): Sink {
