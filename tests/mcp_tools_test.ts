@@ -58,7 +58,13 @@ Deno.test("McpTools.call() throws for an unknown tool and reports tool failures 
 });
 
 Deno.test("McpTools keeps an execute result under the 1 MiB message cap, whatever the output", async () => {
-  const { call, ended } = setup(["--mcp-output-limit", String(256 * 1024)]);
+  // Both streams stay retained whole, so each must be cut to fit.
+  const { call, ended } = setup([
+    "--mcp-output-limit",
+    String(256 * 1024),
+    "--output-retention",
+    String(1024 * 1024),
+  ]);
   // Control characters are escaped to six bytes each in JSON, in two copies (text and structured).
   const r = await call("execute", {
     command:
