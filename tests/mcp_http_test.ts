@@ -2,11 +2,8 @@ import assert from "node:assert/strict";
 import { assertGroupGone, eventually, testServer, withServer } from "./_helpers.ts";
 import { call, closeHttp, connectHttp, executeWithProgress, readToEnd } from "./_mcp.ts";
 
-/**
- * Every HTTP request to /mcp passes the connection rate limit; a test client
- * makes dozens in a second, more than the default burst.
- */
-const FLAGS = { "conn-rate": "10000", "conn-burst": "10000" };
+/** Default settings: requests within a session are not new connections. */
+const FLAGS = {};
 
 const INIT = {
   jsonrpc: "2.0",
