@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import { isLoaderEnvName } from "./config.ts";
 import { InvalidParamsError } from "./errors.ts";
 import { utf8Length } from "./utf8.ts";
@@ -20,12 +19,13 @@ function envError(field: string, reason: string): InvalidParamsError {
  * The real path of the directory a child starts in: `cwd` with symlinks and
  * `..` resolved, or the server's own working directory when `cwd` is
  * undefined (the kernel's, so already free of symlinks). A relative `cwd` is
- * taken from the server's working directory, as the spawn takes it. When the
- * service may not read `cwd` (a scoped `--allow-read`), it is resolved
- * lexically instead.
+ * taken from the server's working directory, as the spawn takes it. Null
+ * when the service may not read `cwd` (a scoped `--allow-read`): then no
+ * `PWD` is set, and a shell sets it from the kernel's (real) path, instead of
+ * being handed a symlinked path it would keep.
  *
  * @param cwd The directory the child is spawned in, if one was given.
- * @returns An absolute path.
+ * @returns An absolute real path, or null.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -38,14 +38,14 @@ function envError(field: string, reason: string): InvalidParamsError {
  * await Deno.remove(dir);
  * ```
  */
-export async function workingDirectory(cwd: string | undefined): Promise<string> {
+export async function workingDirectory(cwd: string | undefined): Promise<string | null> {
   if (cwd === undefined) return Deno.cwd();
   try {
     return await Deno.realPath(cwd);
   } catch {
     // Not readable by the service, or gone since it was checked: the spawn
-    // decides; PWD is then the lexical path.
-    return resolve(cwd);
+    // decides, and the child's shell finds its own directory.
+    return null;
   }
 }
 
@@ -85,5 +85,6 @@ export async function buildChildEnv(
     bytes += utf8Length(name) + utf8Length(value) + 2;
   }
   if (bytes > maxBytes) throw envError("env", `larger than ${maxBytes} bytes`);
-  return { ...base, PWD: await workingDirectory(cwd), ...requested };
+  const pwd = await workingDirectory(cwd);
+  return { ...base, ...(pwd === null ? {} : { PWD: pwd }), ...requested };
 }

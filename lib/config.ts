@@ -265,14 +265,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "list" },
   },
   // Limits meant to stop a flood, never an existing client. The original's
-  // client opens one connection per command, so a client may open
-  // `max-sessions` (100) at once and 50 a second. The message budget is 5
+  // client opens one connection per command, so a client may open twice
+  // `max-sessions` (200) at once and 100 a second. The message budget is 5
   // for each of those (an MCP HTTP session's initialized, GET, tools/list,
   // tools/call and DELETE), so a burst of new sessions can all start work.
   {
     key: "connRate",
     flag: "conn-rate",
-    default: "50",
+    default: "100",
     doc: "New connections per second per client (API key, else address): WebSocket upgrades " +
       "and `/mcp` requests outside a live session; over it: HTTP 429, `Retry-After`",
     kind: { type: "number", min: 0.01, max: 100_000 },
@@ -280,15 +280,15 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "connBurst",
     flag: "conn-burst",
-    default: "100",
+    default: "200",
     doc: "Connections a client may open at once before `conn-rate` applies (the default " +
-      "equals the default `max-sessions`; raise both together)",
+      "is twice the default `max-sessions`; raise both together)",
     kind: { type: "int", min: 1, max: 100_000 },
   },
   {
     key: "msgRate",
     flag: "msg-rate",
-    default: "250",
+    default: "500",
     doc: "Messages per second per client (WebSocket messages, requests within an MCP HTTP " +
       "session); over it: error -32029 and the message is dropped (on `/mcp`: HTTP 429)",
     kind: { type: "number", min: 0.01, max: 1_000_000 },
@@ -296,7 +296,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "msgBurst",
     flag: "msg-burst",
-    default: "500",
+    default: "1000",
     doc: "Messages a client may send at once before `msg-rate` applies",
     kind: { type: "int", min: 1, max: 1_000_000 },
   },

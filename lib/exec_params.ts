@@ -8,10 +8,11 @@
 import { z } from "zod";
 import { InvalidParamsError } from "./errors.ts";
 
-/** A number of seconds, or a numeric string ("30"). */
+/** A number of seconds, or a numeric string as Python would write one ("30", "2.5", "1e3", ".5"). */
 const SecondsText = z.union([
   z.number(),
-  z.string().trim().regex(/^\d+(\.\d+)?$/, "expected a number of seconds").transform(Number),
+  z.string().trim().regex(/^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i, "expected a number of seconds")
+    .transform(Number),
 ]);
 
 /** Seconds: a positive number, a numeric string ("30"), or null for "not given". */
@@ -79,6 +80,16 @@ export const HistoryParams = z.looseObject({
 });
 
 /**
+ * `params` without its null members: clients written in Python send
+ * `"cwd": None` for "not given", and no param gives null a meaning of its
+ * own (`timeout: null` is an automatic limit, as when it is absent).
+ */
+function withoutNulls(params: unknown): unknown {
+  if (typeof params !== "object" || params === null || Array.isArray(params)) return params;
+  return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== null));
+}
+
+/**
  * Validates `params` against `schema`, or throws a -32602 error whose `data`
  * says which field and why.
  *
@@ -91,7 +102,7 @@ export const HistoryParams = z.looseObject({
  * ```
  */
 export function parseParams<T extends z.ZodType>(schema: T, params: unknown): z.output<T> {
-  const result = schema.safeParse(params ?? {});
+  const result = schema.safeParse(withoutNulls(params ?? {}));
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const field = issue.path.map(String).join(".") || "params";

@@ -12,16 +12,13 @@ import { CommandRefusedError, InvalidParamsError } from "./errors.ts";
 import { resolveCwd } from "./workspace.ts";
 import { exceedsUtf8 } from "./utf8.ts";
 import type { ExecuteParams } from "./exec_params.ts";
-import type { ExecSpec, TimeoutSource } from "./types.ts";
+import type { ExecSpec } from "./types.ts";
+import { describeLimit, type Estimate } from "./timing/estimate.ts";
 
 /** Gives a time limit for a command that came without one (lib/timing/time_limits.ts). */
 export interface Estimator {
   /** `command` is the request's `command` string, or its `args` argv. */
-  estimate(command: string | readonly string[]): Promise<{
-    timeout_s: number;
-    source: Exclude<TimeoutSource, "request">;
-    reasoning: { class: string };
-  }>;
+  estimate(command: string | readonly string[]): Promise<Estimate>;
 }
 
 /** The settings resolution depends on. */
@@ -74,8 +71,11 @@ function checkLength(field: string, text: string, max: number): void {
  * const config = { shell: "/bin/sh", childEnv: { PATH: "/usr/bin:/bin" },
  *   maxTimeout: 86400, allowedCommands: [], workspaceRoots: [],
  *   maxCommandLength: 65536, maxEnvBytes: 65536, maxStdinBytes: 1048576 };
- * const estimator = { estimate: () =>
- *   Promise.resolve({ timeout_s: 60, source: "default" as const, reasoning: { class: "cmd:echo" } }) };
+ * import { createStore } from "./store/store.ts";
+ * import { TimeLimits } from "./timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "./timing/estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const estimator = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * const spec = await resolveExecSpec({ command: "echo hi", timeout: 5 }, config, estimator);
  * assert.deepEqual(spec.argv, ["/bin/sh", "-c", "echo hi"]);
  * assert.equal(spec.timeout, 5);
@@ -86,6 +86,7 @@ function checkLength(field: string, text: string, max: number): void {
  * // 0: no automatic limit, only max-timeout
  * assert.equal((await resolveExecSpec({ command: "make", timeout: 0 }, config, estimator)).timeout,
  *   86400);
+ * await store.close();
  * ```
  */
 export async function resolveExecSpec(
@@ -146,7 +147,9 @@ export async function resolveExecSpec(
     stdin: params.stdin,
     timeout: estimate === null ? requested : Math.min(estimate.timeout_s, config.maxTimeout),
     timeoutSource: estimate === null ? "request" : estimate.source,
-    ...(estimate === null ? {} : { limitClass: estimate.reasoning.class }),
+    ...(estimate === null
+      ? {}
+      : { limitClass: estimate.reasoning.class, limitNote: describeLimit(estimate) }),
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
   };

@@ -62,8 +62,9 @@ const AUTO_SOURCE_TEXT = {
 function automaticNote(spec: ExecSpec): string {
   if (spec.timeoutSource === "request") return "";
   const cls = spec.limitClass === undefined ? "" : ` ${spec.limitClass}`;
-  return `: an automatic limit (${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}), ` +
-    `doubled for the next run of its kind; set "timeout" to choose the limit, or 0 for none`;
+  const from = spec.limitNote ?? `${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}`;
+  return `: an automatic limit (${from}), doubled for the next run of its kind; ` +
+    `set "timeout" to choose the limit, or 0 for none`;
 }
 
 const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
@@ -387,6 +388,7 @@ export class Execution {
 
   #timeout(seconds: number, idle = false): void {
     if (!this.active || this.#reason !== null) return;
+    this.#idleExpired = idle;
     this.#timeoutText = idle
       ? `Process produced no output for ${seconds}s`
       : `Process timed out after ${seconds}s${automaticNote(this.spec)}`;
@@ -394,6 +396,12 @@ export class Execution {
   }
 
   #timeoutText = "";
+  #idleExpired = false;
+
+  /** Whether `idle_timeout` (not the time limit) ended the run. */
+  get idleExpired(): boolean {
+    return this.#idleExpired;
+  }
 
   #finish(status: Deno.CommandStatus): void {
     const signal = status.signal ?? null;

@@ -93,6 +93,7 @@ export async function startServer(
   monitor.start();
   const timeLimits = new TimeLimits(store, monitor, complexityDefaults(config), {
     floorS: config.minAutoTimeout,
+    maxS: config.maxTimeout,
   });
   const keyring = options.keyring ?? new ApiKeyring(config.apiKeys);
   const limiter = (ratePerSec: number, burst: number) =>

@@ -41,6 +41,8 @@ export interface ExecSpec {
   timeoutSource: TimeoutSource;
   /** The command class whose automatic limit is in force; absent when the request set it. */
   limitClass?: string | undefined;
+  /** Where that automatic limit came from, in words (for the error of a run it ends). */
+  limitNote?: string | undefined;
   /** Seconds without output after which the run is ended as a timeout; null for none. */
   idleTimeout: number | null;
   framing: Framing;

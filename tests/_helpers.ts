@@ -17,8 +17,9 @@ export type Msg = any;
 
 /** Starts a server with `flags` (e.g. `{ "max-sessions": "2" }`) on a free port. */
 export function testServer(flags: Record<string, string> = {}): Promise<ServerHandle> {
-  // --ephemeral: tests never write the store under $HOME.
-  const args = ["--port", "0", "--ws-ping-interval", "0", "--ephemeral"];
+  // --ephemeral: tests never write the store under $HOME. --busy-multiplier 1:
+  // limits do not depend on how busy the machine running the tests is.
+  const args = ["--port", "0", "--ws-ping-interval", "0", "--ephemeral", "--busy-multiplier", "1"];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, v);
   return startServer(
     loadConfig({ args, getEnv: (name) => name === "PATH" ? Deno.env.get("PATH") : undefined }),

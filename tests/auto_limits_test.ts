@@ -176,3 +176,56 @@ Deno.test("MCP start of a REPL gets a long-running limit", async () => {
     await client.close();
   });
 });
+
+Deno.test("an idle_timeout is not an automatic limit, and the back-off says it decided", async () => {
+  await withServer({ "min-auto-timeout": "1", "timeout-low": "1" }, async (server) => {
+    const client = await TestClient.open(server);
+    const quiet = "python3 -c 'import time; print(1, flush=True); time.sleep(30)'";
+    const idle = await client.run({ command: quiet, idle_timeout: 0.5, timeout: 0 });
+    assert.equal(idle.completed.status, "timeout");
+    assert.match(idle.completed.error, /no output for 0.5s/);
+    await recorded(client, 1);
+    const e = (await client.request("estimate", { command: quiet })).result.reasoning;
+    assert.equal(e.timeouts_since_success, 0);
+    assert.equal(e.backoff_s, undefined);
+
+    await client.run({ command: quiet }); // killed by the automatic 1 s
+    await recorded(client, 2);
+    const second = await client.run({ command: quiet });
+    assert.equal(second.result.timeout, 2);
+    assert.match(second.completed.error, /automatic limit \(doubled for cmd:python:inline after 1/);
+    await client.close();
+  });
+});
+
+Deno.test("estimate is capped at max-timeout like execute", async () => {
+  await withServer({ "max-timeout": "3600" }, async (server) => {
+    const client = await TestClient.open(server);
+    const e = (await client.request("estimate", { command: "sleep infinity" })).result;
+    assert.equal(e.timeout, 3600);
+    assert.equal(e.reasoning.decided_by, "max");
+    const run = await client.request("execute", { command: "sleep infinity" });
+    assert.equal(run.result.timeout, 3600);
+    await client.request("control", { type: "CANCEL" });
+    await client.event("completed");
+    await client.close();
+  });
+});
+
+Deno.test("timeouts written as Python writes numbers, and null params, are accepted", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    for (const [timeout, expected] of [["1e3", 1000], [".5", 0.5], ["5.", 5], ["+5", 5]] as const) {
+      const r = await client.request("execute", { command: "true", timeout });
+      assert.equal(r.result?.timeout, expected, JSON.stringify(r));
+      await client.event("completed", r.result.execution_id);
+    }
+    const nulls = await client.run({ command: "echo ok", cwd: null, env: null, stdin: null });
+    assert.equal(nulls.stdout, "ok\n");
+    for (const bad of ["inf", "1e", "-5", "5s"]) {
+      const r = await client.request("execute", { command: "true", timeout: bad });
+      assert.equal(r.error?.code, -32602, bad);
+    }
+    await client.close();
+  });
+});

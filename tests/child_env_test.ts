@@ -4,7 +4,7 @@
  * non-interactive settings are present, and the request's `env` overrides each.
  */
 import assert from "node:assert/strict";
-import { TestClient, withServer } from "./_helpers.ts";
+import { spawnServer, TestClient, withServer } from "./_helpers.ts";
 
 const DEFAULTS = {
   PYTHONUNBUFFERED: "1",
@@ -116,4 +116,23 @@ Deno.test({
       await client.close();
     });
   },
+});
+
+Deno.test("child env: under deno task start's scoped reads, a shell still sees the real cwd as PWD", async () => {
+  const real = await Deno.realPath(await Deno.makeTempDir());
+  const link = `${real}-link`;
+  await Deno.symlink(real, link);
+  const server = await spawnServer({ ephemeral: "true" }, {}, { script: "scripts/start.ts" });
+  try {
+    const health = await fetch(`${server.httpUrl}/health`).then((r) => r.json());
+    assert.equal(health.permissions.read.state, "scoped");
+    const client = await TestClient.open({ wsUrl: server.wsUrl } as never);
+    const run = await client.run({ command: 'printf "%s\\n" "$PWD"; pwd', cwd: link });
+    assert.equal(run.stdout, `${real}\n${real}\n`);
+    await client.close();
+  } finally {
+    await server.stop();
+    await Deno.remove(link);
+    await Deno.remove(real);
+  }
 });

@@ -264,3 +264,60 @@ Deno.test("parseClass() recovers what classify() put in a class name", () => {
   assert.equal(parseClass("claude:code"), null);
   assert.equal(parseClass(""), null);
 });
+
+Deno.test("classify() sees through substitutions, shell options, find -exec and xargs", () => {
+  const cases: [string, string][] = [
+    ["x=$(make); echo $x", "cmd:make"],
+    ['echo "$(npm test)"', "cmd:npm:test"],
+    ["echo `npm test`", "cmd:npm:test"],
+    ["out=$(cargo build)", "cmd:cargo:build"],
+    ["python3 -u -m pytest", "cmd:pytest"],
+    ["python -X dev -W ignore -m pytest -q", "cmd:pytest"],
+    ["python -m unittest discover", "cmd:unittest"],
+    ["bash -o pipefail -c 'npm test'", "cmd:npm:test"],
+    ["bash -euxo pipefail -c 'npm test'", "cmd:npm:test"],
+    ["find . -name '*.py' -exec pytest {} \\;", "cmd:pytest"],
+    ["ls | xargs -n1 -P4 make", "cmd:make"],
+    ["parallel -j4 make ::: a b", "cmd:make"],
+    ["$(which python3) -m pytest", "cmd:pytest"],
+    ["npm run test:e2e", "cmd:npm:run:test:e2e"],
+    ["npm run build:prod", "cmd:npm:run:build:prod"],
+  ];
+  for (const [command, cls] of cases) assert.equal(classify(command).class, cls, command);
+  assert.equal(classify("yarn jest").category, "test");
+  assert.equal(classify("npm run test:e2e").category, "test");
+});
+
+Deno.test("classify() keeps generated names and here-document bodies out of class names", () => {
+  assert.equal(classify("cat <<EOF\nhello world\nEOF").class, "cmd:cat");
+  assert.equal(
+    classify("cat > x.py <<'EOF'\nimport sys\nwhile True: pass\nEOF\npython3 x.py").class,
+    "cmd:python:x.py",
+  );
+  assert.equal(classify("cat <<-END\n\tfoo bar\n\tEND\nmake test").class, "cmd:make:test");
+  assert.equal(
+    classify("python3 /tmp/tmp_9f8e7d6c.py").class,
+    classify("python3 /tmp/tmp_1a2b3c4d.py").class,
+  );
+  assert.equal(classify("./run-1234.sh").class, classify("./run-5678.sh").class);
+  assert.equal(classify("make foo_1234").class, classify("make foo_9876").class);
+  assert.equal(classify("1234").class, classify("5678").class);
+  assert.equal(classify("$((1+2))").class, "cmd:unknown");
+  // Short digit runs are names, not ids.
+  assert.equal(classify("python3 test2.py").class, "cmd:python:test2.py");
+  assert.equal(classify("md5sum x").class, "cmd:md5sum");
+});
+
+Deno.test("classify() stays linear on hostile input", () => {
+  // Each of these once took seconds to hours in a backtracking regex.
+  const inputs = [
+    "[task:" + " ".repeat(60_000),
+    "[category:" + " \t".repeat(30_000) + "b",
+    "[task:".repeat(10_000),
+    `claude -p '${"explain how ".repeat(5000)}'`,
+    "$(".repeat(5000),
+    "`".repeat(5001),
+    "<<EOF ".repeat(5000),
+  ];
+  for (const input of inputs) assert.ok(classify(input).class.length > 0);
+});

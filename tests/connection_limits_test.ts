@@ -86,10 +86,10 @@ async function assertMcpRateLimited(res: Response): Promise<void> {
   assert.ok(body.error.data.retry_after_ms > 0);
 }
 
-Deno.test("default limits admit max-sessions connections at once and 50 a second", () => {
+Deno.test("default limits admit twice max-sessions connections at once and 100 a second", () => {
   const config = loadConfig({ getEnv: () => undefined });
-  assert.ok(config.connBurst >= config.maxSessions, "a full max-sessions burst passes");
-  assert.ok(config.connRate >= 50);
+  assert.ok(config.connBurst >= 2 * config.maxSessions, "two full max-sessions bursts pass");
+  assert.ok(config.connRate >= 100);
   // Every one of a full burst of sessions may make an MCP handshake and a
   // call (initialized, GET, tools/list, tools/call, DELETE) at once.
   assert.ok(config.msgBurst >= 5 * config.connBurst);
@@ -104,6 +104,10 @@ Deno.test("default limits: 40 sequential and 30 concurrent WebSocket connections
     }
     const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.open(server)));
     await Promise.all(clients.map((c) => c.close()));
+    // Then, at once, a full max-sessions burst on top (the original's client
+    // opens one connection per command, so parallel work looks like this).
+    const burst = await Promise.all(Array.from({ length: 100 }, () => TestClient.open(server)));
+    await Promise.all(burst.map((c) => c.close()));
   });
 });
 

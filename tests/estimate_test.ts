@@ -47,22 +47,25 @@ Deno.test("DEFAULT_TIMEOUTS_S holds the documented, generous defaults", () => {
 
 Deno.test("estimateTimeout() moves from the default to history after 3 successes", async () => {
   await withStore(async (store) => {
-    const command = "cargo build --release";
+    // A clone is not long work: its history may bring its limit down.
+    const command = "git clone https://x/y.git";
     const cls = classify(command).class;
     const estimate = () => estimateTimeout({ command, store });
 
     const first = await estimate();
     assert.equal(first.source, "default");
-    assert.equal(first.timeout_s, 1800);
-    assert.equal(first.reasoning.class, "cmd:cargo:build");
-    assert.equal(first.reasoning.complexity, "high");
+    assert.equal(first.timeout_s, 600);
+    assert.equal(first.reasoning.class, "cmd:git:clone");
+    assert.equal(first.reasoning.complexity, "medium");
     assert.equal(first.reasoning.samples, 0);
-    assert.equal(first.reasoning.default_s, 1800);
+    assert.equal(first.reasoning.default_s, 600);
+    assert.equal(first.reasoning.minimum_s, undefined);
 
     await store.appendRun(cls, run(40));
     await store.appendRun(cls, run(50));
     // Failures and timeouts are not successes and do not count.
-    await store.appendRun(cls, run(900, 0, { status: "failed", exit_code: 101 }));
+    // (A failure shorter than the successes adds nothing; a longer one would count twice.)
+    await store.appendRun(cls, run(30, 0, { status: "failed", exit_code: 101 }));
     await store.appendRun(
       cls,
       run(360, 0, { status: "timeout", exit_code: null, timed_out: true }),
@@ -137,9 +140,9 @@ Deno.test("estimateTimeout() applies the resource multiplier to the base, not th
     assert.equal(loaded.reasoning.base_s, 60);
     assert.equal(loaded.reasoning.multiplier, 3);
 
-    const cls = classify("make").class;
+    const cls = classify("rsync -a src dst").class;
     for (const d of [10, 10, 10]) await store.appendRun(cls, run(d));
-    const learned = await estimateTimeout({ command: "make", store, monitor: busy });
+    const learned = await estimateTimeout({ command: "rsync -a src dst", store, monitor: busy });
     assert.equal(learned.source, "history");
     assert.equal(learned.reasoning.base_s, 20);
     // 20 x 3 = 60, which is the floor too.
@@ -177,19 +180,22 @@ Deno.test("estimateTimeout() pools only classes of the same program and sub-comm
     assert.equal(npm.source, "default");
     assert.equal(npm.timeout_s, 600);
 
-    // A conditional around `npm test` is a class of its own; `npm test` itself is similar.
-    for (const d of [100, 110, 120]) await store.appendRun("cmd:npm:test", run(d));
+    // A conditional around `rsync` is a class of its own; `rsync` itself is similar.
+    for (const d of [100, 110, 120]) await store.appendRun("cmd:rsync", run(d));
     const wrapped = await estimateTimeout({
-      command: "if [ -f package.json ]; then npm test; fi",
+      command: "if [ -d src ]; then rsync -a src dst; fi",
       store,
     });
-    assert.equal(wrapped.reasoning.class, "shell:if:npm:test");
+    assert.equal(wrapped.reasoning.class, "shell:if:rsync");
     assert.equal(wrapped.source, "similar");
-    assert.deepEqual(wrapped.reasoning.similar_classes, ["cmd:npm:test"]);
+    assert.deepEqual(wrapped.reasoning.similar_classes, ["cmd:rsync"]);
     assert.equal(wrapped.timeout_s, 240);
 
     // A loop over it is not: a loop repeats its body.
-    const loop = await estimateTimeout({ command: "for d in a b; do npm test; done", store });
+    const loop = await estimateTimeout({
+      command: "for d in a b; do rsync -a $d dst; done",
+      store,
+    });
     assert.equal(loop.source, "default");
 
     // A tagged command pools with untagged runs of the same program and sub-command.
@@ -246,6 +252,62 @@ Deno.test("estimateTimeout() doubles after an automatic timeout until a success"
   });
 });
 
+Deno.test("estimateTimeout() never lets quick runs shrink a build or test class below its default", async () => {
+  await withStore(async (store) => {
+    // Three single-test runs, then the whole suite: the same class.
+    for (const d of [0.5, 0.4, 0.6]) await store.appendRun("cmd:pytest", run(d));
+    const suite = await estimateTimeout({ command: "pytest", store });
+    assert.equal(suite.source, "history");
+    assert.equal(suite.reasoning.minimum_s, 600);
+    assert.equal(suite.timeout_s, 600);
+    for (const d of [0.1, 0.1, 0.1]) await store.appendRun("cmd:cargo:build", run(d));
+    assert.equal(
+      (await estimateTimeout({ command: "cargo build --release", store })).timeout_s,
+      1800,
+    );
+    // Other classes learn downwards to the floor.
+    for (const d of [0.1, 0.1, 0.1]) await store.appendRun("cmd:x.sh", run(d));
+    assert.equal((await estimateTimeout({ command: "./x.sh", store })).timeout_s, 60);
+  });
+});
+
+Deno.test("estimateTimeout() counts a long failed run like a success for the 2 x longest term", async () => {
+  await withStore(async (store) => {
+    for (const d of [1, 1, 1]) await store.appendRun("cmd:check.sh", run(d));
+    await store.appendRun("cmd:check.sh", run(300, 0, { status: "failed", exit_code: 1 }));
+    const e = await estimateTimeout({ command: "./check.sh", store });
+    assert.equal(e.reasoning.longest_failure_s, 300);
+    assert.equal(e.timeout_s, 600);
+  });
+});
+
+Deno.test("estimateTimeout() is capped at max-timeout and says so", async () => {
+  await withStore(async (store) => {
+    const e = await estimateTimeout({
+      command: "sleep 77200.5",
+      store,
+      maxS: 86400,
+      monitor: busy,
+    });
+    assert.equal(e.timeout_s, 86400);
+    assert.equal(e.reasoning.decided_by, "max");
+    assert.match(e.reasoning.rule, /capped at max 86400/);
+    assert.match(explainEstimate(e), /the cap \(max-timeout 86400s\)/);
+  });
+});
+
+Deno.test("estimateTimeout() does not pool claude prompts of another complexity", async () => {
+  await withStore(async (store) => {
+    for (const d of [3, 3, 3]) await store.appendRun("claude:code:low", run(d));
+    const complex = await estimateTimeout({
+      command: "claude -p 'Write a complete production-ready library for parsing config files'",
+      store,
+    });
+    assert.notEqual(complex.reasoning.complexity, "low");
+    assert.equal(complex.source, "default");
+  });
+});
+
 Deno.test("estimateTimeout() respects what a command states about itself", async () => {
   await withStore(async (store) => {
     for (const d of [5, 5, 5]) await store.appendRun("cmd:sleep", run(d));
@@ -294,8 +356,8 @@ Deno.test("estimateTimeout() takes overridden defaults and knobs", async () => {
 
 Deno.test("restate() reapplies the load and the stated duration to the same history", async () => {
   await withStore(async (store) => {
-    for (const d of [10, 10, 10]) await store.appendRun("cmd:make:build", run(d));
-    const e = await estimateTimeout({ command: "make build", store, floorS: 1 });
+    for (const d of [10, 10, 10]) await store.appendRun("cmd:rsync", run(d));
+    const e = await estimateTimeout({ command: "rsync a b", store, floorS: 1 });
     assert.equal(e.timeout_s, 20);
     assert.equal(restate(e, 1).timeout_s, 20);
     const loaded = restate(e, 3);

@@ -68,13 +68,18 @@ Deno.test("refusals: under deno task start's scoped --allow-run, a program outsi
 
     // The session is unharmed and the listed program runs.
     assert.equal((await client.run({ command: "echo still fine" })).stdout, "still fine\n");
-    // PWD under scoped permissions: the server's directory, and a cwd it may not read.
+    // PWD under scoped permissions: the server's directory; for a cwd it may
+    // not read (here through a symlink), none is set and the shell finds the
+    // real directory itself.
     const env = (await client.run({ args: ["env"] })).stdout;
     assert.match(env, new RegExp(`^PWD=${await Deno.realPath(Deno.cwd())}$`, "m"));
-    assert.match(
-      (await client.run({ args: ["env"], cwd: dir })).stdout,
-      new RegExp(`^PWD=${dir}$`, "m"),
-    );
+    await Deno.symlink(dir, `${dir}-link`);
+    try {
+      const unreadable = (await client.run({ args: ["env"], cwd: `${dir}-link` })).stdout;
+      assert.doesNotMatch(unreadable, /^PWD=/m);
+    } finally {
+      await Deno.remove(`${dir}-link`);
+    }
     await client.close();
 
     // MCP tools report the same refusal as a tool error.

@@ -194,7 +194,7 @@ export const PROGRAMS: Readonly<Record<string, ProgramInfo>> = {
   ...many("cmake meson tsc webpack vite esbuild rollup parcel", p("build", "medium")),
   ninja: { ...p("build", "medium"), kind: "target" },
   ...many("gradle gradlew mvn mvnw sbt ant bazel bazelisk", BUILD_TOOL),
-  ...many("pytest py.test jest vitest mocha ava karma phpunit rspec ctest nose2", TEST),
+  ...many("pytest py.test jest vitest mocha ava karma phpunit rspec ctest nose2 unittest", TEST),
   ...many("tox nox playwright cypress", p("test", "high")),
   ...many(
     "eslint prettier ruff black isort flake8 shellcheck biome stylelint clang-format rustfmt gofmt",
@@ -245,7 +245,9 @@ export const UNKNOWN_PROFILE: Profile = p("other", "low");
 
 /** Scripts of `npm run` (and `deno task`) by what their name suggests. */
 export function runScriptProfile(script: string): Profile {
-  if (/test|spec|e2e/.test(script)) return p("test", "medium");
+  if (/test|spec|e2e|jest|vitest|mocha|pytest|cypress|playwright/.test(script)) {
+    return p("test", "medium");
+  }
   if (/build|compile|bundle|dist/.test(script)) return p("build", "medium");
   if (/lint|format|fmt|check|typecheck|tsc/.test(script)) return p("lint", "low");
   // Dev servers and watchers run until stopped.
@@ -278,6 +280,9 @@ export function sleepSeconds(arg: string | undefined): number | null {
 /** Scripts whose names say they serve or watch: they run until stopped. */
 const SERVER_SCRIPT = /serv(er|e)?\b|^app\.|daemon|worker|watch|listen/;
 
+/** Package managers that run a package script named as their sub-command. */
+const SCRIPT_RUNNERS = new Set(["yarn", "pnpm", "bun"]);
+
 /** Categories whose work is long enough that they are never below `medium` (10 minutes). */
 const LONG_CATEGORIES = new Set(["build", "test"]);
 
@@ -305,6 +310,8 @@ function ownProfile(program: string, subcommand: string | null): Profile {
     if (run) return runScriptProfile(run[1]!);
     const own = info.sub?.[subcommand] ?? info.sub?.[subcommand.split(":")[0]!];
     if (own) return own;
+    // `yarn jest`, `pnpm build`: any other word names a package script.
+    if (SCRIPT_RUNNERS.has(program)) return runScriptProfile(subcommand);
   }
   return { category: info.category, complexity: info.complexity };
 }
@@ -361,6 +368,24 @@ export const WRAPPERS: Readonly<Record<string, Wrapper>> = {
   unbuffer: { valued: [] },
   "xvfb-run": { valued: ["-s", "-n", "-e", "-f", "-p", "--server-args", "--server-num"] },
   npx: { valued: ["-p", "--package", "-c", "--call"] },
+  xargs: {
+    valued: [
+      "-I",
+      "-L",
+      "-n",
+      "-P",
+      "-d",
+      "-E",
+      "-s",
+      "-a",
+      "--max-args",
+      "--max-procs",
+      "--delimiter",
+      "--arg-file",
+      "--replace",
+    ],
+  },
+  parallel: { valued: ["-j", "--jobs", "-S", "--sshlogin", "--joblog", "--results"] },
   bunx: { valued: ["-p", "--package"] },
   pnpx: { valued: [] },
   uv: {

@@ -21,6 +21,7 @@ import {
   normalizeProgram,
   profileOf,
   programInfo,
+  PROGRAMS,
   SETUP_PROGRAMS,
   sleepSeconds,
   TRIVIAL_PROGRAMS,
@@ -214,7 +215,7 @@ const PROMPT_RULES: [Complexity, RegExp][] = [
   ],
   ["medium", /\bwrite\b.{0,40}\bfunctions?\b.{0,80}\b(tests?|edge cases?|errors?|validat\w*)\b/],
   ["medium", /\b(analy[sz]e|review|fix|compare|generate|document)\b/],
-  ["medium", /\bexplain\b.{0,30}\b(code|codebase|file|algorithm|how .* works)\b/],
+  ["medium", /\bexplain\b.{0,30}\b(code|codebase|file|algorithm|how .{0,60} works)\b/],
   [
     "low",
     /\bwrite\b.{0,40}\b(functions?|snippet|one[- ]liner|regex|query|sql|haiku|poem|email|paragraph|story)\b/,
@@ -227,6 +228,9 @@ const PROMPT_RULES: [Complexity, RegExp][] = [
   ["trivial", /\b(say|print|echo|respond with|reply with|return) /],
   ["trivial", /^\s*[\d\s.()+\-*/^]+[=?]?\s*$/],
 ];
+
+/** Characters of a prompt searched for keywords. */
+const PROMPT_HEAD_CHARS = 2000;
 
 /** Prompt lengths (characters) that make a prompt at least this complex. */
 const LENGTH_FLOORS: [number, Complexity][] = [
@@ -252,10 +256,13 @@ const LENGTH_FLOORS: [number, Complexity][] = [
 export function classifyPrompt(prompt: string): { kind: string; complexity: Complexity } {
   const text = prompt.toLowerCase().replace(/\s+/g, " ").trim();
   if (text === "") return { kind: "general", complexity: "medium" };
-  const kind = PROMPT_KINDS.find(([, re]) => re.test(text))?.[0] ?? "general";
+  // Keywords are looked for in the head only: the rules' bounded gaps keep
+  // each match linear, and the head keeps the total bounded too.
+  const head = text.slice(0, PROMPT_HEAD_CHARS);
+  const kind = PROMPT_KINDS.find(([, re]) => re.test(head))?.[0] ?? "general";
   let rank = -1;
   for (const [level, re] of PROMPT_RULES) {
-    if (complexityRank(level) > rank && re.test(text)) rank = complexityRank(level);
+    if (complexityRank(level) > rank && re.test(head)) rank = complexityRank(level);
   }
   // No keyword: a short request is simple, a longer one at least low.
   if (rank < 0) rank = complexityRank(text.length <= 80 ? "simple" : "low");
@@ -276,7 +283,8 @@ interface Tags {
   rest: string;
 }
 
-const TAG = /\[(category|task|complexity):\s*([^\]]*?)\s*\]/gi;
+/** A tag; its value is bounded and trimmed afterwards, so matching stays linear. */
+const TAG = /\[(category|task|complexity):([^\][]{0,200})\]/gi;
 
 function readTags(command: string): Tags {
   const tags: Tags = { rest: command.replace(TAG, " ") };
@@ -303,6 +311,22 @@ function namePart(raw: string): string {
 
 /** A sub-command is a name: never a number, a path, an assignment or an option. */
 const SUBCOMMAND_WORD = /^[A-Za-z_][A-Za-z0-9_.+\-]*$/;
+/** Script names of `npm run` and the like may hold colons (`test:e2e`). */
+const SCRIPT_WORD = /^[A-Za-z_][A-Za-z0-9_.+:\-]*$/;
+/** A run of hex digits with at least one decimal digit: an id, a date or a counter. */
+const ID_RUN = /[0-9a-f]*[0-9][0-9a-f]*/gi;
+
+/**
+ * Collapses ids in a name (`tmp_9f8e7d6c.py`, `run-1234.sh`, `foo_20261201`)
+ * to `N`, so generated names do not each make a class; short ones (`test2`,
+ * `md5`, `v10`, `e2e`) stay.
+ */
+function collapseIds(name: string): string {
+  return name.replace(ID_RUN, (run) => {
+    const digits = run.replace(/[^0-9]/g, "").length;
+    return digits >= 3 || run.length >= 6 ? "N" : run;
+  });
+}
 
 interface Invocation {
   program: string;
@@ -351,7 +375,7 @@ const SEPARATORS = new Set([";", "&", "&&", "||", "|", "|&", "\n", ";;", ";&", "
  * Reads a command line into simple commands and its shape, with the lenient
  * scanner of lib/command_policy.ts (the one the allowlist policy uses).
  */
-function readScript(line: string): Script {
+function readScript(line: string, nesting = 0): Script {
   const commands: string[][] = [];
   let shape: Shape | null = null;
   let words: string[] = [];
@@ -370,8 +394,14 @@ function readScript(line: string): Script {
     }
     if (!casePattern && rest.length > 0) commands.push(rest);
   };
-  for (const token of shellTokens(line)) {
+  for (const token of shellTokens(stripHeredocs(line))) {
     if ("word" in token) {
+      // `x=$(make)`, `echo "$(npm test)"`: what a substitution runs counts too.
+      if (nesting < MAX_SHELL_DEPTH) {
+        for (const inner of substitutions(token.word)) {
+          commands.push(...readScript(inner, nesting + 1).commands);
+        }
+      }
       if (skipNext) skipNext = false;
       else words.push(token.word);
     } else if (token.op === "(") {
@@ -391,6 +421,56 @@ function readScript(line: string): Script {
   }
   end();
   return { commands, shape };
+}
+
+/** A here-document's start: `<<EOF`, `<<-'EOF'`, `<< "END"` (not a `<<<` here-string). */
+const HEREDOC = /<<(?!<)-?[ \t]*(["']?)([A-Za-z_][\w.-]*)\1/g;
+
+/**
+ * `line` without the bodies of its here-documents, which are data, not
+ * commands (`cat <<EOF` ... `EOF`).
+ */
+function stripHeredocs(line: string): string {
+  if (!line.includes("<<")) return line;
+  let out = "";
+  let from = 0;
+  HEREDOC.lastIndex = 0;
+  for (let m = HEREDOC.exec(line); m !== null; m = HEREDOC.exec(line)) {
+    if (m.index < from) continue;
+    const bodyStart = line.indexOf("\n", HEREDOC.lastIndex);
+    if (bodyStart === -1) break;
+    const delimiter = new RegExp(`\n\t*${m[2]!.replace(/[.]/g, "\\.")}[ \t]*(?:\n|$)`, "g");
+    delimiter.lastIndex = bodyStart;
+    const end = delimiter.exec(line);
+    const resume = end === null ? line.length : end.index + end[0].length - 1;
+    out += line.slice(from, bodyStart);
+    from = resume;
+    HEREDOC.lastIndex = resume;
+  }
+  return out + line.slice(from);
+}
+
+/** The scripts of the command substitutions (`$(...)`, backquotes) in a word. */
+function substitutions(word: string): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < word.length; i++) {
+    if (word[i] === "`") {
+      const close = word.indexOf("`", i + 1);
+      if (close === -1) break;
+      found.push(word.slice(i + 1, close));
+      i = close;
+    } else if (word[i] === "$" && word[i + 1] === "(" && word[i + 2] !== "(") {
+      let depth = 0;
+      let j = i + 1;
+      for (; j < word.length; j++) {
+        if (word[j] === "(") depth++;
+        else if (word[j] === ")" && --depth === 0) break;
+      }
+      found.push(word.slice(i + 2, j));
+      i = j;
+    }
+  }
+  return found;
 }
 
 const MAX_SHELL_DEPTH = 3;
@@ -448,6 +528,15 @@ function pickHeaviest(invocations: Invocation[], classes: CommandClass[]): Comma
   return best < 0 ? null : classes[best]!;
 }
 
+/** The command of `find ... -exec <command> ;` (or `-execdir`, `-ok`), else null. */
+function findExec(args: string[]): string[] | null {
+  const at = args.findIndex((a) => a === "-exec" || a === "-execdir" || a === "-ok");
+  if (at === -1) return null;
+  const end = args.findIndex((a, i) => i > at && (a === ";" || a === "+"));
+  const command = args.slice(at + 1, end === -1 ? undefined : end).filter((a) => a !== "{}");
+  return command.length > 0 ? command : null;
+}
+
 /** An argv run without a shell: its program, or the script of `sh -c`. */
 function classifyArgv(argv: readonly string[], depth: number): CommandClass {
   const inv = unwrap([...argv]);
@@ -456,6 +545,12 @@ function classifyArgv(argv: readonly string[], depth: number): CommandClass {
 }
 
 function classifyInvocation(inv: Invocation, depth: number): CommandClass {
+  // `find . -exec pytest {} \;` runs pytest for each file it finds.
+  const exec = inv.program === "find" ? findExec(inv.args) : null;
+  if (exec !== null && depth < MAX_SHELL_DEPTH) {
+    const inner = classifyArgv(exec, depth + 1);
+    if (inner.program !== "unknown") return inner;
+  }
   // `bash -c "npm test"` is whatever its script is.
   const script = shellScript(inv);
   if (script !== null && depth < MAX_SHELL_DEPTH) {
@@ -471,8 +566,11 @@ function programClass(
   subcommand: string | null,
   statedSeconds: number | null,
 ): CommandClass {
-  const prog = namePart(program) || "unknown";
-  const sub = subcommand === null ? null : subcommand.split(":").map(namePart).join(":") || null;
+  const prog = namePart(Object.hasOwn(PROGRAMS, program) ? program : collapseIds(program)) ||
+    "unknown";
+  const sub = subcommand === null
+    ? null
+    : subcommand.split(":").map((part) => namePart(collapseIds(part))).join(":") || null;
   return {
     class: sub === null ? `cmd:${prog}` : `cmd:${prog}:${sub}`,
     ...profileOf(prog, sub),
@@ -495,15 +593,19 @@ function unwrap(words: string[]): Invocation | null {
     }
     const head = rest[0];
     if (head === undefined) return null;
-    const program = normalizeProgram(head);
+    const program = programName(head);
     const wrapper = WRAPPERS[program];
     const done = (): Invocation =>
       limit === undefined
         ? { program, args: rest.slice(1) }
         : { program, args: rest.slice(1), limit };
-    if (program === "python" && rest[1] === "-m" && rest[2]) {
-      rest = [rest[2], ...rest.slice(3)];
-      continue;
+    if (program === "python") {
+      // `python3 -u -X dev -m pytest` runs pytest.
+      const module = pythonModule(rest);
+      if (module !== null) {
+        rest = rest.slice(module);
+        continue;
+      }
     }
     if (!wrapper) return done();
     let i = skipOptions(rest, 1, wrapper.valued);
@@ -521,6 +623,36 @@ function unwrap(words: string[]): Invocation | null {
     i = skipOptions(rest, i + (wrapper.skip ?? 0), wrapper.valued);
     if (i >= rest.length) return done();
     rest = rest.slice(i);
+  }
+  return null;
+}
+
+/** `$(which python3)`, `$(command -v node)`: the program it finds. */
+const FOUND_PROGRAM =
+  /^\$\((?:which|command -v|type -p) +([\w.+-]+)\)$|^`(?:which|command -v) +([\w.+-]+)`$/;
+
+/**
+ * The program a command word names: its normalized base name, or for a word
+ * that a shell must expand first (`$(...)`, `$CC`) the program it
+ * plainly names, else `unknown`.
+ */
+function programName(word: string): string {
+  const found = FOUND_PROGRAM.exec(word);
+  if (found !== null) return normalizeProgram(found[1] ?? found[2]!);
+  if (word.includes("$(") || word.includes("`")) return "unknown";
+  return normalizeProgram(word);
+}
+
+/** Python options that take a value (`-X dev`, `-W ignore`). */
+const PYTHON_VALUED = new Set(["-X", "-W", "-Q"]);
+
+/** Index of the module of `python [options] -m <module>` in `words`, else null. */
+function pythonModule(words: string[]): number | null {
+  for (let i = 1; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === "-m") return words[i + 1] === undefined ? null : i + 1;
+    if (!w.startsWith("-") || w === "-c" || w === "-") return null;
+    if (PYTHON_VALUED.has(w)) i++;
   }
   return null;
 }
@@ -557,8 +689,8 @@ function subcommandOf(inv: Invocation): string | null {
   if (first === null) return null;
   // `npm run build`, `deno task dev`, `docker compose up`: what follows is what varies.
   if (kind === "subcommand" && EXPANDED[inv.program]?.includes(first)) {
-    const next = subcommandWord(args[skipOptions(args, i + 1, valued)]);
-    return next === null ? first : `${first}:${next}`;
+    const next = args[skipOptions(args, i + 1, valued)];
+    return next !== undefined && SCRIPT_WORD.test(next) ? `${first}:${next}` : first;
   }
   return first;
 }
@@ -602,8 +734,10 @@ function shellScript(inv: Invocation): string | null {
   if (!["sh", "bash", "zsh", "dash", "ksh"].includes(inv.program)) return null;
   for (let i = 0; i < inv.args.length; i++) {
     const a = inv.args[i]!;
-    if (!a.startsWith("-")) return null;
-    if (/^-[a-z]*c[a-z]*$/.test(a)) return inv.args[i + 1] ?? null;
+    if (!a.startsWith("-") && !a.startsWith("+")) return null;
+    if (/^-[a-zA-Z]*c[a-zA-Z]*$/.test(a)) return inv.args[i + 1] ?? null;
+    // `-o pipefail`, `-euxo pipefail`, `+O extglob`: the option's name follows.
+    if (/^[-+][a-zA-Z]*[oO]$/.test(a)) i++;
   }
   return null;
 }

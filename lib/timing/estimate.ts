@@ -6,10 +6,15 @@
  * - the base, stretched by the resource multiplier while the machine is busy:
  *   the learned figure (the 90th percentile of the class's successful runs
  *   x 1.2, from its own history or that of similar classes) or else the
- *   default for its complexity, and never less than twice the longest
- *   successful run, nor twice what the command states (`sleep 300`);
+ *   default for its complexity, and never less than twice the longest run
+ *   that ended by itself (succeeded or failed), nor twice what the command
+ *   states (`sleep 300`); for build, test, package, container, infra and
+ *   server classes never less than the default either, since one class holds
+ *   both a single test and the whole suite;
  * - the back-off: twice the automatic limit that last killed a run of the
- *   class, until a run of it succeeds.
+ *   class, until a run of it succeeds;
+ *
+ * capped at `max-timeout`.
  *
  * @module
  */
@@ -43,9 +48,13 @@ export interface EstimateReasoning {
   default_s?: number;
   /** Longest successful run of the class (or of the pooled classes). */
   longest_success_s?: number;
+  /** Longest failed run of the class, when longer than every success: it counts too. */
+  longest_failure_s?: number;
+  /** The default as a minimum: for long-work classes (build, test, ...), learning only raises. */
+  minimum_s?: number;
   /** What the command says it takes (`sleep N`, `timeout N ...`). */
   stated_s?: number;
-  /** max(learned or default, 2 x longest success, 2 x stated), before the multiplier. */
+  /** max(learned or default, 2 x longest run, 2 x stated, minimum), before the multiplier. */
   base_s: number;
   /** Resource multiplier applied to the base (1 when the machine is not busy). */
   multiplier: number;
@@ -55,8 +64,10 @@ export interface EstimateReasoning {
   timeouts_since_success: number;
   /** Twice the automatic limit that last killed a run of the class (when one did). */
   backoff_s?: number;
+  /** `max-timeout`: no limit is above it. */
+  max_s?: number;
   /** The term that decided the limit. */
-  decided_by: "floor" | "base" | "backoff";
+  decided_by: "floor" | "base" | "backoff" | "max";
   /** The rule with its values, e.g. `max(floor 60, base 12 x 1, backoff -) = 60`. */
   rule: string;
   /** Classes whose runs were pooled (source `similar`). */
@@ -87,6 +98,8 @@ export interface EstimateInput {
   defaults?: Partial<Record<Complexity, number>> | undefined;
   /** `min-auto-timeout` (default {@linkcode DEFAULT_MIN_AUTO_TIMEOUT_S}). */
   floorS?: number | undefined;
+  /** `max-timeout`: the cap (default none). */
+  maxS?: number | undefined;
   /** Successful runs needed before history is trusted (default 3). */
   minSamples?: number | undefined;
   /** Factor over the percentile (default 1.2). */
@@ -168,13 +181,16 @@ export async function estimateTimeout(input: EstimateInput): Promise<Estimate> {
   const minSamples = input.minSamples ?? 3;
   const pct = input.percentile ?? 90;
   const headroom = input.headroom ?? 1.2;
+  const defaultS = input.defaults?.[cls.complexity] ?? DEFAULT_TIMEOUTS_S[cls.complexity];
   const common = {
     class: cls.class,
     category: cls.category,
     complexity: cls.complexity,
     multiplier: input.monitor?.multiplier() ?? 1,
     floor_s: input.floorS ?? DEFAULT_MIN_AUTO_TIMEOUT_S,
+    ...(input.maxS === undefined ? {} : { max_s: input.maxS }),
     ...(cls.statedSeconds === null ? {} : { stated_s: round(cls.statedSeconds) }),
+    ...(LONG_WORK.has(cls.category) ? { minimum_s: defaultS } : {}),
   };
   const make = (source: EstimateSource, terms: Terms): Estimate => {
     const reasoning = decide({ ...common, ...terms });
@@ -196,7 +212,7 @@ export async function estimateTimeout(input: EstimateInput): Promise<Estimate> {
   let storeError: string | undefined;
   try {
     own = await input.store.history(cls.class);
-    const backoff = backoffOf(own);
+    const backoff = { ...backoffOf(own), ...longestFailure(own) };
     const ok = successes(own);
     if (ok.length >= minSamples) return make("history", { ...learned(ok), ...backoff });
 
@@ -222,8 +238,9 @@ export async function estimateTimeout(input: EstimateInput): Promise<Estimate> {
   const ok = successes(own);
   return make("default", {
     samples: ok.length,
-    default_s: input.defaults?.[cls.complexity] ?? DEFAULT_TIMEOUTS_S[cls.complexity],
+    default_s: defaultS,
     ...(ok.length > 0 ? { longest_success_s: round(Math.max(...ok)) } : {}),
+    ...longestFailure(own),
     ...backoffOf(own),
     ...(storeError === undefined ? {} : { store_error: storeError }),
   });
@@ -252,24 +269,28 @@ function decide(
     & Pick<EstimateReasoning, "class" | "category" | "complexity" | "multiplier" | "floor_s">,
 ): EstimateReasoning {
   const figure = t.learned_s ?? t.default_s ?? 0;
-  const twiceLongest = 2 * (t.longest_success_s ?? 0);
-  const twiceStated = 2 * (t.stated_s ?? 0);
-  const base_s = round(Math.max(figure, twiceLongest, twiceStated));
+  const longest = Math.max(t.longest_success_s ?? 0, t.longest_failure_s ?? 0);
+  const base_s = round(Math.max(figure, 2 * longest, 2 * (t.stated_s ?? 0), t.minimum_s ?? 0));
   const stretched = base_s * t.multiplier;
   const backoff = t.backoff_s ?? 0;
-  const limit = Math.max(t.floor_s, stretched, backoff);
-  const decided_by = limit === backoff && backoff > 0
+  const uncapped = Math.max(t.floor_s, stretched, backoff);
+  const limit = Math.min(uncapped, t.max_s ?? Infinity);
+  const decided_by = limit < uncapped
+    ? "max"
+    : limit === backoff && backoff > 0
     ? "backoff"
-    : limit === stretched && stretched > t.floor_s
+    : limit === stretched && stretched >= t.floor_s
     ? "base"
     : "floor";
   const baseTerms = [
     t.learned_s !== undefined ? `learned ${t.learned_s}` : `default ${t.default_s ?? 0}`,
-    ...(t.longest_success_s !== undefined ? [`2 x longest ${t.longest_success_s}`] : []),
+    ...(longest > 0 ? [`2 x longest ${round(longest)}`] : []),
     ...(t.stated_s !== undefined ? [`2 x stated ${t.stated_s}`] : []),
+    ...(t.minimum_s !== undefined ? [`minimum ${t.minimum_s}`] : []),
   ];
   const rule = `max(floor ${t.floor_s}, base ${base_s} x ${t.multiplier}, backoff ` +
-    `${t.backoff_s ?? "-"}) = ${wholeSeconds(limit)}; base = max(${baseTerms.join(", ")})`;
+    `${t.backoff_s ?? "-"})` + (t.max_s === undefined ? "" : ` capped at max ${t.max_s}`) +
+    ` = ${wholeSeconds(limit)}; base = max(${baseTerms.join(", ")})`;
   return {
     ...t,
     timeouts_since_success: t.timeouts_since_success ?? 0,
@@ -280,7 +301,33 @@ function decide(
 }
 
 function limitOf(r: EstimateReasoning): number {
-  return Math.max(r.floor_s, r.base_s * r.multiplier, r.backoff_s ?? 0);
+  return Math.min(
+    Math.max(r.floor_s, r.base_s * r.multiplier, r.backoff_s ?? 0),
+    r.max_s ?? Infinity,
+  );
+}
+
+/**
+ * Categories whose classes hold work of very different sizes (one test or
+ * the whole suite, a no-op build or a clean one): their default is a
+ * minimum, and learning only raises their limit.
+ */
+const LONG_WORK: ReadonlySet<string> = new Set([
+  "build",
+  "test",
+  "package",
+  "container",
+  "infra",
+  "server",
+]);
+
+/** The longest run that failed on its own (not a limit, not a cancel), if longer than every success. */
+function longestFailure(runs: readonly TimingRun[]): { longest_failure_s?: number } {
+  const failed = runs.filter((r) => r.status === "failed" && !r.timed_out).map((r) => r.duration_s);
+  if (failed.length === 0) return {};
+  const longest = Math.max(...failed);
+  const ok = successes(runs);
+  return ok.length > 0 && Math.max(...ok) >= longest ? {} : { longest_failure_s: round(longest) };
 }
 
 /**
@@ -322,7 +369,7 @@ function isSimilar(other: string, cls: CommandClass): boolean {
   if (t === null || t.program === null) return false;
   const loop = parseClass(cls.class)?.shape === "loop";
   return t.program === cls.program && t.subcommand === cls.subcommand &&
-    (t.shape === "loop") === loop;
+    t.complexity === cls.complexity && (t.shape === "loop") === loop;
 }
 
 /** Nearest-rank percentile: the smallest value with at least `p` % of values at or below it. */
@@ -367,12 +414,20 @@ export function explainEstimate(e: Estimate): string {
         : "");
   const terms = [
     figure,
+    ...(r.minimum_s !== undefined
+      ? [`at least the default ${r.minimum_s}s for ${r.category}`]
+      : []),
+    ...(r.longest_failure_s !== undefined
+      ? [`2 x the longest failed run ${r.longest_failure_s}s`]
+      : []),
     ...(r.longest_success_s !== undefined
       ? [`2 x the longest success ${r.longest_success_s}s`]
       : []),
     ...(r.stated_s !== undefined ? [`2 x the stated ${r.stated_s}s`] : []),
   ];
-  const decided = r.decided_by === "floor"
+  const decided = r.decided_by === "max"
+    ? `the cap (max-timeout ${r.max_s}s)`
+    : r.decided_by === "floor"
     ? `the floor (min-auto-timeout ${r.floor_s}s)`
     : r.decided_by === "backoff"
     ? `the back-off: ${r.timeouts_since_success} run(s) since the last success were killed by ` +
@@ -382,4 +437,38 @@ export function explainEstimate(e: Estimate): string {
   return `${e.timeout_s}s for ${r.class}: ${terms.join("; ")}. Decided by ${decided}` +
     (r.store_error ? ` (history unavailable: ${r.store_error})` : "") +
     `. Pass timeout to set a limit yourself, or 0 for no automatic limit.`;
+}
+
+/**
+ * Where an automatic limit came from, in a few words, for the error of a run
+ * it ended: the term that decided it, and the class.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createStore } from "../store/store.ts";
+ * import { describeLimit, estimateTimeout } from "./estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const e = await estimateTimeout({ command: "make", store });
+ * assert.equal(describeLimit(e), "the default for cmd:make");
+ * await store.close();
+ * ```
+ */
+export function describeLimit(e: Estimate): string {
+  const r = e.reasoning;
+  switch (r.decided_by) {
+    case "max":
+      return `max-timeout, the cap, for ${r.class}`;
+    case "floor":
+      return `min-auto-timeout, the floor, for ${r.class}`;
+    case "backoff":
+      return `doubled for ${r.class} after ${r.timeouts_since_success} automatic timeout(s) ` +
+        "since its last success";
+    case "base":
+      return e.source === "history"
+        ? `learned from the history of ${r.class}`
+        : e.source === "similar"
+        ? `learned from classes similar to ${r.class}`
+        : `the default for ${r.class}`;
+  }
 }

@@ -46,12 +46,16 @@ const log = logger("timing");
 export interface TimeLimitOptions {
   /** `min-auto-timeout`: no automatic limit is below it (default 60 s). */
   floorS?: number;
+  /** `max-timeout`: no limit is above it (default none). */
+  maxS?: number;
 }
 
 /** How long an estimate is reused, ms: a class's percentile moves slowly once learned. */
 const CACHE_MS = 10_000;
 /** Classes whose estimates are cached at most. */
 const CACHE_CLASSES = 1000;
+/** How long the list of known classes is reused, ms (similar pooling reads it). */
+const CLASS_LIST_MS = 10_000;
 
 /**
  * Estimates and records time limits.
@@ -61,17 +65,19 @@ const CACHE_CLASSES = 1000;
  * import assert from "node:assert/strict";
  * import { createStore } from "../store/store.ts";
  * import { TimeLimits } from "./time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "./estimate.ts";
  * const store = await createStore({ ephemeral: true });
- * const limits = new TimeLimits(store, { multiplier: () => 1 }, { trivial: 15, simple: 30,
- *   low: 60, medium: 180, high: 360, complex: 600, extreme: 900 });
- * assert.equal((await limits.estimate("make test")).source, "default");
+ * const limits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
+ * assert.equal((await limits.estimate("git clone https://x/y")).timeout_s, 600);
  * for (let i = 0; i < 3; i++) {
- *   await store.appendRun("cmd:make:build",
+ *   await store.appendRun("cmd:rsync",
  *     { duration_s: 10, exit_code: 0, status: "completed", timed_out: false, at: Date.now() });
  * }
- * const e = await limits.estimate("make build");
+ * const e = await limits.estimate("rsync -a src dst");
  * assert.equal(e.source, "history");
  * assert.equal(e.timeout_s, 60); // 10 s x 1.2, 2 x 10 s: both below the 60 s floor
+ * // A build class never learns below its default: one class holds small and big builds.
+ * assert.equal((await limits.estimate("make build")).timeout_s, 600);
  * await store.close();
  * ```
  */
@@ -80,6 +86,9 @@ export class TimeLimits {
   readonly #monitor: { multiplier(): number };
   readonly #defaults: Record<Complexity, number>;
   readonly #floorS: number;
+  readonly #maxS: number | undefined;
+  /** Every class with history, refreshed now and then, so a new class's estimate is not O(classes). */
+  #classList: { classes: Set<string>; at: number } | null = null;
   /** Recent estimates by class, before the load multiplier (a store read per execute otherwise). */
   readonly #cache = new Map<string, { estimate: Estimate; at: number }>();
 
@@ -94,6 +103,7 @@ export class TimeLimits {
     this.#monitor = monitor;
     this.#defaults = defaults;
     this.#floorS = options.floorS ?? DEFAULT_MIN_AUTO_TIMEOUT_S;
+    this.#maxS = options.maxS;
   }
 
   /** The store in use. */
@@ -119,10 +129,11 @@ export class TimeLimits {
     const estimate = await estimateTimeout({
       command,
       cls: commandClass,
-      store: this.#store,
+      store: { history: (c) => this.#store.history(c), classes: () => this.#classes() },
       monitor: this.#monitor,
       defaults: this.#defaults,
       floorS: this.#floorS,
+      maxS: this.#maxS,
     });
     // An estimate made without the store is not kept: recovery shows at once.
     if (estimate.reasoning.store_error === undefined) {
@@ -130,6 +141,15 @@ export class TimeLimits {
       this.#cache.set(cls, { estimate, at: performance.now() });
     }
     return estimate;
+  }
+
+  /** The store's classes, read at most every {@linkcode CLASS_LIST_MS}. */
+  async #classes(): Promise<string[]> {
+    const now = performance.now();
+    if (this.#classList === null || now - this.#classList.at >= CLASS_LIST_MS) {
+      this.#classList = { classes: new Set(await this.#store.classes()), at: now };
+    }
+    return [...this.#classList.classes];
   }
 
   /**
@@ -141,7 +161,8 @@ export class TimeLimits {
     if (exit === null) return;
     const spec = exec.spec;
     const cls = spec.limitClass ?? classify(spec.line ?? spec.display).class;
-    const timedOut = exit.status === "timeout";
+    // An idle_timeout says nothing about how long the class takes.
+    const timedOut = exit.status === "timeout" && !exec.idleExpired;
     // Forget the class's estimate when this run changes it: a class still
     // learning, a run ended by its limit (back-off) or the first success
     // after one, or a run longer than the longest success so far.
@@ -168,6 +189,7 @@ export class TimeLimits {
         at,
       });
       forgetIfChanged();
+      this.#classList?.classes.add(cls);
       await this.#store.appendRecord({
         execution_id: exec.id,
         command: exec.spec.display,
