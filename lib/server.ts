@@ -78,7 +78,7 @@ export async function startServer(
   const store = await createStore({
     redisUrl: config.redisUrl === "" ? undefined : config.redisUrl,
     prefix: config.redisPrefix,
-    path: config.ephemeral ? undefined : `${config.dataDir}/store.kv`,
+    path: config.ephemeral ? undefined : `${config.dataDir}/store.db`,
     ephemeral: config.ephemeral,
     maxRuns: config.historyRuns,
     maxRecords: config.recordsMax,

@@ -101,9 +101,9 @@ const recordSchema: z.ZodType<ExecutionRecord> = z.object({
   bytes_err: z.number().int().nonnegative(),
 });
 
-/** Longest class name a store accepts (Deno KV keys are limited to 2 KiB). */
+/** Longest class name a store accepts. */
 export const MAX_CLASS_CHARS = 512;
-/** Longest command a record keeps; longer ones are cut (Deno KV values are limited to 64 KiB). */
+/** Longest command a record keeps; longer ones are cut. */
 export const MAX_COMMAND_CHARS = 8192;
 
 /** Checks a class name before it becomes part of a key. */
