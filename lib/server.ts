@@ -80,6 +80,7 @@ export async function startServer(
     prefix: config.redisPrefix,
     path: config.ephemeral ? undefined : `${config.dataDir}/store.db`,
     ephemeral: config.ephemeral,
+    retryMs: config.storeRetry * 1000,
     maxRuns: config.historyRuns,
     maxRecords: config.recordsMax,
     ttlS: config.historyTtl,

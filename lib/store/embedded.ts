@@ -39,6 +39,9 @@ import type {
   StoreHealth,
   TimingRun,
 } from "./store.ts";
+import { logger } from "../log.ts";
+
+const log = logger("store");
 
 /** Options for {@linkcode EmbeddedStore.open}. */
 export interface EmbeddedStoreOptions extends StoreBounds {
@@ -304,7 +307,8 @@ export class EmbeddedStore implements Store {
     try {
       const db = openDatabase(this.#path);
       this.#open = { db, sql: statements(db) };
-      this.#failure = undefined;
+      // Opening wrote to the database: it is usable again.
+      if (this.#failure !== undefined) this.#recovered();
     } catch (e) {
       this.#fail(`cannot open ${this.#path}: ${reasonOf(e)}`);
     }
@@ -374,6 +378,9 @@ export class EmbeddedStore implements Store {
 
   /** Records a failure and keeps a probe going until a write succeeds again. */
   #fail(reason: string): void {
+    if (this.#failure === undefined && !this.#closed) {
+      log.error("Embedded store failing, running degraded: {reason}", { reason });
+    }
     this.#failure = reason;
     if (this.#retryTimer !== undefined || this.#closed) return;
     const retry = () => {
@@ -393,6 +400,7 @@ export class EmbeddedStore implements Store {
   }
 
   #recovered(): void {
+    log.info("Embedded store writable again");
     this.#failure = undefined;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
