@@ -75,6 +75,7 @@ export function resolveLimit(limit: number | undefined, max: number): number {
 }
 
 const status = z.enum(["completed", "failed", "canceled", "timeout"]);
+const recordStatus = z.enum(["completed", "failed", "canceled", "timeout", "lost"]);
 
 const runSchema: z.ZodType<TimingRun> = z.object({
   duration_s: z.number().nonnegative(),
@@ -92,7 +93,7 @@ const recordSchema: z.ZodType<ExecutionRecord> = z.object({
   class: z.string(),
   started_at: z.number(),
   duration_s: z.number().nonnegative(),
-  status,
+  status: recordStatus,
   exit_code: z.number().int().nullable(),
   signal: z.string().nullable(),
   timeout_s: z.number().nullable(),

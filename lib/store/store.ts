@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FinalStatus, TimeoutSource } from "../types.ts";
+import type { FinalStatus, RecordStatus, TimeoutSource } from "../types.ts";
 import { EmbeddedStore } from "./embedded.ts";
 
 export { StoreUnavailableError } from "./_common.ts";
@@ -37,7 +37,8 @@ export interface ExecutionRecord {
   /** Unix epoch milliseconds. Records older than the TTL are dropped. */
   started_at: number;
   duration_s: number;
-  status: FinalStatus;
+  /** How it ended; `lost` when its server died first (see lib/crash_recovery.ts). */
+  status: RecordStatus;
   exit_code: number | null;
   /** Signal name when a signal ended the process, else null. */
   signal: string | null;
