@@ -17,10 +17,10 @@
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
+import { openExclusive, sqliteReason as reasonOf } from "../sqlite.ts";
 import {
-  errorMessage,
   parseRecord,
   parseRun,
   resolveBounds,
@@ -71,22 +71,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 `;
 
 /**
- * Opens `path` with the settings that keep failures survivable: no shared
- * memory, no mmap, WAL for cheap commits (synchronous=NORMAL: a commit does
- * not wait for fsync; a power cut may lose the last ones, never the file).
- * The first write takes the exclusive lock, so a database another process
- * holds fails here ("database is locked") rather than later.
+ * Opens `path`: no shared memory and no mmap (lib/sqlite.ts), WAL for cheap
+ * commits (synchronous=NORMAL: a commit does not wait for fsync; a power cut
+ * may lose the last ones, never the file). Writing `opened_at` takes the
+ * exclusive lock, so a database another process holds fails here.
  */
 function openDatabase(path: string): DatabaseSync {
-  const db = new DatabaseSync(path, { timeout: 0 });
+  const db = openExclusive(path, { synchronous: "NORMAL", schema: SCHEMA });
   try {
-    db.exec("PRAGMA locking_mode = EXCLUSIVE");
-    db.exec("PRAGMA mmap_size = 0");
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = NORMAL");
-    // A WAL grown by a big transaction is cut back after the next checkpoint.
-    db.exec("PRAGMA journal_size_limit = 4194304");
-    db.exec(SCHEMA);
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)").run(Date.now());
     return db;
   } catch (e) {
@@ -406,26 +398,3 @@ export class EmbeddedStore implements Store {
     this.#retryTimer = undefined;
   }
 }
-
-/** Names of the result codes a failing disk or a second server produce. */
-const SQLITE_CODES: Record<number, string> = {
-  5: "SQLITE_BUSY",
-  8: "SQLITE_READONLY",
-  10: "SQLITE_IOERR",
-  13: "SQLITE_FULL",
-  14: "SQLITE_CANTOPEN",
-};
-
-/** SQLite's message with the name of its result code, e.g. `disk I/O error (SQLITE_IOERR_WRITE)`. */
-function reasonOf(e: unknown): string {
-  const code = (e as { errcode?: unknown })?.errcode;
-  const message = errorMessage(e);
-  if (typeof code !== "number") return message;
-  // The low byte is the primary code; SQLITE_IOERR says which operation in the rest.
-  const name = SQLITE_CODES[code & 0xff];
-  if (name === undefined) return message;
-  const detail = name === "SQLITE_IOERR" ? IOERR_DETAIL[code >> 8] : undefined;
-  return `${message} (${name}${detail === undefined ? "" : `_${detail}`})`;
-}
-
-const IOERR_DETAIL: Record<number, string> = { 1: "READ", 3: "WRITE", 4: "FSYNC", 6: "TRUNCATE" };
