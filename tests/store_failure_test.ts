@@ -44,6 +44,8 @@ async function survivesDiskFailure(options: {
   breakDisk: () => Promise<void>;
   mend: () => Promise<void>;
   reason: RegExp;
+  /** The crash journal's disk fails too. */
+  journalFails?: boolean;
 }): Promise<void> {
   const server = await spawnServer(
     { "data-dir": options.data, "store-retry": "0.1", "max-executions-per-session": "4" },
@@ -65,7 +67,8 @@ async function survivesDiskFailure(options: {
     // Runs started during it complete. A full disk may still take a record
     // or two into the WAL's free pages: long commands make records big.
     const padding = "x".repeat(6000);
-    for (let i = 0; (await health(server)).status !== "degraded"; i++) {
+    const storeFailed = async () => (await health(server)).store.ok === false;
+    for (let i = 0; !await storeFailed(); i++) {
       assert.ok(i < 50, "the store never reported the failure");
       const during = await client.run({ command: `echo during # ${padding}` });
       assert.equal(during.completed.status, "completed");
@@ -73,18 +76,23 @@ async function survivesDiskFailure(options: {
       await eventually(
         async () => {
           const ids = await historyIds(client).catch((): string[] => []);
-          return (await health(server)).status === "degraded" ||
-            ids.includes(during.result.execution_id);
+          return await storeFailed() || ids.includes(during.result.execution_id);
         },
         10_000,
         "the record or the failure",
       );
     }
     const h = await health(server);
-    assert.equal(h.store.ok, false);
+    assert.equal(h.status, "degraded");
     assert.match(h.store.reason, options.reason);
     assert.match(h.degraded_reason, /^store: /);
     assert.match(server.output(), /Embedded store failing/);
+    if (options.journalFails) {
+      // The run spanning the failure is still recorded, in memory meanwhile.
+      assert.equal(h.crash_journal.ok, false);
+      assert.match(h.degraded_reason, /; crash journal: /);
+      assert.ok(h.crash_journal.tracked >= 1);
+    }
 
     await Deno.writeTextFile(options.marker, "");
     const done = await client.event("completed", spanning.result.execution_id);
@@ -95,6 +103,7 @@ async function survivesDiskFailure(options: {
     broken = false;
     // The probe notices by itself, without a write of ours.
     await eventually(async () => (await health(server)).status === "healthy", 10_000, "healthy");
+    assert.equal((await health(server)).crash_journal.ok, true);
     const after = await client.run({ command: "echo after" });
     await eventually(async () => (await historyIds(client)).includes(after.result.execution_id));
     const ids = await historyIds(client);
@@ -119,12 +128,14 @@ Deno.test({
         script: "scripts/start.ts",
         data,
         marker: `${dir}/go`,
+        // The store's files and the crash journal's.
         breakDisk: async () => {
-          frozen = await dirAndFiles(data);
+          frozen = [...await dirAndFiles(data), ...await dirAndFiles(`${data}/running`)];
           await chattr("+i", ...frozen);
         },
         mend: () => chattr("-i", ...frozen),
         reason: /SQLITE_IOERR|SQLITE_READONLY|SQLITE_CANTOPEN/,
+        journalFails: true,
       });
     } finally {
       if (frozen.length > 0) await chattr("-i", ...frozen).catch(() => {});
