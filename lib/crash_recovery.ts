@@ -12,7 +12,12 @@
  * signals the process group. A reaper for per-execution cgroups can wrap it
  * (kill the cgroup when `record.cgroup` is set, else delegate) and be passed
  * as `reaper` to {@linkcode CrashRecovery.start}.
-
+ *
+ * `setpriv --pdeathsig KILL` is not used, though it does fire from Deno's
+ * spawn here (the direct child dies within milliseconds of a SIGKILL to the
+ * server, and lives on while the server runs): it would kill the leader
+ * alone, leaving its group leaderless, and a leaderless group cannot be
+ * proven the dead server's at the restart that would otherwise kill it all.
  *
  * @module
  */
