@@ -360,6 +360,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "bool" },
   },
   {
+    key: "storeRetry",
+    flag: "store-retry",
+    default: "5",
+    doc: "Seconds between attempts to write the embedded store and the crash journal again " +
+      "after a write failed (a full or read-only disk)",
+    kind: { type: "number", min: 0.05, max: 3600, unit: "s" },
+  },
+  {
     key: "historyRuns",
     flag: "history-runs",
     default: "100",
@@ -488,6 +496,7 @@ export interface Config {
   /** Resolved: never empty after loading. */
   dataDir: string;
   ephemeral: boolean;
+  storeRetry: number;
   historyRuns: number;
   historyTtl: number;
   recordsMax: number;

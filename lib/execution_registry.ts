@@ -9,6 +9,18 @@
 import { Execution, type ExecutionOptions } from "./execution.ts";
 import type { ExitInfo } from "./types.ts";
 
+/**
+ * Told when a process group starts and when it is gone, e.g. to keep a crash
+ * journal (lib/crash_recovery.ts). Both calls are synchronous; `spawned`
+ * comes before the run's `process.started`.
+ */
+export interface GroupTracker {
+  /** `exec` was spawned between `before` and `after` (`performance.now()`). */
+  spawned(exec: Execution, before: number, after: number): void;
+  /** Nothing of `exec`'s group is left running. */
+  gone(exec: Execution): void;
+}
+
 /** Retention of finished executions. */
 export interface RegistryOptions {
   /** Seconds a finished execution is kept. */
@@ -22,6 +34,8 @@ export interface RegistryOptions {
   maxRetainedOutput?: number;
   /** Called once per execution after it ends (recording, post hooks). */
   onFinished?: (exec: Execution) => void;
+  /** Told of every group spawned and gone. */
+  groups?: GroupTracker | undefined;
 }
 
 /**
@@ -55,7 +69,10 @@ export class ExecutionRegistry {
 
   /** Spawns an execution and tracks it until it is pruned. */
   spawn(options: Omit<ExecutionOptions, "id"> & { id?: string }): Execution {
-    const exec = Execution.spawn({ ...options, id: options.id ?? crypto.randomUUID() });
+    const id = options.id ?? crypto.randomUUID();
+    const before = performance.now();
+    const exec = Execution.spawn({ ...options, id });
+    this.#options.groups?.spawned(exec, before, performance.now());
     this.#all.set(exec.id, exec);
     this.#running++;
     void exec.done.then(() => this.#onDone(exec));
@@ -108,6 +125,8 @@ export class ExecutionRegistry {
   }
 
   #onDone(exec: Execution): void {
+    // An execution ends only once its group is gone (Execution.done).
+    this.#options.groups?.gone(exec);
     this.#running--;
     this.#finished.push({ id: exec.id, at: Date.now() });
     this.prune();

@@ -31,9 +31,11 @@ const LIBRARY_ENV = ["REDIS_DEBUG_MAINTENANCE", "NO_COLOR", "XDG_DATA_HOME"];
 
 /**
  * Programs the service itself runs: `kill` signals groups under a scoped
- * --allow-run; `nvidia-smi` reads GPU load (absent: no GPU figure).
+ * --allow-run; `nvidia-smi` reads GPU load (absent: no GPU figure); `cat`
+ * reads process start times from /proc for crash recovery (Deno grants /proc
+ * only with --allow-all): once at startup, never per command.
  */
-const SERVICE_PROGRAMS = ["kill", "nvidia-smi"];
+const SERVICE_PROGRAMS = ["kill", "nvidia-smi", "cat"];
 
 /** host:port of a Redis URL, for --allow-net. */
 function redisHost(url: string): string | null {
@@ -87,7 +89,8 @@ export function requiredPermissions(
   if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
   if (config.hooksConfig !== "") read.push(config.hooksConfig);
   read.push(...config.workspaceRoots);
-  if (config.redisUrl === "" && !config.ephemeral) {
+  // The embedded store, and with Redis too the crash journal (running/).
+  if (!config.ephemeral) {
     read.push(config.dataDir);
     write.push(config.dataDir);
   }
@@ -124,7 +127,7 @@ export function requiredPermissions(
  *   dataDir: "/var/lib/cc-executor", ephemeral: false, hooksConfig: "", shell: "/bin/sh",
  *   childEnv: { PATH: "/usr/bin:/bin" } });
  * assert.ok(flags.includes("--allow-net=127.0.0.1:8003"));
- * assert.ok(flags.includes("--allow-run=git,kill,nvidia-smi"));
+ * assert.ok(flags.includes("--allow-run=git,kill,nvidia-smi,cat"));
  * assert.ok(flags.includes("--allow-write=/var/lib/cc-executor"));
  * ```
  */

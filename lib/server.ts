@@ -21,6 +21,7 @@ import { McpHttpEndpoint } from "./protocol/mcp_http.ts";
 import { HookRunner } from "./hooks.ts";
 import { ResourceMonitor } from "./monitor.ts";
 import { createStore, type Store } from "./store/store.ts";
+import { CrashRecovery } from "./crash_recovery.ts";
 import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
 
 /** A running server. */
@@ -41,6 +42,8 @@ export interface ServerHandle {
   store: Store;
   /** CPU/GPU/memory sampling behind the busy multiplier. */
   monitor: ResourceMonitor;
+  /** The crash journal and what recovery reaped at start; null with `--ephemeral`. */
+  recovery: CrashRecovery | null;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -78,11 +81,20 @@ export async function startServer(
   const store = await createStore({
     redisUrl: config.redisUrl === "" ? undefined : config.redisUrl,
     prefix: config.redisPrefix,
-    path: config.ephemeral ? undefined : `${config.dataDir}/store.kv`,
+    path: config.ephemeral ? undefined : `${config.dataDir}/store.db`,
     ephemeral: config.ephemeral,
+    retryMs: config.storeRetry * 1000,
     maxRuns: config.historyRuns,
     maxRecords: config.recordsMax,
     ttlS: config.historyTtl,
+  });
+  // Before anything runs: groups a dead server left behind are reaped, and
+  // from now on every group is journaled. --ephemeral writes nothing, so
+  // nothing is recovered either.
+  const recovery = config.ephemeral ? null : await CrashRecovery.start({
+    dir: `${config.dataDir}/running`,
+    store,
+    retryMs: config.storeRetry * 1000,
   });
   const hooks = options.hooks ?? await HookRunner.load(config.hooksConfig, config);
   const monitor = new ResourceMonitor({
@@ -109,6 +121,7 @@ export async function startServer(
       void timeLimits.record(exec);
       void hooks.afterRun(exec);
     },
+    groups: recovery ?? undefined,
   });
   const sessions = new SessionManager(
     { registry, metrics, config, timeLimits, hooks },
@@ -148,6 +161,7 @@ export async function startServer(
       store,
       monitor,
       hooks,
+      recovery,
     }),
   );
   app.route(
@@ -208,6 +222,8 @@ export async function startServer(
       clearInterval(pruner);
       await server.shutdown();
       await monitor.stop();
+      // Groups still recorded now were SIGKILLed above: the next start records them as lost.
+      recovery?.close();
       await store.close();
     })();
     return shuttingDown;
@@ -224,6 +240,7 @@ export async function startServer(
     keyring,
     store,
     monitor,
+    recovery,
     shutdown,
     finished: server.finished,
   };

@@ -51,6 +51,13 @@ export interface ExecSpec {
 /** Final status of a run, as `process.completed` reports it. */
 export type FinalStatus = "completed" | "failed" | "canceled" | "timeout";
 
+/**
+ * Status of an execution record (`history`): a final status, or `lost` for
+ * a run whose server died before it ended (found by crash recovery; never
+ * sent in `process.completed`).
+ */
+export type RecordStatus = FinalStatus | "lost";
+
 /** Lifecycle state of an execution. */
 export type ExecState = "running" | "paused" | "terminating" | FinalStatus;
 

@@ -15,6 +15,7 @@ import type { ExecutionRegistry } from "../lib/execution_registry.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
+import type { CrashRecovery } from "../lib/crash_recovery.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
@@ -30,6 +31,18 @@ export interface HealthDeps {
   store: Store;
   monitor: ResourceMonitor;
   hooks: HookRunner;
+  /** Null when nothing is journaled (`--ephemeral`). */
+  recovery?: CrashRecovery | null;
+}
+
+/** The crash journal's state and what recovery did, for `/health`. */
+function crashRecovery(recovery: CrashRecovery | null | undefined) {
+  if (!recovery) return { journal: null, reaped: 0, lost: 0 };
+  const h = recovery.health();
+  const journal = h.failure !== undefined || h.journal === null
+    ? { ok: false, reason: h.failure ?? "not open", path: null, tracked: 0 }
+    : h.journal;
+  return { journal, reaped: h.reapedGroups, lost: h.lostExecutions };
 }
 
 /** The health routes. */
@@ -41,9 +54,16 @@ export function healthRoutes(deps: HealthDeps): Hono {
   app.get("/health", async (c) => {
     const m = deps.metrics;
     const draining = deps.sessions.draining;
-    // A store that has gone away degrades estimates, not execution.
+    // A store that has gone away degrades estimates, not execution; a
+    // journal that cannot be written, recovery after a crash.
     const store = deps.store.health();
-    const status = draining ? "draining" : store.ok ? "healthy" : "degraded";
+    const recovery = crashRecovery(deps.recovery);
+    const journal = recovery.journal;
+    const reasons = [
+      ...(store.ok ? [] : [`store: ${store.reason}`]),
+      ...(journal === null || journal.ok ? [] : [`crash journal: ${journal.reason}`]),
+    ];
+    const status = draining ? "draining" : reasons.length === 0 ? "healthy" : "degraded";
     if (deps.keyring.hasKeys && !await deps.keyring.verify(extractKey(c.req.raw).key)) {
       return c.json({ status }, draining ? 503 : 200);
     }
@@ -65,8 +85,11 @@ export function healthRoutes(deps: HealthDeps): Hono {
       mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
-      ...(store.ok ? {} : { degraded_reason: `store: ${store.reason}` }),
+      ...(reasons.length === 0 ? {} : { degraded_reason: reasons.join("; ") }),
       store,
+      crash_journal: journal,
+      reaped_groups: recovery.reaped,
+      lost_executions: recovery.lost,
       resources: deps.monitor.snapshot(),
       hooks: deps.hooks.status(),
       auth: deps.keyring.hasKeys ? "api_key" : "none",

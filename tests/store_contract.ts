@@ -188,6 +188,19 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
     });
   });
 
+  await t.step("appendRecord() keeps a record of a lost run", async () => {
+    await withStore(factory, {}, async (store) => {
+      const lost = record({ status: "lost", exit_code: null, signal: "SIGKILL", bytes_out: 0 });
+      await store.appendRecord(lost);
+      assert.deepEqual(await store.records(), [lost]);
+      // A timing run has no such status: lost runs never feed the estimates.
+      await assert.rejects(
+        store.appendRun("cmd:x", run(1, 0, { status: "lost" as never })),
+        TypeError,
+      );
+    });
+  });
+
   await t.step("ping() and health() report a working store", async () => {
     await withStore(factory, {}, async (store) => {
       await store.ping();

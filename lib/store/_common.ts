@@ -75,6 +75,7 @@ export function resolveLimit(limit: number | undefined, max: number): number {
 }
 
 const status = z.enum(["completed", "failed", "canceled", "timeout"]);
+const recordStatus = z.enum(["completed", "failed", "canceled", "timeout", "lost"]);
 
 const runSchema: z.ZodType<TimingRun> = z.object({
   duration_s: z.number().nonnegative(),
@@ -92,7 +93,7 @@ const recordSchema: z.ZodType<ExecutionRecord> = z.object({
   class: z.string(),
   started_at: z.number(),
   duration_s: z.number().nonnegative(),
-  status,
+  status: recordStatus,
   exit_code: z.number().int().nullable(),
   signal: z.string().nullable(),
   timeout_s: z.number().nullable(),
@@ -101,9 +102,9 @@ const recordSchema: z.ZodType<ExecutionRecord> = z.object({
   bytes_err: z.number().int().nonnegative(),
 });
 
-/** Longest class name a store accepts (Deno KV keys are limited to 2 KiB). */
+/** Longest class name a store accepts. */
 export const MAX_CLASS_CHARS = 512;
-/** Longest command a record keeps; longer ones are cut (Deno KV values are limited to 64 KiB). */
+/** Longest command a record keeps; longer ones are cut. */
 export const MAX_COMMAND_CHARS = 8192;
 
 /** Checks a class name before it becomes part of a key. */

@@ -1,14 +1,26 @@
 /**
- * The embedded store: Deno KV in a file under the service's data directory
- * (persistent across restarts), or in memory for tests. Needs Deno KV, which
- * Deno 2.9 still gates behind `--unstable-kv` (`"unstable": ["kv"]` in deno.json).
+ * The embedded store: SQLite (`node:sqlite`) in a file under the service's
+ * data directory (persistent across restarts), or in memory for tests.
+ *
+ * A storage failure never takes the process down. The database runs with
+ * `locking_mode=EXCLUSIVE`, so SQLite keeps the WAL index in heap memory
+ * instead of a memory-mapped `-shm` file, and `mmap_size=0`: with nothing
+ * mapped, a disk that fills up or turns read-only makes calls fail with an
+ * error instead of killing the process with SIGBUS (as Deno KV did). Such a
+ * failure makes {@linkcode EmbeddedStore.health} say why until a later write
+ * succeeds; while it fails, a probe write is retried every `retryMs`.
+ *
+ * The exclusive lock is held for as long as the store is open, so one data
+ * directory serves one server: a second one finds the database locked, runs
+ * degraded (saying so) and takes the database over once the first has gone.
  *
  * @module
  */
 
+import type { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
+import { openExclusive, sqliteReason as reasonOf } from "../sqlite.ts";
 import {
-  errorMessage,
   parseRecord,
   parseRun,
   resolveBounds,
@@ -27,204 +39,362 @@ import type {
   StoreHealth,
   TimingRun,
 } from "./store.ts";
+import { logger } from "../log.ts";
+
+const log = logger("store");
 
 /** Options for {@linkcode EmbeddedStore.open}. */
 export interface EmbeddedStoreOptions extends StoreBounds {
   /** Database file (its directory is created), or `":memory:"` to keep nothing. */
   path: string;
+  /** While writes fail, a probe write (or a reopen) is tried this often, ms (default 5000). */
+  retryMs?: number | undefined;
 }
 
-// Keys. Runs and records are numbered per sequence so the bound is a range
-// delete of everything below `seq - max`, not a scan of the whole list.
-const RUN_SEQ = "run_seq";
-const RUNS = "runs";
-const CLASSES = "classes";
-const RECORD_SEQ = "record_seq";
-const RECORDS = "records";
+/** Default of {@linkcode EmbeddedStoreOptions.retryMs}. */
+export const DEFAULT_RETRY_MS = 5000;
+
+/** Expired rows are deleted at most this often (reads filter by age anyway). */
+const EXPIRE_EVERY_MS = 60_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS runs (
+  seq INTEGER PRIMARY KEY, class TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_by_class ON runs (class, seq);
+CREATE INDEX IF NOT EXISTS runs_by_age ON runs (at);
+CREATE TABLE IF NOT EXISTS classes (class TEXT PRIMARY KEY, used_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+  seq INTEGER PRIMARY KEY, class TEXT NOT NULL, started_at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_by_class ON records (class, seq);
+CREATE INDEX IF NOT EXISTS records_by_age ON records (started_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+`;
 
 /**
- * {@linkcode Store} on Deno KV. Each entry also gets KV's `expireIn`, so
- * expired data leaves the file; reads filter by age as well, because KV
- * deletes expired keys lazily.
+ * Opens `path`: no shared memory and no mmap (lib/sqlite.ts), WAL for cheap
+ * commits (synchronous=NORMAL: a commit does not wait for fsync; a power cut
+ * may lose the last ones, never the file). Writing `opened_at` takes the
+ * exclusive lock, so a database another process holds fails here.
+ */
+function openDatabase(path: string): DatabaseSync {
+  const db = openExclusive(path, { synchronous: "NORMAL", schema: SCHEMA });
+  try {
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)").run(Date.now());
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+/** The prepared statements of an open database. */
+function statements(db: DatabaseSync) {
+  // Prepared, not exec()'d: only a statement's error carries SQLite's result code.
+  return {
+    begin: db.prepare("BEGIN"),
+    commit: db.prepare("COMMIT"),
+    rollback: db.prepare("ROLLBACK"),
+    insertRun: db.prepare("INSERT INTO runs (class, at, body) VALUES (?, ?, ?)"),
+    touchClass: db.prepare(
+      "INSERT INTO classes (class, used_at) VALUES (?, ?) " +
+        "ON CONFLICT (class) DO UPDATE SET used_at = max(used_at, excluded.used_at)",
+    ),
+    trimRuns: db.prepare(
+      "DELETE FROM runs WHERE class = ?1 AND seq <= " +
+        "(SELECT seq FROM runs WHERE class = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+    ),
+    history: db.prepare(
+      "SELECT body FROM runs WHERE class = ? AND at >= ? ORDER BY seq DESC LIMIT ?",
+    ),
+    classes: db.prepare("SELECT class FROM classes WHERE used_at >= ?"),
+    insertRecord: db.prepare("INSERT INTO records (class, started_at, body) VALUES (?, ?, ?)"),
+    trimRecords: db.prepare("DELETE FROM records WHERE seq <= ?"),
+    records: db.prepare(
+      "SELECT body FROM records WHERE started_at >= ? ORDER BY seq DESC LIMIT ?",
+    ),
+    recordsOfClass: db.prepare(
+      "SELECT body FROM records WHERE class = ? AND started_at >= ? ORDER BY seq DESC LIMIT ?",
+    ),
+    expireRuns: db.prepare("DELETE FROM runs WHERE at < ?"),
+    expireClasses: db.prepare("DELETE FROM classes WHERE used_at < ?"),
+    expireRecords: db.prepare("DELETE FROM records WHERE started_at < ?"),
+    probe: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', ?)"),
+    read: db.prepare("SELECT value FROM meta WHERE key = 'opened_at'"),
+  };
+}
+
+type Statements = ReturnType<typeof statements>;
+
+/** An open database and its statements. */
+interface Open {
+  db: DatabaseSync;
+  sql: Statements;
+}
+
+/**
+ * {@linkcode Store} on SQLite. Runs and records are JSON rows numbered in
+ * insertion order; a bound is one range delete after each insert, and
+ * expired rows are deleted now and then (reads filter by age as well).
+ *
+ * `open()` never fails for storage reasons: a database that cannot be opened
+ * (unwritable directory, full disk, locked by another server) gives a store
+ * that is degraded from the start and keeps trying to open it.
  *
  * @example Persist across a reopen
  * ```ts
  * import assert from "node:assert/strict";
  * import { EmbeddedStore } from "./embedded.ts";
  * const dir = await Deno.makeTempDir();
- * let store = await EmbeddedStore.open({ path: `${dir}/store.kv` });
+ * let store = await EmbeddedStore.open({ path: `${dir}/store.db` });
  * await store.appendRun("cmd:make", {
  *   duration_s: 12, exit_code: 0, status: "completed", timed_out: false, at: Date.now(),
  * });
  * await store.close();
- * store = await EmbeddedStore.open({ path: `${dir}/store.kv` });
+ * store = await EmbeddedStore.open({ path: `${dir}/store.db` });
  * assert.equal((await store.history("cmd:make"))[0]?.duration_s, 12);
+ * assert.deepEqual(store.health(), { backend: "embedded", ok: true });
  * await store.close();
  * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @example A database that cannot be opened: degraded, failing fast
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EmbeddedStore } from "./embedded.ts";
+ * import { StoreUnavailableError } from "./store.ts";
+ * const store = await EmbeddedStore.open({ path: "/proc/no/such/dir/store.db" });
+ * assert.equal(store.health().ok, false);
+ * await assert.rejects(store.history("cmd:ls"), StoreUnavailableError);
+ * await store.close();
  * ```
  */
 export class EmbeddedStore implements Store {
   /** Always `"embedded"`. */
   readonly backend = "embedded" as const;
-  readonly #kv: Deno.Kv;
+  readonly #path: string;
   readonly #bounds: ResolvedBounds;
+  readonly #retryMs: number;
+  #open: Open | null = null;
+  /** Why the last write (or open) failed; cleared by the next success. */
+  #failure: string | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #expiredAt = 0;
   #closed = false;
 
-  private constructor(kv: Deno.Kv, bounds: ResolvedBounds) {
-    this.#kv = kv;
+  private constructor(path: string, bounds: ResolvedBounds, retryMs: number) {
+    this.#path = path;
     this.#bounds = bounds;
+    this.#retryMs = retryMs;
   }
 
   /**
-   * Opens (creating if needed) the database at `options.path`.
+   * Opens (creating if needed) the database at `options.path`. When that
+   * fails the store starts degraded and retries every `retryMs`.
    *
-   * @throws {RangeError} for invalid bounds
-   * @throws {StoreUnavailableError} when the file cannot be opened
+   * @throws {RangeError} for invalid bounds or retry interval
    */
   static async open(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     const bounds = resolveBounds(options);
-    try {
-      if (options.path !== ":memory:") {
-        await Deno.mkdir(dirname(options.path), { recursive: true });
-      }
-      return new EmbeddedStore(await Deno.openKv(options.path), bounds);
-    } catch (e) {
-      throw new StoreUnavailableError("embedded", errorMessage(e), { cause: e });
+    const retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+    if (!(retryMs > 0)) throw new RangeError(`retryMs must be positive, got ${retryMs}`);
+    const store = new EmbeddedStore(options.path, bounds, retryMs);
+    if (options.path !== ":memory:") {
+      await Deno.mkdir(dirname(options.path), { recursive: true }).catch(() => {});
     }
+    store.#reopen();
+    return store;
   }
 
   /** Appends a run to its class's history; keeps the last `maxRuns`. */
   async appendRun(cls: string, run: TimingRun): Promise<void> {
     validClass(cls);
     const value = validRun(run);
-    await this.#guard(async () => {
-      const expireIn = this.#bounds.ttlMs;
-      const seq = await this.#commitNext([RUN_SEQ, cls], (op, n) =>
-        op
-          .set([RUNS, cls, n], value, { expireIn })
-          .set([CLASSES, cls], Math.max(value.at, Date.now()), { expireIn }));
-      await this.#deleteBelow([RUNS, cls], seq - this.#bounds.maxRuns + 1);
+    await this.#write(({ sql }) => {
+      sql.insertRun.run(cls, value.at, JSON.stringify(value));
+      sql.touchClass.run(cls, Math.max(value.at, Date.now()));
+      sql.trimRuns.run(cls, this.#bounds.maxRuns);
     });
   }
 
   /** The class's runs within the TTL, newest first. */
   async history(cls: string): Promise<TimingRun[]> {
     validClass(cls);
-    return await this.#guard(async (kv) => {
-      const since = Date.now() - this.#bounds.ttlMs;
-      const runs: TimingRun[] = [];
-      const list = kv.list({ prefix: [RUNS, cls] }, { reverse: true, limit: this.#bounds.maxRuns });
-      for await (const entry of list) {
-        const run = parseRun(entry.value);
-        if (run && run.at >= since) runs.push(run);
-      }
-      return runs;
+    return await this.#read(({ sql }) => {
+      const rows = sql.history.all(cls, this.#since(), this.#bounds.maxRuns);
+      return rows.map((r) => parseRun(r.body)).filter((r): r is TimingRun => r !== null);
     });
   }
 
-  /** Classes with a run within the TTL. */
+  /** Classes with a run appended within the TTL. */
   classes(): Promise<string[]> {
-    return this.#guard(async (kv) => {
-      const since = Date.now() - this.#bounds.ttlMs;
-      const out: string[] = [];
-      for await (const entry of kv.list<unknown>({ prefix: [CLASSES] })) {
-        const cls = entry.key[1];
-        if (typeof cls === "string" && typeof entry.value === "number" && entry.value >= since) {
-          out.push(cls);
-        }
-      }
-      return out;
-    });
+    return this.#read(({ sql }) => sql.classes.all(this.#since()).map((r) => String(r.class)));
   }
 
   /** Keeps a record; keeps the last `maxRecords`. */
   async appendRecord(record: ExecutionRecord): Promise<void> {
     const value = validRecord(record);
-    await this.#guard(async () => {
-      const expireIn = this.#bounds.ttlMs;
-      const seq = await this.#commitNext(
-        [RECORD_SEQ],
-        (op, n) => op.set([RECORDS, n], value, { expireIn }),
+    await this.#write(({ sql }) => {
+      const { lastInsertRowid } = sql.insertRecord.run(
+        value.class,
+        value.started_at,
+        JSON.stringify(value),
       );
-      await this.#deleteBelow([RECORDS], seq - this.#bounds.maxRecords + 1);
+      sql.trimRecords.run(Number(lastInsertRowid) - this.#bounds.maxRecords);
     });
   }
 
   /** Records within the TTL, newest first, optionally of one class. */
   records(query: RecordQuery = {}): Promise<ExecutionRecord[]> {
     const limit = resolveLimit(query.limit, this.#bounds.maxRecords);
-    return this.#guard(async (kv) => {
-      const since = Date.now() - this.#bounds.ttlMs;
-      const out: ExecutionRecord[] = [];
-      const list = kv.list({ prefix: [RECORDS] }, { reverse: true });
-      for await (const entry of list) {
-        const record = parseRecord(entry.value);
-        if (!record || record.started_at < since) continue;
-        if (query.class !== undefined && record.class !== query.class) continue;
-        out.push(record);
-        if (out.length >= limit) break;
-      }
-      return out;
+    return this.#read(({ sql }) => {
+      const rows = query.class === undefined
+        ? sql.records.all(this.#since(), limit)
+        : sql.recordsOfClass.all(query.class, this.#since(), limit);
+      return rows.map((r) => parseRecord(r.body)).filter((r): r is ExecutionRecord => r !== null);
     });
   }
 
-  /** Resolves when the database answers a read. */
+  /**
+   * Resolves when the database answers a read, or, while writes are
+   * failing, when a probe write succeeds (which ends the degraded state).
+   */
   ping(): Promise<void> {
-    return this.#guard(async (kv) => {
-      await kv.get(["ping"]);
-    });
+    if (this.#failure !== undefined) {
+      return this.#write(({ sql }) => void sql.probe.run(Date.now()));
+    }
+    return this.#read(({ sql }) => void sql.read.get());
   }
 
-  /** Ok until closed. */
+  /** Ok unless closed or the last write failed (then the reason). */
   health(): StoreHealth {
-    return this.#closed
-      ? { backend: this.backend, ok: false, reason: "store is closed" }
-      : { backend: this.backend, ok: true };
+    if (this.#closed) return { backend: this.backend, ok: false, reason: "store is closed" };
+    if (this.#failure !== undefined) {
+      return { backend: this.backend, ok: false, reason: this.#failure };
+    }
+    return { backend: this.backend, ok: true };
   }
 
-  /** Closes the database. Idempotent. */
+  /** Closes the database (which checkpoints the WAL into it). Idempotent. */
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      this.#kv.close();
+      clearTimeout(this.#retryTimer);
+      try {
+        this.#open?.db.close();
+      } catch {
+        // A checkpoint that cannot be written leaves the WAL for the next open.
+      }
+      this.#open = null;
     }
     return Promise.resolve();
   }
 
-  /**
-   * Takes the next number of the counter at `seqKey` and commits it together
-   * with the writes `add` makes, retrying when another writer got there first.
-   */
-  async #commitNext(
-    seqKey: Deno.KvKey,
-    add: (op: Deno.AtomicOperation, n: number) => Deno.AtomicOperation,
-  ): Promise<number> {
-    const expireIn = this.#bounds.ttlMs;
-    for (;;) {
-      const current = await this.#kv.get<number>(seqKey);
-      const n = (typeof current.value === "number" ? current.value : 0) + 1;
-      const op = this.#kv.atomic().check(current).set(seqKey, n, { expireIn });
-      const result = await add(op, n).commit();
-      if (result.ok) return n;
-    }
+  #since(): number {
+    return Date.now() - this.#bounds.ttlMs;
   }
 
-  /** Deletes the entries under `prefix` whose last key part is below `seq`. */
-  async #deleteBelow(prefix: Deno.KvKey, seq: number): Promise<void> {
-    if (seq <= 1) return;
-    for await (const entry of this.#kv.list({ prefix, end: [...prefix, seq] })) {
-      await this.#kv.delete(entry.key);
-    }
-  }
-
-  /** Runs `fn`, turning any storage failure into {@linkcode StoreUnavailableError}. */
-  async #guard<T>(fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreUnavailableError("embedded", "store is closed");
+  /** Opens the database if it is not open; records the failure otherwise. */
+  #reopen(): Open | null {
+    if (this.#open !== null || this.#closed) return this.#open;
     try {
-      return await fn(this.#kv);
+      const db = openDatabase(this.#path);
+      this.#open = { db, sql: statements(db) };
+      // Opening wrote to the database: it is usable again.
+      if (this.#failure !== undefined) this.#recovered();
     } catch (e) {
-      if (e instanceof StoreUnavailableError) throw e;
-      throw new StoreUnavailableError("embedded", errorMessage(e), { cause: e });
+      this.#fail(`cannot open ${this.#path}: ${reasonOf(e)}`);
     }
+    return this.#open;
+  }
+
+  /** The open database, or the error to reject with. */
+  #db(): Open {
+    if (this.#closed) throw new StoreUnavailableError("embedded", "store is closed");
+    const open = this.#reopen();
+    if (open === null) throw new StoreUnavailableError("embedded", this.#failure ?? "not open");
+    return open;
+  }
+
+  /** Runs `fn` in a transaction; a failure degrades the store, a success ends that. */
+  #write(fn: (open: Open) => void): Promise<void> {
+    try {
+      const open = this.#db();
+      try {
+        open.sql.begin.run();
+        fn(open);
+        this.#expire(open);
+        open.sql.commit.run();
+      } catch (e) {
+        // SQLite may have rolled back already (a full disk does that).
+        if (open.db.isTransaction) {
+          try {
+            open.sql.rollback.run();
+          } catch {
+            // Nothing more to undo.
+          }
+        }
+        throw e;
+      }
+      if (this.#failure !== undefined) this.#recovered();
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(this.#unavailable(e));
+    }
+  }
+
+  #read<T>(fn: (open: Open) => T): Promise<T> {
+    try {
+      return Promise.resolve(fn(this.#db()));
+    } catch (e) {
+      return Promise.reject(this.#unavailable(e));
+    }
+  }
+
+  /** Deletes expired rows, at most once per {@linkcode EXPIRE_EVERY_MS}, inside a write. */
+  #expire({ sql }: Open): void {
+    const now = Date.now();
+    if (now - this.#expiredAt < EXPIRE_EVERY_MS) return;
+    this.#expiredAt = now;
+    const since = now - this.#bounds.ttlMs;
+    sql.expireRuns.run(since);
+    sql.expireClasses.run(since);
+    sql.expireRecords.run(since);
+  }
+
+  #unavailable(e: unknown): StoreUnavailableError {
+    if (e instanceof StoreUnavailableError) return e;
+    const reason = reasonOf(e);
+    this.#fail(reason);
+    return new StoreUnavailableError("embedded", reason, { cause: e });
+  }
+
+  /** Records a failure and keeps a probe going until a write succeeds again. */
+  #fail(reason: string): void {
+    if (this.#failure === undefined && !this.#closed) {
+      log.error("Embedded store failing, running degraded: {reason}", { reason });
+    }
+    this.#failure = reason;
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    const retry = () => {
+      this.#retryTimer = undefined;
+      if (this.#closed || this.#failure === undefined) return;
+      // A reopen, or a probe write; either re-arms this timer when it fails.
+      this.ping().catch(() => {});
+      if (this.#failure !== undefined && this.#retryTimer === undefined) this.#arm(retry);
+    };
+    this.#arm(retry);
+  }
+
+  #arm(fn: () => void): void {
+    this.#retryTimer = setTimeout(fn, this.#retryMs);
+    // The probe alone must not keep the process alive.
+    Deno.unrefTimer(this.#retryTimer);
+  }
+
+  #recovered(): void {
+    log.info("Embedded store writable again");
+    this.#failure = undefined;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 }

@@ -1,12 +1,12 @@
 /**
  * The store contract: timing history per command class and execution records,
- * kept in Redis or in an embedded Deno KV database. Callers reach the store only
+ * kept in Redis or in an embedded SQLite database. Callers reach the store only
  * through {@linkcode Store}; {@linkcode createStore} picks the backend.
  *
  * @module
  */
 
-import type { FinalStatus, TimeoutSource } from "../types.ts";
+import type { FinalStatus, RecordStatus, TimeoutSource } from "../types.ts";
 import { EmbeddedStore } from "./embedded.ts";
 
 export { StoreUnavailableError } from "./_common.ts";
@@ -37,7 +37,8 @@ export interface ExecutionRecord {
   /** Unix epoch milliseconds. Records older than the TTL are dropped. */
   started_at: number;
   duration_s: number;
-  status: FinalStatus;
+  /** How it ended; `lost` when its server died first (see lib/crash_recovery.ts). */
+  status: RecordStatus;
   exit_code: number | null;
   /** Signal name when a signal ended the process, else null. */
   signal: string | null;
@@ -59,9 +60,12 @@ export interface RecordQuery {
 /** Store health, for `/health`. */
 export interface StoreHealth {
   backend: "redis" | "embedded";
-  /** False while the backend cannot be reached; the service then runs degraded. */
+  /**
+   * False while the backend cannot be reached or its last write failed (a
+   * full or read-only disk); the service then runs degraded.
+   */
   ok: boolean;
-  /** Why it is not ok (the last connection error), when it is not. */
+  /** Why it is not ok (the last connection or write error), when it is not. */
   reason?: string;
 }
 
@@ -111,16 +115,18 @@ export interface CreateStoreOptions extends StoreBounds {
   commandTimeoutMs?: number;
   /** Longest wait between Redis reconnect attempts, ms (default 5000). */
   maxRetryDelayMs?: number;
-  /** Embedded database file, e.g. `<data dir>/store.kv`; `":memory:"` keeps nothing. */
+  /** Embedded database file, e.g. `<data dir>/store.db`; `":memory:"` keeps nothing. */
   path?: string | undefined;
   /** Embedded store in memory only, for tests (same as `path: ":memory:"`). */
   ephemeral?: boolean;
+  /** Embedded store: while writes fail, how often to try again, ms (default 5000). */
+  retryMs?: number | undefined;
 }
 
 /**
  * Opens the Redis store when `redisUrl` is given, else the embedded store.
- * A Redis server that is down does not make this fail: the store starts
- * degraded and reconnects by itself.
+ * A Redis server that is down, or a database file that cannot be opened,
+ * does not make this fail: the store starts degraded and recovers by itself.
  *
  * @throws {TypeError} when neither `redisUrl`, `path` nor `ephemeral` is given
  * @throws {RangeError} for invalid bounds
@@ -153,5 +159,5 @@ export async function createStore(options: CreateStoreOptions): Promise<Store> {
   }
   const path = options.ephemeral ? ":memory:" : options.path;
   if (!path) throw new TypeError("Embedded store needs a path or ephemeral: true");
-  return await EmbeddedStore.open({ ...bounds, path });
+  return await EmbeddedStore.open({ ...bounds, path, retryMs: options.retryMs });
 }
