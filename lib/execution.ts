@@ -92,6 +92,46 @@ interface Pump {
 
 const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
 
+// Frames end between characters, so each decodes on its own; a BOM in the
+// output is text the child wrote, not a marker to strip.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * One message of output as the sink gets it. Its text is decoded only when a
+ * sink asks for `data`: output a sink drops (its client is gone) or only
+ * retains costs no string.
+ */
+class FramedChunk implements OutputChunk {
+  readonly stream: StreamName;
+  readonly seq: number;
+  readonly bytes: number;
+  readonly truncated: boolean;
+  readonly chunkIndex: number | null;
+  readonly totalChunks: number | null;
+  readonly #raw: Uint8Array;
+  readonly #metrics: Metrics;
+  #data: string | null = null;
+
+  constructor(stream: StreamName, seq: number, frame: Frame, metrics: Metrics) {
+    this.stream = stream;
+    this.seq = seq;
+    this.bytes = frame.bytes.length;
+    this.truncated = frame.truncated;
+    this.chunkIndex = frame.chunkIndex;
+    this.totalChunks = frame.totalChunks;
+    this.#raw = frame.bytes;
+    this.#metrics = metrics;
+  }
+
+  get data(): string {
+    if (this.#data === null) {
+      this.#data = decoder.decode(this.#raw);
+      this.#metrics.outputDecodedBytes += this.bytes;
+    }
+    return this.#data;
+  }
+}
+
 /**
  * A running (or finished) command.
  *
@@ -422,6 +462,7 @@ export class Execution {
     };
     this.#state = final;
     this.#exit = exit;
+    this.output.finish();
     this.#metrics.executionsFinished++;
     this.#emit({ type: "completed", pid: this.pid, pgid: this.pgid, exit });
     this.#resolveDone(exit);
@@ -448,13 +489,10 @@ export class Execution {
       chunkSize: this.#limits.chunkSize,
       lineLimit: this.#limits.lineLimit,
     });
-    const decoder = new TextDecoder();
     const reader = stream.getReader();
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
-    const send = (frames: Frame[], final = false) => {
-      for (let i = 0; i < frames.length; i++) {
-        this.#sendFrame(name, decoder, frames[i]!, final && i === frames.length - 1);
-      }
+    const send = (frames: Frame[]) => {
+      for (const frame of frames) this.#sendFrame(name, frame);
     };
     const flush = () => {
       if (flushTimer !== undefined) clearTimeout(flushTimer);
@@ -487,29 +525,21 @@ export class Execution {
       // The read was abandoned (see #drain) or the pipe failed: end this stream.
     } finally {
       if (flushTimer !== undefined) clearTimeout(flushTimer);
-      send(framer.end(), true);
+      send(framer.end());
       reader.releaseLock();
     }
   }
 
-  #sendFrame(stream: StreamName, decoder: TextDecoder, frame: Frame, final: boolean): void {
+  #sendFrame(stream: StreamName, frame: Frame): void {
     const bytes = frame.bytes.length;
-    const data = decoder.decode(frame.bytes, { stream: !final });
-    if (data.length === 0 && bytes === 0 && frame.chunkIndex === null) return;
-    const chunk: OutputChunk = {
-      stream,
-      data,
-      seq: this.#seq,
-      bytes,
-      truncated: frame.truncated,
-      chunkIndex: frame.chunkIndex,
-      totalChunks: frame.totalChunks,
-    };
+    // An empty frame still matters when it ends a split line (it carries total_chunks).
+    if (bytes === 0 && frame.chunkIndex === null) return;
+    const chunk = new FramedChunk(stream, this.#seq, frame, this.#metrics);
     this.#seq += bytes;
     if (stream === "stdout") this.#bytesOut += bytes;
     else this.#bytesErr += bytes;
     this.#metrics.bytesStreamed += bytes;
-    this.output.append(chunk);
+    this.output.append(chunk, frame.bytes);
     this.#emit({ type: "output", chunk });
   }
 

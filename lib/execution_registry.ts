@@ -91,7 +91,10 @@ export class ExecutionRegistry {
       drop < this.#finished.length &&
       (this.#finished.length - drop > maxRetained || this.#finished[drop]!.at <= cutoff)
     ) {
-      this.#all.delete(this.#finished[drop]!.id);
+      const id = this.#finished[drop]!.id;
+      // Its output goes now, whoever still holds the execution.
+      this.#all.get(id)?.output.clear();
+      this.#all.delete(id);
       drop++;
     }
     if (drop > 0) this.#finished.splice(0, drop);

@@ -20,6 +20,8 @@
 export class Metrics {
   /** Output bytes read from children and sent to clients. */
   bytesStreamed = 0;
+  /** Output bytes decoded to text for a client (retained output is decoded only when read). */
+  outputDecodedBytes = 0;
   /** Times an execution stopped reading a pipe because its socket was over the high-water mark. */
   backpressureWaits = 0;
   /** Largest send queue seen on any one socket, in bytes. */
