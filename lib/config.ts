@@ -182,6 +182,16 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "int", min: 0, max: 4096 * MiB, unit: "bytes" },
   },
   {
+    key: "outputMemoryBudget",
+    flag: "output-memory-budget",
+    default: String(64 * MiB),
+    doc: "Bytes of output the server holds at once, retained by all executions and queued " +
+      "on all sockets together; past it finished runs' output is dropped (oldest first), " +
+      "then running runs keep only their newest 64 KiB, then sockets are paused at 64 KiB " +
+      "queued",
+    kind: { type: "int", min: 256 * KiB, max: 64 * 1024 * MiB, unit: "bytes" },
+  },
+  {
     key: "executionRetention",
     flag: "execution-retention",
     default: "600",
@@ -464,6 +474,7 @@ export interface Config {
   wsPingTimeout: number;
   outputRetention: number;
   retainedOutputTotal: number;
+  outputMemoryBudget: number;
   executionRetention: number;
   maxRetainedExecutions: number;
   shutdownTimeout: number;

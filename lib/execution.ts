@@ -200,7 +200,7 @@ export class Execution {
     this.#limits = options.limits;
     this.#metrics = options.metrics;
     this.#receivedAt = options.receivedAt;
-    this.output = new OutputLog(options.limits.outputRetention);
+    this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
     if (options.spec.stdinOpen && group.stdin) this.#stdin = group.stdin.getWriter();
   }
