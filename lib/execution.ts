@@ -187,6 +187,8 @@ export class Execution {
   #exit: ExitInfo | null = null;
   #ran = false;
   #restops: ReturnType<typeof setTimeout>[] = [];
+  /** Resolves once the command itself has exited (its group may live on). */
+  readonly #exited: Promise<void>;
   /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once closed. */
   #stdin: WritableStreamDefaultWriter<Uint8Array> | null = null;
 
@@ -201,6 +203,7 @@ export class Execution {
     this.#metrics = options.metrics;
     this.#receivedAt = options.receivedAt;
     this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
+    this.#exited = group.status.then(() => {}, () => {});
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
     if (options.spec.stdinOpen && group.stdin) this.#stdin = group.stdin.getWriter();
   }
@@ -504,6 +507,12 @@ export class Execution {
     try {
       for (;;) {
         await this.#sink.ready();
+        if (this.#sink.gone?.()) {
+          // Nobody will see more output, and the run is being ended: leave the
+          // child blocked on its pipe until it has exited rather than read
+          // output only to drop it; then read what is left to the end.
+          await this.#exited;
+        }
         pump.reading = true;
         const { value, done } = await reader.read();
         pump.reading = false;
@@ -540,6 +549,8 @@ export class Execution {
     else this.#bytesErr += bytes;
     this.#metrics.bytesStreamed += bytes;
     this.output.append(chunk, frame.bytes);
+    // A gone client's output is only retained: no event, so no text is decoded.
+    if (this.#sink.gone?.()) return;
     this.#emit({ type: "output", chunk });
   }
 

@@ -34,6 +34,10 @@ export class Metrics {
   readonly outputMemory: OutputMemory;
   /** Output bytes read from children and sent to clients. */
   bytesStreamed = 0;
+  /** Messages sent on WebSockets. */
+  messagesSent = 0;
+  /** Messages for WebSockets that had closed, dropped without being encoded. */
+  messagesDropped = 0;
   /** Output bytes decoded to text for a client (retained output is decoded only when read). */
   outputDecodedBytes = 0;
   /** Times an execution stopped reading a pipe because its socket was over the high-water mark. */

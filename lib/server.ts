@@ -67,6 +67,9 @@ export function outputFigures(metrics: Metrics): Record<string, unknown> {
       trimmed_bytes: m.trimmedBytes,
       queue_waits: m.queueWaits,
     },
+    messages_sent: metrics.messagesSent,
+    messages_dropped: metrics.messagesDropped,
+    output_decoded_bytes: metrics.outputDecodedBytes,
   };
 }
 

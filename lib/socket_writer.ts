@@ -77,15 +77,24 @@ export class SocketWriter {
     this.#memory.removeQueue(this);
   }
 
-  /** Sends one text frame; returns false when the socket is gone. */
-  send(text: string): boolean {
-    if (this.closed) return false;
-    try {
-      this.#socket.send(text);
-    } catch {
-      this.#closed = true;
+  /**
+   * Sends one text frame; returns false when the socket is gone. Given a
+   * function, calls it for the text only when the socket is still open, so
+   * a message for a client that has left is never encoded.
+   */
+  send(text: string | (() => string)): boolean {
+    if (this.closed) {
+      this.#metrics.messagesDropped++;
       return false;
     }
+    try {
+      this.#socket.send(typeof text === "string" ? text : text());
+    } catch {
+      this.#closed = true;
+      this.#metrics.messagesDropped++;
+      return false;
+    }
+    this.#metrics.messagesSent++;
     this.#metrics.noteQueued(this.#socket.bufferedAmount);
     return true;
   }
