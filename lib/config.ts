@@ -192,6 +192,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "int", min: 256 * KiB, max: 64 * 1024 * MiB, unit: "bytes" },
   },
   {
+    key: "stdinBuffer",
+    flag: "stdin-buffer",
+    default: String(1 * MiB),
+    doc: "Bytes of `send_input` one execution holds while its process does not read them; " +
+      "input that does not fit with what is still waiting is refused (-32602), not queued",
+    kind: { type: "int", min: 1 * KiB, max: 64 * MiB, unit: "bytes" },
+  },
+  {
     key: "executionRetention",
     flag: "execution-retention",
     default: "600",
@@ -475,6 +483,7 @@ export interface Config {
   outputRetention: number;
   retainedOutputTotal: number;
   outputMemoryBudget: number;
+  stdinBuffer: number;
   executionRetention: number;
   maxRetainedExecutions: number;
   shutdownTimeout: number;

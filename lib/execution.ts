@@ -10,6 +10,8 @@
 import { ProcessGroup } from "./process_group.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
 import { OutputLog } from "./output_log.ts";
+import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
+import { utf8Length } from "./utf8.ts";
 import { PausableTimer } from "./pausable_timer.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { CommandRefusedError, NoProcessError } from "./errors.ts";
@@ -47,6 +49,8 @@ export interface ExecutionOptions {
   metrics: Metrics;
   /** `performance.now()` when the request arrived, for the start latency figure. */
   receivedAt?: number;
+  /** Bytes of input {@linkcode Execution.writeInput} holds while the child does not read it. */
+  stdinBuffer?: number;
 }
 
 /** Why a run is being ended by us rather than by itself. */
@@ -189,8 +193,8 @@ export class Execution {
   #restops: ReturnType<typeof setTimeout>[] = [];
   /** Resolves once the command itself has exited (its group may live on). */
   readonly #exited: Promise<void>;
-  /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once closed. */
-  #stdin: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once the run has ended. */
+  #stdin: StdinBuffer | null = null;
 
   private constructor(options: ExecutionOptions, group: ProcessGroup) {
     this.id = options.id;
@@ -205,7 +209,14 @@ export class Execution {
     this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
     this.#exited = group.status.then(() => {}, () => {});
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
-    if (options.spec.stdinOpen && group.stdin) this.#stdin = group.stdin.getWriter();
+    if (options.spec.stdinOpen && group.stdin) {
+      const metrics = options.metrics;
+      this.#stdin = new StdinBuffer(
+        group.stdin.getWriter(),
+        options.stdinBuffer ?? DEFAULT_STDIN_BUFFER,
+        (delta) => metrics.stdinPendingBytes += delta,
+      );
+    }
   }
 
   /**
@@ -259,7 +270,17 @@ export class Execution {
 
   /** Whether stdin is open for {@linkcode writeInput}. */
   get stdinOpen(): boolean {
-    return this.#stdin !== null;
+    return this.#stdin?.open ?? false;
+  }
+
+  /** Bytes of input accepted and not yet taken by the child's stdin. */
+  get stdinPending(): number {
+    return this.#stdin?.pending ?? 0;
+  }
+
+  /** Bytes of input the run holds at most while its child does not read (`stdin-buffer`). */
+  get stdinBuffer(): number {
+    return this.#stdin?.capacity ?? 0;
   }
 
   /** Output bytes so far, per stream. */
@@ -346,29 +367,38 @@ export class Execution {
   }
 
   /**
-   * Writes `text` to the command's stdin, then closes stdin if `close` is set.
-   * Only for runs spawned with `spec.stdinOpen`. Resolves once the pipe has
-   * taken the bytes (a child that does not read can make this wait).
+   * Accepts `text` for the command's stdin, to be written after input
+   * accepted before, then closes stdin if `close` is set. Only for runs
+   * spawned with `spec.stdinOpen`. Returns at once; the result tells how
+   * much has been written and when all of it is. Input that does not fit in
+   * the run's stdin buffer with what is still pending is refused whole.
+   *
+   * @throws {NoProcessError} when the run has ended or stdin is not open.
+   * @throws {InvalidParamsError} (-32602) when it does not fit the buffer
+   * (the process is not reading its stdin); nothing of it is kept.
+   */
+  queueInput(text: string, close = false): StdinWrite {
+    if (!this.active) throw new NoProcessError();
+    const stdin = this.#stdin;
+    if (stdin === null || !stdin.open) throw new NoProcessError("stdin is not open");
+    // Checked before encoding: refused input costs no copy.
+    stdin.check(utf8Length(text));
+    return stdin.write(new TextEncoder().encode(text), close);
+  }
+
+  /**
+   * {@linkcode queueInput}, resolving once the pipe has taken all of `text`
+   * (a child that does not read can make this wait).
    *
    * @returns the number of bytes written.
    * @throws {NoProcessError} when the run has ended, stdin is not open, or
    * the child no longer reads it.
+   * @throws {InvalidParamsError} (-32602) when it does not fit the buffer.
    */
   async writeInput(text: string, close = false): Promise<number> {
-    if (!this.active) throw new NoProcessError();
-    const writer = this.#stdin;
-    if (writer === null) throw new NoProcessError("stdin is not open");
-    // Closing is decided now, so input sent after a close is refused at once.
-    if (close) this.#stdin = null;
-    const bytes = new TextEncoder().encode(text);
-    try {
-      if (bytes.length > 0) await writer.write(bytes);
-      if (close) await writer.close();
-    } catch {
-      if (this.#stdin === writer) this.#stdin = null;
-      throw new NoProcessError("The process no longer reads its stdin");
-    }
-    return bytes.length;
+    const write = this.queueInput(text, close);
+    await write.done;
+    return write.bytes;
   }
 
   /** SIGKILLs the whole group at once (last resort at shutdown). */
@@ -404,7 +434,8 @@ export class Execution {
       this.#idleTimer?.pause();
     }
     if (this.#stdin !== null) {
-      if (spec.stdin) this.writeInput(spec.stdin).catch(() => {});
+      // The request's own stdin, bounded by max-stdin-bytes, is taken whatever the buffer's size.
+      if (spec.stdin) this.#stdin.write(new TextEncoder().encode(spec.stdin), false, true);
     } else if (this.#group.stdin) {
       void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
     }
@@ -421,7 +452,7 @@ export class Execution {
     // on a pipe held by an escaped process would keep a close waiting.
     const stdin = this.#stdin;
     this.#stdin = null;
-    if (stdin !== null) await stdin.abort().catch(() => {});
+    if (stdin !== null) await stdin.abort();
     await this.#drain(pumps);
     this.#timer?.clear();
     this.#idleTimer?.clear();

@@ -20,6 +20,8 @@ export interface RegistryOptions {
    * oldest finished runs lose their output (their record stays).
    */
   maxRetainedOutput?: number;
+  /** Bytes of stdin input each execution holds while its child does not read (`stdin-buffer`). */
+  stdinBuffer?: number;
   /** Called once per execution after it ends (recording, post hooks). */
   onFinished?: (exec: Execution) => void;
 }
@@ -55,7 +57,11 @@ export class ExecutionRegistry {
 
   /** Spawns an execution and tracks it until it is pruned. */
   spawn(options: Omit<ExecutionOptions, "id"> & { id?: string }): Execution {
-    const exec = Execution.spawn({ ...options, id: options.id ?? crypto.randomUUID() });
+    const exec = Execution.spawn({
+      stdinBuffer: this.#options.stdinBuffer,
+      ...options,
+      id: options.id ?? crypto.randomUUID(),
+    });
     this.#all.set(exec.id, exec);
     this.#running++;
     void exec.done.then(() => this.#onDone(exec));

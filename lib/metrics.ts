@@ -38,6 +38,8 @@ export class Metrics {
   messagesSent = 0;
   /** Messages for WebSockets that had closed, dropped without being encoded. */
   messagesDropped = 0;
+  /** Bytes of input accepted for children's stdin and not yet taken by them, all runs together. */
+  stdinPendingBytes = 0;
   /** Output bytes decoded to text for a client (retained output is decoded only when read). */
   outputDecodedBytes = 0;
   /** Times an execution stopped reading a pipe because its socket was over the high-water mark. */

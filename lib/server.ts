@@ -67,6 +67,7 @@ export function outputFigures(metrics: Metrics): Record<string, unknown> {
       trimmed_bytes: m.trimmedBytes,
       queue_waits: m.queueWaits,
     },
+    stdin_pending_bytes: metrics.stdinPendingBytes,
     messages_sent: metrics.messagesSent,
     messages_dropped: metrics.messagesDropped,
     output_decoded_bytes: metrics.outputDecodedBytes,
@@ -142,6 +143,7 @@ export async function startServer(
     retentionSeconds: config.executionRetention,
     maxRetained: config.maxRetainedExecutions,
     maxRetainedOutput: config.retainedOutputTotal,
+    stdinBuffer: config.stdinBuffer,
     onFinished: (exec) => {
       void timeLimits.record(exec);
       void hooks.afterRun(exec);
