@@ -87,7 +87,7 @@ const isFinal = (s: ExecState): s is FinalStatus =>
 
 /** One pipe being read; tracked so a read held open by an escaped process can be abandoned. */
 interface Pump {
-  reader: ReadableStreamDefaultReader<Uint8Array>;
+  reader: PipeReader;
   reading: boolean;
   lastProgress: number;
   /** Sends the stream's held-back partial line now (see #pump). */
@@ -95,6 +95,49 @@ interface Pump {
 }
 
 const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
+
+/** Bytes read from a pipe at once. */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * Reads a pipe into one buffer that every read reuses (a BYOB reader), so
+ * streaming output allocates nothing per read: a fresh 64 KiB buffer per
+ * read is garbage outside the JS heap that the collector frees only late.
+ * What a read returns is valid until the next read. Falls back to the
+ * stream's own chunks for a stream that is not a byte stream.
+ */
+class PipeReader {
+  readonly #byob: ReadableStreamBYOBReader | null;
+  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
+  #buffer = new ArrayBuffer(READ_BYTES);
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream.
+    }
+    this.#byob = byob;
+    this.#plain = byob === null ? stream.getReader() : null;
+  }
+
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    if (this.#byob === null) return await this.#plain!.read();
+    const result = await this.#byob.read(new Uint8Array(this.#buffer));
+    // The read transferred the buffer: take it back for the next one.
+    if (result.value !== undefined) this.#buffer = result.value.buffer as ArrayBuffer;
+    return result as ReadableStreamReadResult<Uint8Array>;
+  }
+
+  cancel(): Promise<void> {
+    return (this.#byob ?? this.#plain!).cancel();
+  }
+
+  releaseLock(): void {
+    (this.#byob ?? this.#plain!).releaseLock();
+  }
+}
 
 // Frames end between characters, so each decodes on its own; a BOM in the
 // output is text the child wrote, not a marker to strip.
@@ -115,6 +158,7 @@ class FramedChunk implements OutputChunk {
   readonly #raw: Uint8Array;
   readonly #metrics: Metrics;
   #data: string | null = null;
+  #sealed = false;
 
   constructor(stream: StreamName, seq: number, frame: Frame, metrics: Metrics) {
     this.stream = stream;
@@ -129,10 +173,18 @@ class FramedChunk implements OutputChunk {
 
   get data(): string {
     if (this.#data === null) {
+      if (this.#sealed) {
+        throw new TypeError("Output text read after its event: its bytes have been reused");
+      }
       this.#data = decoder.decode(this.#raw);
       this.#metrics.outputDecodedBytes += this.bytes;
     }
     return this.#data;
+  }
+
+  /** The event is over: the bytes it points into are about to be reused. */
+  seal(): void {
+    this.#sealed = true;
   }
 }
 
@@ -523,7 +575,7 @@ export class Execution {
       chunkSize: this.#limits.chunkSize,
       lineLimit: this.#limits.lineLimit,
     });
-    const reader = stream.getReader();
+    const reader = new PipeReader(stream);
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     const send = (frames: Frame[]) => {
       for (const frame of frames) this.#sendFrame(name, frame);
@@ -583,6 +635,7 @@ export class Execution {
     // A gone client's output is only retained: no event, so no text is decoded.
     if (this.#sink.gone?.()) return;
     this.#emit({ type: "output", chunk });
+    chunk.seal();
   }
 
   /**

@@ -8,7 +8,9 @@
  * a replay). Strings held for the life of a run are promoted to V8's old
  * generation and linger there until a full collection; bytes live outside
  * the JS heap, in fixed-size pages a running run reuses as its oldest output
- * is dropped, and are copied into one exact-size buffer when the run ends.
+ * is dropped. When the run ends its pages stay, unless they are mostly
+ * empty (a short output): those few bytes are copied into a buffer of their
+ * exact size.
  * Per chunk only its end offset and framing flags are kept, in a typed array
  * (a chunk starts where the previous one ended).
  *
@@ -73,7 +75,6 @@ const STDERR = 1;
 const TRUNCATED = 2;
 const LAST_PIECE = 4;
 const FLAGS = 8;
-const EMPTY = new Uint8Array(0);
 
 function encodeMeta(c: RetainedChunk): number {
   let meta = c.stream === "stderr" ? STDERR : 0;
@@ -118,8 +119,8 @@ export class OutputLog {
   /** While running: pages holding offsets from #base on. */
   #pages: Uint8Array[] = [];
   #base = 0;
-  /** Once finished: exactly the bytes from #first to #next. */
-  #sealed: Uint8Array = EMPTY;
+  /** Instead of pages, once finished with little output: exactly the bytes from #first to #next. */
+  #sealed: Uint8Array | null = null;
   #finished = false;
 
   /**
@@ -152,9 +153,9 @@ export class OutputLog {
     return this.#finished;
   }
 
-  /** Memory this log holds: its pages (or exact buffer once finished) and chunk metadata. */
+  /** Memory this log holds: its pages (or exact buffer) and chunk metadata. */
   get held(): number {
-    return this.#pages.length * this.#pageSize + this.#sealed.length +
+    return this.#pages.length * this.#pageSize + (this.#sealed?.length ?? 0) +
       this.#entries.length * 8;
   }
 
@@ -197,7 +198,7 @@ export class OutputLog {
   trimTo(maxBytes: number): number {
     const before = this.bytes;
     while (this.#tail - this.#head > 1 && this.bytes > maxBytes) this.#dropOldest();
-    if (this.#finished) this.#reseal();
+    if (this.#sealed !== null) this.#reseal();
     else this.#releasePages();
     return before - this.bytes;
   }
@@ -208,21 +209,26 @@ export class OutputLog {
     this.#head = this.#tail = 0;
     this.#setEntries(new Float64Array(0));
     this.#releasePages();
-    this.#setSealed(EMPTY);
+    this.#setSealed(null);
     if (this.#finished) this.#memory?.forget(this);
   }
 
   /**
-   * The run has ended: the retained bytes move into one buffer of their
-   * exact size and the pages go back. Idempotent.
+   * The run has ended: no more output comes. Pages that are mostly empty
+   * give their bytes to one buffer of the exact size and go back (copying a
+   * long output would only cost time and, for a while, twice the memory).
+   * Idempotent.
    */
   finish(): void {
     if (this.#finished) return;
-    const sealed = this.read(this.#first, this.#next);
     this.#finished = true;
-    for (const page of this.#pages) this.#memory?.give(this, page);
-    this.#pages = [];
-    this.#setSealed(sealed);
+    const waste = this.#pages.length * this.#pageSize - this.bytes;
+    if (waste > this.bytes / 4) {
+      const sealed = this.read(this.#first, this.#next);
+      for (const page of this.#pages) this.#memory?.give(this, page);
+      this.#pages = [];
+      this.#setSealed(sealed);
+    }
     this.#setEntries(this.#entries.slice(this.#head * 2, this.#tail * 2));
     this.#tail -= this.#head;
     this.#head = 0;
@@ -267,7 +273,7 @@ export class OutputLog {
     if (from < this.#first || to > this.#next) {
       throw new RangeError(`Bytes ${from} to ${to} are not retained`);
     }
-    if (this.#finished) {
+    if (this.#sealed !== null) {
       target.set(this.#sealed.subarray(from - this.#first, to - this.#first), at);
       return;
     }
@@ -286,7 +292,7 @@ export class OutputLog {
 
   /** The retained byte at `offset`. */
   byteAt(offset: number): number {
-    if (this.#finished) return this.#sealed[offset - this.#first]!;
+    if (this.#sealed !== null) return this.#sealed[offset - this.#first]!;
     const rel = offset - this.#base;
     const index = Math.floor(rel / this.#pageSize);
     return this.#pages[index]![rel - index * this.#pageSize]!;
@@ -376,10 +382,11 @@ export class OutputLog {
     if (drop > 0) pages.splice(0, drop);
   }
 
-  /** A finished log that lost its oldest chunks keeps only the rest. */
+  /** A sealed log that lost its oldest chunks keeps only the rest. */
   #reseal(): void {
-    const offset = this.#sealed.length - this.bytes;
-    if (offset > 0) this.#setSealed(this.#sealed.slice(offset));
+    const sealed = this.#sealed!;
+    const offset = sealed.length - this.bytes;
+    if (offset > 0) this.#setSealed(sealed.slice(offset));
     if (this.#head > 0) {
       this.#setEntries(this.#entries.slice(this.#head * 2, this.#tail * 2));
       this.#tail -= this.#head;
@@ -392,8 +399,8 @@ export class OutputLog {
     this.#entries = entries;
   }
 
-  #setSealed(sealed: Uint8Array): void {
-    this.#memory?.charge(this, sealed.length - this.#sealed.length);
+  #setSealed(sealed: Uint8Array | null): void {
+    this.#memory?.charge(this, (sealed?.length ?? 0) - (this.#sealed?.length ?? 0));
     this.#sealed = sealed;
   }
 }

@@ -29,8 +29,12 @@ export const OUTPUT_PAGE_BYTES = 16 * 1024;
 export const RUN_MINIMUM = 64 * 1024;
 /** Bytes a socket may queue while the budget is spent: the smallest high-water mark. */
 export const QUEUE_FLOOR = 64 * 1024;
-/** Free pages kept for reuse at most (1 MiB); more are left to the collector. */
-const POOL_PAGES = 64;
+/**
+ * Free pages kept for reuse at most (4 MiB of 16 KiB pages): enough for the
+ * pages a burst of runs frees to serve the next, rather than be left to the
+ * collector and allocated again.
+ */
+const POOL_BYTES = 4 * 1024 * 1024;
 /** How long a sum of the send queues is reused: they are summed at most once a millisecond. */
 const QUEUED_TTL_MS = 1;
 
@@ -168,7 +172,7 @@ export class OutputMemory implements LogMemory {
 
   give(_log: OutputLog, page: Uint8Array): void {
     this.#retained -= this.pageSize;
-    if (this.#pool.length < POOL_PAGES && page.length === this.pageSize) this.#pool.push(page);
+    if (this.pooled < POOL_BYTES && page.length === this.pageSize) this.#pool.push(page);
   }
 
   charge(_log: OutputLog, delta: number): void {
