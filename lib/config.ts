@@ -182,6 +182,24 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "int", min: 0, max: 4096 * MiB, unit: "bytes" },
   },
   {
+    key: "outputMemoryBudget",
+    flag: "output-memory-budget",
+    default: String(64 * MiB),
+    doc: "Bytes of output the server holds at once, retained by all executions and queued " +
+      "on all sockets together; past it finished runs' output is dropped (oldest first), " +
+      "then running runs keep only their newest 64 KiB, then sockets are paused at 64 KiB " +
+      "queued",
+    kind: { type: "int", min: 256 * KiB, max: 64 * 1024 * MiB, unit: "bytes" },
+  },
+  {
+    key: "stdinBuffer",
+    flag: "stdin-buffer",
+    default: String(1 * MiB),
+    doc: "Bytes of `send_input` one execution holds while its process does not read them; " +
+      "input that does not fit with what is still waiting is refused (-32602), not queued",
+    kind: { type: "int", min: 1 * KiB, max: 64 * MiB, unit: "bytes" },
+  },
+  {
     key: "executionRetention",
     flag: "execution-retention",
     default: "600",
@@ -472,6 +490,8 @@ export interface Config {
   wsPingTimeout: number;
   outputRetention: number;
   retainedOutputTotal: number;
+  outputMemoryBudget: number;
+  stdinBuffer: number;
   executionRetention: number;
   maxRetainedExecutions: number;
   shutdownTimeout: number;

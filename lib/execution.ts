@@ -10,6 +10,8 @@
 import { ProcessGroup } from "./process_group.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
 import { OutputLog } from "./output_log.ts";
+import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
+import { utf8Length } from "./utf8.ts";
 import { PausableTimer } from "./pausable_timer.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { CommandRefusedError, NoProcessError } from "./errors.ts";
@@ -47,6 +49,8 @@ export interface ExecutionOptions {
   metrics: Metrics;
   /** `performance.now()` when the request arrived, for the start latency figure. */
   receivedAt?: number;
+  /** Bytes of input {@linkcode Execution.writeInput} holds while the child does not read it. */
+  stdinBuffer?: number;
 }
 
 /** Why a run is being ended by us rather than by itself. */
@@ -84,7 +88,7 @@ const isFinal = (s: ExecState): s is FinalStatus =>
 
 /** One pipe being read; tracked so a read held open by an escaped process can be abandoned. */
 interface Pump {
-  reader: ReadableStreamDefaultReader<Uint8Array>;
+  reader: PipeReader;
   reading: boolean;
   lastProgress: number;
   /** Sends the stream's held-back partial line now (see #pump). */
@@ -92,6 +96,98 @@ interface Pump {
 }
 
 const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
+
+/** Bytes read from a pipe at once. */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * Reads a pipe into one buffer that every read reuses (a BYOB reader), so
+ * streaming output allocates nothing per read: a fresh 64 KiB buffer per
+ * read is garbage outside the JS heap that the collector frees only late.
+ * What a read returns is valid until the next read. Falls back to the
+ * stream's own chunks for a stream that is not a byte stream.
+ */
+class PipeReader {
+  readonly #byob: ReadableStreamBYOBReader | null;
+  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
+  #buffer = new ArrayBuffer(READ_BYTES);
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream.
+    }
+    this.#byob = byob;
+    this.#plain = byob === null ? stream.getReader() : null;
+  }
+
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    if (this.#byob === null) return await this.#plain!.read();
+    const result = await this.#byob.read(new Uint8Array(this.#buffer));
+    // The read transferred the buffer: take it back for the next one.
+    if (result.value !== undefined) this.#buffer = result.value.buffer as ArrayBuffer;
+    return result as ReadableStreamReadResult<Uint8Array>;
+  }
+
+  cancel(): Promise<void> {
+    return (this.#byob ?? this.#plain!).cancel();
+  }
+
+  releaseLock(): void {
+    (this.#byob ?? this.#plain!).releaseLock();
+  }
+}
+
+// Frames end between characters, so each decodes on its own; a BOM in the
+// output is text the child wrote, not a marker to strip.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * One message of output as the sink gets it. Its text is decoded only when a
+ * sink asks for `data`: output a sink drops (its client is gone) or only
+ * retains costs no string.
+ */
+class FramedChunk implements OutputChunk {
+  readonly stream: StreamName;
+  readonly seq: number;
+  readonly bytes: number;
+  readonly truncated: boolean;
+  readonly chunkIndex: number | null;
+  readonly totalChunks: number | null;
+  readonly #raw: Uint8Array;
+  readonly #metrics: Metrics;
+  #data: string | null = null;
+  #sealed = false;
+
+  constructor(stream: StreamName, seq: number, frame: Frame, metrics: Metrics) {
+    this.stream = stream;
+    this.seq = seq;
+    this.bytes = frame.bytes.length;
+    this.truncated = frame.truncated;
+    this.chunkIndex = frame.chunkIndex;
+    this.totalChunks = frame.totalChunks;
+    this.#raw = frame.bytes;
+    this.#metrics = metrics;
+  }
+
+  get data(): string {
+    if (this.#data === null) {
+      if (this.#sealed) {
+        throw new TypeError("Output text read after its event: its bytes have been reused");
+      }
+      this.#data = decoder.decode(this.#raw);
+      this.#metrics.outputDecodedBytes += this.bytes;
+    }
+    return this.#data;
+  }
+
+  /** The event is over: the bytes it points into are about to be reused. */
+  seal(): void {
+    this.#sealed = true;
+  }
+}
 
 /**
  * A running (or finished) command.
@@ -148,8 +244,10 @@ export class Execution {
   #exit: ExitInfo | null = null;
   #ran = false;
   #restops: ReturnType<typeof setTimeout>[] = [];
-  /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once closed. */
-  #stdin: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  /** Resolves once the command itself has exited (its group may live on). */
+  readonly #exited: Promise<void>;
+  /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once the run has ended. */
+  #stdin: StdinBuffer | null = null;
 
   private constructor(options: ExecutionOptions, group: ProcessGroup) {
     this.id = options.id;
@@ -161,9 +259,17 @@ export class Execution {
     this.#limits = options.limits;
     this.#metrics = options.metrics;
     this.#receivedAt = options.receivedAt;
-    this.output = new OutputLog(options.limits.outputRetention);
+    this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
+    this.#exited = group.status.then(() => {}, () => {});
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
-    if (options.spec.stdinOpen && group.stdin) this.#stdin = group.stdin.getWriter();
+    if (options.spec.stdinOpen && group.stdin) {
+      const metrics = options.metrics;
+      this.#stdin = new StdinBuffer(
+        group.stdin.getWriter(),
+        options.stdinBuffer ?? DEFAULT_STDIN_BUFFER,
+        (delta) => metrics.stdinPendingBytes += delta,
+      );
+    }
   }
 
   /**
@@ -217,7 +323,17 @@ export class Execution {
 
   /** Whether stdin is open for {@linkcode writeInput}. */
   get stdinOpen(): boolean {
-    return this.#stdin !== null;
+    return this.#stdin?.open ?? false;
+  }
+
+  /** Bytes of input accepted and not yet taken by the child's stdin. */
+  get stdinPending(): number {
+    return this.#stdin?.pending ?? 0;
+  }
+
+  /** Bytes of input the run holds at most while its child does not read (`stdin-buffer`). */
+  get stdinBuffer(): number {
+    return this.#stdin?.capacity ?? 0;
   }
 
   /** Output bytes so far, per stream. */
@@ -304,29 +420,38 @@ export class Execution {
   }
 
   /**
-   * Writes `text` to the command's stdin, then closes stdin if `close` is set.
-   * Only for runs spawned with `spec.stdinOpen`. Resolves once the pipe has
-   * taken the bytes (a child that does not read can make this wait).
+   * Accepts `text` for the command's stdin, to be written after input
+   * accepted before, then closes stdin if `close` is set. Only for runs
+   * spawned with `spec.stdinOpen`. Returns at once; the result tells how
+   * much has been written and when all of it is. Input that does not fit in
+   * the run's stdin buffer with what is still pending is refused whole.
+   *
+   * @throws {NoProcessError} when the run has ended or stdin is not open.
+   * @throws {InvalidParamsError} (-32602) when it does not fit the buffer
+   * (the process is not reading its stdin); nothing of it is kept.
+   */
+  queueInput(text: string, close = false): StdinWrite {
+    if (!this.active) throw new NoProcessError();
+    const stdin = this.#stdin;
+    if (stdin === null || !stdin.open) throw new NoProcessError("stdin is not open");
+    // Checked before encoding: refused input costs no copy.
+    stdin.check(utf8Length(text));
+    return stdin.write(new TextEncoder().encode(text), close);
+  }
+
+  /**
+   * {@linkcode queueInput}, resolving once the pipe has taken all of `text`
+   * (a child that does not read can make this wait).
    *
    * @returns the number of bytes written.
    * @throws {NoProcessError} when the run has ended, stdin is not open, or
    * the child no longer reads it.
+   * @throws {InvalidParamsError} (-32602) when it does not fit the buffer.
    */
   async writeInput(text: string, close = false): Promise<number> {
-    if (!this.active) throw new NoProcessError();
-    const writer = this.#stdin;
-    if (writer === null) throw new NoProcessError("stdin is not open");
-    // Closing is decided now, so input sent after a close is refused at once.
-    if (close) this.#stdin = null;
-    const bytes = new TextEncoder().encode(text);
-    try {
-      if (bytes.length > 0) await writer.write(bytes);
-      if (close) await writer.close();
-    } catch {
-      if (this.#stdin === writer) this.#stdin = null;
-      throw new NoProcessError("The process no longer reads its stdin");
-    }
-    return bytes.length;
+    const write = this.queueInput(text, close);
+    await write.done;
+    return write.bytes;
   }
 
   /** SIGKILLs the whole group at once (last resort at shutdown). */
@@ -362,7 +487,8 @@ export class Execution {
       this.#idleTimer?.pause();
     }
     if (this.#stdin !== null) {
-      if (spec.stdin) this.writeInput(spec.stdin).catch(() => {});
+      // The request's own stdin, bounded by max-stdin-bytes, is taken whatever the buffer's size.
+      if (spec.stdin) this.#stdin.write(new TextEncoder().encode(spec.stdin), false, true);
     } else if (this.#group.stdin) {
       void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
     }
@@ -379,7 +505,7 @@ export class Execution {
     // on a pipe held by an escaped process would keep a close waiting.
     const stdin = this.#stdin;
     this.#stdin = null;
-    if (stdin !== null) await stdin.abort().catch(() => {});
+    if (stdin !== null) await stdin.abort();
     await this.#drain(pumps);
     this.#timer?.clear();
     this.#idleTimer?.clear();
@@ -430,6 +556,7 @@ export class Execution {
     };
     this.#state = final;
     this.#exit = exit;
+    this.output.finish();
     this.#metrics.executionsFinished++;
     this.#emit({ type: "completed", pid: this.pid, pgid: this.pgid, exit });
     this.#resolveDone(exit);
@@ -456,13 +583,10 @@ export class Execution {
       chunkSize: this.#limits.chunkSize,
       lineLimit: this.#limits.lineLimit,
     });
-    const decoder = new TextDecoder();
-    const reader = stream.getReader();
+    const reader = new PipeReader(stream);
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
-    const send = (frames: Frame[], final = false) => {
-      for (let i = 0; i < frames.length; i++) {
-        this.#sendFrame(name, decoder, frames[i]!, final && i === frames.length - 1);
-      }
+    const send = (frames: Frame[]) => {
+      for (const frame of frames) this.#sendFrame(name, frame);
     };
     const flush = () => {
       if (flushTimer !== undefined) clearTimeout(flushTimer);
@@ -474,6 +598,12 @@ export class Execution {
     try {
       for (;;) {
         await this.#sink.ready();
+        if (this.#sink.gone?.()) {
+          // Nobody will see more output, and the run is being ended: leave the
+          // child blocked on its pipe until it has exited rather than read
+          // output only to drop it; then read what is left to the end.
+          await this.#exited;
+        }
         pump.reading = true;
         const { value, done } = await reader.read();
         pump.reading = false;
@@ -495,30 +625,25 @@ export class Execution {
       // The read was abandoned (see #drain) or the pipe failed: end this stream.
     } finally {
       if (flushTimer !== undefined) clearTimeout(flushTimer);
-      send(framer.end(), true);
+      send(framer.end());
       reader.releaseLock();
     }
   }
 
-  #sendFrame(stream: StreamName, decoder: TextDecoder, frame: Frame, final: boolean): void {
+  #sendFrame(stream: StreamName, frame: Frame): void {
     const bytes = frame.bytes.length;
-    const data = decoder.decode(frame.bytes, { stream: !final });
-    if (data.length === 0 && bytes === 0 && frame.chunkIndex === null) return;
-    const chunk: OutputChunk = {
-      stream,
-      data,
-      seq: this.#seq,
-      bytes,
-      truncated: frame.truncated,
-      chunkIndex: frame.chunkIndex,
-      totalChunks: frame.totalChunks,
-    };
+    // An empty frame still matters when it ends a split line (it carries total_chunks).
+    if (bytes === 0 && frame.chunkIndex === null) return;
+    const chunk = new FramedChunk(stream, this.#seq, frame, this.#metrics);
     this.#seq += bytes;
     if (stream === "stdout") this.#bytesOut += bytes;
     else this.#bytesErr += bytes;
     this.#metrics.bytesStreamed += bytes;
-    this.output.append(chunk);
+    this.output.append(chunk, frame.bytes);
+    // A gone client's output is only retained: no event, so no text is decoded.
+    if (this.#sink.gone?.()) return;
     this.#emit({ type: "output", chunk });
+    chunk.seal();
   }
 
   /**

@@ -32,6 +32,8 @@ export interface RegistryOptions {
    * oldest finished runs lose their output (their record stays).
    */
   maxRetainedOutput?: number;
+  /** Bytes of stdin input each execution holds while its child does not read (`stdin-buffer`). */
+  stdinBuffer?: number;
   /** Called once per execution after it ends (recording, post hooks). */
   onFinished?: (exec: Execution) => void;
   /** Told of every group spawned and gone. */
@@ -71,7 +73,7 @@ export class ExecutionRegistry {
   spawn(options: Omit<ExecutionOptions, "id"> & { id?: string }): Execution {
     const id = options.id ?? crypto.randomUUID();
     const before = performance.now();
-    const exec = Execution.spawn({ ...options, id });
+    const exec = Execution.spawn({ stdinBuffer: this.#options.stdinBuffer, ...options, id });
     this.#options.groups?.spawned(exec, before, performance.now());
     this.#all.set(exec.id, exec);
     this.#running++;
@@ -108,7 +110,10 @@ export class ExecutionRegistry {
       drop < this.#finished.length &&
       (this.#finished.length - drop > maxRetained || this.#finished[drop]!.at <= cutoff)
     ) {
-      this.#all.delete(this.#finished[drop]!.id);
+      const id = this.#finished[drop]!.id;
+      // Its output goes now, whoever still holds the execution.
+      this.#all.get(id)?.output.clear();
+      this.#all.delete(id);
       drop++;
     }
     if (drop > 0) this.#finished.splice(0, drop);

@@ -1,8 +1,16 @@
 /**
- * Service-wide counters reported by `/health`.
+ * Service-wide counters reported by `/health`, and the output memory budget
+ * they travel with.
  *
  * @module
  */
+import { DEFAULT_OUTPUT_BUDGET, OutputMemory } from "./output_memory.ts";
+
+/** Options of {@linkcode Metrics}. */
+export interface MetricsOptions {
+  /** Bytes of retained and queued output the server holds at most (`output-memory-budget`). */
+  outputMemoryBudget?: number;
+}
 
 /**
  * Counters updated on the hot paths (plain field increments, nothing more).
@@ -18,8 +26,22 @@
  * ```
  */
 export class Metrics {
+  /**
+   * The server-wide budget for retained and queued output. It lives here
+   * because everything that produces or queues output (executions, socket
+   * writers) is already handed the metrics.
+   */
+  readonly outputMemory: OutputMemory;
   /** Output bytes read from children and sent to clients. */
   bytesStreamed = 0;
+  /** Messages sent on WebSockets. */
+  messagesSent = 0;
+  /** Messages for WebSockets that had closed, dropped without being encoded. */
+  messagesDropped = 0;
+  /** Bytes of input accepted for children's stdin and not yet taken by them, all runs together. */
+  stdinPendingBytes = 0;
+  /** Output bytes decoded to text for a client (retained output is decoded only when read). */
+  outputDecodedBytes = 0;
   /** Times an execution stopped reading a pipe because its socket was over the high-water mark. */
   backpressureWaits = 0;
   /** Largest send queue seen on any one socket, in bytes. */
@@ -34,6 +56,13 @@ export class Metrics {
   sessionsRefused = 0;
   #latencyTotalMs = 0;
   #latencyCount = 0;
+
+  /** Counters at zero, and an output budget of `output-memory-budget` (default 64 MiB). */
+  constructor(options: MetricsOptions = {}) {
+    this.outputMemory = new OutputMemory({
+      budget: options.outputMemoryBudget ?? DEFAULT_OUTPUT_BUDGET,
+    });
+  }
 
   /** Records the time from receiving `execute` to sending `process.started`. */
   recordStartLatency(ms: number): void {

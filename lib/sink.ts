@@ -15,9 +15,14 @@ import type { ExecutionEvent } from "./types.ts";
  * import type { Sink } from "./sink.ts";
  * import type { ExecutionEvent } from "./types.ts";
  * const events: ExecutionEvent[] = [];
- * const sink: Sink = { emit: (e) => void events.push(e), ready: () => Promise.resolve() };
+ * const sink: Sink = {
+ *   emit: (e) => void events.push(e),
+ *   ready: () => Promise.resolve(),
+ *   gone: () => false,
+ * };
  * sink.emit({ type: "paused" });
  * assert.equal(events.length, 1);
+ * assert.equal(sink.gone?.(), false);
  * ```
  */
 export interface Sink {
@@ -30,4 +35,12 @@ export interface Sink {
    * blocks the child rather than growing the server's memory.
    */
   ready(): Promise<void>;
+  /**
+   * Whether the consumer is gone for good (its socket closed), so events
+   * would only be dropped. The execution then stops making them: output
+   * goes only to the run's retained bytes, undecoded, and the pipes are not
+   * read again until the process has exited (a run whose client is gone is
+   * being ended). Absent: never gone.
+   */
+  gone?(): boolean;
 }

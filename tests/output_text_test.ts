@@ -10,9 +10,10 @@ const enc = new TextEncoder();
 function logOf(parts: [StreamName, string][], limit = 1 << 20): OutputLog {
   const log = new OutputLog(limit);
   let seq = 0;
-  for (const [stream, data] of parts) {
-    const bytes = enc.encode(data).length;
-    log.append({ stream, data, seq, bytes, truncated: false, chunkIndex: null, totalChunks: null });
+  for (const [stream, text] of parts) {
+    const data = enc.encode(text);
+    const bytes = data.length;
+    log.append({ stream, seq, bytes, truncated: false, chunkIndex: null, totalChunks: null }, data);
     seq += bytes;
   }
   return log;
@@ -86,4 +87,39 @@ Deno.test("tailOutput() keeps the newest bytes of each stream, whole characters 
   assert.equal(tiny.kept.stdout, 1);
   const whole = tailOutput(log, 1000);
   assert.equal(whole.stdout, "first line\nsecond é\n");
+});
+
+Deno.test("readOutput() pages of any size reassemble the output byte for byte", () => {
+  // Characters of 1 to 4 bytes, a BOM, and chunks of both streams cut between characters.
+  const out = "\ufeffa€b😀c".repeat(40) + "ß\n";
+  const err = "日本語😀".repeat(30);
+  const parts: [StreamName, string][] = [];
+  for (let i = 0; i < out.length;) {
+    const n = 1 + (i % 7);
+    // Never cut a surrogate pair: a chunk holds whole characters.
+    const end = Math.min(
+      out.length,
+      i + n + (/[\ud800-\udbff]/.test(out[i + n - 1] ?? "") ? 1 : 0),
+    );
+    parts.push(["stdout", out.slice(i, end)]);
+    if (parts.length % 5 === 0) parts.push(["stderr", err.slice(0, 12)]);
+    i = end;
+  }
+  const log = logOf(parts);
+  const stderr = parts.filter(([s]) => s === "stderr").map(([, t]) => t).join("");
+  for (const size of [4, 5, 7, 13, 256]) {
+    let offset = 0;
+    let o = "";
+    let e = "";
+    for (;;) {
+      const page = readOutput(log, offset, size);
+      assert.ok(page.next > offset || page.remaining === 0, "every page makes progress");
+      o += page.stdout;
+      e += page.stderr;
+      offset = page.next;
+      if (page.remaining === 0) break;
+    }
+    assert.equal(o, out, `stdout with pages of ${size}`);
+    assert.equal(e, stderr, `stderr with pages of ${size}`);
+  }
 });

@@ -43,3 +43,21 @@ Deno.test("SocketWriter releases waiters and drops sends once closed", async () 
   assert.equal(writer.send("more"), false);
   assert.equal(socket.sent.length, 1);
 });
+
+Deno.test("SocketWriter.ready() holds a queue at the floor while the output budget is spent", async () => {
+  const metrics = new Metrics({ outputMemoryBudget: 256 * 1024 });
+  const a = fakeSocket();
+  const b = fakeSocket();
+  const writerA = new SocketWriter(a, 1024 * 1024, metrics);
+  const writerB = new SocketWriter(b, 1024 * 1024, metrics);
+  writerA.send("x".repeat(100 * 1024)); // 100 KiB of a 1 MiB mark
+  writerB.send("y".repeat(200 * 1024)); // together over the 256 KiB budget
+  const waiting = writerA.ready();
+  assert.equal(metrics.outputMemory.queueWaits, 1, "below its own mark, but the budget is spent");
+  assert.equal(metrics.backpressureWaits, 1);
+  b.bufferedAmount = 0; // the other client catches up
+  await waiting;
+  writerA.close();
+  writerB.close();
+  assert.equal(metrics.outputMemory.queued, 0, "closed sockets no longer count");
+});

@@ -294,9 +294,11 @@ export class LegacyProtocol {
     return {
       emit: (event) => {
         if (event.type === "started") ids = { pid: event.pid, pgid: event.pgid };
-        writer.send(encodeEvent(executionId, event, ids));
+        // Encoded (and its output decoded) only while the client is there to get it.
+        writer.send(() => encodeEvent(executionId, event, ids));
       },
       ready: () => writer.ready(),
+      gone: () => writer.closed,
     };
   }
 }

@@ -41,7 +41,7 @@ import {
 /** Settings the tools apply or describe. */
 export type McpToolsConfig =
   & ExecRequestConfig
-  & Pick<Config, "mcpOutputLimit" | "outputRetention" | "executionRetention">;
+  & Pick<Config, "mcpOutputLimit" | "outputRetention" | "executionRetention" | "stdinBuffer">;
 
 /** The abort reason of a call the client cancelled (`notifications/cancelled`). */
 export const CLIENT_CANCELLED = "cancelled by the client";
@@ -72,6 +72,9 @@ export interface ToolHooks {
 const MAX_RESULT_BYTES = 1024 * 1024 - 4096;
 /** Executions listed at most by `list_executions` (the newest). */
 const MAX_LISTED = 100;
+/** Seconds `send_input` waits for the process to take its input, by default and at most. */
+const DEFAULT_SEND_WAIT_S = 1;
+const MAX_SEND_WAIT_S = 30;
 
 const WaitSeconds = z.number().min(0).finite();
 const ExecutionId = z.string().min(1).describe(
@@ -118,6 +121,10 @@ const SendInputTool = z.looseObject({
   ),
   close_stdin: z.boolean().optional().describe(
     "Close stdin after writing (end of file: programs like `cat` or `sort` finish only then).",
+  ),
+  wait_seconds: WaitSeconds.max(MAX_SEND_WAIT_S).optional().describe(
+    "How long to wait for the process to take the input before answering that it is not " +
+      `reading its stdin (the input then stays buffered). Default ${DEFAULT_SEND_WAIT_S}.`,
   ),
 });
 
@@ -391,7 +398,11 @@ export class McpTools {
         "Send input to a running command",
         "Write text to the stdin of a running execution that was started with " +
           '`stdin_open: true` (answers to prompts, lines for a REPL; end lines with "\\n"). ' +
-          "Set `close_stdin: true` to send end-of-file afterwards.",
+          "Set `close_stdin: true` to send end-of-file afterwards. Input the process has " +
+          `not read yet is buffered, at most ${c.stdinBuffer} bytes per execution: when it ` +
+          "has not taken an input within `wait_seconds`, the reply says the process is not " +
+          "reading its stdin (the input stays buffered and is written in order); input that " +
+          "does not fit in the buffer is refused.",
         { destructiveHint: true, openWorldHint: true },
       ),
       t(
@@ -589,17 +600,35 @@ export class McpTools {
         data: { field: "input", reason: `longer than ${this.#config.maxStdinBytes} bytes` },
       });
     }
-    const written = await abortable(
-      exec.writeInput(input, p.close_stdin === true),
-      call.signal,
-    );
-    const text = `Wrote ${written} bytes to stdin of ${exec.id}` +
-      (exec.stdinOpen ? "." : "; stdin is closed.") + "\n";
-    return result(text, {
+    // Refused at once (-32602) when the input does not fit with what is still pending.
+    const write = exec.queueInput(input, p.close_stdin === true);
+    const waitS = p.wait_seconds ?? DEFAULT_SEND_WAIT_S;
+    const through = await abortable(within(write.done, waitS * 1000), call.signal);
+    const stdin = {
       execution_id: exec.id,
-      bytes_written: written,
+      bytes_written: write.written,
+      bytes_pending: exec.stdinPending,
       stdin_open: exec.stdinOpen,
-    });
+    };
+    if (!through) {
+      // Accepted but not taken: say so now rather than hold the call, and keep the input.
+      const message = `The process is not reading its stdin: ${write.written} of ` +
+        `${write.bytes} bytes of this input were written within ${waitS}s. The rest stays ` +
+        `buffered (${exec.stdinPending} bytes are waiting in all; the buffer holds ` +
+        `${exec.stdinBuffer}) and will be written in order as the process reads: do not send ` +
+        "it again. Input that does not fit in the buffer is refused.";
+      return result(`Error ${ErrorCode.InvalidParams}: ${message}\n`, {
+        ...stdin,
+        error: {
+          code: ErrorCode.InvalidParams,
+          message,
+          data: { reason: "stdin_not_read", stdin_buffer: exec.stdinBuffer },
+        },
+      }, true);
+    }
+    const text = `Wrote ${write.bytes} bytes to stdin of ${exec.id}` +
+      (exec.stdinOpen ? "." : "; stdin is closed.") + "\n";
+    return result(text, stdin);
   }
 
   async #control(args: unknown): Promise<CallToolResult> {
@@ -723,6 +752,17 @@ export class McpTools {
       signal.addEventListener("abort", finish, { once: true });
       void exec.done.then(finish);
     });
+  }
+}
+
+/** Whether `promise` resolves within `ms`; rejects as it does. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
