@@ -12,6 +12,7 @@ import {
   DEFAULT_MIN_AUTO_TIMEOUT_S,
   DEFAULT_TIMEOUTS_S,
 } from "./timing/complexity.ts";
+import type { CgroupPlacement } from "./types.ts";
 
 /** How a setting's text is turned into a value and what range it accepts. */
 type Kind =
@@ -201,6 +202,16 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "15",
     doc: "Seconds graceful shutdown waits for process groups to end before exiting anyway",
     kind: { type: "number", min: 1, max: 600, unit: "s" },
+  },
+  {
+    key: "cgroupRoot",
+    flag: "cgroup-root",
+    default: "auto",
+    doc:
+      "cgroup v2 directory that runs get cgroups in (`<root>/<instance>/<execution id>`): what " +
+      "leaves a run's group ends with it. `auto`: `cc-executor` in the server's own cgroup; " +
+      "`off`: none",
+    kind: { type: "string", pattern: /^(auto|off|\/\S*)$/, hint: "auto, off or an absolute path" },
   },
   {
     key: "shell",
@@ -467,6 +478,8 @@ export interface Config {
   executionRetention: number;
   maxRetainedExecutions: number;
   shutdownTimeout: number;
+  /** `auto`, `off` or a cgroup v2 directory (lib/cgroup.ts). */
+  cgroupRoot: string;
   shell: string;
   envAllowlist: readonly string[];
   apiKeys: readonly string[];
@@ -512,6 +525,11 @@ export interface Config {
   childEnv: Readonly<Record<string, string>>;
   mcpMaxExecutions: number;
   mcpOutputLimit: number;
+  /**
+   * Not a setting: where runs' cgroups go, filled in by `startServer` from
+   * the containment it set up (lib/cgroup.ts); absent: process groups only.
+   */
+  cgroup?: CgroupPlacement | undefined;
 }
 
 /** A setting had a value outside what it accepts; the message names it. */

@@ -22,6 +22,7 @@ import { HookRunner } from "./hooks.ts";
 import { ResourceMonitor } from "./monitor.ts";
 import { createStore, type Store } from "./store/store.ts";
 import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
+import { Containment } from "./cgroup.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -41,6 +42,8 @@ export interface ServerHandle {
   store: Store;
   /** CPU/GPU/memory sampling behind the busy multiplier. */
   monitor: ResourceMonitor;
+  /** How runs are contained: their cgroups, or process groups only. */
+  containment: Containment;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -73,6 +76,19 @@ export async function startServer(
   options: { keyring?: ApiKeyring; hooks?: HookRunner } = {},
 ): Promise<ServerHandle> {
   const startedAt = performance.now();
+  // First: a cgroup-root that was set but cannot be used stops the start.
+  const containment = await Containment.start(config.cgroupRoot);
+  await containment.reapStale();
+  config = Object.freeze({ ...config, cgroup: containment.placement ?? undefined });
+  const contained = containment.status();
+  log.info("Containment: {mode} {where}", {
+    mode: contained.mode,
+    where: contained.mode === "cgroup"
+      ? `in ${contained.root}/${contained.instance} (controllers: ${
+        contained.controllers.join(", ") || "none"
+      })`
+      : `(${contained.reason})`,
+  });
   // Redis when configured, else the embedded store; a Redis that is down at
   // startup is not fatal: the store reconnects by itself and /health says so.
   const store = await createStore({
@@ -147,6 +163,7 @@ export async function startServer(
       store,
       monitor,
       hooks,
+      containment,
     }),
   );
   app.route(
@@ -197,6 +214,7 @@ export async function startServer(
       ]);
       // Past the deadline nothing may outlive us: SIGKILL whatever remains.
       for (const exec of registry.running()) exec.kill();
+      await containment.close();
       for (const s of sockets) {
         try {
           s.close(1001, "Server shutting down");
@@ -223,6 +241,7 @@ export async function startServer(
     keyring,
     store,
     monitor,
+    containment,
     shutdown,
     finished: server.finished,
   };

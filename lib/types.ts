@@ -14,6 +14,25 @@ export type Framing = "chunk" | "line";
 /** Which pipe a piece of output came from. */
 export type StreamName = "stdout" | "stderr";
 
+/** A resource controller a run can be limited with (lib/cgroup.ts). */
+export type CgroupController = "memory" | "pids";
+
+/**
+ * Where a server makes its runs' cgroups (lib/cgroup.ts): a run's cgroup is
+ * `<dir>/<execution id>` under each directory named here.
+ */
+export interface CgroupPlacement {
+  /** This server instance's cgroup v2 directory (`<cgroup-root>/<instance>`). */
+  unified: string;
+  /**
+   * The directory whose run cgroups enforce each controller: `unified` when
+   * the v2 hierarchy offers it, else the instance directory on a cgroup v1
+   * hierarchy. Absent: no limit of that kind can be enforced.
+   */
+  memory?: string | undefined;
+  pids?: string | undefined;
+}
+
 /** A fully resolved request to run something. */
 export interface ExecSpec {
   /** argv to spawn; argv[0] is the program. Shell commands arrive as [shell, "-c", cmd]. */

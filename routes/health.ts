@@ -15,6 +15,7 @@ import type { ExecutionRegistry } from "../lib/execution_registry.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
+import type { Containment } from "../lib/cgroup.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
@@ -30,6 +31,7 @@ export interface HealthDeps {
   store: Store;
   monitor: ResourceMonitor;
   hooks: HookRunner;
+  containment: Containment;
 }
 
 /** The health routes. */
@@ -71,6 +73,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       hooks: deps.hooks.status(),
       auth: deps.keyring.hasKeys ? "api_key" : "none",
       permissions,
+      containment: deps.containment.status(),
     };
     return c.json(body, draining ? 503 : 200);
   });
