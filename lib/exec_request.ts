@@ -35,6 +35,7 @@ export type ExecRequestConfig = Pick<
   | "maxCommandLength"
   | "maxEnvBytes"
   | "maxStdinBytes"
+  | "cgroup"
 >;
 
 function fieldError(field: string, reason: string): InvalidParamsError {
@@ -149,5 +150,6 @@ export async function resolveExecSpec(
     ...(estimate === null ? {} : { limitClass: estimate.reasoning.class }),
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
+    cgroup: config.cgroup,
   };
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { ProcessGroup } from "./process_group.ts";
+import { RunCgroup } from "./cgroup.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
 import { OutputLog } from "./output_log.ts";
 import { PausableTimer } from "./pausable_timer.ts";
@@ -181,6 +182,10 @@ export class Execution {
         cwd: options.spec.cwd,
         env: options.spec.env,
         stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
+        cgroup: options.spec.cgroup && RunCgroup.create({
+          placement: options.spec.cgroup,
+          name: options.id,
+        }),
       });
     } catch (err) {
       throw spawnRefusal(err, options.spec) ?? err;
@@ -197,6 +202,11 @@ export class Execution {
   /** Process group id. */
   get pgid(): number {
     return this.#group.pgid;
+  }
+
+  /** The run's cgroup directories, v2 first (for `killCgroup()`); empty without. */
+  get cgroups(): readonly string[] {
+    return this.#group.cgroup?.paths ?? [];
   }
 
   /** Current state. */

@@ -63,6 +63,8 @@ export interface ExecSpec {
   /** Seconds without output after which the run is ended as a timeout; null for none. */
   idleTimeout: number | null;
   framing: Framing;
+  /** The server's run cgroups (lib/cgroup.ts); absent: the process group alone contains the run. */
+  cgroup?: CgroupPlacement | undefined;
 }
 
 /** Final status of a run, as `process.completed` reports it. */
