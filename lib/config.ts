@@ -214,6 +214,22 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "string", pattern: /^(auto|off|\/\S*)$/, hint: "auto, off or an absolute path" },
   },
   {
+    key: "memoryMax",
+    flag: "memory-max",
+    default: "0",
+    doc: "Bytes of memory, swap included, one run may use (0: no limit); a request may ask for " +
+      "less (`memory_max`). Needs a memory cgroup controller",
+    kind: { type: "int", min: 0, max: 2 ** 50, unit: "bytes" },
+  },
+  {
+    key: "pidsMax",
+    flag: "pids-max",
+    default: "0",
+    doc: "Processes and threads one run may have at once (0: no limit); a request may ask for " +
+      "fewer (`pids_max`). Needs a pids cgroup controller",
+    kind: { type: "int", min: 0, max: 4_194_304 },
+  },
+  {
     key: "shell",
     flag: "shell",
     default: "/bin/sh",
@@ -480,6 +496,10 @@ export interface Config {
   shutdownTimeout: number;
   /** `auto`, `off` or a cgroup v2 directory (lib/cgroup.ts). */
   cgroupRoot: string;
+  /** Bytes; 0: no limit. */
+  memoryMax: number;
+  /** 0: no limit. */
+  pidsMax: number;
   shell: string;
   envAllowlist: readonly string[];
   apiKeys: readonly string[];

@@ -185,6 +185,8 @@ export class Execution {
         cgroup: options.spec.cgroup && RunCgroup.create({
           placement: options.spec.cgroup,
           name: options.id,
+          memoryMax: options.spec.memoryMax,
+          pidsMax: options.spec.pidsMax,
         }),
       });
     } catch (err) {
@@ -418,6 +420,12 @@ export class Execution {
       case null:
         final = exitCode === 0 ? "completed" : "failed";
         if (signal !== null) error = `Process killed by ${signal}`;
+        if (final === "failed" && (this.#group.cgroup?.oomKills ?? 0) > 0) {
+          const max = this.#group.cgroup!.memoryMax;
+          error =
+            `${signal === "SIGKILL" ? "Process" : "A process of the run was"} killed by the ` +
+            `out-of-memory killer${max === null ? "" : ` (memory-max ${max} bytes)`}`;
+        }
         break;
       default:
         final = "canceled";

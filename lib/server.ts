@@ -77,7 +77,7 @@ export async function startServer(
 ): Promise<ServerHandle> {
   const startedAt = performance.now();
   // First: a cgroup-root that was set but cannot be used stops the start.
-  const containment = await Containment.start(config.cgroupRoot);
+  const containment = await Containment.start(config.cgroupRoot, config);
   await containment.reapStale();
   config = Object.freeze({ ...config, cgroup: containment.placement ?? undefined });
   const contained = containment.status();

@@ -65,6 +65,10 @@ export interface ExecSpec {
   framing: Framing;
   /** The server's run cgroups (lib/cgroup.ts); absent: the process group alone contains the run. */
   cgroup?: CgroupPlacement | undefined;
+  /** Memory the whole run may use, swap included, in bytes; absent: no limit. Needs `cgroup.memory`. */
+  memoryMax?: number | undefined;
+  /** Processes and threads the run may have at once; absent: no limit. Needs `cgroup.pids`. */
+  pidsMax?: number | undefined;
 }
 
 /** Final status of a run, as `process.completed` reports it. */

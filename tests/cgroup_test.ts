@@ -26,11 +26,15 @@ import {
   withServer,
 } from "./_helpers.ts";
 
+const MiB = 1024 * 1024;
+
 /** What this machine offers: probed once by setting up (and removing) an instance. */
 const probe = await Containment.start("auto");
 const offered = probe.status();
 await probe.close();
 const NO_CGROUPS = offered.mode !== "cgroup";
+const NO_MEMORY = !offered.controllers.includes("memory");
+const NO_PIDS = !offered.controllers.includes("pids");
 /**
  * python3 itself, not a wrapper script (pyenv's shims fork while they
  * look for it, which would blur the counts of marked processes); "" if none.
@@ -430,7 +434,7 @@ cgroupTest(
 cgroupTest("under deno task start's scoped permissions, cgroups work just the same", async () => {
   const marker = newMarker();
   const server = await spawnServer(
-    { "kill-grace": "0.3", ephemeral: "true" },
+    { "kill-grace": "0.3", ephemeral: "true", "memory-max": String(64 * MiB) },
     {},
     { script: "scripts/start.ts" },
   );
@@ -454,6 +458,10 @@ cgroupTest("under deno task start's scoped permissions, cgroups work just the sa
     );
     assert.deepEqual(await pidsWithMarker(marker), []);
     for (const dir of runDirs(h.containment, r.result.execution_id)) assert.ok(gone(dir), dir);
+    if (!NO_MEMORY) {
+      const hog = await client.run({ args: [PYTHON, "-c", "b = bytearray(512 * 1024 * 1024)"] });
+      assert.match(hog.completed.error, /killed by the out-of-memory killer \(memory-max 67108864/);
+    }
     await client.close();
   } finally {
     await server.stop();
@@ -481,6 +489,9 @@ Deno.test({
         assert.ok(!run.stdout.includes("cc-executor"), run.stdout);
         assert.equal(Number(run.stdout.split("\n")[0]), run.result.pid);
         assert.equal(run.result.pgid, run.result.pid);
+        const refused = await client.request("execute", { command: "true", memory_max: 64 * MiB });
+        assert.equal(refused.error?.code, -32602);
+        assert.match(refused.error.data.reason, /not enforced here/);
         // What process groups cannot do: an escapee outlives CANCEL.
         const r = await startEscapee(client, marker);
         await client.request("control", { type: "CANCEL" });
@@ -493,3 +504,99 @@ Deno.test({
     }
   },
 });
+
+cgroupTest("memory-max: the OOM killer ends a memory hog, and the run says so", async () => {
+  await withServer({ "memory-max": String(256 * MiB) }, async (server) => {
+    const client = await TestClient.open(server);
+    const hog = await client.run({
+      args: [PYTHON, "-c", "b = bytearray(512 * 1024 * 1024)"],
+      memory_max: 64 * MiB,
+    });
+    assert.equal(hog.completed.status, "failed");
+    assert.equal(hog.completed.signal, "SIGKILL");
+    assert.equal(
+      hog.completed.error,
+      `Process killed by the out-of-memory killer (memory-max ${64 * MiB} bytes)`,
+    );
+    // The server's limit applies when the request gives none; under a shell
+    // the shell survives and reports it.
+    const shell = await client.run({ command: `${PYTHON} -c 'b = bytearray(512 * 1024 * 1024)'` });
+    assert.equal(shell.completed.status, "failed");
+    assert.equal(shell.completed.exit_code, 137);
+    assert.equal(
+      shell.completed.error,
+      `A process of the run was killed by the out-of-memory killer (memory-max ${256 * MiB} bytes)`,
+    );
+    // Within the limit nothing is said.
+    const fits = await client.run({ args: [PYTHON, "-c", "b = bytearray(16 * 1024 * 1024)"] });
+    assert.equal(fits.completed.status, "completed");
+    assert.equal(fits.completed.error, null);
+    await client.close();
+  });
+}, { ignore: NO_MEMORY });
+
+cgroupTest("pids-max: a fork loop cannot go past the limit", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    // At most 40 forks, each child sleeping: the limit stops it first.
+    const script = "import os, time\n" +
+      "kids = []\n" +
+      "for i in range(40):\n" +
+      "    try:\n" +
+      "        pid = os.fork()\n" +
+      "    except OSError:\n" +
+      "        break\n" +
+      "    if pid == 0:\n" +
+      "        time.sleep(5)\n" +
+      "        os._exit(0)\n" +
+      "    kids.append(pid)\n" +
+      "print(len(kids))\n";
+    const run = await client.run({ args: [PYTHON, "-c", script], pids_max: 8 });
+    assert.equal(run.completed.status, "completed", run.stderr);
+    const forked = Number(run.stdout.trim());
+    // python itself is one of the 8.
+    assert.ok(forked >= 1 && forked <= 7, `forked ${forked}`);
+    await client.close();
+  });
+}, { ignore: NO_PIDS });
+
+cgroupTest("limits: a request may only lower the server's; its own are applied", async () => {
+  await withServer({ "memory-max": String(256 * MiB), "pids-max": "64" }, async (server) => {
+    const client = await TestClient.open(server);
+    for (const [field, value] of [["memory_max", 512 * MiB], ["pids_max", 65]] as const) {
+      const r = await client.request("execute", { command: "true", [field]: value });
+      assert.equal(r.error?.code, -32602, JSON.stringify(r));
+      assert.equal(r.error.data.field, field);
+      assert.match(r.error.data.reason, /^at most /);
+    }
+    for (const bad of [0, -1, 1.5, "1"]) {
+      const r = await client.request("execute", { command: "true", pids_max: bad });
+      assert.equal(r.error?.code, -32602, `pids_max ${bad}`);
+    }
+    const status = server.containment.status();
+    const read = async (params: Record<string, unknown>) => {
+      const r = await client.request("execute", { command: "sleep 1000", ...params });
+      const [unified, ...v1] = runDirs(status, r.result.execution_id);
+      const dir = (c: "memory" | "pids") =>
+        status.hierarchies[c] === "v2"
+          ? unified!
+          : v1.find((d) => d.startsWith(status.hierarchies[c]!))!;
+      const memoryFile = status.hierarchies.memory === "v2"
+        ? "memory.max"
+        : "memory.limit_in_bytes";
+      const limits = {
+        memory: Number(Deno.readTextFileSync(`${dir("memory")}/${memoryFile}`)),
+        pids: Number(Deno.readTextFileSync(`${dir("pids")}/pids.max`)),
+      };
+      await client.request("control", { type: "CANCEL" });
+      await client.event("completed", r.result.execution_id);
+      return limits;
+    };
+    assert.deepEqual(await read({}), { memory: 256 * MiB, pids: 64 });
+    assert.deepEqual(await read({ memory_max: 32 * MiB, pids_max: 10 }), {
+      memory: 32 * MiB,
+      pids: 10,
+    });
+    await client.close();
+  });
+}, { ignore: NO_MEMORY || NO_PIDS });
