@@ -12,6 +12,7 @@ import {
   DEFAULT_MIN_AUTO_TIMEOUT_S,
   DEFAULT_TIMEOUTS_S,
 } from "./timing/complexity.ts";
+import type { CgroupPlacement } from "./types.ts";
 
 /** How a setting's text is turned into a value and what range it accepts. */
 type Kind =
@@ -219,6 +220,32 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "15",
     doc: "Seconds graceful shutdown waits for process groups to end before exiting anyway",
     kind: { type: "number", min: 1, max: 600, unit: "s" },
+  },
+  {
+    key: "cgroupRoot",
+    flag: "cgroup-root",
+    default: "auto",
+    doc:
+      "cgroup v2 directory that runs get cgroups in (`<root>/<instance>/<execution id>`): what " +
+      "leaves a run's group ends with it. `auto`: `cc-executor` in the server's own cgroup; " +
+      "`off`: none",
+    kind: { type: "string", pattern: /^(auto|off|\/\S*)$/, hint: "auto, off or an absolute path" },
+  },
+  {
+    key: "memoryMax",
+    flag: "memory-max",
+    default: "0",
+    doc: "Bytes of memory, swap included, one run may use (0: no limit); a request may ask for " +
+      "less (`memory_max`). Needs a memory cgroup controller",
+    kind: { type: "int", min: 0, max: 2 ** 50, unit: "bytes" },
+  },
+  {
+    key: "pidsMax",
+    flag: "pids-max",
+    default: "0",
+    doc: "Processes and threads one run may have at once (0: no limit); a request may ask for " +
+      "fewer (`pids_max`). Needs a pids cgroup controller",
+    kind: { type: "int", min: 0, max: 4_194_304 },
   },
   {
     key: "shell",
@@ -495,6 +522,12 @@ export interface Config {
   executionRetention: number;
   maxRetainedExecutions: number;
   shutdownTimeout: number;
+  /** `auto`, `off` or a cgroup v2 directory (lib/cgroup.ts). */
+  cgroupRoot: string;
+  /** Bytes; 0: no limit. */
+  memoryMax: number;
+  /** 0: no limit. */
+  pidsMax: number;
   shell: string;
   envAllowlist: readonly string[];
   apiKeys: readonly string[];
@@ -541,6 +574,11 @@ export interface Config {
   childEnv: Readonly<Record<string, string>>;
   mcpMaxExecutions: number;
   mcpOutputLimit: number;
+  /**
+   * Not a setting: where runs' cgroups go, filled in by `startServer` from
+   * the containment it set up (lib/cgroup.ts); absent: process groups only.
+   */
+  cgroup?: CgroupPlacement | undefined;
 }
 
 /** A setting had a value outside what it accepts; the message names it. */

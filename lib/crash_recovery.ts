@@ -60,6 +60,47 @@ export type ReaperFactory = (
 ) => Promise<GroupReaper>;
 
 /**
+ * A reaper that also ends each record's cgroup, when it has one: a cgroup
+ * is the run's own (named by its execution id), so whatever is in it,
+ * escapees included, is killed without proving a pid. The process group
+ * is reaped by `groups` as before.
+ *
+ * @param groups The reaper of process groups (e.g. {@linkcode ProcessGroupReaper.forRecords}).
+ * @param killCgroup Ends everything in a cgroup and removes it (lib/cgroup.ts).
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withCgroups } from "./crash_recovery.ts";
+ * const killed: string[] = [];
+ * const factory = withCgroups(
+ *   () => Promise.resolve({ kill: () => Promise.resolve({ result: "gone" as const }) }),
+ *   (path) => (killed.push(path), Promise.resolve(true)),
+ * );
+ * const record = { cgroup: "/sys/fs/cgroup/x/e" } as Parameters<
+ *   Awaited<ReturnType<typeof factory>>["kill"]
+ * >[0];
+ * const outcome = await (await factory([record], "boot")).kill(record);
+ * assert.deepEqual([outcome.result, killed], ["killed", ["/sys/fs/cgroup/x/e"]]);
+ * ```
+ */
+export function withCgroups(
+  groups: ReaperFactory,
+  killCgroup: (path: string) => Promise<boolean>,
+): ReaperFactory {
+  return async (records, bootId) => {
+    const inner = await groups(records, bootId);
+    return {
+      async kill(record) {
+        const outcome = await inner.kill(record);
+        if (record.cgroup === null) return outcome;
+        const ended = await killCgroup(record.cgroup).catch(() => false);
+        return ended && outcome.result === "gone" ? { result: "killed" } : outcome;
+      },
+    };
+  };
+}
+
+/**
  * Reaps process groups: a group is killed only when its leader, read from
  * /proc (or through `cat`), has the recorded boot and start time. A stopped
  * group needs no SIGCONT to die of SIGKILL; it gets one anyway, after.
@@ -233,7 +274,7 @@ export class CrashRecovery implements GroupTracker {
       startLo: window.lo,
       startHi: window.hi,
       bootId: this.#bootId,
-      cgroup: null,
+      cgroup: exec.cgroups[0] ?? null,
       startedAt: exec.startedAt,
       command: exec.spec.display,
       limitClass: exec.spec.limitClass ?? null,

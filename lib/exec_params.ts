@@ -46,6 +46,15 @@ export const ExecuteParams = z.looseObject({
   framing: z.enum(["chunk", "line"]).optional().describe(
     "`chunk` (default): whole lines coalesced; `line`: one line per message.",
   ),
+  memory_max: z.number().int().positive("must be greater than 0").nullish().describe(
+    "Memory the whole run may use, swap included, in bytes; at most the server's `memory-max` " +
+      "(a larger value is refused). Past it the out-of-memory killer ends processes of the run. " +
+      "Needs cgroup containment with a memory controller (`/health` `containment`).",
+  ),
+  pids_max: z.number().int().positive("must be greater than 0").nullish().describe(
+    "Processes and threads the run may have at once; at most the server's `pids-max` (a larger " +
+      "value is refused). Past it fork fails. Needs a pids controller (`/health` `containment`).",
+  ),
 });
 
 /** Validated `execute` params. */

@@ -32,6 +32,9 @@ export type ExecRequestConfig = Pick<
   | "maxCommandLength"
   | "maxEnvBytes"
   | "maxStdinBytes"
+  | "memoryMax"
+  | "pidsMax"
+  | "cgroup"
 >;
 
 function fieldError(field: string, reason: string): InvalidParamsError {
@@ -53,6 +56,32 @@ async function checkDirectory(path: string): Promise<string> {
   return path;
 }
 
+/**
+ * A run's limit from the request and the server's (0: none): the request may
+ * only lower it, and only where a controller enforces it. The server's own
+ * limit without a controller was warned about at startup, and is not applied.
+ */
+function runLimit(
+  field: "memory_max" | "pids_max",
+  requested: number | null | undefined,
+  serverMax: number,
+  enforced: boolean,
+): number | undefined {
+  const setting = field.replace("_", "-");
+  if (requested == null) return serverMax > 0 && enforced ? serverMax : undefined;
+  if (serverMax > 0 && requested > serverMax) {
+    throw fieldError(field, `at most ${serverMax} (the server's ${setting})`);
+  }
+  if (!enforced) {
+    const controller = field === "memory_max" ? "memory" : "pids";
+    throw fieldError(
+      field,
+      `not enforced here: no writable ${controller} cgroup controller (see /health containment)`,
+    );
+  }
+  return requested;
+}
+
 function checkLength(field: string, text: string, max: number): void {
   if (exceedsUtf8(text, max)) {
     throw fieldError(field, `longer than ${max} bytes`);
@@ -70,7 +99,8 @@ function checkLength(field: string, text: string, max: number): void {
  * import { resolveExecSpec } from "./exec_request.ts";
  * const config = { shell: "/bin/sh", childEnv: { PATH: "/usr/bin:/bin" },
  *   maxTimeout: 86400, allowedCommands: [], workspaceRoots: [],
- *   maxCommandLength: 65536, maxEnvBytes: 65536, maxStdinBytes: 1048576 };
+ *   maxCommandLength: 65536, maxEnvBytes: 65536, maxStdinBytes: 1048576, memoryMax: 0,
+ *   pidsMax: 0 };
  * import { createStore } from "./store/store.ts";
  * import { TimeLimits } from "./timing/time_limits.ts";
  * import { DEFAULT_TIMEOUTS_S } from "./timing/estimate.ts";
@@ -86,6 +116,9 @@ function checkLength(field: string, text: string, max: number): void {
  * // 0: no automatic limit, only max-timeout
  * assert.equal((await resolveExecSpec({ command: "make", timeout: 0 }, config, estimator)).timeout,
  *   86400);
+ * // Limits need a cgroup controller (config.cgroup, set by startServer): none here
+ * await assert.rejects(resolveExecSpec({ command: "make", memory_max: 1e8 }, config, estimator),
+ *   (e: any) => e.code === -32602 && e.data.field === "memory_max");
  * await store.close();
  * ```
  */
@@ -133,6 +166,19 @@ export async function resolveExecSpec(
     }
   }
 
+  const memoryMax = runLimit(
+    "memory_max",
+    params.memory_max,
+    config.memoryMax,
+    config.cgroup?.memory !== undefined,
+  );
+  const pidsMax = runLimit(
+    "pids_max",
+    params.pids_max,
+    config.pidsMax,
+    config.cgroup?.pids !== undefined,
+  );
+
   // No limit asked for: an automatic one, learned from how long this kind
   // of command took. 0 asks for none: only max-timeout holds.
   const line = params.args ?? params.command!;
@@ -152,5 +198,8 @@ export async function resolveExecSpec(
       : { limitClass: estimate.reasoning.class, limitNote: describeLimit(estimate) }),
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
+    cgroup: config.cgroup,
+    memoryMax,
+    pidsMax,
   };
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { ProcessGroup } from "./process_group.ts";
+import { RunCgroup } from "./cgroup.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
 import { OutputLog } from "./output_log.ts";
 import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
@@ -288,6 +289,12 @@ export class Execution {
         cwd: options.spec.cwd,
         env: options.spec.env,
         stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
+        cgroup: options.spec.cgroup && RunCgroup.create({
+          placement: options.spec.cgroup,
+          name: options.id,
+          memoryMax: options.spec.memoryMax,
+          pidsMax: options.spec.pidsMax,
+        }),
       });
     } catch (err) {
       throw spawnRefusal(err, options.spec) ?? err;
@@ -304,6 +311,11 @@ export class Execution {
   /** Process group id. */
   get pgid(): number {
     return this.#group.pgid;
+  }
+
+  /** The run's cgroup directories, v2 first (for `killCgroup()`); empty without. */
+  get cgroups(): readonly string[] {
+    return this.#group.cgroup?.paths ?? [];
   }
 
   /** Current state. */
@@ -542,6 +554,12 @@ export class Execution {
       case null:
         final = exitCode === 0 ? "completed" : "failed";
         if (signal !== null) error = `Process killed by ${signal}`;
+        if (final === "failed" && (this.#group.cgroup?.oomKills ?? 0) > 0) {
+          const max = this.#group.cgroup!.memoryMax;
+          error =
+            `${signal === "SIGKILL" ? "Process" : "A process of the run was"} killed by the ` +
+            `out-of-memory killer${max === null ? "" : ` (memory-max ${max} bytes)`}`;
+        }
         break;
       default:
         final = "canceled";

@@ -8,6 +8,7 @@
  */
 import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
 import { SETSID_PATHS } from "./process_group.ts";
+import { WRAPPER_SHELL } from "./cgroup.ts";
 
 /** What the flags depend on. */
 export type PermissionConfig = Pick<
@@ -80,8 +81,12 @@ export function requiredPermissions(
   // without (signals probe groups; CPU times come from os.cpus()).
   // setsid, the shell and the child's PATH directories: spawns check the
   // program exists before taking the fast (non-forking) setsid path.
+  // No /sys either, for the same reason: cgroups are reached through a
+  // helper shell (lib/cgroup_fs.ts), WRAPPER_SHELL, which also joins each
+  // run to its cgroup before exec'ing the command.
   const read = [
     ...SETSID_PATHS,
+    WRAPPER_SHELL,
     config.shell,
     ...(config.childEnv.PATH ?? "").split(":").filter((d) => d.startsWith("/")),
   ];

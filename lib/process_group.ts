@@ -10,9 +10,15 @@
  * costs milliseconds once the server has grown; a plain spawn takes the
  * posix_spawn (vfork) path, whose cost does not grow with the server.
  *
+ * Given a cgroup (lib/cgroup.ts), the command joins it before it runs, and
+ * the cgroup reaches what leaves the group: SIGSTOP and SIGCONT go to every
+ * process in it, SIGKILL is also a `cgroup.kill`, and terminate() ends it
+ * once the group is gone.
+ *
  * @module
  */
 import { isAbsolute, join, normalize } from "node:path";
+import type { RunCgroup } from "./cgroup.ts";
 
 /** Signals the service sends. */
 export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
@@ -26,6 +32,8 @@ export interface SpawnOptions {
   env: Readonly<Record<string, string>>;
   /** Open a stdin pipe; otherwise stdin is /dev/null. */
   stdin: boolean;
+  /** The run's own cgroup (lib/cgroup.ts), joined before the command runs and ended by terminate(). */
+  cgroup?: RunCgroup | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -71,6 +79,14 @@ function findSetsid(): string | null {
   // the list, whatever it then runs: wrapping would defeat the allowlist.
   if (!granted({ name: "run" })) return null;
   return SETSID_PATHS.find((path) => runnable(path) === true) ?? null;
+}
+
+/** Whether the shell that joins a cgroup can run; undefined until first needed. */
+let wrapperShell: boolean | undefined;
+
+function wrapperShellRunnable(shell: string): boolean {
+  wrapperShell ??= runnable(shell) === true && granted({ name: "run", command: shell });
+  return wrapperShell;
 }
 
 /**
@@ -222,8 +238,18 @@ export class ProcessGroup {
   #signals: Promise<unknown> = Promise.resolve();
   /** Started by setsid, whose setsid() call has not been seen to happen yet. */
   #sessionPending: boolean;
+  /** The run's cgroup, when it has one. */
+  readonly cgroup: RunCgroup | null;
+  /** Whether the cgroup's processes were sent SIGSTOP, and no SIGCONT since. */
+  #stopped = false;
 
-  private constructor(child: Deno.ChildProcess, stdin: boolean, viaSetsid: boolean) {
+  private constructor(
+    child: Deno.ChildProcess,
+    stdin: boolean,
+    viaSetsid: boolean,
+    cgroup: RunCgroup | null,
+  ) {
+    this.cgroup = cgroup;
     this.#sessionPending = viaSetsid;
     this.startedBy = viaSetsid ? "setsid" : "detached";
     this.pid = child.pid;
@@ -238,7 +264,11 @@ export class ProcessGroup {
   }
 
   /**
-   * Spawns `argv` as the leader of a new process group.
+   * Spawns `argv` as the leader of a new process group, in `options.cgroup`
+   * when given: joined before the command runs through the setsid path,
+   * moved in right after the spawn otherwise (a fork in that instant would
+   * stay outside the cgroup, though not outside the group). The cgroup is
+   * ended if the spawn fails.
    *
    * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
    */
@@ -250,19 +280,29 @@ export class ProcessGroup {
     const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
     // A --deny-run entry would not see through the wrapper either.
     const wrap = setsid !== null && path !== null && granted({ name: "run", command: path });
-    const child = new Deno.Command(wrap ? setsid : program, {
-      // "--" ends setsid's own options. It execs the command in place (no
-      // fork) because a child of the server is not a group leader.
-      args: wrap ? ["--", path, ...args] : args,
-      cwd: options.cwd,
-      clearEnv: true,
-      env: { ...options.env },
-      stdin: options.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-      detached: !wrap,
-    }).spawn();
-    return new ProcessGroup(child, options.stdin, wrap);
+    const cgroup = options.cgroup ?? null;
+    // Through setsid, the command joins its cgroup before it runs (RunCgroup.wrap).
+    const joins = wrap && cgroup !== null && wrapperShellRunnable(cgroup.shell);
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(wrap ? setsid : program, {
+        // "--" ends setsid's own options. It execs the command in place (no
+        // fork) because a child of the server is not a group leader.
+        args: wrap ? ["--", ...(joins ? cgroup.wrap(path, args) : [path, ...args])] : args,
+        cwd: options.cwd,
+        clearEnv: true,
+        env: { ...options.env },
+        stdin: options.stdin ? "piped" : "null",
+        stdout: "piped",
+        stderr: "piped",
+        detached: !wrap,
+      }).spawn();
+    } catch (err) {
+      void cgroup?.end(); // empty: only removes it
+      throw err;
+    }
+    if (cgroup !== null && !joins) void cgroup.adopt(child.pid);
+    return new ProcessGroup(child, options.stdin, wrap, cgroup);
   }
 
   /** Whether the leader has exited (its group may still have members). */
@@ -276,13 +316,35 @@ export class ProcessGroup {
    */
   signal(signal: GroupSignal): Promise<boolean> {
     const previous = this.#signals;
-    const sent = needKillCommand
+    const sent = this.cgroup !== null
+      ? previous.then(() => this.#withCgroup(this.cgroup!, signal))
+      : needKillCommand
       ? previous.then(() => signalGroup(this.pgid, signal))
       : this.#sessionPending
       ? this.#signalEarly(signal)
       : signalGroup(this.pgid, signal);
     this.#signals = sent.catch(() => false);
     return sent;
+  }
+
+  /**
+   * A signal with the cgroup's part, which reaches processes that left the
+   * group: SIGSTOP goes to every process of the cgroup as well (so they show
+   * as stopped, as the group does), and so does SIGCONT while any may be
+   * stopped; SIGKILL is a `cgroup.kill` too. Chained, so always in call order.
+   */
+  async #withCgroup(cgroup: RunCgroup, signal: GroupSignal): Promise<boolean> {
+    if (signal === "SIGKILL") await cgroup.kill();
+    const alive = needKillCommand
+      ? await signalGroup(this.pgid, signal)
+      : this.#sessionPending
+      ? await this.#signalEarly(signal)
+      : await signalGroup(this.pgid, signal);
+    if (signal === "SIGSTOP" || (signal === "SIGCONT" && this.#stopped)) {
+      this.#stopped = signal === "SIGSTOP";
+      await cgroup.signal(signal);
+    }
+    return alive;
   }
 
   /**
@@ -315,9 +377,11 @@ export class ProcessGroup {
    * SIGTERM, then SIGKILL if anything is still there after `graceMs`.
    * Resolves when the group is gone, or, for members that cannot be killed
    * (zombies awaiting a parent), shortly after SIGKILL. Safe to call twice.
+   * Then the cgroup, if any, is ended: `cgroup.kill` for processes that left
+   * the group, and its directories are removed once it is empty.
    */
   terminate(graceMs: number): Promise<void> {
-    this.#terminating ??= this.#terminate(graceMs);
+    this.#terminating ??= this.#terminate(graceMs).then(() => this.cgroup?.end());
     return this.#terminating;
   }
 

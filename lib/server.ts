@@ -21,8 +21,9 @@ import { McpHttpEndpoint } from "./protocol/mcp_http.ts";
 import { HookRunner } from "./hooks.ts";
 import { ResourceMonitor } from "./monitor.ts";
 import { createStore, type Store } from "./store/store.ts";
-import { CrashRecovery } from "./crash_recovery.ts";
+import { CrashRecovery, ProcessGroupReaper, withCgroups } from "./crash_recovery.ts";
 import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
+import { Containment, killCgroup } from "./cgroup.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -44,6 +45,8 @@ export interface ServerHandle {
   monitor: ResourceMonitor;
   /** The crash journal and what recovery reaped at start; null with `--ephemeral`. */
   recovery: CrashRecovery | null;
+  /** How runs are contained: their cgroups, or process groups only. */
+  containment: Containment;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -115,6 +118,18 @@ export async function startServer(
   options: { keyring?: ApiKeyring; hooks?: HookRunner } = {},
 ): Promise<ServerHandle> {
   const startedAt = performance.now();
+  // First: a cgroup-root that was set but cannot be used stops the start.
+  const containment = await Containment.start(config.cgroupRoot, config);
+  config = Object.freeze({ ...config, cgroup: containment.placement ?? undefined });
+  const contained = containment.status();
+  log.info("Containment: {mode} {where}", {
+    mode: contained.mode,
+    where: contained.mode === "cgroup"
+      ? `in ${contained.root}/${contained.instance} (controllers: ${
+        contained.controllers.join(", ") || "none"
+      })`
+      : `(${contained.reason})`,
+  });
   // Redis when configured, else the embedded store; a Redis that is down at
   // startup is not fatal: the store reconnects by itself and /health says so.
   const store = await createStore({
@@ -134,7 +149,11 @@ export async function startServer(
     dir: `${config.dataDir}/running`,
     store,
     retryMs: config.storeRetry * 1000,
+    // A run's own cgroup ends its escapees too.
+    reaper: withCgroups(ProcessGroupReaper.forRecords, killCgroup),
   });
+  // Then whatever cgroups dead instances left that no journal named.
+  await containment.reapStale();
   const hooks = options.hooks ?? await HookRunner.load(config.hooksConfig, config);
   const monitor = new ResourceMonitor({
     intervalMs: config.monitorInterval * 1000,
@@ -206,6 +225,7 @@ export async function startServer(
       monitor,
       hooks,
       recovery,
+      containment,
     }),
   );
   app.route(
@@ -256,6 +276,7 @@ export async function startServer(
       ]);
       // Past the deadline nothing may outlive us: SIGKILL whatever remains.
       for (const exec of registry.running()) exec.kill();
+      await containment.close();
       for (const s of sockets) {
         try {
           s.close(1001, "Server shutting down");
@@ -285,6 +306,7 @@ export async function startServer(
     store,
     monitor,
     recovery,
+    containment,
     shutdown,
     finished: server.finished,
   };

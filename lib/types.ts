@@ -14,6 +14,25 @@ export type Framing = "chunk" | "line";
 /** Which pipe a piece of output came from. */
 export type StreamName = "stdout" | "stderr";
 
+/** A resource controller a run can be limited with (lib/cgroup.ts). */
+export type CgroupController = "memory" | "pids";
+
+/**
+ * Where a server makes its runs' cgroups (lib/cgroup.ts): a run's cgroup is
+ * `<dir>/<execution id>` under each directory named here.
+ */
+export interface CgroupPlacement {
+  /** This server instance's cgroup v2 directory (`<cgroup-root>/<instance>`). */
+  unified: string;
+  /**
+   * The directory whose run cgroups enforce each controller: `unified` when
+   * the v2 hierarchy offers it, else the instance directory on a cgroup v1
+   * hierarchy. Absent: no limit of that kind can be enforced.
+   */
+  memory?: string | undefined;
+  pids?: string | undefined;
+}
+
 /** A fully resolved request to run something. */
 export interface ExecSpec {
   /** argv to spawn; argv[0] is the program. Shell commands arrive as [shell, "-c", cmd]. */
@@ -46,6 +65,12 @@ export interface ExecSpec {
   /** Seconds without output after which the run is ended as a timeout; null for none. */
   idleTimeout: number | null;
   framing: Framing;
+  /** The server's run cgroups (lib/cgroup.ts); absent: the process group alone contains the run. */
+  cgroup?: CgroupPlacement | undefined;
+  /** Memory the whole run may use, swap included, in bytes; absent: no limit. Needs `cgroup.memory`. */
+  memoryMax?: number | undefined;
+  /** Processes and threads the run may have at once; absent: no limit. Needs `cgroup.pids`. */
+  pidsMax?: number | undefined;
 }
 
 /** Final status of a run, as `process.completed` reports it. */

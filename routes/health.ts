@@ -16,6 +16,7 @@ import type { Metrics } from "../lib/metrics.ts";
 import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
 import type { CrashRecovery } from "../lib/crash_recovery.ts";
+import type { Containment } from "../lib/cgroup.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
@@ -33,6 +34,7 @@ export interface HealthDeps {
   hooks: HookRunner;
   /** Null when nothing is journaled (`--ephemeral`). */
   recovery?: CrashRecovery | null;
+  containment: Containment;
 }
 
 /** The crash journal's state and what recovery did, for `/health`. */
@@ -94,6 +96,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       hooks: deps.hooks.status(),
       auth: deps.keyring.hasKeys ? "api_key" : "none",
       permissions,
+      containment: deps.containment.status(),
     };
     return c.json(body, draining ? 503 : 200);
   });

@@ -95,7 +95,9 @@ Deno.test("processes a finished command left behind are ended too", async () => 
 });
 
 Deno.test("a process that escapes the group (setsid) cannot hold a run open forever", async () => {
-  await withServer({ "orphan-grace": "0.2", "kill-grace": "0.2" }, async (server) => {
+  // Process groups only: a run's cgroup would end the escapee (tests/cgroup_test.ts).
+  const flags = { "orphan-grace": "0.2", "kill-grace": "0.2", "cgroup-root": "off" };
+  await withServer(flags, async (server) => {
     const client = await TestClient.open(server);
     // A unique duration doubles as a marker to find the process by.
     const marker = `1000.${String(Date.now() % 1e6).padStart(6, "0")}`;
