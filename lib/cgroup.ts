@@ -694,9 +694,10 @@ export class RunCgroup {
    * its pid to {@linkcode procsFiles} and execs the command, so the command
    * is in before it runs or forks. A POSIX shell's own `-c` script
    * (`sh -c <command>`) does it itself, which saves an exec. Exits 125 when
-   * joining fails.
+   * joining fails. `pwd` is the child's `PWD`, restored before the exec: the
+   * wrapping shell resets an inherited `PWD` that does not name its directory.
    */
-  wrap(program: string, args: readonly string[]): string[] {
+  wrap(program: string, args: readonly string[], pwd?: string): string[] {
     const steps: string[] = [];
     if (!this.#made) {
       steps.push(`command -p mkdir -- ${this.paths.map(shellQuote).join(" ")}`);
@@ -713,7 +714,8 @@ export class RunCgroup {
       // On the same line: the command's own line numbers in errors stay as they were.
       return [program, "-c", prelude + args[1]];
     }
-    return [WRAPPER_SHELL, "-c", `${prelude}exec "$@"`, "sh", program, ...args];
+    const restore = pwd === undefined ? "" : `export PWD=${shellQuote(pwd)}; `;
+    return [WRAPPER_SHELL, "-c", `${prelude}${restore}exec "$@"`, "sh", program, ...args];
   }
 
   /**

@@ -288,7 +288,9 @@ export class ProcessGroup {
       child = new Deno.Command(wrap ? setsid : program, {
         // "--" ends setsid's own options. It execs the command in place (no
         // fork) because a child of the server is not a group leader.
-        args: wrap ? ["--", ...(joins ? cgroup.wrap(path, args) : [path, ...args])] : args,
+        args: wrap
+          ? ["--", ...(joins ? cgroup.wrap(path, args, options.env.PWD) : [path, ...args])]
+          : args,
         cwd: options.cwd,
         clearEnv: true,
         env: { ...options.env },

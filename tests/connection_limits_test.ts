@@ -130,7 +130,10 @@ Deno.test("default limits: max-sessions MCP HTTP sessions at once each initializ
     );
     runs.forEach((r, i) => assert.equal(r.s.stdout, `${i}\n`));
     await Promise.all(sessions.map(closeHttp));
-    assert.deepEqual(sessions.flatMap((c) => c.errors).map(String), []);
+    // Closing aborts a GET stream the SDK client may still be opening: its own abort, not ours.
+    const errors = sessions.flatMap((c) => c.errors).map(String)
+      .filter((e) => !/SSE stream disconnected: AbortError/.test(e));
+    assert.deepEqual(errors, []);
   });
 });
 
