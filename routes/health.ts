@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { type ApiKeyring, extractKey } from "../lib/auth.ts";
+import type { EventLoopLag } from "../lib/event_loop_lag.ts";
 import type { HookRunner } from "../lib/hooks.ts";
 import type { ResourceMonitor } from "../lib/monitor.ts";
 import { heldPermissions, type PermissionConfig } from "../lib/permissions.ts";
@@ -30,6 +31,12 @@ export interface HealthDeps {
   store: Store;
   monitor: ResourceMonitor;
   hooks: HookRunner;
+  eventLoopLag: Pick<EventLoopLag, "snapshot">;
+}
+
+function lagFields(lag: HealthDeps["eventLoopLag"]) {
+  const { current_ms, max_ms } = lag.snapshot();
+  return { event_loop_lag_ms: current_ms, event_loop_lag_max_ms: max_ms };
 }
 
 /** The health routes. */
@@ -63,6 +70,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       high_water_mark: deps.config.highWaterMark,
       backpressure_waits: m.backpressureWaits,
       mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
+      ...lagFields(deps.eventLoopLag),
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
       ...(store.ok ? {} : { degraded_reason: `store: ${store.reason}` }),

@@ -96,6 +96,9 @@ async function endManyAtOnce(server: { httpUrl: string; wsUrl: string }): Promis
 
     const health = await fetch(`${server.httpUrl}/health`).then((r) => r.json());
     assert.equal(health.running_executions, 0);
+    // Reported, not asserted: the server's own view of the worst stall.
+    assert.equal(typeof health.event_loop_lag_max_ms, "number");
+    console.log(`  server event loop lag: worst ${health.event_loop_lag_max_ms} ms`);
   } finally {
     await client.close();
   }
