@@ -41,10 +41,33 @@ export const SETSID_PATHS: readonly string[] = ["/usr/bin/setsid", "/bin/setsid"
 /** setsid to start commands with, null to use `detached: true`; undefined until first spawn. */
 let setsidPath: string | null | undefined;
 
+/** Answers of {@linkcode granted}: the service never revokes or requests a permission. */
+const grants = new Map<string, boolean>();
+
 /** Asks without prompting: a prompt would block the server on its terminal. */
 function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
+  const key = JSON.stringify(descriptor);
+  let answer = grants.get(key);
+  if (answer === undefined) {
+    answer = Deno.permissions.querySync(descriptor).state === "granted";
+    if (grants.size >= CACHE_MAX) grants.clear();
+    grants.set(key, answer);
+  }
+  return answer;
 }
+
+/** Entries the spawn path's caches hold at most (then they start over). */
+const CACHE_MAX = 256;
+
+/**
+ * How long a program's resolution is trusted, ms. A program removed within
+ * it would be handed to setsid, which then fails to exec it (exit 127)
+ * rather than Deno refusing the spawn (NotFound): a window kept short.
+ */
+const RESOLVE_TTL_MS = 1000;
+
+/** Recent answers of {@linkcode resolveProgram}, by what they depend on. */
+const resolutions = new Map<string, { path: string | null; at: number }>();
 
 /**
  * Whether `path` can be run: true for a regular file everyone may execute,
@@ -83,6 +106,27 @@ function findSetsid(): string | null {
  * missing program), and the wrapper never runs what Deno would refuse.
  */
 function resolveProgram(
+  program: string,
+  env: Readonly<Record<string, string>>,
+  cwd: string | undefined,
+): string | null {
+  // A path does not depend on PATH, an absolute one not on the cwd either.
+  const key = !program.includes("/")
+    ? `p\0${env.PATH ?? ""}\0${program}`
+    : isAbsolute(program)
+    ? `a\0${program}`
+    : `r\0${cwd ?? ""}\0${program}`;
+  const now = performance.now();
+  const hit = resolutions.get(key);
+  if (hit !== undefined && now - hit.at < RESOLVE_TTL_MS) return hit.path;
+  const path = lookUpProgram(program, env, cwd);
+  if (resolutions.size >= CACHE_MAX) resolutions.clear();
+  resolutions.set(key, { path, at: now });
+  return path;
+}
+
+/** {@linkcode resolveProgram} without the cache: stats the candidates. */
+function lookUpProgram(
   program: string,
   env: Readonly<Record<string, string>>,
   cwd: string | undefined,
@@ -421,7 +465,9 @@ export class ProcessGroup {
   }
 
   async #terminate(graceMs: number): Promise<void> {
-    await this.signal("SIGCONT");
+    // Usually the group is gone already (the command exited): one failed
+    // kill() says so, and each costs a thrown error.
+    if (!await this.signal("SIGCONT")) return;
     if (!await this.signal("SIGTERM")) return;
     if (await this.#gone(graceMs)) return;
     await this.signal("SIGKILL");
