@@ -34,7 +34,12 @@ export interface RegistryOptions {
   maxRetainedOutput?: number;
   /** Bytes of stdin input each execution holds while its child does not read (`stdin-buffer`). */
   stdinBuffer?: number;
-  /** Called once per execution after it ends (recording, post hooks). */
+  /**
+   * Called once per execution after it ends (recording, post hooks): in a
+   * later turn of the event loop, all runs that ended in one turn together.
+   * Deno writes a socket only once the current turn is over, so work done in
+   * the turn `completed` is sent in would hold that message back.
+   */
   onFinished?: (exec: Execution) => void;
   /** Told of every group spawned and gone. */
   groups?: GroupTracker | undefined;
@@ -54,10 +59,17 @@ export interface RegistryOptions {
  */
 export class ExecutionRegistry {
   readonly #all = new Map<string, Execution>();
-  /** Finished ids in the order they finished, with when. */
-  readonly #finished: { id: string; at: number }[] = [];
+  /** Finished ids in the order they finished, with when and the output bytes they keep. */
+  readonly #finished: { id: string; at: number; bytes: number }[] = [];
+  /** Output bytes kept by the finished runs, all together. */
+  #finishedBytes = 0;
+  /** Finished runs before this index keep no output: clearing resumes here. */
+  #clearedBelow = 0;
   readonly #options: RegistryOptions;
   #running = 0;
+  /** Ended runs waiting for `onFinished`, and the timer that will hand them over. */
+  #ended: Execution[] = [];
+  #endedTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Creates an empty registry. */
   constructor(options: RegistryOptions) {
@@ -101,7 +113,11 @@ export class ExecutionRegistry {
     return await Promise.all(this.running().map((e) => e.cancel("shutdown")));
   }
 
-  /** Drops finished executions past their retention. */
+  /**
+   * Drops finished executions past their retention, then clears the output
+   * of the oldest while all of it is over the budget. Runs as each one ends,
+   * so it costs no more than what it drops or clears, not a walk of them all.
+   */
   prune(now = Date.now()): void {
     const { retentionSeconds, maxRetained } = this.#options;
     const cutoff = now - retentionSeconds * 1000;
@@ -110,22 +126,24 @@ export class ExecutionRegistry {
       drop < this.#finished.length &&
       (this.#finished.length - drop > maxRetained || this.#finished[drop]!.at <= cutoff)
     ) {
-      const id = this.#finished[drop]!.id;
+      const f = this.#finished[drop]!;
       // Its output goes now, whoever still holds the execution.
-      this.#all.get(id)?.output.clear();
-      this.#all.delete(id);
+      this.#all.get(f.id)?.output.clear();
+      this.#all.delete(f.id);
+      this.#finishedBytes -= f.bytes;
       drop++;
     }
     if (drop > 0) this.#finished.splice(0, drop);
+    this.#clearedBelow = Math.max(0, this.#clearedBelow - drop);
     const budget = this.#options.maxRetainedOutput;
     if (budget === undefined) return;
-    let total = 0;
-    for (const f of this.#finished) total += this.#all.get(f.id)?.output.bytes ?? 0;
-    for (let i = 0; i < this.#finished.length && total > budget; i++) {
-      const output = this.#all.get(this.#finished[i]!.id)?.output;
-      if (output === undefined || output.bytes === 0) continue;
-      total -= output.bytes;
-      output.clear();
+    // Oldest first: everything before #clearedBelow keeps nothing already.
+    for (; this.#clearedBelow < this.#finished.length; this.#clearedBelow++) {
+      if (this.#finishedBytes <= budget) break;
+      const f = this.#finished[this.#clearedBelow]!;
+      this.#all.get(f.id)?.output.clear();
+      this.#finishedBytes -= f.bytes;
+      f.bytes = 0;
     }
   }
 
@@ -133,8 +151,24 @@ export class ExecutionRegistry {
     // An execution ends only once its group is gone (Execution.done).
     this.#options.groups?.gone(exec);
     this.#running--;
-    this.#finished.push({ id: exec.id, at: Date.now() });
+    // A finished run's output no longer grows: counted once, here.
+    const bytes = exec.output.bytes;
+    this.#finished.push({ id: exec.id, at: Date.now(), bytes });
+    this.#finishedBytes += bytes;
     this.prune();
-    this.#options.onFinished?.(exec);
+    if (this.#options.onFinished === undefined) return;
+    this.#ended.push(exec);
+    this.#endedTimer ??= setTimeout(() => this.#handOver(), 0);
+  }
+
+  #handOver(): void {
+    this.#endedTimer = undefined;
+    for (const exec of this.#ended.splice(0)) {
+      try {
+        this.#options.onFinished?.(exec);
+      } catch (err) {
+        reportError(err); // as uncaught, but without costing the others their call
+      }
+    }
   }
 }

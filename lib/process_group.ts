@@ -40,6 +40,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** How often termination checks whether the group is gone. */
 const PROBE_INTERVAL_MS = 20;
+/** The same when every check runs the kill program (a scoped --allow-run). */
+const KILL_COMMAND_PROBE_INTERVAL_MS = 100;
 
 /** Where setsid may be; a fixed list, so no PATH entry can stand in for it. */
 export const SETSID_PATHS: readonly string[] = ["/usr/bin/setsid", "/bin/setsid"];
@@ -47,10 +49,33 @@ export const SETSID_PATHS: readonly string[] = ["/usr/bin/setsid", "/bin/setsid"
 /** setsid to start commands with, null to use `detached: true`; undefined until first spawn. */
 let setsidPath: string | null | undefined;
 
+/** Answers of {@linkcode granted}: the service never revokes or requests a permission. */
+const grants = new Map<string, boolean>();
+
 /** Asks without prompting: a prompt would block the server on its terminal. */
 function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
+  const key = JSON.stringify(descriptor);
+  let answer = grants.get(key);
+  if (answer === undefined) {
+    answer = Deno.permissions.querySync(descriptor).state === "granted";
+    if (grants.size >= CACHE_MAX) grants.clear();
+    grants.set(key, answer);
+  }
+  return answer;
 }
+
+/** Entries the spawn path's caches hold at most (then they start over). */
+const CACHE_MAX = 256;
+
+/**
+ * How long a program's resolution is trusted, ms. A program removed within
+ * it would be handed to setsid, which then fails to exec it (exit 127)
+ * rather than Deno refusing the spawn (NotFound): a window kept short.
+ */
+const RESOLVE_TTL_MS = 1000;
+
+/** Recent answers of {@linkcode resolveProgram}, by what they depend on. */
+const resolutions = new Map<string, { path: string | null; at: number }>();
 
 /**
  * Whether `path` can be run: true for a regular file everyone may execute,
@@ -97,6 +122,27 @@ function wrapperShellRunnable(shell: string): boolean {
  * missing program), and the wrapper never runs what Deno would refuse.
  */
 function resolveProgram(
+  program: string,
+  env: Readonly<Record<string, string>>,
+  cwd: string | undefined,
+): string | null {
+  // A path does not depend on PATH, an absolute one not on the cwd either.
+  const key = !program.includes("/")
+    ? `p\0${env.PATH ?? ""}\0${program}`
+    : isAbsolute(program)
+    ? `a\0${program}`
+    : `r\0${cwd ?? ""}\0${program}`;
+  const now = performance.now();
+  const hit = resolutions.get(key);
+  if (hit !== undefined && now - hit.at < RESOLVE_TTL_MS) return hit.path;
+  const path = lookUpProgram(program, env, cwd);
+  if (resolutions.size >= CACHE_MAX) resolutions.clear();
+  resolutions.set(key, { path, at: now });
+  return path;
+}
+
+/** {@linkcode resolveProgram} without the cache: stats the candidates. */
+function lookUpProgram(
   program: string,
   env: Readonly<Record<string, string>>,
   cwd: string | undefined,
@@ -171,7 +217,7 @@ export function signalGroup(pgid: number, signal: GroupSignal): Promise<boolean>
 
 /**
  * Lists the live (non-zombie) pids whose process group is `pgid`, from /proc.
- * Used by tests and by termination to tell zombies from live members.
+ * Used by tests; termination takes one census for all groups instead.
  *
  * @throws {Deno.errors.NotCapable} without --allow-all: Deno guards /proc.
  *
@@ -199,6 +245,103 @@ export async function groupPids(pgid: number): Promise<number[]> {
     if (pgrp === pgid && state !== "Z" && state !== "X") pids.push(Number(entry.name));
   }
   return pids;
+}
+
+/** Whether `promise` settles within `ms`; the timer is cleared either way. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
+
+/**
+ * Where a census of live processes comes from: /proc (Deno grants it only
+ * with --allow-all), else `ps` (a process of its own, which Deno's rules do
+ * not bind), else nowhere. Probed once: a refused /proc read throws, and
+ * costs an error object, every time.
+ */
+let censusSource: "proc" | "ps" | "none" | undefined;
+
+function probeCensusSource(): "proc" | "ps" | "none" {
+  try {
+    Deno.readTextFileSync("/proc/self/stat");
+    return "proc";
+  } catch {
+    // NotCapable without --allow-all; no /proc at all off Linux.
+  }
+  return granted({ name: "run", command: "ps" }) ? "ps" : "none";
+}
+
+/** The newest census; reused by every group that asks soon after, so 12 cancels take one. */
+let census: { at: number; live: Promise<Set<number> | null> } | null = null;
+
+/**
+ * The process groups that have a live (non-zombie) member, from a census
+ * started at or after `since` (one taken earlier could predate a group's
+ * members), or null when no census can be taken.
+ */
+function liveGroups(since: number): Promise<Set<number> | null> {
+  const now = performance.now();
+  if (census !== null && census.at >= since && now - census.at < PROBE_INTERVAL_MS) {
+    return census.live;
+  }
+  census = { at: now, live: takeCensus() };
+  return census.live;
+}
+
+async function takeCensus(): Promise<Set<number> | null> {
+  censusSource ??= probeCensusSource();
+  if (censusSource === "proc") return await procCensus();
+  if (censusSource === "none") return null;
+  const live = await psCensus();
+  if (live === null) censusSource = "none"; // missing or refused: do not try again
+  return live;
+}
+
+async function procCensus(): Promise<Set<number>> {
+  const live = new Set<number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      // After the last ')' (the name may hold one): state ppid pgrp ...
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
+      if (state !== "Z" && state !== "X") live.add(Number(pgrp));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return live;
+}
+
+async function psCensus(): Promise<Set<number> | null> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("ps", {
+      args: ["-e", "-o", "pgid=,stat="],
+      stdout: "piped",
+      stderr: "null",
+      clearEnv: true,
+      env: { PATH: "/usr/bin:/bin" },
+    }).output();
+  } catch {
+    return null;
+  }
+  if (!out.success) return null;
+  const live = new Set<number>();
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const [pgid, state] = line.trim().split(/\s+/);
+    if (pgid === undefined || state === undefined || !/^\d+$/.test(pgid)) continue;
+    if (!state.startsWith("Z") && !state.startsWith("X")) live.add(Number(pgid));
+  }
+  // Not even the server itself listed: this is not a ps that can be read.
+  return live.size > 0 ? live : null;
 }
 
 /**
@@ -388,7 +531,9 @@ export class ProcessGroup {
   }
 
   async #terminate(graceMs: number): Promise<void> {
-    await this.signal("SIGCONT");
+    // Usually the group is gone already (the command exited): one failed
+    // kill() says so, and each costs a thrown error.
+    if (!await this.signal("SIGCONT")) return;
     if (!await this.signal("SIGTERM")) return;
     if (await this.#gone(graceMs)) return;
     await this.signal("SIGKILL");
@@ -396,31 +541,37 @@ export class ProcessGroup {
   }
 
   /**
-   * Whether nothing alive is left in the group, from /proc. Deno grants /proc
-   * only with --allow-all, so under scoped permissions this cannot tell, and
-   * says no: termination then relies on its probes and SIGKILL.
+   * Whether nothing alive is left in the group, from one census of all
+   * processes taken after `since`; false when no census can be taken.
    */
-  async #onlyZombiesLeft(): Promise<boolean> {
-    try {
-      return (await groupPids(this.pgid)).length === 0;
-    } catch {
-      return false;
-    }
+  async #onlyZombiesLeft(since: number): Promise<boolean> {
+    const live = await liveGroups(since);
+    return live !== null && !live.has(this.pgid);
   }
 
-  /** Waits up to `ms` for the group to empty, probing with SIGCONT (harmless to a live process). */
+  /**
+   * Waits up to `ms` for the group to empty. Every wait is a timer, so the
+   * event loop runs meanwhile: a zombie can keep the group signalable for
+   * seconds, and a loop that only awaited would starve every timer and
+   * socket of the server for that long.
+   */
   async #gone(ms: number): Promise<boolean> {
     const deadline = performance.now() + ms;
+    // The leader's zombie keeps the group alive until Deno reaps it; nothing to probe before.
+    if (!this.#exited && !await settlesWithin(this.status, ms)) return false;
+    const since = performance.now();
+    const interval = needKillCommand ? KILL_COMMAND_PROBE_INTERVAL_MS : PROBE_INTERVAL_MS;
     for (let probe = 0;; probe++) {
-      // The leader must be reaped first, or its zombie keeps the group alive.
-      if (this.#exited) {
-        if (!await this.signal("SIGCONT")) return true;
-        // kill() also reaches zombies that init has not reaped yet; they are
-        // dead, so now and then ask /proc whether anything alive remains.
-        if (probe % 5 === 4 && await this.#onlyZombiesLeft()) return true;
-      }
-      if (performance.now() >= deadline) return false;
-      await Promise.race([this.status, sleep(PROBE_INTERVAL_MS)]);
+      // SIGCONT is harmless to a live process, and fails once the group is empty.
+      if (!await this.signal("SIGCONT")) return true;
+      // kill() also reaches zombies that init has not reaped yet; they are
+      // dead, so ask a census whether anything alive remains, at once (the
+      // usual case: members that died with the leader) and then less and
+      // less often (one that ignores SIGTERM will not die before SIGKILL).
+      if (isPowerOfTwo(probe + 1) && await this.#onlyZombiesLeft(since)) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(interval, left));
     }
   }
 }

@@ -7,6 +7,7 @@
  */
 import { Hono } from "hono";
 import type { Config } from "./config.ts";
+import { EventLoopLag } from "./event_loop_lag.ts";
 import { ExecutionRegistry } from "./execution_registry.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -161,6 +162,9 @@ export async function startServer(
     multiplier: config.busyMultiplier,
   });
   monitor.start();
+  // Anything that holds up the loop holds up every client: /health shows it.
+  const eventLoopLag = new EventLoopLag();
+  eventLoopLag.start();
   const timeLimits = new TimeLimits(store, monitor, complexityDefaults(config), {
     floorS: config.minAutoTimeout,
     maxS: config.maxTimeout,
@@ -226,6 +230,7 @@ export async function startServer(
       hooks,
       recovery,
       containment,
+      eventLoopLag,
     }),
   );
   app.route(
@@ -285,6 +290,7 @@ export async function startServer(
         }
       }
       clearInterval(pruner);
+      eventLoopLag.stop();
       await server.shutdown();
       await monitor.stop();
       // Groups still recorded now were SIGKILLed above: the next start records them as lost.

@@ -45,6 +45,15 @@ const log = logger("session");
 /** Longest command preview in a log line, in characters (cut on a code point boundary). */
 const PREVIEW_CHARS = 200;
 
+/**
+ * Logs in a later turn of the event loop. Deno writes a socket only once the
+ * current turn is over, so even the microseconds of a log call would hold
+ * back what this turn sends: the `execute` result, `process.completed`.
+ */
+function logLater(write: () => void): void {
+  setTimeout(write, 0);
+}
+
 /** The config as execution limits. */
 export function executionLimits(config: SessionDeps["config"]): ExecutionLimits {
   return {
@@ -191,18 +200,23 @@ export class Session {
     this.#active.add(exec);
     const ids = { session: this.id, exec: exec.id, pid: exec.pid };
     // The command, never its env (values may be secrets).
-    log.info("Started {exec} (pid {pid}): {command}", {
-      ...ids,
-      command: truncateText(spec.display, PREVIEW_CHARS),
-    });
+    logLater(() =>
+      log.info("Started {exec} (pid {pid}): {command}", {
+        ...ids,
+        command: truncateText(spec.display, PREVIEW_CHARS),
+      })
+    );
     void exec.done.then((exit) => {
+      // At once: a request that follows `completed` must find the slot free.
       this.#active.delete(exec);
       this.touch();
-      log.info("Ended {exec}: {status} in {seconds}s", {
-        ...ids,
-        status: exit.status,
-        seconds: exit.executionTime,
-      });
+      logLater(() =>
+        log.info("Ended {exec}: {status} in {seconds}s", {
+          ...ids,
+          status: exit.status,
+          seconds: exit.executionTime,
+        })
+      );
     });
     return exec;
   }

@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { type ApiKeyring, extractKey } from "../lib/auth.ts";
+import type { EventLoopLag } from "../lib/event_loop_lag.ts";
 import type { HookRunner } from "../lib/hooks.ts";
 import type { ResourceMonitor } from "../lib/monitor.ts";
 import { heldPermissions, type PermissionConfig } from "../lib/permissions.ts";
@@ -35,6 +36,7 @@ export interface HealthDeps {
   /** Null when nothing is journaled (`--ephemeral`). */
   recovery?: CrashRecovery | null;
   containment: Containment;
+  eventLoopLag: Pick<EventLoopLag, "snapshot">;
 }
 
 /** The crash journal's state and what recovery did, for `/health`. */
@@ -45,6 +47,11 @@ function crashRecovery(recovery: CrashRecovery | null | undefined) {
     ? { ok: false, reason: h.failure ?? "not open", path: null, tracked: 0 }
     : h.journal;
   return { journal, reaped: h.reapedGroups, lost: h.lostExecutions };
+}
+
+function lagFields(lag: HealthDeps["eventLoopLag"]) {
+  const { current_ms, max_ms } = lag.snapshot();
+  return { event_loop_lag_ms: current_ms, event_loop_lag_max_ms: max_ms };
 }
 
 /** The health routes. */
@@ -85,6 +92,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       high_water_mark: deps.config.highWaterMark,
       backpressure_waits: m.backpressureWaits,
       mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
+      ...lagFields(deps.eventLoopLag),
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
       ...(reasons.length === 0 ? {} : { degraded_reason: reasons.join("; ") }),

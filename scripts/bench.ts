@@ -30,7 +30,10 @@
  *    `sh -c true` (plainly; through `setsid`, as the server does under an
  *    unscoped --allow-run; and detached, as it does otherwise), and the round
  *    trip of a JSON-RPC `ping` on the same connection: together, roughly the
- *    floor for this figure.
+ *    floor for this figure. The same number of runs of a minimal executor in
+ *    this process (spawn `setsid sh -c true` with piped stdout and stderr,
+ *    read both to the end, await the status), in alternating blocks of 10 with
+ *    ours so both see the same load: its p50, and ours over it (target <= 1.25).
  * 4. `sessions`: 100 WebSocket connections at once, each running `cat` of a
  *    1 MiB ASCII text file: wall time from the first connect to the last
  *    `process.completed`, bytes lost, and the server's peak RSS (VmHWM, reset
@@ -49,6 +52,15 @@
  *    peak RSS (VmRSS every 20 ms) over its RSS before, and the slowest
  *    answer, measured from sending the call. A call unanswered after 10 s
  *    stops the flood and fails the figure.
+ * 7. `stall`: 18 connections, each with one run: 6 shell groups with a member
+ *    that ignores SIGTERM (in 3 the leader ignores it too) and 6 plain
+ *    `sleep 1000; true` shells are canceled at once while 6 more with
+ *    `timeout: 1` time out, all under the default `kill-grace` (5 s), while
+ *    `/healthz` is polled every 10 ms from before the cancels until every
+ *    group is gone: max and p99 latency of those polls (target max <= 50 ms),
+ *    when the SIGTERM-ignoring runs ended after their CANCEL (SIGKILL is due
+ *    `kill-grace` after it), the server's peak RSS, and its own
+ *    `event_loop_lag_max_ms`.
  *
  * Each figure group gets a fresh server, so one figure's heap does not show
  * up in another's memory. Units: MB = 10^6 bytes, for rates and memory alike;
@@ -104,12 +116,14 @@ const RSS_SAMPLE_MS = 20;
 const TARGETS = {
   ratio: 0.85,
   p50Ms: 2,
+  minimalRatio: 1.25,
   sessionsSeconds: 0.8,
   sessionsPeakMiB: 128,
   slowGrowthMiB: 16,
   stdinGrowthMiB: 64,
   stdinAnswerS: 5,
   cleanupMs: 250,
+  stallMaxMs: 50,
 };
 
 const root = new URL("..", import.meta.url);
@@ -800,12 +814,47 @@ async function spawnFloor(runs: number) {
   }
 }
 
+/** Whether /usr/bin/setsid exists; undefined until the first minimal run. */
+let hasSetsid: boolean | undefined;
+
+/**
+ * One run of the least a Deno executor must do for `true`: a new session
+ * (setsid, as the server's spawn), both pipes read to the end, the status.
+ */
+async function minimalRun(): Promise<number> {
+  const t0 = performance.now();
+  hasSetsid ??= (() => {
+    try {
+      return Deno.statSync("/usr/bin/setsid").isFile;
+    } catch {
+      return false; // as the server then does: a detached spawn
+    }
+  })();
+  const child = new Deno.Command(hasSetsid ? "/usr/bin/setsid" : "/bin/sh", {
+    args: hasSetsid ? ["/bin/sh", "-c", "true"] : ["-c", "true"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: !hasSetsid,
+  }).spawn();
+  await Promise.all([
+    new Response(child.stdout).arrayBuffer(),
+    new Response(child.stderr).arrayBuffer(),
+  ]);
+  await child.status;
+  return performance.now() - t0;
+}
+
+/** Runs of a minimal executor interleaved with the latency figure's. */
+const MINIMAL_BLOCK = 10;
+
 async function latency() {
   const server = await startServer();
   const ws = await withTimeout(openSocket(server.wsUrl), 10_000, "connect");
   try {
     const total: number[] = [];
     const toResult: number[] = [];
+    const minimal: number[] = [];
     let errors = 0;
     let lastError = "";
     let waiter: PromiseWithResolvers<void> | null = null;
@@ -822,6 +871,14 @@ async function latency() {
     };
     ws.onclose = () => waiter?.reject(new Error("socket closed"));
     for (let i = 0; i < SIZES.warmupRuns + SIZES.latencyRuns; i++) {
+      // Blocks of 10 ours, 10 minimal: the same load for both, and our runs
+      // still back to back (as a client in a loop sends them).
+      if (i % MINIMAL_BLOCK === 0 && i > 0) {
+        for (let j = 0; j < MINIMAL_BLOCK; j++) {
+          const ms = await withTimeout(minimalRun(), 30_000, "minimal executor");
+          if (i > SIZES.warmupRuns) minimal.push(ms);
+        }
+      }
       waiter = Promise.withResolvers();
       id++;
       const t0 = performance.now();
@@ -847,6 +904,8 @@ async function latency() {
     total.sort((a, b) => a - b);
     toResult.sort((a, b) => a - b);
     const p50 = percentile(total, 50);
+    const minimalP50 = median(minimal);
+    const ratio = p50 / minimalP50;
     const serverRss = procStatus(server.proc.pid).VmRSS ?? 0;
     const floor = await spawnFloor(SIZES.latencyRuns);
     // JSON-RPC `ping` on the same connection: the round trip every request
@@ -872,6 +931,9 @@ async function latency() {
       max_ms: round(total[total.length - 1] ?? NaN, 3),
       mean_ms: round(total.reduce((s, v) => s + v, 0) / total.length, 3),
       execute_to_result_p50_ms: round(percentile(toResult, 50), 3),
+      minimal_executor_p50_ms: round(minimalP50, 3),
+      minimal_executor_runs: minimal.length,
+      ratio_to_minimal: round(ratio, 3),
       server_rss_mb: round(serverRss / MB, 1),
       spawn_detached_p50_ms: floor && round(floor.detached, 3),
       spawn_setsid_p50_ms: floor && floor.setsid !== null ? round(floor.setsid, 3) : null,
@@ -880,8 +942,8 @@ async function latency() {
       ping_rtt_p50_ms: round(median(pings), 3),
       errors,
       ...(errors > 0 ? { last_error: lastError } : {}),
-      target: `p50 <= ${TARGETS.p50Ms} ms`,
-      pass: errors === 0 && p50 <= TARGETS.p50Ms,
+      target: `p50 <= ${TARGETS.p50Ms} ms and <= ${TARGETS.minimalRatio} x a minimal executor`,
+      pass: errors === 0 && p50 <= TARGETS.p50Ms && ratio <= TARGETS.minimalRatio,
     });
   } finally {
     closeQuietly(ws);
@@ -1463,6 +1525,174 @@ async function stdinFlood() {
   }
 }
 
+// ---------------------------------------------------------------- stall
+
+/** Polls `/healthz` every 10 ms until stopped: the latency of each answer, and failures. */
+function healthzPoller(httpUrl: string) {
+  const latencies: number[] = [];
+  let failures = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      try {
+        const res = await fetch(`${httpUrl}/healthz`, { signal: AbortSignal.timeout(10_000) });
+        await res.body?.cancel();
+        if (!res.ok) failures++;
+      } catch {
+        failures++;
+      }
+      latencies.push(performance.now() - t0);
+      await sleep(10);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return { latencies: latencies.sort((a, b) => a - b), failures };
+    },
+  };
+}
+
+/** One connection of the stall figure: its messages, and a wait for one of them. */
+async function stallConnection(url: string) {
+  const ws = await withTimeout(openSocket(url), 10_000, "connect");
+  // deno-lint-ignore no-explicit-any
+  const seen: any[] = [];
+  let wake = () => {};
+  ws.onmessage = (e) => {
+    seen.push(JSON.parse(e.data));
+    wake();
+  };
+  // deno-lint-ignore no-explicit-any
+  const waitFor = (what: string, pred: (m: any) => boolean) =>
+    withTimeout(
+      (async () => {
+        for (;;) {
+          const found = seen.find(pred);
+          if (found !== undefined) return found;
+          await new Promise<void>((resolve) => wake = resolve);
+        }
+      })(),
+      FIGURE_TIMEOUT_MS,
+      what,
+    );
+  let id = 0;
+  return {
+    ws,
+    waitFor,
+    /** Sends a request and returns its result (throws on an error reply). */
+    async request(method: string, params: unknown) {
+      const myId = ++id;
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id: myId, method, params }));
+      const reply = await waitFor(method, (m) => m.id === myId);
+      if (reply.error) throw new Error(`${method}: ${reply.error.message}`);
+      return reply.result;
+    },
+  };
+}
+
+async function stallFigure() {
+  const server = await startServer();
+  const pgids: number[] = [];
+  const conns: Awaited<ReturnType<typeof stallConnection>>[] = [];
+  try {
+    for (let i = 0; i < 18; i++) conns.push(await stallConnection(server.wsUrl));
+    const start = async (i: number, params: Record<string, unknown>) => {
+      const result = await conns[i]!.request("execute", params);
+      pgids.push(result.pgid);
+      return result.execution_id as string;
+    };
+    // SIGTERM-ignoring members, each saying when its trap is set.
+    const stubborn: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const command = i < 3
+        ? "(trap '' TERM; echo ready; exec sleep 1000) & wait"
+        : "trap '' TERM; (trap '' TERM; exec sleep 1000) & echo ready; wait";
+      const id = await start(i, { command });
+      await conns[i]!.waitFor("ready", (m) => m.method === "process.output");
+      stubborn.push(id);
+    }
+    const plain: string[] = [];
+    for (let i = 6; i < 12; i++) plain.push(await start(i, { command: "sleep 1000; true" }));
+    const rssBefore = procStatus(server.proc.pid).VmRSS ?? 0;
+    const rss = rssSampler(server.proc.pid);
+    const poller = healthzPoller(server.httpUrl);
+    await sleep(100);
+    for (let i = 12; i < 18; i++) await start(i, { command: "sleep 1000; true", timeout: 1 });
+    const t0 = performance.now();
+    await Promise.all(
+      [...stubborn, ...plain].map((execution_id, i) =>
+        conns[i]!.request("control", { type: "CANCEL", execution_id })
+      ),
+    );
+    // When each run's process.completed arrives, after the CANCELs were sent.
+    const endedAfter = await Promise.all(conns.map(async (c) => {
+      const m = await c.waitFor("completed", (x) => x.method === "process.completed");
+      return { ms: performance.now() - t0, status: m.params.status as string };
+    }));
+    await sleep(100);
+    const polled = await poller.stop();
+    const peak = rss.stop();
+    // Only now: a scan of /proc blocks this process, and would show in the polls.
+    // (A run's completed comes once nothing of its group lives.)
+    const liveGroups = () => {
+      const wanted = new Set(pgids);
+      const live = new Set<number>();
+      for (const entry of Deno.readDirSync("/proc")) {
+        const f = /^\d+$/.test(entry.name) ? procStatFields(Number(entry.name)) : null;
+        if (f !== null && f[0] !== "Z" && wanted.has(Number(f[2]))) live.add(Number(f[2]));
+      }
+      return live;
+    };
+    let left = liveGroups();
+    const goneBy = performance.now() + 10_000;
+    while (left.size > 0 && performance.now() < goneBy) {
+      await sleep(20);
+      left = liveGroups();
+    }
+    const h = await health(server);
+    const killMs = endedAfter.slice(0, 6).map((e) => Math.round(e.ms));
+    const statuses = endedAfter.map((e) => e.status);
+    const expected = [...Array(12).fill("canceled"), ...Array(6).fill("timeout")];
+    const statusesOk = statuses.every((st, i) => st === expected[i]);
+    const max = polled.latencies.at(-1) ?? NaN;
+    report({
+      figure: "stall",
+      quick,
+      groups: 18,
+      healthz_polls: polled.latencies.length,
+      healthz_failures: polled.failures,
+      healthz_max_ms: round(max, 1),
+      healthz_p99_ms: round(percentile(polled.latencies, 99), 1),
+      healthz_p50_ms: round(percentile(polled.latencies, 50), 1),
+      term_ignoring_ended_after_cancel_ms: killMs,
+      kill_grace_ms: 5000,
+      statuses_ok: statusesOk,
+      groups_left: left.size,
+      server_event_loop_lag_max_ms: h.event_loop_lag_max_ms ?? null,
+      server_rss_before_mb: round(rssBefore / MB, 1),
+      server_peak_rss_mb: round(peak / MB, 1),
+      target: `/healthz max <= ${TARGETS.stallMaxMs} ms, every group gone`,
+      pass: polled.failures === 0 && statusesOk && left.size === 0 &&
+        max <= TARGETS.stallMaxMs,
+    });
+  } finally {
+    for (const c of conns) closeQuietly(c.ws);
+    // Nothing of this figure may outlive the bench, even if the server failed to end it.
+    for (const pgid of pgids) {
+      if (groupMembers(pgid).length === 0) continue;
+      try {
+        Deno.kill(-pgid, "SIGKILL");
+      } catch {
+        // gone in between
+      }
+    }
+    await stopProcess(server.proc);
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 function summary(): void {
@@ -1480,7 +1710,12 @@ function summary(): void {
     "ceiling",
     (f) => `${f.mb_per_s} MB/s (raw frames ${f.raw_frames_mb_per_s}), ratio ${f.ratio}`,
   );
-  add("latency", (f) => `p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms`);
+  add(
+    "latency",
+    (f) =>
+      `p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms; minimal ${f.minimal_executor_p50_ms} ms, ` +
+      `ratio ${f.ratio_to_minimal}`,
+  );
   add(
     "sessions",
     (f) =>
@@ -1495,6 +1730,15 @@ function summary(): void {
     (f) =>
       `${f.calls_answered}/${f.calls} answered, slowest ${f.slowest_answer_s} s, ` +
       `peak RSS +${f.peak_growth_mb} MB`,
+  );
+  add(
+    "stall",
+    (f) =>
+      `/healthz max ${f.healthz_max_ms} ms, p99 ${f.healthz_p99_ms} ms; ` +
+      `SIGTERM-ignoring runs ended ${
+        Math.min(...(f.term_ignoring_ended_after_cancel_ms as number[]))
+      }-` +
+      `${Math.max(...(f.term_ignoring_ended_after_cancel_ms as number[]))} ms after CANCEL`,
   );
   const widths = [0, 1, 2, 3].map((i) =>
     Math.max(...rows.map((r) => r[i]!.length), ["figure", "measured", "target", ""][i]!.length)
@@ -1553,6 +1797,7 @@ async function main(): Promise<number> {
       [["sessions"], () => sessions(sessionFile, sessionSha)],
       [["slow_reader"], slowReader],
       [["stdin_flood"], stdinFlood],
+      [["stall"], stallFigure],
     ];
     for (const [names, run] of figures) {
       if (only !== null && !names.some((n) => only.includes(n))) continue;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { groupPids, ProcessGroup, signalGroup } from "../lib/process_group.ts";
-import { assertGroupGone, eventually } from "./_helpers.ts";
+import { assertGroupGone, eventually, pidsWithMarker } from "./_helpers.ts";
 
 const env = { PATH: "/usr/bin:/bin" };
 
@@ -314,3 +314,148 @@ Deno.test("groupPids() lists live members of a group and ignores others", async 
   await discard(g);
   await g.status;
 });
+
+Deno.test("ProcessGroup.terminate() lets timers run while a member outlives SIGTERM", async () => {
+  // The leader dies on SIGTERM, its child ignores it: the wait for SIGKILL
+  // must be made of timers, not of awaits that never give the loop a turn.
+  // Without /proc, as under deno task start: a /proc read there is no op
+  // that yields, it throws at once.
+  const script = `
+    import { ProcessGroup } from "${moduleUrl}";
+    const g = ProcessGroup.spawn({
+      argv: ["sh", "-c", "(trap '' TERM; echo ready; exec sleep 1000) & wait"],
+      env: { PATH: "/usr/bin:/bin" }, stdin: false,
+    });
+    const reader = g.stdout.getReader();
+    await reader.read(); // "ready": the trap is installed
+    reader.releaseLock();
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    let atExit = -1;
+    g.status.then(() => atExit = ticks);
+    await g.terminate(300);
+    clearInterval(ticker);
+    await Promise.all([g.stdout.cancel(), g.stderr.cancel()]);
+    console.log(JSON.stringify({ pgid: g.pgid, atExit, ticks, signal: (await g.status).signal }));
+  `;
+  const { code, out } = await denoOutput(["--allow-run", "--allow-read"], script);
+  assert.equal(code, 0, out);
+  const report = JSON.parse(out);
+  assert.equal(report.signal, "SIGTERM");
+  assert.ok(report.atExit >= 0, out);
+  assert.ok(
+    report.ticks > report.atExit,
+    `no timer ran between the leader's exit and SIGKILL: ${out}`,
+  );
+  await assertGroupGone(report.pgid, 1000);
+});
+
+/**
+ * A group left holding only a zombie that nobody will reap while the test
+ * runs: `true` exits, and its parent has moved to a session of its own
+ * (setsid) and sleeps. The group can still be signalled, yet nothing in it
+ * lives; prints the pgid, then the marker process's pid once it has moved.
+ */
+function zombieGroupArgv(marker: string): string[] {
+  return ["sh", "-c", `(true & exec setsid sleep ${marker}) & wait`];
+}
+
+/** Pid of the `sleep <marker>` that has left group `pgid`, once it has. */
+async function escapedSleeper(marker: string, pgid: number): Promise<number> {
+  let pid = 0;
+  await eventually(
+    async () => {
+      for (const p of await pidsWithMarker(marker)) {
+        if (ids(p).pgrp !== pgid) pid = p;
+      }
+      return pid !== 0;
+    },
+    5000,
+    "the sleeper to leave the group",
+  );
+  return pid;
+}
+
+/** Whether any process (zombies included) is still in group `pgid`. */
+function signalable(pgid: number): boolean {
+  try {
+    Deno.kill(-pgid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("ProcessGroup.terminate() ends once only zombies are left (census from /proc)", async () => {
+  const marker = `1000.${Date.now() % 100000}1`;
+  const g = ProcessGroup.spawn({ argv: zombieGroupArgv(marker), env, stdin: false });
+  const sleeper = await escapedSleeper(marker, g.pgid);
+  try {
+    await eventually(async () => (await groupPids(g.pgid)).length === 1, 5000, "the zombie");
+    // A grace longer than the test may take: ending at all means the census said so.
+    const ended = await raceTimer(g.terminate(600_000), 20_000);
+    await discard(g);
+    assert.equal(ended, true, "terminate() waited for the zombie");
+    assert.ok(signalable(g.pgid), "the zombie should still be there");
+    assert.equal((await g.status).signal, "SIGTERM");
+  } finally {
+    Deno.kill(sleeper, "SIGKILL");
+  }
+  await eventually(() => !signalable(g.pgid), 5000, "the zombie to be reaped");
+});
+
+Deno.test("ProcessGroup.terminate() ends once only zombies are left (census from ps, no /proc)", async () => {
+  // The service's own situation under deno task start: Deno refuses /proc.
+  const marker = `1000.${Date.now() % 100000}2`;
+  const script = `
+    import { ProcessGroup } from "${moduleUrl}";
+    const g = ProcessGroup.spawn({ argv: ${JSON.stringify(zombieGroupArgv(marker))},
+      env: { PATH: "/usr/bin:/bin" }, stdin: false });
+    console.log(g.pgid);
+    await Deno.stdin.readable.getReader().read();
+    let timer;
+    const ended = await Promise.race([
+      g.terminate(600_000).then(() => "ended"),
+      new Promise((resolve) => timer = setTimeout(() => resolve("waited"), 20_000)),
+    ]);
+    clearTimeout(timer);
+    await Promise.all([g.stdout.cancel(), g.stderr.cancel()]);
+    console.log(ended, (await g.status).signal);
+  `;
+  const child = await denoRun(["--allow-run", "--allow-read"], script);
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const writer = child.stdin.getWriter();
+  let sleeper = 0;
+  try {
+    const first = await lines.read();
+    const pgid = Number(first.value);
+    assert.ok(pgid > 0, String(first.value));
+    sleeper = await escapedSleeper(marker, pgid);
+    await eventually(async () => (await groupPids(pgid)).length === 1, 5000, "the zombie");
+    await writer.write(new TextEncoder().encode("\n"));
+    let text = "";
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    assert.equal(text.trim(), "ended SIGTERM");
+    assert.ok(signalable(pgid), "the zombie should still be there");
+  } finally {
+    if (sleeper !== 0) Deno.kill(sleeper, "SIGKILL");
+    await writer.close().catch(() => {});
+    await child.stderr.cancel();
+    await child.status;
+  }
+});
+
+/** Whether `promise` settles within `ms` (a bound far above what it should take). */
+async function raceTimer(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
