@@ -36,7 +36,7 @@ const LIBRARY_ENV = ["REDIS_DEBUG_MAINTENANCE", "NO_COLOR", "XDG_DATA_HOME"];
  * reads process start times from /proc for crash recovery (Deno grants /proc
  * only with --allow-all): once at startup, never per command.
  */
-const SERVICE_PROGRAMS = ["kill", "nvidia-smi", "cat"];
+const SERVICE_PROGRAMS = ["kill", "nvidia-smi", "cat", "ps"];
 
 /** host:port of a Redis URL, for --allow-net. */
 function redisHost(url: string): string | null {

@@ -83,6 +83,8 @@ export function healthRoutes(deps: HealthDeps): Hono {
       active_sessions: deps.sessions.size,
       max_sessions: deps.config.maxSessions,
       uptime_seconds: (performance.now() - deps.startedAt) / 1000,
+      // The service's own process (`deno task start` runs it under a launcher).
+      pid: Deno.pid,
       running_executions: deps.registry.runningCount,
       executions_started: m.executionsStarted,
       executions_finished: m.executionsFinished,
