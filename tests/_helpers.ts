@@ -315,3 +315,19 @@ export async function cancelStubbornGroup(client: TestClient): Promise<void> {
   }
   await assertGroupGone(r.result.pgid);
 }
+
+/** A python3 that runs without pyenv shims (the child env has HOME=/), or null. */
+async function findPython(): Promise<string | null> {
+  for (const path of ["/usr/bin/python3", "/usr/local/bin/python3"]) {
+    try {
+      const out = await new Deno.Command(path, { args: ["-c", ""], stderr: "null" }).output();
+      if (out.success) return path;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+/** The path of python3 for tests that run it (skip them when null). */
+export const python3: string | null = await findPython();

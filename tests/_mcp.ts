@@ -103,3 +103,15 @@ export function executeWithProgress(
     ...(signal ? { signal } : {}),
   }) as Promise<CallToolResult>;
 }
+
+/** A raw MCP `initialize` request, for tests that speak HTTP themselves. */
+export const INIT = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-11-25",
+    capabilities: {},
+    clientInfo: { name: "raw", version: "1" },
+  },
+};

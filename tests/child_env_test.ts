@@ -4,7 +4,9 @@
  * non-interactive settings are present, and the request's `env` overrides each.
  */
 import assert from "node:assert/strict";
-import { spawnServer, TestClient, withServer } from "./_helpers.ts";
+import { python3, spawnServer, TestClient, withServer } from "./_helpers.ts";
+
+const python = python3;
 
 const DEFAULTS = {
   PYTHONUNBUFFERED: "1",
@@ -24,19 +26,6 @@ function parseEnv(text: string): Record<string, string> {
 }
 
 /** A python3 that runs without pyenv shims (the child env has HOME=/), or null. */
-async function findPython(): Promise<string | null> {
-  for (const path of ["/usr/bin/python3", "/usr/local/bin/python3"]) {
-    try {
-      const out = await new Deno.Command(path, { args: ["-c", ""], stderr: "null" }).output();
-      if (out.success) return path;
-    } catch {
-      // not there
-    }
-  }
-  return null;
-}
-
-const python = await findPython();
 
 /** A real directory and a symlink to it, removed after `fn`. */
 async function withLinkedDir(fn: (link: string, real: string) => Promise<void>): Promise<void> {

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config.ts";
 import { type Msg, TestClient, testServer, withServer } from "./_helpers.ts";
-import { call, closeHttp, connectHttp } from "./_mcp.ts";
+import { call, closeHttp, connectHttp, INIT } from "./_mcp.ts";
 
 /** The slowest refill allowed: one token per 100 s, none during a test. */
 const NO_REFILL = "0.01";
@@ -33,17 +33,6 @@ async function upgrade(wsUrl: string, path = "/ws/mcp") {
   else body = await res.json();
   return { status: res.status, retryAfter: res.headers.get("retry-after"), body };
 }
-
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-11-25",
-    capabilities: {},
-    clientInfo: { name: "raw", version: "1" },
-  },
-};
 
 /** A raw request to `/mcp`, within `session` when given. */
 function mcp(httpUrl: string, method: string, body?: unknown, session?: string) {

@@ -1,20 +1,9 @@
 import assert from "node:assert/strict";
 import { assertGroupGone, eventually, testServer, withServer } from "./_helpers.ts";
-import { call, closeHttp, connectHttp, executeWithProgress, readToEnd } from "./_mcp.ts";
+import { call, closeHttp, connectHttp, executeWithProgress, INIT, readToEnd } from "./_mcp.ts";
 
 /** Default settings: requests within a session are not new connections. */
 const FLAGS = {};
-
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-11-25",
-    capabilities: {},
-    clientInfo: { name: "raw", version: "1" },
-  },
-};
 
 /** A raw POST to /mcp. */
 function post(url: string, body: unknown, headers: Record<string, string> = {}) {

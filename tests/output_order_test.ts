@@ -5,24 +5,11 @@
  * order they were read.
  */
 import assert from "node:assert/strict";
-import { type Msg, TestClient, withServer } from "./_helpers.ts";
+import { type Msg, python3, TestClient, withServer } from "./_helpers.ts";
+
+const python = python3;
 
 const flags = (m: Msg) => [m.params.truncated, m.params.chunk_index, m.params.total_chunks];
-
-/** A python3 that runs without pyenv shims (the child env has HOME=/), or null. */
-async function findPython(): Promise<string | null> {
-  for (const path of ["/usr/bin/python3", "/usr/local/bin/python3"]) {
-    try {
-      const out = await new Deno.Command(path, { args: ["-c", ""], stderr: "null" }).output();
-      if (out.success) return path;
-    } catch {
-      // not there
-    }
-  }
-  return null;
-}
-
-const python = await findPython();
 
 Deno.test("a partial line sent after quiet has truncated:false and chunk_index:null", async () => {
   const dir = await Deno.makeTempDir();
