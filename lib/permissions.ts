@@ -132,7 +132,7 @@ export function requiredPermissions(
  *   dataDir: "/var/lib/cc-executor", ephemeral: false, hooksConfig: "", shell: "/bin/sh",
  *   childEnv: { PATH: "/usr/bin:/bin" } });
  * assert.ok(flags.includes("--allow-net=127.0.0.1:8003"));
- * assert.ok(flags.includes("--allow-run=git,kill,nvidia-smi,cat"));
+ * assert.ok(flags.includes("--allow-run=git,kill,nvidia-smi,cat,ps"));
  * assert.ok(flags.includes("--allow-write=/var/lib/cc-executor"));
  * ```
  */
