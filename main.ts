@@ -12,6 +12,15 @@ import { ConfigError, loadConfig, settingsTable } from "./lib/config.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { type ServerHandle, startServer } from "./lib/server.ts";
 
+/** An env var, or undefined when it is unset or not granted. */
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
 if (import.meta.main) {
   if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
     console.log("cc-executor: run commands over WebSocket.\n\nSettings:\n" + settingsTable());
@@ -49,6 +58,17 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
+  // Under `deno task start` the launcher forwards signals; if it dies without
+  // one (SIGKILL), this process is reparented and drains as for SIGTERM.
+  const launcher = Number(readEnv("CC_EXECUTOR_LAUNCHER_PID") ?? NaN);
+  if (Number.isInteger(launcher) && launcher > 0) {
+    const watch = setInterval(() => {
+      if (Deno.ppid === launcher) return;
+      clearInterval(watch);
+      onSignal("launcher gone");
+    }, 1000);
+    Deno.unrefTimer(watch);
+  }
   // SIGHUP re-reads the API keys; on any error the old keys stay in force.
   const keysConfig = config;
   Deno.addSignalListener("SIGHUP", () => {

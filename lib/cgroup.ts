@@ -775,11 +775,23 @@ export class RunCgroup {
     await this.kill();
     const empty = await emptied(fs, this.path, true, EMPTY_WAIT_MS);
     this.#oomKills = await this.#countOomKills();
-    const removed = await fs.rmdir([...this.paths].reverse());
-    if (!empty || !removed) {
-      // Left for Containment.close() and the next start's reaping.
-      log.warning("Run cgroup {dir} could not be emptied and removed", { dir: this.path });
-    }
+    // Removing the (now empty) directories is bookkeeping, not part of the
+    // run's end: it is left to run after, so it never holds up a
+    // `process.completed` behind other runs' work in the helper shell.
+    this.#removed = fs.rmdir([...this.paths].reverse()).then((removed) => {
+      if (!empty || !removed) {
+        // Left for Containment.close() and the next start's reaping.
+        log.warning("Run cgroup {dir} could not be emptied and removed", { dir: this.path });
+      }
+      return removed;
+    }, () => false);
+  }
+
+  #removed: Promise<boolean> = Promise.resolve(false);
+
+  /** Resolves once {@linkcode end} has removed the directories (true) or could not (false). */
+  get removed(): Promise<boolean> {
+    return this.#ended === null ? Promise.resolve(false) : this.#ended.then(() => this.#removed);
   }
 
   async #countOomKills(): Promise<number> {

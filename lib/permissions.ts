@@ -28,7 +28,13 @@ export type PermissionConfig = Pick<
 >;
 
 /** Env vars read by libraries, or to place the data directory. */
-const LIBRARY_ENV = ["REDIS_DEBUG_MAINTENANCE", "NO_COLOR", "XDG_DATA_HOME"];
+const LIBRARY_ENV = [
+  "REDIS_DEBUG_MAINTENANCE",
+  "NO_COLOR",
+  "XDG_DATA_HOME",
+  // Set by scripts/start.ts: the service ends itself when its launcher dies.
+  "CC_EXECUTOR_LAUNCHER_PID",
+];
 
 /**
  * Programs the service itself runs: `kill` signals groups under a scoped

@@ -479,12 +479,15 @@ export class ProcessGroup {
    * stopped; SIGKILL is a `cgroup.kill` too. Chained, so always in call order.
    */
   async #withCgroup(cgroup: RunCgroup, signal: GroupSignal): Promise<boolean> {
-    if (signal === "SIGKILL") await cgroup.kill();
     const alive = needKillCommand
       ? await signalGroup(this.pgid, signal)
       : this.#sessionPending
       ? await this.#signalEarly(signal)
       : await signalGroup(this.pgid, signal);
+    // The group's SIGKILL goes first and at once; the cgroup's may have to
+    // queue for the helper shell behind other runs' work (end() waits for
+    // the cgroup to empty either way).
+    if (signal === "SIGKILL") void cgroup.kill().catch(() => {});
     if (signal === "SIGSTOP" || (signal === "SIGCONT" && this.#stopped)) {
       this.#stopped = signal === "SIGSTOP";
       await cgroup.signal(signal);

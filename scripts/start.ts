@@ -14,6 +14,9 @@ const help = Deno.args.includes("--help") || Deno.args.includes("-h");
 const flags = help ? [] : await permissionFlagsOrExit(Deno.args);
 const child = new Deno.Command(Deno.execPath(), {
   args: ["run", ...flags, main, ...Deno.args],
+  // The service watches for this launcher's death: a supervisor that
+  // SIGKILLs the pid it started must not leave the service running.
+  env: { CC_EXECUTOR_LAUNCHER_PID: String(Deno.pid) },
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",
