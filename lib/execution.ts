@@ -14,6 +14,7 @@ import { OutputLog } from "./output_log.ts";
 import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
 import { utf8Length } from "./utf8.ts";
 import { PausableTimer } from "./pausable_timer.ts";
+import { settlesWithin } from "./async.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { CommandRefusedError, NoProcessError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
@@ -511,7 +512,7 @@ export class Execution {
     const status = await this.#group.status;
     // Processes the command left behind may hold its pipes: give them the
     // orphan grace to finish writing, then end the group either way.
-    await settleWithin(pumps, this.#limits.orphanGraceMs);
+    await settlesWithin(pumps, this.#limits.orphanGraceMs);
     await this.#group.terminate(this.#limits.killGraceMs);
     // Nobody is left to read stdin. Abort rather than close: a write blocked
     // on a pipe held by an escaped process would keep a close waiting.
@@ -670,7 +671,7 @@ export class Execution {
    * rather than wait forever. Reads paced by back-pressure are left alone.
    */
   async #drain(pumps: Promise<unknown>): Promise<void> {
-    while (!await settleWithin(pumps, STALLED_READ_MS)) {
+    while (!await settlesWithin(pumps, STALLED_READ_MS)) {
       const now = performance.now();
       for (const pump of Object.values(this.#pumps)) {
         if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
@@ -719,15 +720,4 @@ function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null 
     );
   }
   return null;
-}
-
-/** Waits for `promise` at most `ms`; true if it settled in time. */
-async function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let handle: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => handle = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(handle);
-  }
 }
