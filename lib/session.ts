@@ -160,6 +160,18 @@ export class Session {
    * @throws {CommandRefusedError} when a required pre_execute hook failed.
    * @throws {InvalidParamsError} when the program or directory does not exist.
    */
+  /**
+   * Throws what {@linkcode start} would for a full or closed session, before
+   * a request is resolved: a client flooding a busy session costs a check,
+   * not a classification and an estimate per message.
+   *
+   * @throws {BusyError} at the per-session limit.
+   */
+  checkCapacity(): void {
+    if (this.#closed) throw new NoProcessError("Session is closed");
+    if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
+  }
+
   async start(
     spec: ExecSpec,
     sink: Sink,

@@ -215,8 +215,10 @@ export class LegacyProtocol {
   }
 
   async #execute(params: unknown, receivedAt: number): Promise<Handled> {
+    const request = parseParams(ExecuteParams, params);
+    this.#session.checkCapacity();
     const spec = await resolveExecSpec(
-      parseParams(ExecuteParams, params),
+      request,
       this.#config,
       this.#session.timeLimits,
     );

@@ -439,10 +439,11 @@ export class McpTools {
   async #run(params: z.output<typeof RunParams>): Promise<Execution> {
     const receivedAt = performance.now();
     const { stdin_open, ...request } = params;
-    const spec = await resolveExecSpec(request, this.#config, this.#session.timeLimits);
     const id = crypto.randomUUID();
     let exec: Execution;
     try {
+      this.#session.checkCapacity();
+      const spec = await resolveExecSpec(request, this.#config, this.#session.timeLimits);
       exec = await this.#session.start(
         { ...spec, stdinOpen: stdin_open === true },
         this.#sink(id),
