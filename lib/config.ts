@@ -258,7 +258,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     key: "envAllowlist",
     flag: "env-allowlist",
     default: "",
-    doc: "Comma list of server env vars passed on to children, besides PATH, HOME, LANG, TERM",
+    doc:
+      "Comma list of server env vars passed on to children, besides PATH, HOME, LANG, TERM (a listed name also replaces its fixed default, e.g. PAGER)",
     kind: { type: "list" },
   },
   {
