@@ -60,45 +60,6 @@ export interface ServerHandle {
 
 const log = logger("server");
 
-/** What `/health` reports of the output budget (`output_memory`) and of output messages. */
-export function outputFigures(metrics: Metrics): Record<string, unknown> {
-  const m = metrics.outputMemory;
-  return {
-    output_memory: {
-      budget: m.budget,
-      retained: m.retained,
-      retained_finished: m.retainedFinished,
-      queued: m.queued,
-      pooled: m.pooled,
-      dropped_bytes: m.droppedBytes,
-      trimmed_bytes: m.trimmedBytes,
-      queue_waits: m.queueWaits,
-    },
-    stdin_pending_bytes: metrics.stdinPendingBytes,
-    messages_sent: metrics.messagesSent,
-    messages_dropped: metrics.messagesDropped,
-    output_decoded_bytes: metrics.outputDecodedBytes,
-  };
-}
-
-/**
- * The `/health` answer with the output figures added. Added around the
- * health route rather than in it: they are the server's own account of
- * the memory it holds, assembled here with the budget.
- */
-async function withOutputFigures(res: Response, metrics: Metrics): Promise<Response> {
-  if (!res.headers.get("content-type")?.startsWith("application/json")) return res;
-  const body = await res.clone().json();
-  // Without a valid key the answer is only {status}: it stays that way.
-  if (typeof body !== "object" || body === null || !("service" in body)) return res;
-  const headers = new Headers(res.headers);
-  headers.delete("content-length");
-  return new Response(JSON.stringify({ ...body, ...outputFigures(metrics) }), {
-    status: res.status,
-    headers,
-  });
-}
-
 /**
  * Starts the service.
  *
@@ -211,10 +172,6 @@ export async function startServer(
   // Once per request: `/ws/*` matches `/ws` too (and `/mcp/*` `/mcp`), and
   // the guard mounted on both would spend two tokens per request.
   for (const path of ["/ws/*", "/mcp/*"]) app.use(path, guard);
-  app.get("/health", async (c, next) => {
-    await next();
-    c.res = await withOutputFigures(c.res, metrics);
-  });
   app.route(
     "/",
     healthRoutes({

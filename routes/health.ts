@@ -54,6 +54,27 @@ function lagFields(lag: HealthDeps["eventLoopLag"]) {
   return { event_loop_lag_ms: current_ms, event_loop_lag_max_ms: max_ms };
 }
 
+/** What `/health` reports of the output budget (`output_memory`) and of output messages. */
+function outputFigures(metrics: Metrics) {
+  const m = metrics.outputMemory;
+  return {
+    output_memory: {
+      budget: m.budget,
+      retained: m.retained,
+      retained_finished: m.retainedFinished,
+      queued: m.queued,
+      pooled: m.pooled,
+      dropped_bytes: m.droppedBytes,
+      trimmed_bytes: m.trimmedBytes,
+      queue_waits: m.queueWaits,
+    },
+    stdin_pending_bytes: metrics.stdinPendingBytes,
+    messages_sent: metrics.messagesSent,
+    messages_dropped: metrics.messagesDropped,
+    output_decoded_bytes: metrics.outputDecodedBytes,
+  };
+}
+
 /** The health routes. */
 export function healthRoutes(deps: HealthDeps): Hono {
   const app = new Hono();
@@ -93,6 +114,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       peak_queued_bytes: m.peakQueuedBytes,
       high_water_mark: deps.config.highWaterMark,
       backpressure_waits: m.backpressureWaits,
+      ...outputFigures(m),
       mean_start_latency_ms: Math.round(m.meanStartLatencyMs * 1000) / 1000,
       ...lagFields(deps.eventLoopLag),
       sessions_opened: m.sessionsOpened,
