@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ErrorCode, ExecutorError, StoreDownError } from "../errors.ts";
+import { ErrorCode, ExecutorError } from "../errors.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import {
   ControlParams,
@@ -16,7 +16,6 @@ import {
 } from "../exec_params.ts";
 import { logger } from "../log.ts";
 import type { Session } from "../session.ts";
-import { StoreUnavailableError } from "../store/store.ts";
 import type { Sink } from "../sink.ts";
 import type { SocketWriter } from "../socket_writer.ts";
 import type { ExecutionEvent } from "../types.ts";
@@ -275,19 +274,11 @@ export class LegacyProtocol {
    */
   async #history(params: unknown): Promise<Handled> {
     const p = parseParams(HistoryParams, params);
-    try {
-      const records = await this.#session.timeLimits.records({
-        limit: p.limit,
-        ...(p.class !== undefined ? { class: p.class } : {}),
-      });
-      return { result: { records } };
-    } catch (err) {
-      // An outage the client can wait out, not a fault of ours (-32603).
-      if (err instanceof StoreUnavailableError) {
-        throw new StoreDownError(err.backend, err.reason, { cause: err });
-      }
-      throw err;
-    }
+    const records = await this.#session.timeLimits.records({
+      limit: p.limit,
+      ...(p.class !== undefined ? { class: p.class } : {}),
+    });
+    return { result: { records } };
   }
 
   #sink(executionId: string): Sink {

@@ -10,7 +10,13 @@
 import type { Config } from "../config.ts";
 import type { Execution } from "../execution.ts";
 import { logger } from "../log.ts";
-import type { ExecutionRecord, RecordQuery, Store } from "../store/store.ts";
+import {
+  type ExecutionRecord,
+  type RecordQuery,
+  type Store,
+  StoreUnavailableError,
+} from "../store/store.ts";
+import { StoreDownError } from "../errors.ts";
 import { classify, type CommandClass, type CommandLine, type Complexity } from "./classify.ts";
 import { DEFAULT_MIN_AUTO_TIMEOUT_S } from "./complexity.ts";
 import { type Estimate, estimateTimeout, restate } from "./estimate.ts";
@@ -213,7 +219,20 @@ export class TimeLimits {
   }
 
   /** Execution records, newest first. */
-  records(query: RecordQuery): Promise<ExecutionRecord[]> {
-    return this.#store.records(query);
+  /**
+   * Execution records, newest first.
+   *
+   * @throws {StoreDownError} (code -32004) while the store cannot be reached:
+   * an outage the client can wait out, not a fault of ours.
+   */
+  async records(query: RecordQuery): Promise<ExecutionRecord[]> {
+    try {
+      return await this.#store.records(query);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        throw new StoreDownError(err.backend, err.reason, { cause: err });
+      }
+      throw err;
+    }
   }
 }
