@@ -15,6 +15,8 @@ function envError(field: string, reason: string): InvalidParamsError {
   return new InvalidParamsError("Invalid params", { data: { field, reason } });
 }
 
+let serverCwd: string | undefined;
+
 /**
  * The real path of the directory a child starts in: `cwd` with symlinks and
  * `..` resolved, or the server's own working directory when `cwd` is
@@ -39,7 +41,8 @@ function envError(field: string, reason: string): InvalidParamsError {
  * ```
  */
 export async function workingDirectory(cwd: string | undefined): Promise<string | null> {
-  if (cwd === undefined) return Deno.cwd();
+  // The server never changes directory: ask the kernel once.
+  if (cwd === undefined) return serverCwd ??= Deno.cwd();
   try {
     return await Deno.realPath(cwd);
   } catch {

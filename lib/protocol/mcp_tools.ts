@@ -23,6 +23,7 @@ import {
 } from "../errors.ts";
 import { ControlParams, EstimateParams, ExecuteParams, parseParams } from "../exec_params.ts";
 import { truncateText } from "../text_truncate.ts";
+import { resolvesWithin } from "../async.ts";
 import { explainEstimate } from "../timing/estimate.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../exec_request.ts";
 import type { Execution } from "../execution.ts";
@@ -604,7 +605,7 @@ export class McpTools {
     // Refused at once (-32602) when the input does not fit with what is still pending.
     const write = exec.queueInput(input, p.close_stdin === true);
     const waitS = p.wait_seconds ?? DEFAULT_SEND_WAIT_S;
-    const through = await abortable(within(write.done, waitS * 1000), call.signal);
+    const through = await abortable(resolvesWithin(write.done, waitS * 1000), call.signal);
     const stdin = {
       execution_id: exec.id,
       bytes_written: write.written,
@@ -753,17 +754,6 @@ export class McpTools {
       signal.addEventListener("abort", finish, { once: true });
       void exec.done.then(finish);
     });
-  }
-}
-
-/** Whether `promise` resolves within `ms`; rejects as it does. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
