@@ -7,6 +7,7 @@
  * @module
  */
 import { ApiKeyring } from "./auth.ts";
+import { parseKeyEntry } from "./principal.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { normalizeOrigin } from "./origin_check.ts";
 
@@ -33,8 +34,21 @@ export function isLoopbackHost(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
-async function keysFromConfig(config: AccessConfig): Promise<string[]> {
-  const keys = [...config.apiKeys];
+/** Where keys come from. */
+export type KeySources = Pick<AccessConfig, "apiKeys" | "apiKeysFile">;
+
+/** Checks one entry where it was written; the message names its place, never its text. */
+function checked(entry: string, where: string): string {
+  try {
+    parseKeyEntry(entry);
+  } catch (e) {
+    throw new ConfigError(`Invalid API key at ${where}: ${(e as Error).message}`);
+  }
+  return entry;
+}
+
+async function keysFromConfig(config: KeySources): Promise<string[]> {
+  const keys = config.apiKeys.map((k, i) => checked(k, `CC_EXECUTOR_API_KEYS entry ${i + 1}`));
   if (config.apiKeysFile !== "") {
     let text: string;
     try {
@@ -45,14 +59,32 @@ async function keysFromConfig(config: AccessConfig): Promise<string[]> {
           (err instanceof Error ? err.message : String(err)),
       );
     }
-    keys.push(...ApiKeyring.parseKeysFile(text));
+    text.split("\n").forEach((line, i) => {
+      if (ApiKeyring.parseKeysFile(line).length === 0) return;
+      keys.push(checked(line, `line ${i + 1} of ${config.apiKeysFile}`));
+    });
   }
   return keys;
 }
 
-/** Builds the keyring from the config list and the keys file. */
-export async function loadKeyring(config: AccessConfig): Promise<ApiKeyring> {
-  return new ApiKeyring(await keysFromConfig(config));
+/** A keyring of `keys`; a name given two roles is a config error. */
+function keyringOf(keys: string[], keyring = new ApiKeyring()): ApiKeyring {
+  try {
+    keyring.replace(keys);
+  } catch (e) {
+    throw new ConfigError(`Invalid API keys: ${(e as Error).message}`);
+  }
+  return keyring;
+}
+
+/**
+ * Builds the keyring from the config list and the keys file.
+ *
+ * @throws {ConfigError} for an unreadable file or an invalid entry (named by
+ *   its place, never its text).
+ */
+export async function loadKeyring(config: KeySources): Promise<ApiKeyring> {
+  return keyringOf(await keysFromConfig(config));
 }
 
 /**
@@ -60,9 +92,9 @@ export async function loadKeyring(config: AccessConfig): Promise<ApiKeyring> {
  *
  * @returns the number of keys now configured.
  */
-export async function reloadKeyring(keyring: ApiKeyring, config: AccessConfig): Promise<number> {
+export async function reloadKeyring(keyring: ApiKeyring, config: KeySources): Promise<number> {
   const keys = await keysFromConfig(config);
-  keyring.replace(keys);
+  keyringOf(keys, keyring);
   return keys.length;
 }
 

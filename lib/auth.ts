@@ -5,6 +5,7 @@
  * @module
  */
 import { timingSafeEqual } from "node:crypto";
+import { type KeyEntry, parseKeyEntry, type Principal } from "./principal.ts";
 
 /** Where {@linkcode extractKey} found a key. */
 export type KeySource = "bearer" | "x-api-key" | "query";
@@ -45,17 +46,39 @@ export async function keyFingerprint(key: string): Promise<string> {
   return Array.from(digest.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function normaliseKeys(keys: Iterable<string>): string[] {
-  const result = [...keys].map((k) => k.trim());
-  if (result.some((k) => k === "")) throw new TypeError("API keys cannot be empty");
-  return result;
+/** A key's digest and the principal it authenticates. */
+interface Credential {
+  digest: Uint8Array;
+  principal: Principal;
+}
+
+/** Parses the entries and checks that a name is not given two roles. */
+function parseEntries(keys: Iterable<string>): KeyEntry[] {
+  const entries = [...keys].map(parseKeyEntry);
+  const roles = new Map<string, boolean>();
+  for (const { name, admin } of entries) {
+    if (name === null) continue;
+    if (roles.has(name) && roles.get(name) !== admin) {
+      throw new TypeError(`Key name '${name}' is given both with and without :admin`);
+    }
+    roles.set(name, admin);
+  }
+  return entries;
+}
+
+async function credential(entry: KeyEntry): Promise<Credential> {
+  const digest = await sha256(entry.key);
+  const id = entry.name ?? `key-${await keyFingerprint(entry.key)}`;
+  return { digest, principal: Object.freeze({ id, admin: entry.admin }) };
 }
 
 /**
- * The configured API keys. Only their SHA-256 digests are kept. A presented
- * key is hashed too and compared with every digest in constant time, so how
- * long a check takes reveals neither how much of a key matched (digests
- * of near-identical keys share no prefix) nor which key did.
+ * The configured API keys and the principals they authenticate (see
+ * lib/principal.ts for the `name:key[:admin]` syntax). Only SHA-256 digests
+ * of the keys are kept. A presented key is hashed too and compared with
+ * every digest in constant time, so how long a check takes reveals neither
+ * how much of a key matched (digests of near-identical keys share no
+ * prefix) nor which key did.
  *
  * A keyring without keys verifies nothing: whether that means "no auth" is
  * the caller's decision, made with {@linkcode ApiKeyring.hasKeys}.
@@ -64,37 +87,40 @@ function normaliseKeys(keys: Iterable<string>): string[] {
  * ```ts
  * import assert from "node:assert/strict";
  * import { ApiKeyring } from "./auth.ts";
- * const keyring = new ApiKeyring(["alpha-key", "beta-key"]);
- * assert.equal(await keyring.verify("beta-key"), true);
- * assert.equal(await keyring.verify("beta"), false);
+ * const keyring = new ApiKeyring(["alice:alpha-key", "ops:beta-key:admin"]);
+ * assert.deepEqual(await keyring.verify("beta-key"), { id: "ops", admin: true });
+ * assert.equal(await keyring.verify("beta"), null);
  * keyring.replace(ApiKeyring.parseKeysFile("# rotated\ngamma-key\n"));
- * assert.equal(await keyring.verify("beta-key"), false);
- * assert.equal(await keyring.verify("gamma-key"), true);
+ * assert.equal(await keyring.verify("beta-key"), null);
+ * assert.deepEqual(await keyring.verify("gamma-key"), { id: "key-36c2c0e2", admin: false });
  * ```
  */
 export class ApiKeyring {
   #count = 0;
-  #digests: Promise<Uint8Array[]> = Promise.resolve([]);
+  #credentials: Promise<Credential[]> = Promise.resolve([]);
 
   /**
-   * Builds a keyring; surrounding whitespace of each key is trimmed.
+   * Builds a keyring from entries `key`, `name:key` or `name:key:admin`;
+   * surrounding whitespace of each is trimmed.
    *
-   * @throws {TypeError} when a key is empty, which would let an empty key in.
+   * @throws {TypeError} when a key is empty (which would let an empty key
+   *   in), a name is invalid, or a name has two roles.
    */
   constructor(keys: Iterable<string> = []) {
     this.replace(keys);
   }
 
   /**
-   * Parses a keys file: one key per line; blank lines and lines starting
-   * with `#` are skipped; surrounding whitespace (and a CR) is trimmed. A
-   * `#` later in a line is part of the key.
+   * Parses a keys file: one entry (`key`, `name:key` or `name:key:admin`)
+   * per line; blank lines and lines starting with `#` are skipped;
+   * surrounding whitespace (and a CR) is trimmed. A `#` later in a line is
+   * part of the key.
    *
    * @example
    * ```ts
    * import assert from "node:assert/strict";
    * import { ApiKeyring } from "./auth.ts";
-   * assert.deepEqual(ApiKeyring.parseKeysFile("# ops\n  k1  \r\n\nk#2\n"), ["k1", "k#2"]);
+   * assert.deepEqual(ApiKeyring.parseKeysFile("# ops\n  k1  \r\n\nbob:k#2\n"), ["k1", "bob:k#2"]);
    * ```
    */
   static parseKeysFile(text: string): string[] {
@@ -112,31 +138,32 @@ export class ApiKeyring {
    * Swaps in a new set of keys (on SIGHUP). Checks already running finish
    * against the keys they started with.
    *
-   * @throws {TypeError} when a key is empty; the old keys then stay in place.
+   * @throws {TypeError} as the constructor does; the old keys then stay in place.
    */
   replace(keys: Iterable<string>): void {
-    const list = normaliseKeys(keys);
-    this.#count = list.length;
-    this.#digests = Promise.all(list.map(sha256));
+    const entries = parseEntries(keys);
+    this.#count = entries.length;
+    this.#credentials = Promise.all(entries.map(credential));
   }
 
   /**
-   * Whether `presented` is one of the keys. Every configured key is
+   * The principal `presented` authenticates. Every configured key is
    * compared, whichever matches.
    *
    * @param presented The key a client sent, or null when it sent none.
-   * @returns false for null, and always when no key is configured.
+   * @returns null for null, for an unknown key, and always when no key is configured.
    */
-  async verify(presented: string | null): Promise<boolean> {
-    if (presented === null) return false;
-    const digests = await this.#digests;
+  async verify(presented: string | null): Promise<Principal | null> {
+    if (presented === null) return null;
+    const credentials = await this.#credentials;
     const candidate = await sha256(presented);
-    let matched = 0;
-    for (const digest of digests) {
-      // `|` rather than `||`: no short circuit, every digest is compared.
-      matched |= timingSafeEqual(digest, candidate) ? 1 : 0;
+    let found: Principal | null = null;
+    for (const { digest, principal } of credentials) {
+      // No early exit: every digest is compared, whichever matches.
+      const match = timingSafeEqual(digest, candidate);
+      found = match ? principal : found;
     }
-    return matched === 1;
+    return found;
   }
 }
 

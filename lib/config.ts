@@ -266,15 +266,17 @@ export const SETTINGS: readonly SettingSpec[] = [
     key: "apiKeys",
     flag: "api-keys",
     default: "",
-    doc: "Comma list of API keys; clients present one as `Authorization: Bearer`, " +
-      "`X-API-Key` or `?token=`. Never logged",
+    doc: "Comma list of API keys, each `key`, `name:key` or `name:key:admin` (see Security: " +
+      "Principals); clients present one as `Authorization: Bearer`, `X-API-Key` or `?token=`. " +
+      "Never logged",
     kind: { type: "list" },
   },
   {
     key: "apiKeysFile",
     flag: "api-keys-file",
     default: "",
-    doc: "File of API keys, one per line (`#` comments); re-read on SIGHUP",
+    doc: "File of API keys, one `key`, `name:key` or `name:key:admin` per line (`#` comments); " +
+      "re-read on SIGHUP",
     kind: { type: "string" },
   },
   {

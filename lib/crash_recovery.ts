@@ -281,6 +281,7 @@ export class CrashRecovery implements GroupTracker {
       line: line === undefined || line === exec.spec.display ? null : JSON.stringify(line),
       timeoutS: exec.spec.timeout,
       timeoutSource: exec.spec.timeoutSource,
+      principal: exec.principal,
     });
   }
 
@@ -435,5 +436,6 @@ function lostRecord(record: GroupRecord, now: number, outcome: ReapOutcome): Exe
     timeout_source: record.timeoutSource,
     bytes_out: 0,
     bytes_err: 0,
+    principal: record.principal,
   };
 }

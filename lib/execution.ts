@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { LOCAL } from "./principal.ts";
 import { ProcessGroup } from "./process_group.ts";
 import { RunCgroup } from "./cgroup.ts";
 import { type Frame, OutputFramer } from "./output_framer.ts";
@@ -45,6 +46,8 @@ export interface ExecutionOptions {
   id: string;
   /** Owning session, for listings; null when none. */
   sessionId: string | null;
+  /** Who started it (lib/principal.ts): only it, or an admin, may see or control it. Default `local`. */
+  principal?: string;
   spec: ExecSpec;
   sink: Sink;
   limits: ExecutionLimits;
@@ -220,6 +223,8 @@ export class Execution {
   /** Unique id (`execution_id` on the wire). */
   readonly id: string;
   readonly sessionId: string | null;
+  /** The id of the principal that started it. */
+  readonly principal: string;
   readonly spec: ExecSpec;
   /** Wall-clock start, ms since the epoch. */
   readonly startedAt: number;
@@ -254,6 +259,7 @@ export class Execution {
   private constructor(options: ExecutionOptions, group: ProcessGroup) {
     this.id = options.id;
     this.sessionId = options.sessionId;
+    this.principal = options.principal ?? LOCAL.id;
     this.spec = options.spec;
     this.startedAt = Date.now();
     this.#group = group;

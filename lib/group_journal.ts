@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { LOCAL } from "./principal.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openExclusive, sqliteReason as reasonOf } from "./sqlite.ts";
 import { logger } from "./log.ts";
@@ -57,6 +58,8 @@ export interface GroupRecord {
   line: string | null;
   timeoutS: number | null;
   timeoutSource: TimeoutSource;
+  /** Who started it (lib/principal.ts); journals of older versions have none: `local`. */
+  principal: string;
 }
 
 /** Journal health, for `/health`. */
@@ -93,11 +96,14 @@ CREATE TABLE IF NOT EXISTS groups (
   execution_id TEXT PRIMARY KEY, pgid INTEGER NOT NULL, pid INTEGER NOT NULL,
   start_lo INTEGER NOT NULL, start_hi INTEGER NOT NULL, boot_id TEXT NOT NULL,
   cgroup TEXT, started_at INTEGER NOT NULL, command TEXT NOT NULL, limit_class TEXT,
-  line TEXT, timeout_s REAL, timeout_source TEXT NOT NULL) WITHOUT ROWID;
+  line TEXT, timeout_s REAL, timeout_source TEXT NOT NULL, principal TEXT) WITHOUT ROWID;
 `;
 
+/** Columns a journal left by an older version lacks. */
+const ADDED = { groups: { principal: "TEXT" } };
+
 const COLUMNS = "execution_id, pgid, pid, start_lo, start_hi, boot_id, cgroup, started_at, " +
-  "command, limit_class, line, timeout_s, timeout_source";
+  "command, limit_class, line, timeout_s, timeout_source, principal";
 
 /** Longest command kept (as the store keeps it). */
 const MAX_COMMAND_CHARS = 8192;
@@ -117,6 +123,7 @@ function row(r: GroupRecord): (string | number | null)[] {
     r.line,
     r.timeoutS,
     r.timeoutSource,
+    r.principal,
   ];
 }
 
@@ -131,7 +138,7 @@ function fromRow(v: Record<string, unknown>): GroupRecord | null {
     !int(v.start_hi) || !str(v.boot_id) || !strOrNull(v.cgroup) || !int(v.started_at) ||
     !str(v.command) || !strOrNull(v.limit_class) || !strOrNull(v.line) ||
     !(v.timeout_s === null || typeof v.timeout_s === "number") ||
-    !SOURCES.includes(String(v.timeout_source))
+    !SOURCES.includes(String(v.timeout_source)) || !strOrNull(v.principal ?? null)
   ) return null;
   return {
     executionId: v.execution_id as string,
@@ -147,6 +154,7 @@ function fromRow(v: Record<string, unknown>): GroupRecord | null {
     line: v.line,
     timeoutS: v.timeout_s as number | null,
     timeoutSource: v.timeout_source as TimeoutSource,
+    principal: (v.principal as string | null | undefined) ?? LOCAL.id,
   };
 }
 
@@ -155,7 +163,7 @@ function fromRow(v: Record<string, unknown>): GroupRecord | null {
  * "database is locked" when another live instance holds it.
  */
 function openLocked(path: string, synchronous: "OFF" | "NORMAL"): DatabaseSync {
-  return openExclusive(path, { synchronous, schema: SCHEMA });
+  return openExclusive(path, { synchronous, schema: SCHEMA, added: ADDED });
 }
 
 /** Removes a journal file and what SQLite keeps beside it. */
@@ -190,7 +198,7 @@ interface Statements {
  * const record: GroupRecord = {
  *   executionId: "e1", pgid: 4242, pid: 4242, startLo: 100, startHi: 102, bootId: "b",
  *   cgroup: null, startedAt: Date.now(), command: "sleep 60", limitClass: null, line: null,
- *   timeoutS: 60, timeoutSource: "request",
+ *   timeoutS: 60, timeoutSource: "request", principal: "alice",
  * };
  * journal.add(record);
  * assert.equal(journal.health().tracked, 1);
@@ -340,7 +348,7 @@ export class GroupJournal {
       meta.run("started_at", Date.now());
       this.#sql = {
         insert: db.prepare(
-          `INSERT OR REPLACE INTO groups (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR REPLACE INTO groups (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ),
         remove: db.prepare("DELETE FROM groups WHERE execution_id = ?"),
         clear: db.prepare("DELETE FROM groups"),

@@ -167,7 +167,7 @@ export async function startServer(
     allowedOrigins: config.allowedOrigins,
     connections,
     messages,
-    hasMcpSession: (id) => mcpHttp.has(id),
+    hasMcpSession: (id, principal) => mcpHttp.has(id, principal),
   });
   // Once per request: `/ws/*` matches `/ws` too (and `/mcp/*` `/mcp`), and
   // the guard mounted on both would spend two tokens per request.

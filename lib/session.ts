@@ -10,6 +10,7 @@ import { BusyError, CommandRefusedError, InvalidParamsError, NoProcessError } fr
 import type { Execution, ExecutionLimits } from "./execution.ts";
 import type { ExecutionRegistry } from "./execution_registry.ts";
 import { logger } from "./log.ts";
+import { LOCAL, type Principal } from "./principal.ts";
 import type { Metrics } from "./metrics.ts";
 import { truncateText } from "./text_truncate.ts";
 import type { HookRunner } from "./hooks.ts";
@@ -99,6 +100,8 @@ export class Session {
   readonly id: string = crypto.randomUUID();
   /** Wall-clock open time, ms since the epoch. */
   readonly openedAt: number = Date.now();
+  /** Who the session acts for: it owns the session's executions and history. */
+  readonly principal: Principal;
   readonly #deps: SessionDeps;
   readonly #closeConnection: CloseConnection;
   /** Executions of this session not yet ended, in start order. */
@@ -114,9 +117,13 @@ export class Session {
    */
   maxExecutions: number;
 
-  /** Creates a session; `closeConnection` ends the client's connection. */
-  constructor(deps: SessionDeps, closeConnection: CloseConnection) {
+  /**
+   * Creates a session of `principal` (default `local`); `closeConnection`
+   * ends the client's connection.
+   */
+  constructor(deps: SessionDeps, closeConnection: CloseConnection, principal: Principal = LOCAL) {
     this.#deps = deps;
+    this.principal = principal;
     this.#closeConnection = closeConnection;
     this.maxExecutions = deps.config.maxExecutionsPerSession;
   }
@@ -190,6 +197,7 @@ export class Session {
         ...options,
         id,
         sessionId: this.id,
+        principal: this.principal.id,
         spec,
         sink,
         limits: executionLimits(this.#deps.config),
@@ -210,10 +218,11 @@ export class Session {
       this.#starting--;
     }
     this.#active.add(exec);
-    const ids = { session: this.id, exec: exec.id, pid: exec.pid };
+    // The principal's name, never its key.
+    const ids = { session: this.id, principal: this.principal.id, exec: exec.id, pid: exec.pid };
     // The command, never its env (values may be secrets).
     logLater(() =>
-      log.info("Started {exec} (pid {pid}): {command}", {
+      log.info("Started {exec} for {principal} (pid {pid}): {command}", {
         ...ids,
         command: truncateText(spec.display, PREVIEW_CHARS),
       })
@@ -266,15 +275,28 @@ export class Session {
     return latest;
   }
 
-  /** This session's execution `executionId`, running or finished (while retained). */
+  /**
+   * This session's execution `executionId`, running or finished (while
+   * retained); for an admin, any execution. Another session's (or
+   * principal's) is undefined, exactly as an unknown id is.
+   */
   get(executionId: string): Execution | undefined {
     const exec = this.#deps.registry.get(executionId);
-    return exec?.sessionId === this.id ? exec : undefined;
+    return exec !== undefined && this.#sees(exec) ? exec : undefined;
   }
 
-  /** This session's executions, running and finished (while retained), oldest first. */
+  /**
+   * This session's executions, running and finished (while retained),
+   * oldest first; for an admin, every execution.
+   */
   executions(): Execution[] {
-    return this.#deps.registry.list().filter((e) => e.sessionId === this.id);
+    return this.#deps.registry.list().filter((e) => this.#sees(e));
+  }
+
+  /** Whether this session may see and control `exec`. */
+  #sees(exec: Execution): boolean {
+    // Until runs outlive their sessions, a principal's runs are its sessions' runs.
+    return exec.sessionId === this.id || this.principal.admin;
   }
 
   /**

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { LOCAL, type Principal } from "./principal.ts";
 import { SessionLimitError } from "./errors.ts";
 import { type CloseConnection, Session, type SessionDeps } from "./session.ts";
 
@@ -76,16 +77,16 @@ export class SessionManager {
   }
 
   /**
-   * Opens a session.
+   * Opens a session of `principal` (default `local`).
    *
    * @throws {SessionLimitError} at the limit, or while draining.
    */
-  open(closeConnection: CloseConnection): Session {
+  open(closeConnection: CloseConnection, principal: Principal = LOCAL): Session {
     if (this.#draining || this.#sessions.size >= this.#options.maxSessions) {
       this.#deps.metrics.sessionsRefused++;
       throw new SessionLimitError();
     }
-    const session = new Session(this.#deps, closeConnection);
+    const session = new Session(this.#deps, closeConnection, principal);
     this.#sessions.set(session.id, session);
     this.#deps.metrics.sessionsOpened++;
     return session;

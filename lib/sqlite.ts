@@ -15,7 +15,9 @@ import { DatabaseSync } from "node:sqlite";
 
 /**
  * Opens `path` (`":memory:"` too) with exclusive locking, no mmap, WAL, and
- * the given `synchronous` level, then runs `schema`. The exclusive lock comes
+ * the given `synchronous` level, then runs `schema`, then adds the `added`
+ * columns a file written by an older version lacks (table -> column ->
+ * definition; a new file has them from `schema`). The exclusive lock comes
  * with the first write, so a file another connection holds fails here with
  * "database is locked" (no waiting: busy timeout 0).
  *
@@ -31,12 +33,22 @@ import { DatabaseSync } from "node:sqlite";
  *   message: /database is locked/,
  * });
  * db.close();
+ * // Reopened by a newer version that added a column:
+ * const newer = openExclusive(`${dir}/a.db`, {
+ *   synchronous: "NORMAL", schema: "CREATE TABLE IF NOT EXISTS t (x, y)", added: { t: { y: "TEXT" } },
+ * });
+ * assert.deepEqual({ ...newer.prepare("SELECT * FROM t").get() }, { x: 1, y: null });
+ * newer.close();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function openExclusive(
   path: string,
-  options: { synchronous: "OFF" | "NORMAL"; schema: string },
+  options: {
+    synchronous: "OFF" | "NORMAL";
+    schema: string;
+    added?: Record<string, Record<string, string>>;
+  },
 ): DatabaseSync {
   const db = new DatabaseSync(path, { timeout: 0 });
   try {
@@ -47,6 +59,14 @@ export function openExclusive(
     // A WAL grown by a big transaction is cut back after the next checkpoint.
     db.exec("PRAGMA journal_size_limit = 4194304");
     db.exec(options.schema);
+    for (const [table, columns] of Object.entries(options.added ?? {})) {
+      const have = new Set(
+        db.prepare(`PRAGMA table_info(${table})`).all().map((c) => String(c.name)),
+      );
+      for (const [column, definition] of Object.entries(columns)) {
+        if (!have.has(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+      }
+    }
     return db;
   } catch (e) {
     db.close();

@@ -8,10 +8,11 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { type ApiKeyring, extractKey, keyFingerprint, redactUrl } from "../lib/auth.ts";
+import { type ApiKeyring, extractKey, redactUrl } from "../lib/auth.ts";
 import { ErrorCode } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { isOriginAllowed } from "../lib/origin_check.ts";
+import { LOCAL, type Principal } from "../lib/principal.ts";
 import type { RateLimiter } from "../lib/rate_limit.ts";
 
 const log = logger("access");
@@ -20,8 +21,10 @@ const log = logger("access");
 export type GuardEnv = {
   Bindings: Deno.ServeHandlerInfo<Deno.NetAddr> | undefined;
   Variables: {
-    /** Who the client is for rate limits: `key:<fingerprint>` or `addr:<ip>`. */
+    /** Who the client is for rate limits: `principal:<id>`, or `addr:<ip>` without keys. */
     clientId: string;
+    /** Who the request acts for: owns what it creates, sees only its own (admin: all). */
+    principal: Principal;
   };
 };
 
@@ -33,8 +36,8 @@ export interface GuardDeps {
   connections: RateLimiter;
   /** Requests within a live MCP HTTP session (GET, POST or DELETE: one each). */
   messages: RateLimiter;
-  /** Whether `/mcp` holds a session with this `Mcp-Session-Id` now. */
-  hasMcpSession: (id: string) => boolean;
+  /** Whether `/mcp` holds a session with this `Mcp-Session-Id` now, of this principal. */
+  hasMcpSession: (id: string, principal: Principal) => boolean;
 }
 
 /** The path of the MCP Streamable HTTP endpoint, whose errors are JSON-RPC. */
@@ -42,14 +45,19 @@ const MCP_PATH = "/mcp";
 
 /**
  * Whether an authorized request continues a live MCP HTTP session rather
- * than opening a connection. Only a session id the endpoint holds counts:
- * an unknown one would get a 404 anyway, and letting any header value pass
- * as "within a session" would let a client skip the connection limit.
+ * than opening a connection. Only a session id the endpoint holds for this
+ * principal counts: an unknown one, or another principal's, gets a 404
+ * anyway, and letting any header value pass as "within a session" would let
+ * a client skip the connection limit.
  */
-function continuesMcpSession(c: Context<GuardEnv>, deps: GuardDeps): boolean {
+function continuesMcpSession(
+  c: Context<GuardEnv>,
+  deps: GuardDeps,
+  principal: Principal,
+): boolean {
   if (c.req.path !== MCP_PATH || c.req.header("upgrade") !== undefined) return false;
   const id = c.req.header("mcp-session-id");
-  return id !== undefined && deps.hasMcpSession(id);
+  return id !== undefined && deps.hasMcpSession(id, principal);
 }
 
 /**
@@ -103,28 +111,30 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
       return c.json({ error: "Origin not allowed" }, 403);
     }
     const presented = extractKey(c.req.raw).key;
-    const authorized = deps.keyring.hasKeys ? await deps.keyring.verify(presented) : true;
-    // Only a verified key names the client; otherwise its address does, so
+    const principal = deps.keyring.hasKeys ? await deps.keyring.verify(presented) : LOCAL;
+    // A principal's requests share its buckets whichever key it used; without
+    // keys (all `local`) and for unverified requests, the address does, so
     // guessing keys is rate limited too.
-    const clientId = authorized && presented !== null
-      ? `key:${await keyFingerprint(presented)}`
+    const clientId = principal !== null && deps.keyring.hasKeys
+      ? `principal:${principal.id}`
       : `addr:${remoteAddress(c)}`;
     // An unverified request is always a connection attempt: a guess at a key
     // must not get the more generous message budget by naming a session.
-    const opening = !authorized || !continuesMcpSession(c, deps);
+    const opening = principal === null || !continuesMcpSession(c, deps, principal);
     const taken = (opening ? deps.connections : deps.messages).take(clientId);
     if (!taken.ok) {
       log.warning("Rate limited {client} on {url}", { ...where, client: clientId });
       return rateLimited(c, taken.retryAfterMs);
     }
-    if (!authorized) {
+    if (principal === null) {
       log.warning("Unauthorized request for {url} from {address}", where);
       return c.json({ error: "Unauthorized" }, 401, {
         "WWW-Authenticate": 'Bearer realm="cc-executor"',
       });
     }
     c.set("clientId", clientId);
-    log.debug("Accepted {client} for {url}", { ...where, client: clientId });
+    c.set("principal", principal);
+    log.debug("Accepted {principal} for {url}", { ...where, principal: principal.id });
     await next();
   };
 }

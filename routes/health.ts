@@ -94,7 +94,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       ...(journal === null || journal.ok ? [] : [`crash journal: ${journal.reason}`]),
     ];
     const status = draining ? "draining" : reasons.length === 0 ? "healthy" : "degraded";
-    if (deps.keyring.hasKeys && !await deps.keyring.verify(extractKey(c.req.raw).key)) {
+    if (deps.keyring.hasKeys && await deps.keyring.verify(extractKey(c.req.raw).key) === null) {
       return c.json({ status }, draining ? 503 : 200);
     }
     const body = {

@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import type { McpHttpEndpoint } from "../lib/protocol/mcp_http.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
+import type { GuardEnv } from "./guard.ts";
 
 /** What the endpoint needs. */
 export interface McpHttpDeps {
@@ -16,8 +17,8 @@ export interface McpHttpDeps {
 }
 
 /** The MCP HTTP route. */
-export function mcpHttpRoutes(deps: McpHttpDeps): Hono {
-  const app = new Hono();
+export function mcpHttpRoutes(deps: McpHttpDeps): Hono<GuardEnv> {
+  const app = new Hono<GuardEnv>();
   const { endpoint } = deps;
   app.on(["GET", "POST", "DELETE"], "/mcp", (c) => {
     if (deps.sessions.draining) {
@@ -27,7 +28,7 @@ export function mcpHttpRoutes(deps: McpHttpDeps): Hono {
         id: null,
       }, 503);
     }
-    return endpoint.handle(c.req.raw);
+    return endpoint.handle(c.req.raw, c.get("principal"));
   });
   app.all(
     "/mcp",

@@ -40,7 +40,11 @@ export function wsRoutes(deps: WsDeps): Hono<GuardEnv> {
     socket.addEventListener("close", () => deps.sockets.delete(socket));
     // The guard named the client (its key, else its address).
     const clientId = c.get("clientId") ?? "unknown";
-    attachSocket(socket, deps, { mcp, limiter: { messages: deps.messages, clientId } });
+    attachSocket(socket, deps, {
+      mcp,
+      limiter: { messages: deps.messages, clientId },
+      principal: c.get("principal"),
+    });
     return response;
   };
   app.get("/ws/mcp", upgrade);

@@ -4,12 +4,16 @@ import { ApiKeyring, extractKey, keyFingerprint, redactUrl } from "../lib/auth.t
 
 const KEYS = ["first-key-0123456789", "second-key-abcdef", "third-key-ZYXWVU"];
 
+/** Whether the keyring authenticates `key` as anyone. */
+const accepts = async (keyring: ApiKeyring, key: string | null) =>
+  (await keyring.verify(key)) !== null;
+
 const request = (url: string, headers: Record<string, string> = {}) =>
   new Request(url, { headers });
 
 Deno.test("ApiKeyring.verify() accepts every configured key, wherever it is in the list", async () => {
   const keyring = new ApiKeyring(KEYS);
-  for (const key of KEYS) assert.equal(await keyring.verify(key), true, key);
+  for (const key of KEYS) assert.equal(await accepts(keyring, key), true, key);
 });
 
 Deno.test("ApiKeyring.verify() refuses near misses of every key", async () => {
@@ -24,26 +28,29 @@ Deno.test("ApiKeyring.verify() refuses near misses of every key", async () => {
         ` ${key}`.slice(0, key.length), // shifted
       ]
     ) {
-      assert.equal(await keyring.verify(wrong), false, wrong);
+      assert.equal(await accepts(keyring, wrong), false, wrong);
     }
   }
-  assert.equal(await keyring.verify(""), false);
-  assert.equal(await keyring.verify(null), false);
-  assert.equal(await keyring.verify(KEYS.join("")), false);
+  assert.equal(await accepts(keyring, ""), false);
+  assert.equal(await accepts(keyring, null), false);
+  assert.equal(await accepts(keyring, KEYS.join("")), false);
 });
 
 Deno.test("ApiKeyring.verify() agrees with set membership for arbitrary keys", async () => {
   await fc.assert(
     fc.asyncProperty(
-      fc.uniqueArray(fc.string({ minLength: 1 }).filter((k) => k.trim() === k && k !== ""), {
-        minLength: 1,
-        maxLength: 5,
-      }),
+      fc.uniqueArray(
+        fc.string({ minLength: 1 }).filter((k) => k.trim() === k && k !== "" && !k.includes(":")),
+        {
+          minLength: 1,
+          maxLength: 5,
+        },
+      ),
       fc.string(),
       async (keys, other) => {
         const keyring = new ApiKeyring(keys);
-        for (const key of keys) assert.equal(await keyring.verify(key), true);
-        assert.equal(await keyring.verify(other), keys.includes(other));
+        for (const key of keys) assert.equal(await accepts(keyring, key), true);
+        assert.equal(await accepts(keyring, other), keys.includes(other));
       },
     ),
     { numRuns: 100 },
@@ -53,14 +60,14 @@ Deno.test("ApiKeyring.verify() agrees with set membership for arbitrary keys", a
 Deno.test("ApiKeyring.verify() refuses everything when no key is configured", async () => {
   const keyring = new ApiKeyring([]);
   assert.equal(keyring.hasKeys, false);
-  assert.equal(await keyring.verify(""), false);
-  assert.equal(await keyring.verify("anything"), false);
-  assert.equal(await keyring.verify(null), false);
+  assert.equal(await accepts(keyring, ""), false);
+  assert.equal(await accepts(keyring, "anything"), false);
+  assert.equal(await accepts(keyring, null), false);
 });
 
 Deno.test("ApiKeyring trims keys and refuses an empty one", async () => {
   const keyring = new ApiKeyring(["  spaced-key \n"]);
-  assert.equal(await keyring.verify("spaced-key"), true);
+  assert.equal(await accepts(keyring, "spaced-key"), true);
   assert.throws(() => new ApiKeyring(["ok", "  "]), TypeError);
   assert.throws(() => new ApiKeyring([""]), TypeError);
 });
@@ -69,13 +76,46 @@ Deno.test("ApiKeyring.replace() swaps the keys and keeps them on bad input", asy
   const keyring = new ApiKeyring(["old-key"]);
   assert.equal(keyring.hasKeys, true);
   keyring.replace(["new-key"]);
-  assert.equal(await keyring.verify("old-key"), false);
-  assert.equal(await keyring.verify("new-key"), true);
+  assert.equal(await accepts(keyring, "old-key"), false);
+  assert.equal(await accepts(keyring, "new-key"), true);
   assert.throws(() => keyring.replace(["x", ""]), TypeError);
-  assert.equal(await keyring.verify("new-key"), true);
+  assert.equal(await accepts(keyring, "new-key"), true);
   keyring.replace([]);
   assert.equal(keyring.hasKeys, false);
-  assert.equal(await keyring.verify("new-key"), false);
+  assert.equal(await accepts(keyring, "new-key"), false);
+});
+
+Deno.test("ApiKeyring.verify() names the principal: the key's name, or an id from its hash", async () => {
+  const keyring = new ApiKeyring([
+    "alice:alice-key",
+    "alice:alice-rotated",
+    "ops:ops-key:admin",
+    "colon:a:b",
+    "plain-key",
+  ]);
+  assert.deepEqual(await keyring.verify("alice-key"), { id: "alice", admin: false });
+  assert.deepEqual(await keyring.verify("alice-rotated"), { id: "alice", admin: false });
+  assert.deepEqual(await keyring.verify("ops-key"), { id: "ops", admin: true });
+  assert.deepEqual(await keyring.verify("a:b"), { id: "colon", admin: false });
+  assert.deepEqual(await keyring.verify("plain-key"), {
+    id: `key-${await keyFingerprint("plain-key")}`,
+    admin: false,
+  });
+  // The name is not a key, and the whole entry is not either.
+  assert.equal(await keyring.verify("alice"), null);
+  assert.equal(await keyring.verify("alice:alice-key"), null);
+  // Stable across keyrings (restarts): the id depends on the key only.
+  assert.deepEqual(
+    await new ApiKeyring(["plain-key"]).verify("plain-key"),
+    await keyring.verify("plain-key"),
+  );
+});
+
+Deno.test("ApiKeyring refuses names that could pass for another principal or two roles", () => {
+  for (const bad of ["local:k", "key-1234abcd:k", ":k", "a b:k", "-x:k", "alice::admin"]) {
+    assert.throws(() => new ApiKeyring([bad]), TypeError, bad);
+  }
+  assert.throws(() => new ApiKeyring(["ops:k1:admin", "ops:k2"]), /both with and without/);
 });
 
 Deno.test("ApiKeyring.parseKeysFile() skips comments and blank lines and trims", () => {
@@ -103,9 +143,9 @@ Deno.test("ApiKeyring verifies keys read from a keys file", async () => {
   try {
     await Deno.writeTextFile(path, "# keys\nfile-key-1\r\nfile-key-2\n");
     const keyring = new ApiKeyring(ApiKeyring.parseKeysFile(await Deno.readTextFile(path)));
-    assert.equal(await keyring.verify("file-key-1"), true);
-    assert.equal(await keyring.verify("file-key-2"), true);
-    assert.equal(await keyring.verify("# keys"), false);
+    assert.equal(await accepts(keyring, "file-key-1"), true);
+    assert.equal(await accepts(keyring, "file-key-2"), true);
+    assert.equal(await accepts(keyring, "# keys"), false);
   } finally {
     await Deno.remove(path);
   }

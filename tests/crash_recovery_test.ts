@@ -169,6 +169,7 @@ function record(id: string, pid: number, startTicks: number, boot: string): Grou
     line: null,
     timeoutS: null,
     timeoutSource: "default",
+    principal: "local",
   };
 }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { DeadJournal, GroupJournal, type GroupRecord, journalFiles } from "../lib/group_journal.ts";
 import { canBreakDisks, chattr, dirAndFiles } from "./_disk.ts";
 import { eventually } from "./_helpers.ts";
@@ -18,6 +19,7 @@ function record(executionId: string, extra: Partial<GroupRecord> = {}): GroupRec
     line: null,
     timeoutS: 60,
     timeoutSource: "request",
+    principal: "local",
     ...extra,
   };
 }
@@ -48,6 +50,30 @@ Deno.test("GroupJournal keeps records on disk for a later instance; the live one
     assert.equal(DeadJournal.claim(`${dir}/a.db`), null);
     dead.finish();
     assert.deepEqual(journalFiles(dir, "b"), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("DeadJournal.claim() reads a journal written before principals: its runs are local's", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cc_journal_" });
+  try {
+    const old = new DatabaseSync(`${dir}/old.db`);
+    old.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE groups (
+      execution_id TEXT PRIMARY KEY, pgid INTEGER NOT NULL, pid INTEGER NOT NULL,
+      start_lo INTEGER NOT NULL, start_hi INTEGER NOT NULL, boot_id TEXT NOT NULL,
+      cgroup TEXT, started_at INTEGER NOT NULL, command TEXT NOT NULL, limit_class TEXT,
+      line TEXT, timeout_s REAL, timeout_source TEXT NOT NULL) WITHOUT ROWID;`);
+    old.prepare(
+      "INSERT INTO groups VALUES ('e1', 4242, 4242, 100, 102, 'boot', NULL, 1700000000000, " +
+        "'sleep 60', NULL, NULL, 60, 'request')",
+    ).run();
+    old.close();
+    const dead = DeadJournal.claim(`${dir}/old.db`);
+    assert.ok(dead !== null);
+    assert.deepEqual(dead.records, [record("e1")]);
+    dead.finish();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

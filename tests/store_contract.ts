@@ -150,6 +150,25 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
     });
   });
 
+  await t.step("records() filters by principal (a record without one is local's)", async () => {
+    await withStore(factory, {}, async (store) => {
+      const { principal: _, ...legacy } = record({ execution_id: "old" });
+      await store.appendRecord(legacy);
+      await store.appendRecord(record({ execution_id: "a1", principal: "alice" }));
+      await store.appendRecord(record({ execution_id: "b1", principal: "bob", class: "cmd:ls" }));
+      await store.appendRecord(record({ execution_id: "a2", principal: "alice", class: "cmd:ls" }));
+      const ids = async (q: Parameters<Store["records"]>[0]) =>
+        (await store.records(q)).map((r) => r.execution_id);
+      assert.deepEqual(await ids({ principal: "alice" }), ["a2", "a1"]);
+      assert.deepEqual(await ids({ principal: "alice", class: "cmd:ls" }), ["a2"]);
+      assert.deepEqual(await ids({ principal: "bob", limit: 1 }), ["b1"]);
+      assert.deepEqual(await ids({ principal: "local" }), ["old"]);
+      assert.deepEqual(await ids({ principal: "carol" }), []);
+      assert.deepEqual(await ids({}), ["a2", "b1", "a1", "old"]);
+      assert.equal((await store.records({ principal: "bob" }))[0]?.principal, "bob");
+    });
+  });
+
   await t.step("records() keeps only the last maxRecords records", async () => {
     await withStore(factory, { maxRecords: 3 }, async (store) => {
       for (let i = 1; i <= 5; i++) await store.appendRecord(record({ execution_id: `r${i}` }));

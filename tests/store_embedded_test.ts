@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { EmbeddedStore } from "../lib/store/embedded.ts";
 import { createStore, StoreUnavailableError } from "../lib/store/store.ts";
 import { record, run, storeContract } from "./store_contract.ts";
@@ -38,6 +39,34 @@ Deno.test("EmbeddedStore.open() keeps history and records across a reopen", asyn
       assert.deepEqual((await second.history("cmd:make")).map((r) => r.duration_s), [5, 4, 3]);
     } finally {
       await second.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("EmbeddedStore.open() of a database written before principals: its records are local's", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cc_store_old_" });
+  try {
+    // The records table as the previous version created it, with one record.
+    const old = new DatabaseSync(`${dir}/store.db`);
+    old.exec(
+      "CREATE TABLE records (seq INTEGER PRIMARY KEY, class TEXT NOT NULL, " +
+        "started_at INTEGER NOT NULL, body TEXT NOT NULL)",
+    );
+    const { principal: _, ...legacy } = record({ execution_id: "before" });
+    old.prepare("INSERT INTO records (class, started_at, body) VALUES (?, ?, ?)")
+      .run(legacy.class, legacy.started_at, JSON.stringify(legacy));
+    old.close();
+    const store = await EmbeddedStore.open({ path: `${dir}/store.db` });
+    try {
+      await store.appendRecord(record({ execution_id: "after", principal: "alice" }));
+      const ids = async (principal: string) =>
+        (await store.records({ principal })).map((r) => r.execution_id);
+      assert.deepEqual(await ids("local"), ["before"]);
+      assert.deepEqual(await ids("alice"), ["after"]);
+    } finally {
+      await store.close();
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

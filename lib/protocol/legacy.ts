@@ -268,15 +268,18 @@ export class LegacyProtocol {
   }
 
   /**
-   * `history`: records of finished runs, newest first.
+   * `history`: records of the principal's finished runs (an admin's: all),
+   * newest first.
    *
    * @throws {StoreDownError} (code -32004) while the store cannot be reached.
    */
   async #history(params: unknown): Promise<Handled> {
     const p = parseParams(HistoryParams, params);
+    const principal = this.#session.principal;
     const records = await this.#session.timeLimits.records({
       limit: p.limit,
       ...(p.class !== undefined ? { class: p.class } : {}),
+      ...(principal.admin ? {} : { principal: principal.id }),
     });
     return { result: { records } };
   }

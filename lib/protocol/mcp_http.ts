@@ -24,6 +24,7 @@ import { readRequestBody } from "@modelcontextprotocol/sdk/server/requestBody.js
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Config } from "../config.ts";
 import { ErrorCode, SessionLimitError } from "../errors.ts";
+import { LOCAL, type Principal } from "../principal.ts";
 import type { Session } from "../session.ts";
 import type { SessionManager } from "../session_manager.ts";
 import { type McpConfig, McpProtocol } from "./mcp.ts";
@@ -80,7 +81,11 @@ function initializeId(messages: unknown[]): string | number | null {
 export class McpHttpEndpoint {
   readonly #sessions: SessionManager;
   readonly #config: McpHttpConfig;
-  readonly #live = new Map<string, WebStandardStreamableHTTPServerTransport>();
+  /** Open sessions by id, with the transport that drives each. */
+  readonly #live = new Map<
+    string,
+    { transport: WebStandardStreamableHTTPServerTransport; principal: string }
+  >();
 
   /** Creates an endpoint with no sessions. */
   constructor(sessions: SessionManager, config: McpHttpConfig) {
@@ -94,31 +99,40 @@ export class McpHttpEndpoint {
   }
 
   /**
-   * Whether `id` names a session open here now. The access guard asks, so
-   * that only requests within a live session are spared the connection
-   * limit (an unknown id gets 404 and is counted as a new connection).
+   * Whether `id` names a session of `principal` open here now. The access
+   * guard asks, so that only requests within a live session are spared the
+   * connection limit (an unknown id, or another principal's, gets 404 and is
+   * counted as a new connection).
    */
-  has(id: string): boolean {
-    return this.#live.has(id);
+  has(id: string, principal: Principal = LOCAL): boolean {
+    return this.#live.get(id)?.principal === principal.id;
   }
 
-  /** Answers one request to `/mcp` (GET, POST or DELETE). */
-  async handle(req: Request): Promise<Response> {
+  /**
+   * Answers one request to `/mcp` (GET, POST or DELETE) of `principal`
+   * (default `local`). A session belongs to the principal that initialized
+   * it: to any other, even an admin, its id is unknown (404), so a leaked
+   * `Mcp-Session-Id` is of no use without its key.
+   */
+  async handle(req: Request, principal: Principal = LOCAL): Promise<Response> {
     const id = req.headers.get("mcp-session-id");
     if (id !== null) {
-      const transport = this.#live.get(id);
+      const live = this.#live.get(id);
       // 404 tells the client to start a new session (spec: session management).
-      if (transport === undefined) return errorResponse(404, -32001, "Session not found");
-      return await transport.handleRequest(req);
+      // The same answer, from the same lookup, whether the id is unknown or another's.
+      if (live === undefined || live.principal !== principal.id) {
+        return errorResponse(404, -32001, "Session not found");
+      }
+      return await live.transport.handleRequest(req);
     }
     if (req.method !== "POST") {
       return errorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
-    return await this.#initialize(req);
+    return await this.#initialize(req, principal);
   }
 
   /** A POST without a session: it must initialize one. */
-  async #initialize(req: Request): Promise<Response> {
+  async #initialize(req: Request, principal: Principal): Promise<Response> {
     const read = await readRequestBody(req, this.#config.maxMessageSize);
     if (read.tooLarge) return errorResponse(413, -32000, "Request body too large");
     let body: unknown;
@@ -138,7 +152,7 @@ export class McpHttpEndpoint {
     let session: Session;
     try {
       // Expiry and shutdown close the session through its transport.
-      session = this.#sessions.open(() => void transport.close());
+      session = this.#sessions.open(() => void transport.close(), principal);
     } catch (err) {
       if (!(err instanceof SessionLimitError)) throw err;
       return errorResponse(503, err.code, err.message, initializeId(messages));
@@ -154,7 +168,7 @@ export class McpHttpEndpoint {
       // No response will come: end the stream the client's POST is waiting on.
       cancelled: (id) => transport.closeSSEStream(id),
     }).start();
-    this.#live.set(session.id, transport);
+    this.#live.set(session.id, { transport, principal: principal.id });
     const response = await transport.handleRequest(req, { parsedBody: body });
     // Refused before initializing (wrong Accept header...): no session came of it.
     if (transport.sessionId === undefined) await transport.close();

@@ -187,6 +187,8 @@ function summary(exec: Execution): Record<string, unknown> {
     stdin_open: exec.stdinOpen,
     output_bytes: exec.output.next,
     started_at: new Date(exec.startedAt).toISOString(),
+    // Whose it is: the caller's own, unless the caller is an admin.
+    principal: exec.principal,
   };
 }
 

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { Principal } from "../principal.ts";
 import type { Config } from "../config.ts";
 import { ErrorCode, SessionLimitError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -66,6 +67,8 @@ export function attachSocket(
     mcp?: boolean;
     /** Per-client message limit: an excess message gets -32029 and is dropped. */
     limiter?: { messages: RateLimiter; clientId: string };
+    /** Who the connection acts for (default `local`). */
+    principal?: Principal;
   } = {},
 ): void {
   let session: Session | undefined;
@@ -85,7 +88,7 @@ export function attachSocket(
 
   socket.onopen = () => {
     try {
-      session = deps.sessions.open(close);
+      session = deps.sessions.open(close, options.principal);
     } catch (err) {
       if (!(err instanceof SessionLimitError)) throw err;
       socket.send(encodeError(undefined, toErrorObject(err)));
@@ -93,7 +96,10 @@ export function attachSocket(
       return;
     }
     writer = new SocketWriter(socket, deps.config.highWaterMark, deps.metrics);
-    log.debug("Session {session} opened", { session: session.id });
+    log.debug("Session {session} opened for {principal}", {
+      session: session.id,
+      principal: session.principal.id,
+    });
     // An MCP client is sent nothing before it initializes.
     if (options.mcp) return startMcp(session, writer);
     const legacy = new LegacyProtocol(session, writer, deps.config);

@@ -100,6 +100,7 @@ const recordSchema: z.ZodType<ExecutionRecord> = z.object({
   timeout_source: z.enum(["request", "history", "similar", "default"]),
   bytes_out: z.number().int().nonnegative(),
   bytes_err: z.number().int().nonnegative(),
+  principal: z.string().optional(),
 });
 
 /** Longest class name a store accepts. */

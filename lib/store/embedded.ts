@@ -17,6 +17,7 @@
  * @module
  */
 
+import { LOCAL } from "../principal.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { openExclusive, sqliteReason as reasonOf } from "../sqlite.ts";
@@ -64,11 +65,18 @@ CREATE INDEX IF NOT EXISTS runs_by_class ON runs (class, seq);
 CREATE INDEX IF NOT EXISTS runs_by_age ON runs (at);
 CREATE TABLE IF NOT EXISTS classes (class TEXT PRIMARY KEY, used_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
-  seq INTEGER PRIMARY KEY, class TEXT NOT NULL, started_at INTEGER NOT NULL, body TEXT NOT NULL);
+  seq INTEGER PRIMARY KEY, class TEXT NOT NULL, started_at INTEGER NOT NULL, body TEXT NOT NULL,
+  principal TEXT NOT NULL DEFAULT 'local');
 CREATE INDEX IF NOT EXISTS records_by_class ON records (class, seq);
 CREATE INDEX IF NOT EXISTS records_by_age ON records (started_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 `;
+
+/** Columns a database written by an older version lacks (its records are `local`'s). */
+const ADDED = { records: { principal: "TEXT NOT NULL DEFAULT 'local'" } };
+
+/** Indexes on added columns: created once the columns exist. */
+const INDEXES = "CREATE INDEX IF NOT EXISTS records_by_principal ON records (principal, seq);";
 
 /**
  * Opens `path`: no shared memory and no mmap (lib/sqlite.ts), WAL for cheap
@@ -77,8 +85,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
  * exclusive lock, so a database another process holds fails here.
  */
 function openDatabase(path: string): DatabaseSync {
-  const db = openExclusive(path, { synchronous: "NORMAL", schema: SCHEMA });
+  const db = openExclusive(path, { synchronous: "NORMAL", schema: SCHEMA, added: ADDED });
   try {
+    db.exec(INDEXES);
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)").run(Date.now());
     return db;
   } catch (e) {
@@ -107,13 +116,23 @@ function statements(db: DatabaseSync) {
       "SELECT body FROM runs WHERE class = ? AND at >= ? ORDER BY seq DESC LIMIT ?",
     ),
     classes: db.prepare("SELECT class FROM classes WHERE used_at >= ?"),
-    insertRecord: db.prepare("INSERT INTO records (class, started_at, body) VALUES (?, ?, ?)"),
+    insertRecord: db.prepare(
+      "INSERT INTO records (class, started_at, body, principal) VALUES (?, ?, ?, ?)",
+    ),
     trimRecords: db.prepare("DELETE FROM records WHERE seq <= ?"),
     records: db.prepare(
       "SELECT body FROM records WHERE started_at >= ? ORDER BY seq DESC LIMIT ?",
     ),
     recordsOfClass: db.prepare(
       "SELECT body FROM records WHERE class = ? AND started_at >= ? ORDER BY seq DESC LIMIT ?",
+    ),
+    recordsOfPrincipal: db.prepare(
+      "SELECT body FROM records WHERE principal = ? AND started_at >= ? " +
+        "ORDER BY seq DESC LIMIT ?",
+    ),
+    recordsOfPrincipalClass: db.prepare(
+      "SELECT body FROM records WHERE principal = ? AND class = ? AND started_at >= ? " +
+        "ORDER BY seq DESC LIMIT ?",
     ),
     expireRuns: db.prepare("DELETE FROM runs WHERE at < ?"),
     expireClasses: db.prepare("DELETE FROM classes WHERE used_at < ?"),
@@ -238,18 +257,25 @@ export class EmbeddedStore implements Store {
         value.class,
         value.started_at,
         JSON.stringify(value),
+        value.principal ?? LOCAL.id,
       );
       sql.trimRecords.run(Number(lastInsertRowid) - this.#bounds.maxRecords);
     });
   }
 
-  /** Records within the TTL, newest first, optionally of one class. */
+  /** Records within the TTL, newest first, optionally of one class and of one principal. */
   records(query: RecordQuery = {}): Promise<ExecutionRecord[]> {
     const limit = resolveLimit(query.limit, this.#bounds.maxRecords);
     return this.#read(({ sql }) => {
-      const rows = query.class === undefined
-        ? sql.records.all(this.#since(), limit)
-        : sql.recordsOfClass.all(query.class, this.#since(), limit);
+      const since = this.#since();
+      const { class: cls, principal } = query;
+      const rows = principal === undefined
+        ? cls === undefined
+          ? sql.records.all(since, limit)
+          : sql.recordsOfClass.all(cls, since, limit)
+        : cls === undefined
+        ? sql.recordsOfPrincipal.all(principal, since, limit)
+        : sql.recordsOfPrincipalClass.all(principal, cls, since, limit);
       return rows.map((r) => parseRecord(r.body)).filter((r): r is ExecutionRecord => r !== null);
     });
   }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { LOCAL } from "../principal.ts";
 import { createClient } from "redis";
 import {
   errorMessage,
@@ -175,7 +176,7 @@ export class RedisStore implements Store {
     });
   }
 
-  /** Records within the TTL, newest first, optionally of one class. */
+  /** Records within the TTL, newest first, optionally of one class and of one principal. */
   records(query: RecordQuery = {}): Promise<ExecutionRecord[]> {
     const limit = resolveLimit(query.limit, this.#bounds.maxRecords);
     return this.#guard(async (c) => {
@@ -189,6 +190,9 @@ export class RedisStore implements Store {
           const record = parseRecord(item);
           if (!record || record.started_at < since) continue;
           if (query.class !== undefined && record.class !== query.class) continue;
+          if (
+            query.principal !== undefined && (record.principal ?? LOCAL.id) !== query.principal
+          ) continue;
           out.push(record);
           if (out.length >= limit) break;
         }

@@ -47,6 +47,8 @@ export interface ExecutionRecord {
   timeout_source: TimeoutSource;
   bytes_out: number;
   bytes_err: number;
+  /** Who ran it (lib/principal.ts); records of older versions have none and are `local`'s. */
+  principal?: string | undefined;
 }
 
 /** Query for {@linkcode Store.records}. */
@@ -55,6 +57,8 @@ export interface RecordQuery {
   limit?: number;
   /** Only records of this command class. */
   class?: string;
+  /** Only records of this principal (a record without one is `local`'s); absent: everyone's. */
+  principal?: string | undefined;
 }
 
 /** Store health, for `/health`. */

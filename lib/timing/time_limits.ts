@@ -209,6 +209,7 @@ export class TimeLimits {
         timeout_source: exec.spec.timeoutSource,
         bytes_out: exec.bytes.stdout,
         bytes_err: exec.bytes.stderr,
+        principal: exec.principal,
       });
     } catch (err) {
       log.warning("Run {exec} not recorded: {error}", {
@@ -218,7 +219,6 @@ export class TimeLimits {
     }
   }
 
-  /** Execution records, newest first. */
   /**
    * Execution records, newest first.
    *
