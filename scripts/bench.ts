@@ -64,6 +64,11 @@
  *    `kill-grace` after it), the server's peak RSS, and its own
  *    `event_loop_lag_max_ms`.
  *
+ * 8. `restart_reaping`: see its function.
+ * 9. `tenant_lookup`: with two principals' keys, `/mcp` requests with another
+ *    tenant's live session id and with unknown ids, alternating: the same
+ *    404 for both, and their median latencies within 0.1 ms or 5%.
+ *
  * Each figure group gets a fresh server, so one figure's heap does not show
  * up in another's memory. Units: MB = 10^6 bytes, for rates and memory alike;
  * `*_cpu_pct` is CPU time over wall time in percent of one core (threads
@@ -441,9 +446,9 @@ const LOAD_LIMITS: Record<string, string> = {
  * the caller set (which may hide the "listening" line) still works; other
  * `CC_EXECUTOR_*` settings in the environment apply too, to bench a config.
  */
-async function startServer(): Promise<Server> {
+async function startServer(settings: Record<string, string> = {}): Promise<Server> {
   const port = freePort();
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...settings };
   for (const [name, value] of Object.entries(LOAD_LIMITS)) env[name] = Deno.env.get(name) ?? value;
   // The real embedded store, but in the bench's temp dir rather than the user's.
   if (benchDataDir !== null) {
@@ -1721,6 +1726,100 @@ async function stallFigure() {
  * server on the same data dir must kill them all: the time from starting it
  * until no process of those groups lives, and what its `/health` reports.
  */
+/**
+ * The `tenant_lookup` figure: with two principals' keys, bob sends `/mcp`
+ * requests naming alice's live session id and naming ids that never existed,
+ * alternating, 500 of each (100 with `--quick`), after 50 warm-up pairs:
+ * both must be the same 404, and the medians of their latencies must not
+ * differ by more than 0.1 ms or 5% of the faster one, whichever is larger
+ * (target): an attacker cannot tell a live session of another tenant from
+ * an unknown id by its answer or its timing.
+ */
+async function tenantLookup() {
+  const server = await startServer({
+    CC_EXECUTOR_API_KEYS: "alice:alice-key,bob:bob-key",
+    // Each request with an id that is not the caller's counts as a new
+    // connection: lifted, so the figure times the lookup, not the throttle.
+    CC_EXECUTOR_CONN_RATE: "100000",
+    CC_EXECUTOR_CONN_BURST: "100000",
+  });
+  try {
+    const post = (key: string, body: unknown, sessionId?: string) =>
+      fetch(`${server.httpUrl}/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${key}`,
+          accept: "application/json, text/event-stream",
+          "content-type": "application/json",
+          "mcp-protocol-version": "2025-11-25",
+          ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId }),
+        },
+        body: JSON.stringify(body),
+      });
+    const init = await post("alice-key", {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-11-25",
+        capabilities: {},
+        clientInfo: { name: "b", version: "1" },
+      },
+    });
+    const aliceSession = init.headers.get("mcp-session-id");
+    await init.body?.cancel();
+    if (aliceSession === null) throw new Error(`initialize failed: ${init.status}`);
+    const call = {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "list_executions", arguments: {} },
+    };
+    const timed = async (sessionId: string) => {
+      const t0 = performance.now();
+      const res = await post("bob-key", call, sessionId);
+      const body = await res.text();
+      return { ms: performance.now() - t0, answer: `${res.status} ${body}` };
+    };
+    const n = quick ? 100 : 500;
+    const theirs: number[] = [];
+    const unknown: number[] = [];
+    const answers = new Set<string>();
+    for (let i = 0; i < 50 + n; i++) {
+      // Alternating which goes first, so neither always follows the other.
+      const pair = i % 2 === 0
+        ? [await timed(aliceSession), await timed(crypto.randomUUID())]
+        : [await timed(crypto.randomUUID()), await timed(aliceSession)].reverse();
+      for (const r of pair) answers.add(r.answer);
+      if (i < 50) continue;
+      theirs.push(pair[0]!.ms);
+      unknown.push(pair[1]!.ms);
+    }
+    theirs.sort((a, b) => a - b);
+    unknown.sort((a, b) => a - b);
+    const mTheirs = median(theirs);
+    const mUnknown = median(unknown);
+    const diff = Math.abs(mTheirs - mUnknown);
+    const bound = Math.max(0.1, 0.05 * Math.min(mTheirs, mUnknown));
+    report({
+      figure: "tenant_lookup",
+      quick,
+      requests_each: n,
+      distinct_answers: answers.size,
+      answers: [...answers].map((a) => a.slice(0, 120)).slice(0, 3),
+      others_session_p50_ms: round(mTheirs, 3),
+      unknown_session_p50_ms: round(mUnknown, 3),
+      others_session_p90_ms: round(percentile(theirs, 90), 3),
+      unknown_session_p90_ms: round(percentile(unknown, 90), 3),
+      p50_difference_ms: round(diff, 3),
+      target_difference_ms: round(bound, 3),
+      pass: answers.size === 1 && diff <= bound,
+    });
+  } finally {
+    await stopProcess(server.proc);
+  }
+}
+
 async function restartReaping() {
   const first = await startServer();
   const pgids: number[] = [];
@@ -1821,6 +1920,12 @@ function summary(): void {
       `${f.lost_executions} recorded lost`,
   );
   add(
+    "tenant_lookup",
+    (f) =>
+      `another tenant's session ${f.others_session_p50_ms} ms vs unknown ` +
+      `${f.unknown_session_p50_ms} ms (p50), ${f.distinct_answers} distinct answer(s)`,
+  );
+  add(
     "stall",
     (f) =>
       `/healthz max ${f.healthz_max_ms} ms, p99 ${f.healthz_p99_ms} ms; ` +
@@ -1888,6 +1993,7 @@ async function main(): Promise<number> {
       [["stdin_flood"], stdinFlood],
       [["stall"], stallFigure],
       [["restart_reaping"], restartReaping],
+      [["tenant_lookup"], tenantLookup],
     ];
     for (const [names, run] of figures) {
       if (only !== null && !names.some((n) => only.includes(n))) continue;
