@@ -29,6 +29,12 @@ export type GuardEnv = {
 export interface GuardDeps {
   keyring: ApiKeyring;
   allowedOrigins: readonly string[];
+  /**
+   * The server's own origin as `req` reached it, or null when its Host does
+   * not name the server (`HostCheck.ownOrigin`): a page of that origin passes
+   * the Origin check too. Absent: only `allowedOrigins` pass.
+   */
+  ownOrigin?: (req: Request) => string | null;
   /** New connections: WebSocket upgrades, and every `/mcp` request outside a live session. */
   connections: RateLimiter;
   /** Requests within a live MCP HTTP session (GET, POST or DELETE: one each). */
@@ -95,7 +101,8 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
   return async (c, next) => {
     // Only redacted URLs are logged: a key may travel as ?token=.
     const where = { url: redactUrl(c.req.url), address: remoteAddress(c) };
-    if (!isOriginAllowed(c.req.header("origin") ?? null, deps.allowedOrigins)) {
+    const own = deps.ownOrigin?.(c.req.raw) ?? null;
+    if (!isOriginAllowed(c.req.header("origin") ?? null, deps.allowedOrigins, own)) {
       log.warning("Refused origin {origin} for {url} from {address}", {
         ...where,
         origin: c.req.header("origin"),
