@@ -101,8 +101,9 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
   return async (c, next) => {
     // Only redacted URLs are logged: a key may travel as ?token=.
     const where = { url: redactUrl(c.req.url), address: remoteAddress(c) };
-    const own = deps.ownOrigin?.(c.req.raw) ?? null;
-    if (!isOriginAllowed(c.req.header("origin") ?? null, deps.allowedOrigins, own)) {
+    const origin = c.req.header("origin") ?? null;
+    const own = origin === null ? null : deps.ownOrigin?.(c.req.raw) ?? null;
+    if (!isOriginAllowed(origin, deps.allowedOrigins, own)) {
       log.warning("Refused origin {origin} for {url} from {address}", {
         ...where,
         origin: c.req.header("origin"),
