@@ -9,12 +9,13 @@
 import { ApiKeyring } from "./auth.ts";
 import { parseKeyEntry } from "./principal.ts";
 import { type Config, ConfigError } from "./config.ts";
+import { parseHostEntry } from "./host_check.ts";
 import { normalizeOrigin } from "./origin_check.ts";
 
 /** Settings access control depends on. */
 export type AccessConfig = Pick<
   Config,
-  "apiKeys" | "apiKeysFile" | "host" | "insecureNoAuth" | "allowedOrigins"
+  "apiKeys" | "apiKeysFile" | "host" | "insecureNoAuth" | "allowedOrigins" | "allowedHosts"
 >;
 
 /**
@@ -99,11 +100,11 @@ export async function reloadKeyring(keyring: ApiKeyring, config: KeySources): Pr
 }
 
 /**
- * Checks the exposure rule and the origin list at startup.
+ * Checks the exposure rule and the origin and host lists at startup.
  *
  * @returns a warning to log loudly (loopback without keys), or null.
  * @throws {ConfigError} when listening beyond loopback without keys, or for
- *   an origin entry that can never match.
+ *   an origin or host entry that can never match.
  */
 export function checkExposure(config: AccessConfig, keyring: ApiKeyring): string | null {
   for (const origin of config.allowedOrigins) {
@@ -111,6 +112,14 @@ export function checkExposure(config: AccessConfig, keyring: ApiKeyring): string
       throw new ConfigError(
         `Invalid CC_EXECUTOR_ALLOWED_ORIGINS entry ${JSON.stringify(origin)}: ` +
           "expected scheme://host[:port] or *",
+      );
+    }
+  }
+  for (const host of config.allowedHosts) {
+    if (host !== "*" && parseHostEntry(host) === null) {
+      throw new ConfigError(
+        `Invalid CC_EXECUTOR_ALLOWED_HOSTS entry ${JSON.stringify(host)}: ` +
+          "expected host, host:port or *",
       );
     }
   }

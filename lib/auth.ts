@@ -16,8 +16,20 @@ export interface PresentedKey {
   source: KeySource | null;
 }
 
-/** Query parameters whose values are secrets and never logged. */
-const SECRET_PARAMS = new Set(["token", "api_key", "key"]);
+/**
+ * Query parameters whose values are secrets and never logged: the ones a
+ * key is presented in, and the usual names of keys, tokens and passwords a
+ * client may add by mistake (compared in lowercase).
+ */
+const SECRET_PARAMS = new Set([
+  "token",
+  "access_token",
+  "key",
+  "api_key",
+  "apikey",
+  "api-key",
+  "password",
+]);
 const BEARER = /^bearer[ \t]+(.*)$/i;
 
 const encoder = new TextEncoder();
@@ -203,9 +215,10 @@ function isSecretParam(rawName: string): boolean {
 }
 
 /**
- * Replaces the values of the `token`, `api_key` and `key` query parameters
- * (names matched in any case and percent-encoding) with `***`, leaving the
- * rest of the text as it was. Takes absolute URLs and bare paths alike and
+ * Replaces the values of the `token`, `access_token`, `key`, `api_key`,
+ * `apikey`, `api-key` and `password` query parameters (names matched in any
+ * case and percent-encoding) with `***`, leaving the rest of the text as it
+ * was. Takes absolute URLs and bare paths alike and
  * never throws, so it is safe on any text bound for a log.
  *
  * @example
@@ -214,6 +227,10 @@ function isSecretParam(rawName: string): boolean {
  * import { redactUrl } from "./auth.ts";
  * assert.equal(redactUrl("http://h/ws?token=s3cret&x=1"), "http://h/ws?token=***&x=1");
  * assert.equal(redactUrl("/ws?API_KEY=s3cret"), "/ws?API_KEY=***");
+ * assert.equal(
+ *   redactUrl("/mcp?access_token=a&apikey=b&Api-Key=c&password=d&page=2"),
+ *   "/mcp?access_token=***&apikey=***&Api-Key=***&password=***&page=2",
+ * );
  * ```
  */
 export function redactUrl(url: string): string {

@@ -291,7 +291,17 @@ export const SETTINGS: readonly SettingSpec[] = [
     flag: "allowed-origins",
     default: "",
     doc: "Comma list of browser origins allowed to connect (`https://app.example:8443`, " +
-      "or `*`); requests without an Origin header always pass",
+      "or `*`) besides the server's own; requests without an Origin header always pass",
+    kind: { type: "list" },
+  },
+  {
+    key: "allowedHosts",
+    flag: "allowed-hosts",
+    default: "",
+    doc: "Comma list of names the `Host` header may carry besides the listen address (and " +
+      "loopback names on loopback; with `0.0.0.0`/`::` also the machine's addresses and " +
+      "hostname), each `host` (any port) or `host:port`, or `*` (no check); any other Host " +
+      "gets 403 (DNS rebinding)",
     kind: { type: "list" },
   },
   {
@@ -537,6 +547,7 @@ export interface Config {
   apiKeysFile: string;
   insecureNoAuth: boolean;
   allowedOrigins: readonly string[];
+  allowedHosts: readonly string[];
   allowedCommands: readonly string[];
   workspaceRoots: readonly string[];
   connRate: number;

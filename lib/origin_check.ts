@@ -1,8 +1,11 @@
 /**
- * The `Origin` check on WebSocket upgrades. Browsers let any page open a
- * WebSocket to any host, including a localhost executor, and send the
- * page's origin with it; refusing unknown origins stops cross-site
- * WebSocket hijacking. Non-browser clients send no `Origin` and pass.
+ * The `Origin` check on everything that runs commands (WebSocket upgrades
+ * and `/mcp`). Browsers let any page open a WebSocket to any host, including
+ * a localhost executor, and send the page's origin with it; refusing unknown
+ * origins stops cross-site WebSocket hijacking (and cross-site requests to
+ * `/mcp`). Non-browser clients send no `Origin` and pass, and so does the
+ * server's own origin: the Host check (lib/host_check.ts) has made sure the
+ * host in it is really this server's, not a name rebound to it.
  *
  * @module
  */
@@ -42,16 +45,20 @@ export function normalizeOrigin(origin: string): string | null {
 }
 
 /**
- * Whether a request with this `Origin` header may open a socket.
+ * Whether a request with this `Origin` header may proceed.
  * - No `Origin` (null): allowed, as non-browser clients send none.
  * - `allowed` contains `*`: allowed, whatever it is (the check is off).
- * - Otherwise: allowed when it equals an entry after both are normalised
- *   ({@linkcode normalizeOrigin}); a malformed `Origin`, or `null` (the
- *   opaque origin of sandboxed frames and files), is refused. An empty list
- *   therefore refuses every browser.
+ * - Otherwise: allowed when it equals `own` or an entry of `allowed` after
+ *   both are normalised ({@linkcode normalizeOrigin}); a malformed
+ *   `Origin`, or `null` (the opaque origin of sandboxed frames and files),
+ *   is refused. An empty list therefore refuses every browser page but the
+ *   server's own.
  *
  * @param origin The request's `Origin` header, or null when absent.
  * @param allowed The configured origins (`CC_EXECUTOR_ALLOWED_ORIGINS`).
+ * @param own The server's own origin as this request reached it
+ *   (`http://127.0.0.1:8003`), or null when its Host does not name the
+ *   server (`HostCheck.ownOrigin`, lib/host_check.ts).
  *
  * @example
  * ```ts
@@ -61,12 +68,20 @@ export function normalizeOrigin(origin: string): string | null {
  * assert.equal(isOriginAllowed(null, allowed), true);
  * assert.equal(isOriginAllowed("https://APP.example.com:443", allowed), true);
  * assert.equal(isOriginAllowed("https://evil.example", allowed), false);
+ * const own = "http://127.0.0.1:8003";
+ * assert.equal(isOriginAllowed("http://127.0.0.1:8003", [], own), true);
+ * assert.equal(isOriginAllowed("http://localhost:8003", [], own), false);
  * ```
  */
-export function isOriginAllowed(origin: string | null, allowed: readonly string[]): boolean {
+export function isOriginAllowed(
+  origin: string | null,
+  allowed: readonly string[],
+  own: string | null = null,
+): boolean {
   if (origin === null) return true;
   if (allowed.includes("*")) return true;
   const normal = normalizeOrigin(origin);
   if (normal === null) return false;
+  if (own !== null && normalizeOrigin(own) === normal) return true;
   return allowed.some((entry) => normalizeOrigin(entry) === normal);
 }

@@ -9,6 +9,7 @@
 import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
 import { SETSID_PATHS } from "./process_group.ts";
 import { WRAPPER_SHELL } from "./cgroup.ts";
+import { isWildcardAddress } from "./host_check.ts";
 
 /** What the flags depend on. */
 export type PermissionConfig = Pick<
@@ -122,7 +123,14 @@ export function requiredPermissions(
     run: config.allowedCommands.length > 0
       ? [...new Set([...config.allowedCommands, ...SERVICE_PROGRAMS, ...hookPrograms])]
       : true,
-    sys: ["loadavg", "systemMemoryInfo", "cpus"],
+    // On a wildcard address the Host check accepts the machine's own
+    // addresses and hostname (lib/host_check.ts), so it reads them.
+    sys: [
+      "loadavg",
+      "systemMemoryInfo",
+      "cpus",
+      ...(isWildcardAddress(config.host) ? ["networkInterfaces", "hostname"] : []),
+    ],
   };
 }
 

@@ -15,6 +15,8 @@ import { SessionManager } from "./session_manager.ts";
 import { ApiKeyring } from "./auth.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { accessGuard, type GuardEnv } from "../routes/guard.ts";
+import { hostGuard } from "../routes/host_guard.ts";
+import { HostCheck, parseAllowedHosts } from "./host_check.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { wsRoutes } from "../routes/ws.ts";
 import { mcpHttpRoutes } from "../routes/mcp_http.ts";
@@ -63,6 +65,9 @@ const log = logger("server");
 /**
  * Starts the service.
  *
+ * @throws {RangeError} for an `allowed-hosts` entry that is neither `*`,
+ *   `host` nor `host:port`, before anything starts.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -80,6 +85,9 @@ export async function startServer(
   options: { keyring?: ApiKeyring; hooks?: HookRunner } = {},
 ): Promise<ServerHandle> {
   const startedAt = performance.now();
+  // Before anything starts: an entry that can never match is refused (main
+  // checks it too, with checkExposure; this covers callers that do not).
+  const allowedHosts = parseAllowedHosts(config.allowedHosts);
   // First: a cgroup-root that was set but cannot be used stops the start.
   const containment = await Containment.start(config.cgroupRoot, config);
   config = Object.freeze({ ...config, cgroup: containment.placement ?? undefined });
@@ -161,10 +169,16 @@ export async function startServer(
   const mcpHttp = new McpHttpEndpoint(sessions, config);
 
   const app = new Hono<GuardEnv>();
+  // First of all, on every route but the liveness probe: does the request
+  // name this server (DNS rebinding)? The check needs the port, so it is
+  // made once the listener is bound, before any request is handled.
+  const hosts: { check?: HostCheck } = {};
+  app.use("*", hostGuard(() => hosts.check!, { exempt: ["/healthz"] }));
   // Everything that can run a command sits behind the guard, checked before any upgrade.
   const guard = accessGuard({
     keyring,
     allowedOrigins: config.allowedOrigins,
+    ownOrigin: (req) => hosts.check!.ownOrigin(req),
     connections,
     messages,
     hasMcpSession: (id, principal) => mcpHttp.has(id, principal),
@@ -213,13 +227,20 @@ export async function startServer(
     port: config.port,
     onListen: () => {},
   }, (req, info) => app.fetch(req, info));
+  const addr = server.addr as Deno.NetAddr;
+  hosts.check = new HostCheck({
+    listen: config.host,
+    bound: addr.hostname,
+    port: addr.port,
+    allowed: allowedHosts,
+  });
+  log.info("Host check: {hosts}", { hosts: hosts.check.describe() });
   sessions.start();
   const pruner = setInterval(() => {
     connections.prune();
     messages.prune();
   }, 60_000);
 
-  const addr = server.addr as Deno.NetAddr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   let shuttingDown: Promise<void> | null = null;
 

@@ -32,6 +32,12 @@ export type GuardEnv = {
 export interface GuardDeps {
   keyring: ApiKeyring;
   allowedOrigins: readonly string[];
+  /**
+   * The server's own origin as `req` reached it, or null when its Host does
+   * not name the server (`HostCheck.ownOrigin`): a page of that origin passes
+   * the Origin check too. Absent: only `allowedOrigins` pass.
+   */
+  ownOrigin?: (req: Request) => string | null;
   /** New connections: WebSocket upgrades, and every `/mcp` request outside a live session. */
   connections: RateLimiter;
   /** Requests within a live MCP HTTP session (GET, POST or DELETE: one each). */
@@ -90,6 +96,26 @@ function rateLimited(c: Context<GuardEnv>, retryAfterMs: number): Response {
   return c.json({ error: "Too many connections", retry_after_ms }, 429, headers);
 }
 
+/**
+ * A refusal (401, 403): on `/mcp` a JSON-RPC error, as every other answer
+ * there is, so an MCP client can parse it; elsewhere the guard's `{error}`.
+ */
+function refused(
+  c: Context<GuardEnv>,
+  status: 401 | 403,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  if (c.req.path === MCP_PATH) {
+    return c.json(
+      { jsonrpc: "2.0", error: { code: -32000, message }, id: null },
+      status,
+      headers,
+    );
+  }
+  return c.json({ error: message }, status, headers);
+}
+
 /** The remote address of a request, or "unknown" (e.g. in-process `app.request`). */
 export function remoteAddress(c: Context<GuardEnv>): string {
   return c.env?.remoteAddr?.hostname ?? "unknown";
@@ -103,12 +129,14 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
   return async (c, next) => {
     // Only redacted URLs are logged: a key may travel as ?token=.
     const where = { url: redactUrl(c.req.url), address: remoteAddress(c) };
-    if (!isOriginAllowed(c.req.header("origin") ?? null, deps.allowedOrigins)) {
+    const origin = c.req.header("origin") ?? null;
+    const own = origin === null ? null : deps.ownOrigin?.(c.req.raw) ?? null;
+    if (!isOriginAllowed(origin, deps.allowedOrigins, own)) {
       log.warning("Refused origin {origin} for {url} from {address}", {
         ...where,
         origin: c.req.header("origin"),
       });
-      return c.json({ error: "Origin not allowed" }, 403);
+      return refused(c, 403, "Origin not allowed");
     }
     const presented = extractKey(c.req.raw).key;
     const principal = deps.keyring.hasKeys ? await deps.keyring.verify(presented) : LOCAL;
@@ -128,7 +156,7 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
     }
     if (principal === null) {
       log.warning("Unauthorized request for {url} from {address}", where);
-      return c.json({ error: "Unauthorized" }, 401, {
+      return refused(c, 401, "Unauthorized", {
         "WWW-Authenticate": 'Bearer realm="cc-executor"',
       });
     }

@@ -221,6 +221,22 @@ Deno.test("redactUrl() hides token, api_key and key values", () => {
   assert.equal(redactUrl("/ws?token=a&token=b"), "/ws?token=***&token=***");
 });
 
+Deno.test("redactUrl() hides access_token, apikey, api-key and password values", () => {
+  assert.equal(
+    redactUrl("http://h/mcp?access_token=t0k&x=1"),
+    "http://h/mcp?access_token=***&x=1",
+  );
+  assert.equal(redactUrl("/ws?apikey=a&api-key=b"), "/ws?apikey=***&api-key=***");
+  assert.equal(redactUrl("/ws?user=u&password=p%40ss"), "/ws?user=u&password=***");
+  assert.equal(redactUrl("/ws?PassWord=p&Access_Token=t"), "/ws?PassWord=***&Access_Token=***");
+  assert.equal(redactUrl("/ws?api%2Dkey=s3cret"), "/ws?api%2Dkey=***");
+  // Near names are not secrets.
+  assert.equal(
+    redactUrl("/ws?passwords=1&access_tokens=2&apikeys=3&api--key=4"),
+    "/ws?passwords=1&access_tokens=2&apikeys=3&api--key=4",
+  );
+});
+
 Deno.test("redactUrl() matches names in any case and encoding", () => {
   assert.equal(redactUrl("/ws?TOKEN=s3cret"), "/ws?TOKEN=***");
   assert.equal(redactUrl("/ws?%74oken=s3cret"), "/ws?%74oken=***");
@@ -240,9 +256,13 @@ Deno.test("redactUrl() leaves everything else as it was", () => {
 
 Deno.test("redactUrl() leaves no secret that URL parsing would read", () => {
   fc.assert(fc.property(fc.string({ minLength: 1 }), (secret) => {
-    const url = `http://h/ws?x=1&token=${encodeURIComponent(secret)}&key=${secret}`;
+    const encoded = encodeURIComponent(secret);
+    const url = `http://h/ws?x=1&token=${encoded}&password=${encoded}` +
+      `&key=${secret}&access_token=${secret}`;
     const params = new URL(redactUrl(url)).searchParams;
     assert.equal(params.get("token"), "***");
+    assert.equal(params.get("password"), "***");
+    assert.ok(params.getAll("access_token").every((v) => v.startsWith("***")));
     assert.ok(params.getAll("key").every((v) => v.startsWith("***")));
   }));
 });

@@ -85,3 +85,24 @@ Deno.test("normalizeOrigin() gives scheme://host[:port] or null", () => {
   assert.equal(normalizeOrigin("null"), null);
   assert.equal(normalizeOrigin("https://a.example/b"), null);
 });
+
+Deno.test("isOriginAllowed() allows the server's own origin, even with an empty list", () => {
+  const own = "http://127.0.0.1:8003";
+  assert.equal(isOriginAllowed("http://127.0.0.1:8003", [], own), true);
+  assert.equal(isOriginAllowed("HTTP://127.0.0.1:8003/", [], own), true);
+  assert.equal(isOriginAllowed("http://[::1]", ALLOWED, "http://[::1]:80"), true);
+  for (
+    const origin of [
+      "http://127.0.0.1:8004", // another port
+      "https://127.0.0.1:8003", // another scheme
+      "http://localhost:8003", // another host, same machine
+      "null",
+    ]
+  ) {
+    assert.equal(isOriginAllowed(origin, [], own), false, origin);
+  }
+  // Without an own origin (the Host did not name the server), nothing is same-origin.
+  assert.equal(isOriginAllowed("http://127.0.0.1:8003", [], null), false);
+  // The list still applies beside it.
+  assert.equal(isOriginAllowed("https://app.example.com", ALLOWED, own), true);
+});
