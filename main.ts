@@ -73,8 +73,15 @@ if (import.meta.main) {
   const keysConfig = config;
   Deno.addSignalListener("SIGHUP", () => {
     if (running.server === undefined) return;
-    reloadKeyring(running.server.keyring, keysConfig).then(
-      (count) => log.info("SIGHUP: {count} API keys loaded", { count }),
+    const server = running.server;
+    reloadKeyring(server.keyring, keysConfig).then(
+      (count) => {
+        const revoked = server.revokeSessions();
+        log.info("SIGHUP: {count} API keys loaded; {revoked} sessions of revoked keys ended", {
+          count,
+          revoked,
+        });
+      },
       (err) => log.error("SIGHUP: keys not reloaded: {error}", { error: String(err) }),
     );
   });

@@ -90,11 +90,20 @@ export async function loadKeyring(config: KeySources): Promise<ApiKeyring> {
 
 /**
  * Re-reads the keys (SIGHUP). On any failure the old keys stay in force.
+ * A reload that finds no key while keys are in force is a failure too: an
+ * emptied (or half-written) keys file must not turn authentication off.
  *
  * @returns the number of keys now configured.
+ * @throws {ConfigError} as {@linkcode loadKeyring} does, or when no key is left.
  */
 export async function reloadKeyring(keyring: ApiKeyring, config: KeySources): Promise<number> {
   const keys = await keysFromConfig(config);
+  if (keys.length === 0 && keyring.hasKeys) {
+    throw new ConfigError(
+      "No API keys found: that would turn authentication off, so the old keys stay in " +
+        "force (restart the service to run without keys)",
+    );
+  }
   keyringOf(keys, keyring);
   return keys.length;
 }

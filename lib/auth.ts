@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { type KeyEntry, parseKeyEntry, type Principal } from "./principal.ts";
 
 /** Where {@linkcode extractKey} found a key. */
@@ -32,11 +32,13 @@ const SECRET_PARAMS = new Set([
 ]);
 const BEARER = /^bearer[ \t]+(.*)$/i;
 
-const encoder = new TextEncoder();
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+/** SHA-256 of `text`, synchronously: a keyring swap must fail or succeed at once. */
+function sha256(text: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(text, "utf8").digest());
 }
+
+const hex = (bytes: Uint8Array) =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /**
  * A short, stable id of a key for logs and per-client limits: the first 8
@@ -53,9 +55,8 @@ async function sha256(text: string): Promise<Uint8Array> {
  * assert.equal(await keyFingerprint("abc"), "ba7816bf");
  * ```
  */
-export async function keyFingerprint(key: string): Promise<string> {
-  const digest = await sha256(key);
-  return Array.from(digest.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join("");
+export function keyFingerprint(key: string): Promise<string> {
+  return Promise.resolve(hex(sha256(key).subarray(0, 4)));
 }
 
 /** A key's digest and the principal it authenticates. */
@@ -78,10 +79,39 @@ function parseEntries(keys: Iterable<string>): KeyEntry[] {
   return entries;
 }
 
-async function credential(entry: KeyEntry): Promise<Credential> {
-  const digest = await sha256(entry.key);
-  const id = entry.name ?? `key-${await keyFingerprint(entry.key)}`;
-  return { digest, principal: Object.freeze({ id, admin: entry.admin }) };
+/**
+ * The credentials of `entries`; one key given to two principals (or roles)
+ * is refused. An unchanged entry keeps its principal object from `previous`,
+ * so {@linkcode ApiKeyring.holds} can tell who survived a reload.
+ */
+function credentials(entries: KeyEntry[], previous: readonly Credential[]): Credential[] {
+  const before = new Map(previous.map((c) => [hex(c.digest), c.principal]));
+  const list = entries.map((entry) => credential(entry, before));
+  const byDigest = new Map<string, Principal>();
+  for (const { digest, principal } of list) {
+    const key = hex(digest);
+    const other = byDigest.get(key);
+    if (other !== undefined && (other.id !== principal.id || other.admin !== principal.admin)) {
+      // Names only: the key itself is never in a message.
+      throw new TypeError(
+        `One key is given to both '${other.id}' and '${principal.id}'${
+          other.id === principal.id ? " (with and without :admin)" : ""
+        }`,
+      );
+    }
+    byDigest.set(key, principal);
+  }
+  return list;
+}
+
+function credential(entry: KeyEntry, before: Map<string, Principal>): Credential {
+  const digest = sha256(entry.key);
+  const id = entry.name ?? `key-${hex(digest.subarray(0, 4))}`;
+  const kept = before.get(hex(digest));
+  const principal = kept !== undefined && kept.id === id && kept.admin === entry.admin
+    ? kept
+    : Object.freeze({ id, admin: entry.admin });
+  return { digest, principal };
 }
 
 /**
@@ -108,8 +138,9 @@ async function credential(entry: KeyEntry): Promise<Credential> {
  * ```
  */
 export class ApiKeyring {
-  #count = 0;
-  #credentials: Promise<Credential[]> = Promise.resolve([]);
+  #credentials: readonly Credential[] = [];
+  /** The principal objects the current keys authenticate. */
+  #held = new Set<Principal>();
 
   /**
    * Builds a keyring from entries `key`, `name:key` or `name:key:admin`;
@@ -143,7 +174,24 @@ export class ApiKeyring {
 
   /** Whether any key is configured. */
   get hasKeys(): boolean {
-    return this.#count > 0;
+    return this.#credentials.length > 0;
+  }
+
+  /**
+   * Whether a key that authenticates exactly `principal` (the object
+   * {@linkcode verify} returned) is still configured: after a reload, false
+   * once that key is gone or its principal's name or role changed.
+   */
+  holds(principal: Principal): boolean {
+    return this.#held.has(principal);
+  }
+
+  /** Whether some key still authenticates a principal of this id and role (another key of it may). */
+  hasPrincipal(principal: Principal): boolean {
+    for (const held of this.#held) {
+      if (held.id === principal.id && held.admin === principal.admin) return true;
+    }
+    return false;
   }
 
   /**
@@ -153,9 +201,9 @@ export class ApiKeyring {
    * @throws {TypeError} as the constructor does; the old keys then stay in place.
    */
   replace(keys: Iterable<string>): void {
-    const entries = parseEntries(keys);
-    this.#count = entries.length;
-    this.#credentials = Promise.all(entries.map(credential));
+    const next = credentials(parseEntries(keys), this.#credentials);
+    this.#credentials = next;
+    this.#held = new Set(next.map((c) => c.principal));
   }
 
   /**
@@ -165,17 +213,18 @@ export class ApiKeyring {
    * @param presented The key a client sent, or null when it sent none.
    * @returns null for null, for an unknown key, and always when no key is configured.
    */
-  async verify(presented: string | null): Promise<Principal | null> {
-    if (presented === null) return null;
-    const credentials = await this.#credentials;
-    const candidate = await sha256(presented);
+  verify(presented: string | null): Promise<Principal | null> {
+    // A promise, so a keyring that must look keys up elsewhere fits the same callers.
+    if (presented === null) return Promise.resolve(null);
+    const credentials = this.#credentials;
+    const candidate = sha256(presented);
     let found: Principal | null = null;
     for (const { digest, principal } of credentials) {
       // No early exit: every digest is compared, whichever matches.
       const match = timingSafeEqual(digest, candidate);
       found = match ? principal : found;
     }
-    return found;
+    return Promise.resolve(found);
   }
 }
 
@@ -199,9 +248,18 @@ export function extractKey(req: Request): PresentedKey {
   if (bearer) return { key: bearer, source: "bearer" };
   const header = req.headers.get("x-api-key")?.trim();
   if (header) return { key: header, source: "x-api-key" };
-  const token = new URL(req.url).searchParams.get("token");
+  const token = queryToken(req.url);
   if (token) return { key: token, source: "query" };
   return { key: null, source: null };
+}
+
+/** The `token` query parameter of `url`; null when there is none or `url` does not parse. */
+function queryToken(url: string): string | null {
+  try {
+    return new URL(url).searchParams.get("token");
+  } catch {
+    return null;
+  }
 }
 
 function isSecretParam(rawName: string): boolean {
@@ -218,8 +276,10 @@ function isSecretParam(rawName: string): boolean {
  * Replaces the values of the `token`, `access_token`, `key`, `api_key`,
  * `apikey`, `api-key` and `password` query parameters (names matched in any
  * case and percent-encoding) with `***`, leaving the rest of the text as it
- * was. Takes absolute URLs and bare paths alike and
- * never throws, so it is safe on any text bound for a log.
+ * was. A fragment after a secret is hidden too: a key may contain `#`, and a
+ * client that does not percent-encode it sends the rest as a fragment.
+ * Takes absolute URLs and bare paths alike and never throws, so it is safe
+ * on any text bound for a log.
  *
  * @example
  * ```ts
@@ -231,6 +291,7 @@ function isSecretParam(rawName: string): boolean {
  *   redactUrl("/mcp?access_token=a&apikey=b&Api-Key=c&password=d&page=2"),
  *   "/mcp?access_token=***&apikey=***&Api-Key=***&password=***&page=2",
  * );
+ * assert.equal(redactUrl("/ws?token=half#other-half"), "/ws?token=***#***");
  * ```
  */
 export function redactUrl(url: string): string {
@@ -238,9 +299,31 @@ export function redactUrl(url: string): string {
   if (start === -1) return url;
   const hash = url.indexOf("#", start);
   const end = hash === -1 ? url.length : hash;
+  let secret = false;
   const query = url.slice(start + 1, end).split("&").map((pair) => {
     const eq = pair.indexOf("=");
-    return eq !== -1 && isSecretParam(pair.slice(0, eq)) ? `${pair.slice(0, eq)}=***` : pair;
+    if (eq === -1 || !isSecretParam(pair.slice(0, eq))) return pair;
+    secret = true;
+    return `${pair.slice(0, eq)}=***`;
   }).join("&");
-  return url.slice(0, start + 1) + query + url.slice(end);
+  const fragment = secret && hash !== -1 ? "#***" : url.slice(end);
+  return url.slice(0, start + 1) + query + fragment;
+}
+
+/**
+ * {@linkcode redactUrl} applied to every URL-like word (anything with a `?`)
+ * of a text, such as an error message that quotes a request URL.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { redactText } from "./auth.ts";
+ * assert.equal(
+ *   redactText("TypeError: Invalid URL: 'http://h:1:1/ws?token=s3cret&x=1'"),
+ *   "TypeError: Invalid URL: 'http://h:1:1/ws?token=***&x=1'",
+ * );
+ * ```
+ */
+export function redactText(text: string): string {
+  return text.replace(/[^\s?]*\?\S*/g, (word) => redactUrl(word));
 }

@@ -67,6 +67,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "int", min: 1, max: 100_000 },
   },
   {
+    key: "maxSessionsPerPrincipal",
+    flag: "max-sessions-per-principal",
+    default: "0",
+    doc: "Concurrent sessions (WebSocket and MCP HTTP) one principal may hold, so one tenant " +
+      "cannot take every session; 0: only `max-sessions` applies",
+    kind: { type: "int", min: 0, max: 100_000 },
+  },
+  {
     key: "sessionTimeout",
     flag: "session-timeout",
     aliases: ["SESSION_TIMEOUT"],
@@ -268,7 +276,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "",
     doc: "Comma list of API keys, each `key`, `name:key` or `name:key:admin` (see Security: " +
       "Principals); clients present one as `Authorization: Bearer`, `X-API-Key` or `?token=`. " +
-      "Never logged",
+      "Never logged (but a flag value shows in `ps`: prefer the env var or the keys file)",
     kind: { type: "list" },
   },
   {
@@ -514,6 +522,7 @@ export interface Config {
   port: number;
   host: string;
   maxSessions: number;
+  maxSessionsPerPrincipal: number;
   sessionTimeout: number;
   maxExecutionsPerSession: number;
   maxTimeout: number;

@@ -335,8 +335,8 @@ export class HostCheck {
    * so a rebound page never counts as the server's own); else null.
    */
   ownOrigin(req: Request): string | null {
-    const url = new URL(req.url);
-    return authoritiesOf(req).every((a) => this.names(a)) ? url.origin : null;
+    const url = URL.parse(req.url);
+    return url !== null && authoritiesOf(req).every((a) => this.names(a)) ? url.origin : null;
   }
 
   /** What passes, in one line for the startup log. */
@@ -364,9 +364,16 @@ export class HostCheck {
   }
 }
 
-/** The authorities a request names: its URL's, and its Host header when that differs. */
+/** What {@linkcode authoritiesOf} reports for a request URL that does not parse: names nothing. */
+const UNPARSABLE = "(unparsable URL)";
+
+/**
+ * The authorities a request names: its URL's, and its Host header when that
+ * differs. Deno accepts some Host values that `new URL` refuses
+ * (`localhost:1:1`, `[::1%lo]`): such a request names no server.
+ */
 function authoritiesOf(req: Request): string[] {
-  const url = new URL(req.url).host;
+  const url = URL.parse(req.url)?.host ?? UNPARSABLE;
   const header = req.headers.get("host");
   return header === null || header === url ? [url] : [url, header];
 }

@@ -12,7 +12,9 @@ import { ExecutionRegistry } from "./execution_registry.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { SessionManager } from "./session_manager.ts";
-import { ApiKeyring } from "./auth.ts";
+import { ApiKeyring, redactText } from "./auth.ts";
+import { ErrorCode } from "./errors.ts";
+import { LOCAL } from "./principal.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { accessGuard, type GuardEnv } from "../routes/guard.ts";
 import { hostGuard } from "../routes/host_guard.ts";
@@ -40,8 +42,15 @@ export interface ServerHandle {
   sessions: SessionManager;
   registry: ExecutionRegistry;
   metrics: Metrics;
-  /** The API keys in force (replace them to reload). */
+  /** The API keys in force (replace them to reload, then call {@linkcode revokeSessions}). */
   keyring: ApiKeyring;
+  /**
+   * After the keys changed: ends the sessions whose key is gone or whose
+   * principal's role changed. An MCP HTTP session presents a key with every
+   * request, so it survives while any key of its principal (same role) is
+   * left: rotation does not cut it off. Returns how many were ended.
+   */
+  revokeSessions(): number;
   /** Timing history and execution records. */
   store: Store;
   /** CPU/GPU/memory sampling behind the busy multiplier. */
@@ -157,7 +166,11 @@ export async function startServer(
   });
   const sessions = new SessionManager(
     { registry, metrics, config, timeLimits, hooks },
-    { maxSessions: config.maxSessions, sessionTimeoutMs: config.sessionTimeout * 1000 },
+    {
+      maxSessions: config.maxSessions,
+      maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
+      sessionTimeoutMs: config.sessionTimeout * 1000,
+    },
   );
   const sockets = new Set<WebSocket>();
   const queuedBytes = () => {
@@ -196,6 +209,7 @@ export async function startServer(
       startedAt,
       queuedBytes,
       keyring,
+      connections,
       store,
       monitor,
       hooks,
@@ -218,7 +232,19 @@ export async function startServer(
   app.route("/", mcpHttpRoutes({ sessions, endpoint: mcpHttp }));
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   app.onError((err, c) => {
-    log.error("Unhandled error on {path}: {error}", { path: c.req.path, error: err });
+    // Redacted: an error may quote the request URL, and a key may be in it.
+    const error = redactText(err instanceof Error ? `${err.stack ?? err}` : String(err));
+    log.error("Unhandled error on {path}: {error}", { path: c.req.path, error });
+    if (c.req.path === "/mcp") {
+      return c.json(
+        {
+          jsonrpc: "2.0",
+          error: { code: ErrorCode.InternalError, message: "Internal error" },
+          id: null,
+        },
+        500,
+      );
+    }
     return c.json({ error: "Internal error" }, 500);
   });
 
@@ -291,6 +317,14 @@ export async function startServer(
     monitor,
     recovery,
     containment,
+    revokeSessions: () =>
+      sessions.revoke((s) =>
+        !keyring.hasKeys
+          ? s.principal === LOCAL
+          : mcpHttp.has(s.id, s.principal)
+          ? keyring.hasPrincipal(s.principal)
+          : keyring.holds(s.principal)
+      ),
     shutdown,
     finished: server.finished,
   };

@@ -13,6 +13,8 @@ import { type CloseConnection, Session, type SessionDeps } from "./session.ts";
 /** Limits of the manager. */
 export interface SessionManagerOptions {
   maxSessions: number;
+  /** Sessions one principal may hold at once; 0 or absent: no limit but `maxSessions`. */
+  maxSessionsPerPrincipal?: number;
   /** Idle time after which a session with nothing running is closed. */
   sessionTimeoutMs: number;
 }
@@ -82,7 +84,11 @@ export class SessionManager {
    * @throws {SessionLimitError} at the limit, or while draining.
    */
   open(closeConnection: CloseConnection, principal: Principal = LOCAL): Session {
-    if (this.#draining || this.#sessions.size >= this.#options.maxSessions) {
+    const perPrincipal = this.#options.maxSessionsPerPrincipal ?? 0;
+    if (
+      this.#draining || this.#sessions.size >= this.#options.maxSessions ||
+      (perPrincipal > 0 && this.#count(principal) >= perPrincipal)
+    ) {
       this.#deps.metrics.sessionsRefused++;
       throw new SessionLimitError();
     }
@@ -92,6 +98,13 @@ export class SessionManager {
     return session;
   }
 
+  /** Sessions of `principal` open now. */
+  #count(principal: Principal): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) if (s.principal.id === principal.id) n++;
+    return n;
+  }
+
   /**
    * Removes a session and ends its executions (client gone). Idempotent and
    * safe to call concurrently with expiry and draining.
@@ -99,6 +112,21 @@ export class SessionManager {
   async remove(session: Session): Promise<void> {
     this.#sessions.delete(session.id);
     await session.end("disconnect");
+  }
+
+  /**
+   * Ends every session `keep` refuses (its key was revoked): its runs are
+   * canceled and its connection closed with 1008. Returns how many.
+   */
+  revoke(keep: (session: Session) => boolean): number {
+    let revoked = 0;
+    for (const session of [...this.#sessions.values()]) {
+      if (keep(session)) continue;
+      this.#sessions.delete(session.id);
+      revoked++;
+      void session.end("disconnect", { code: 1008, reason: "API key revoked" });
+    }
+    return revoked;
   }
 
   /** Closes sessions idle past the timeout with nothing running; returns how many. */

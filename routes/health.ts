@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { RateLimiter } from "../lib/rate_limit.ts";
+import { type GuardEnv, remoteAddress } from "./guard.ts";
 import { Hono } from "hono";
 import { type ApiKeyring, extractKey } from "../lib/auth.ts";
 import type { EventLoopLag } from "../lib/event_loop_lag.ts";
@@ -30,6 +32,11 @@ export interface HealthDeps {
   queuedBytes: () => number;
   /** When it holds keys, figures beyond `status` need one. */
   keyring: ApiKeyring;
+  /**
+   * New connections per address: a `/health` request that presents a key
+   * spends a token, so keys cannot be guessed here faster than at `/ws`.
+   */
+  connections?: RateLimiter;
   store: Store;
   monitor: ResourceMonitor;
   hooks: HookRunner;
@@ -76,8 +83,8 @@ function outputFigures(metrics: Metrics) {
 }
 
 /** The health routes. */
-export function healthRoutes(deps: HealthDeps): Hono {
-  const app = new Hono();
+export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
+  const app = new Hono<GuardEnv>();
   // Permissions are fixed for the life of the process: query them once.
   const permissions = heldPermissions(deps.config);
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -94,8 +101,21 @@ export function healthRoutes(deps: HealthDeps): Hono {
       ...(journal === null || journal.ok ? [] : [`crash journal: ${journal.reason}`]),
     ];
     const status = draining ? "draining" : reasons.length === 0 ? "healthy" : "degraded";
-    if (deps.keyring.hasKeys && await deps.keyring.verify(extractKey(c.req.raw).key) === null) {
-      return c.json({ status }, draining ? 503 : 200);
+    if (deps.keyring.hasKeys) {
+      const presented = extractKey(c.req.raw).key;
+      // Charged before the check, right key or wrong, so the answer to a
+      // guess past the limit says nothing about the key.
+      const taken = presented === null
+        ? { ok: true as const }
+        : deps.connections?.take(`addr:${remoteAddress(c)}`) ?? { ok: true as const };
+      if (!taken.ok) {
+        return c.json({ error: "Too many requests", retry_after_ms: taken.retryAfterMs }, 429, {
+          "Retry-After": String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))),
+        });
+      }
+      if (await deps.keyring.verify(presented) === null) {
+        return c.json({ status }, draining ? 503 : 200);
+      }
     }
     const body = {
       status,

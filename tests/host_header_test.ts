@@ -266,3 +266,29 @@ Deno.test("allowed-hosts entries are validated at startup", async () => {
   // A direct caller of startServer is refused before anything listens.
   await assert.rejects(testServer({ "allowed-hosts": "a.example/x" }), RangeError);
 });
+
+Deno.test("host: a Host that Deno takes but a URL cannot hold is refused, and no key reaches the log", async () => {
+  for (const flags of [{}, { "allowed-hosts": "*" }] as Record<string, string>[]) {
+    const server = await spawnServer({ "api-keys": "raw-secret-key", ...flags });
+    try {
+      for (const host of [`localhost:${server.port}:${server.port}`, `[::1%lo]:${server.port}`]) {
+        for (
+          const target of ["/ws?token=raw-secret-key&password=hunter2", "/mcp?token=raw-secret-key"]
+        ) {
+          const res = await rawRequest(server.port, {
+            target,
+            host,
+            headers: target.startsWith("/ws") ? UPGRADE_HEADERS : {},
+          });
+          assert.ok([400, 401, 403].includes(res.status), `${host} ${target}: ${res.status}`);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+    const out = server.output();
+    assert.ok(!out.includes("raw-secret-key"), "a key reached the log");
+    assert.ok(!out.includes("hunter2"), "a password reached the log");
+    assert.ok(!out.includes("Unhandled error"), out);
+  }
+});

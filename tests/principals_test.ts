@@ -17,7 +17,8 @@ import {
   WebSocketClientTransport,
 } from "./_mcp.ts";
 import type { ServerHandle } from "../lib/server.ts";
-import { loadKeyring } from "../lib/access.ts";
+import { loadKeyring, reloadKeyring } from "../lib/access.ts";
+import { ApiKeyring } from "../lib/auth.ts";
 import { ConfigError } from "../lib/config.ts";
 
 const KEYS = "alice:alice-key,bob:bob-key,ops:ops-key:admin";
@@ -283,4 +284,107 @@ Deno.test("principals: a bad key entry stops the start, named by its place, neve
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("principals: one key given to two principals, or to one with two roles, is refused", () => {
+  assert.throws(() => new ApiKeyring(["alice:same", "ops:same:admin"]), /'alice' and 'ops'/);
+  assert.throws(() => new ApiKeyring(["same", "alice:same"]), /both/);
+  // The same entry twice is harmless.
+  assert.equal(new ApiKeyring(["alice:same", "alice:same"]).hasKeys, true);
+});
+
+Deno.test("principals: a reload that finds no key keeps the old keys", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cc_keys_" });
+  try {
+    const file = `${dir}/keys`;
+    await Deno.writeTextFile(file, "alice:alice-key\n");
+    const config = { apiKeys: [], apiKeysFile: file };
+    const keyring = await loadKeyring(config);
+    for (const emptied of ["", "# all keys moved\n\n"]) {
+      await Deno.writeTextFile(file, emptied);
+      await assert.rejects(() => reloadKeyring(keyring, config), /turn authentication off/);
+      assert.deepEqual(await keyring.verify("alice-key"), { id: "alice", admin: false });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("principals: SIGHUP ends the sessions of revoked keys and of principals whose role changed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cc_keys_" });
+  const file = `${dir}/keys`;
+  await Deno.writeTextFile(file, "alice:a1\nbob:b1\nops:o1:admin\n");
+  const server = await spawnServer({ "api-keys-file": file });
+  const connect = async (key: string) => {
+    const c = await TestClient.connect(server.wsUrl, undefined, { authorization: `Bearer ${key}` });
+    assert.equal((await c.next()).method, "connected");
+    return c;
+  };
+  try {
+    const alice = await connect("a1");
+    const bob = await connect("b1");
+    const ops = await connect("o1");
+    const run = await alice.request("execute", { command: "sleep 60" });
+    assert.equal(run.result.status, "started");
+    // alice's key goes, ops is no longer an admin, bob is untouched.
+    await Deno.writeTextFile(file, "bob:b1\nops:o1\n");
+    Deno.kill(server.pid, "SIGHUP");
+    const completed = await alice.event("completed", run.result.execution_id);
+    assert.equal(completed.params.status, "canceled");
+    assert.equal((await alice.closed).code, 1008);
+    assert.equal((await ops.closed).code, 1008);
+    assert.deepEqual((await bob.request("ping", {})).result, {});
+    // A new connection with the removed key is refused; ops reconnects as a plain principal.
+    const refused = await fetch(`${server.httpUrl}/health`, {
+      headers: { authorization: "Bearer a1" },
+    });
+    assert.deepEqual(Object.keys(await refused.json()), ["status"]);
+    const ops2 = await connect("o1");
+    assert.equal((await ops2.request("history", {})).result.records.length, 0);
+    await Promise.all([bob.close(), ops2.close()]);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("principals: max-sessions-per-principal keeps one tenant from taking every session", async () => {
+  await withServer(
+    { "api-keys": KEYS, "max-sessions": "4", "max-sessions-per-principal": "2" },
+    async (server) => {
+      const open = async (key: string) => {
+        const c = await TestClient.connect(server.wsUrl, undefined, {
+          authorization: `Bearer ${key}`,
+        });
+        return { c, first: await c.next() };
+      };
+      const a1 = await open("alice-key");
+      const a2 = await open("alice-key");
+      const a3 = await open("alice-key");
+      assert.equal(a1.first.method, "connected");
+      assert.equal(a2.first.method, "connected");
+      assert.equal(a3.first.error?.code, -32003);
+      assert.equal((await a3.c.closed).code, 1008);
+      const b1 = await open("bob-key");
+      assert.equal(b1.first.method, "connected");
+      await Promise.all([a1.c.close(), a2.c.close(), b1.c.close()]);
+    },
+  );
+});
+
+Deno.test("principals: /health answers a flood of guessed keys with 429, right key or wrong", async () => {
+  await withServer({ "api-keys": KEYS, "conn-burst": "3", "conn-rate": "0.01" }, async (server) => {
+    const get = (key: string) =>
+      fetch(`${server.httpUrl}/health`, { headers: { authorization: `Bearer ${key}` } });
+    const statuses: number[] = [];
+    for (const key of ["guess-1", "guess-2", "guess-3", "guess-4", "alice-key"]) {
+      const res = await get(key);
+      await res.body?.cancel();
+      statuses.push(res.status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    // Without a key: the status only, never limited.
+    const open = await fetch(`${server.httpUrl}/health`);
+    assert.deepEqual(Object.keys(await open.json()), ["status"]);
+  });
 });
