@@ -189,6 +189,7 @@ export async function resolveExecSpec(
     display,
     line,
     cwd,
+    cwdChecked: config.workspaceRoots.length > 0,
     env,
     stdin: params.stdin,
     timeout: estimate === null ? requested : Math.min(estimate.timeout_s, config.maxTimeout),

@@ -120,7 +120,18 @@ export function requiredPermissions(
     write,
     env: [...new Set(env)],
     run: config.allowedCommands.length > 0
-      ? [...new Set([...config.allowedCommands, ...SERVICE_PROGRAMS, ...hookPrograms])]
+      ? [
+        ...new Set([
+          ...config.allowedCommands,
+          ...SERVICE_PROGRAMS,
+          ...hookPrograms,
+          // The child checks its own cwd before it execs the command: without
+          // a shell to do it, a directory swapped for a symlink during the
+          // fork of the server would be followed. spawn() checks the program
+          // against the list itself before it wraps it.
+          ...(config.workspaceRoots.length > 0 ? [...SETSID_PATHS, WRAPPER_SHELL] : []),
+        ]),
+      ]
       : true,
     sys: ["loadavg", "systemMemoryInfo", "cpus"],
   };

@@ -19,6 +19,8 @@
  */
 import { isAbsolute, join, normalize } from "node:path";
 import type { RunCgroup } from "./cgroup.ts";
+import { launchArgv, WRAPPER_SHELL } from "./launch.ts";
+import { recheckCwdSync } from "./workspace.ts";
 
 /** Signals the service sends. */
 export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
@@ -34,6 +36,12 @@ export interface SpawnOptions {
   stdin: boolean;
   /** The run's own cgroup (lib/cgroup.ts), joined before the command runs and ended by terminate(). */
   cgroup?: RunCgroup | undefined;
+  /**
+   * `cwd` is a real path checked against the workspace roots: the command
+   * must start in that very directory, not in whatever its path leads to by
+   * the time the child is there (see {@linkcode ProcessGroup.spawn}).
+   */
+  cwdChecked?: boolean | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -100,17 +108,21 @@ function runnable(path: string): boolean | null {
 }
 
 function findSetsid(): string | null {
-  // Under a scoped --allow-run list, Deno would check only `setsid` against
-  // the list, whatever it then runs: wrapping would defeat the allowlist.
-  if (!granted({ name: "run" })) return null;
-  return SETSID_PATHS.find((path) => runnable(path) === true) ?? null;
+  // Under a scoped --allow-run list Deno checks only `setsid` against it,
+  // whatever setsid then runs, so spawn() checks the program itself first;
+  // the list holds setsid only when workspace roots need the child's cwd
+  // check (lib/permissions.ts).
+  return SETSID_PATHS.find((path) =>
+    runnable(path) === true && granted({ name: "run", command: path })
+  ) ?? null;
 }
 
-/** Whether the shell that joins a cgroup can run; undefined until first needed. */
+/** Whether the shell that joins a cgroup and checks the cwd can run; undefined until first needed. */
 let wrapperShell: boolean | undefined;
 
-function wrapperShellRunnable(shell: string): boolean {
-  wrapperShell ??= runnable(shell) === true && granted({ name: "run", command: shell });
+function wrapperShellRunnable(): boolean {
+  wrapperShell ??= runnable(WRAPPER_SHELL) === true &&
+    granted({ name: "run", command: WRAPPER_SHELL });
   return wrapperShell;
 }
 
@@ -413,26 +425,47 @@ export class ProcessGroup {
    * stay outside the cgroup, though not outside the group). The cgroup is
    * ended if the spawn fails.
    *
+   * With `options.cwdChecked`, the directory is checked once more just
+   * before the spawn, and then by the child itself before it execs the
+   * command (lib/launch.ts), which exits 126 if the path no longer leads to
+   * that directory. Without a wrapper shell (a scoped `--allow-run`, where
+   * Deno forks the server instead), only the first check is made.
+   *
    * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   * @throws {WorkspaceError} (code -32602) when a checked cwd leads elsewhere now.
    */
   static spawn(options: SpawnOptions): ProcessGroup {
     const [program, ...args] = options.argv;
     if (program === undefined) throw new TypeError("argv must not be empty");
+    const checked = options.cwdChecked === true ? options.cwd : undefined;
+    // Catches most swaps with an error on the request's cwd; the child's
+    // own check catches what happens after this.
+    if (checked !== undefined) recheckCwdSync(checked);
     setsidPath ??= findSetsid();
     const setsid = setsidPath;
     const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
     // A --deny-run entry would not see through the wrapper either.
     const wrap = setsid !== null && path !== null && granted({ name: "run", command: path });
     const cgroup = options.cgroup ?? null;
-    // Through setsid, the command joins its cgroup before it runs (RunCgroup.wrap).
-    const joins = wrap && cgroup !== null && wrapperShellRunnable(cgroup.shell);
+    const shell = wrap && wrapperShellRunnable();
+    // Through setsid, the command joins its cgroup before it runs (RunCgroup.prelude).
+    const joins = shell && cgroup !== null;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(wrap ? setsid : program, {
         // "--" ends setsid's own options. It execs the command in place (no
         // fork) because a child of the server is not a group leader.
         args: wrap
-          ? ["--", ...(joins ? cgroup.wrap(path, args, options.env.PWD) : [path, ...args])]
+          ? [
+            "--",
+            ...launchArgv({
+              program: path,
+              args,
+              join: joins ? cgroup.prelude() : undefined,
+              verifyCwd: shell ? checked : undefined,
+              pwd: options.env.PWD,
+            }),
+          ]
           : args,
         cwd: options.cwd,
         clearEnv: true,

@@ -41,6 +41,11 @@ export interface ExecSpec {
   display: string;
   /** Working directory; undefined inherits the server's. */
   cwd?: string | undefined;
+  /**
+   * `cwd` is a real path checked against the workspace roots: the child
+   * starts in that directory or not at all (lib/process_group.ts).
+   */
+  cwdChecked?: boolean | undefined;
   /** The complete child environment (already built; never the server's own). */
   env: Readonly<Record<string, string>>;
   /** Text written to stdin, which is then closed; undefined closes stdin at once. */
