@@ -13,6 +13,7 @@ import {
   DEFAULT_TIMEOUTS_S,
 } from "./timing/complexity.ts";
 import type { CgroupPlacement } from "./types.ts";
+import type { ChildConfinement } from "./launch.ts";
 
 /** How a setting's text is turned into a value and what range it accepts. */
 type Kind =
@@ -246,6 +247,24 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: "Processes and threads one run may have at once (0: no limit); a request may ask for " +
       "fewer (`pids_max`). Needs a pids cgroup controller",
     kind: { type: "int", min: 0, max: 4_194_304 },
+  },
+  {
+    key: "sandbox",
+    flag: "sandbox",
+    default: "none",
+    doc: "`bwrap`: every command runs under bubblewrap: the root filesystem read-only, the " +
+      "workspace roots writable, a private /tmp, its own PID namespace, no capabilities, and " +
+      "the keys file, data directory and hooks config hidden (see Security); needs bwrap and " +
+      "namespaces, checked at startup",
+    kind: { type: "enum", values: ["none", "bwrap"] },
+  },
+  {
+    key: "sandboxNetwork",
+    flag: "sandbox-network",
+    default: "host",
+    doc: "With `sandbox: bwrap`: `host` shares the machine's network (loopback included); " +
+      "`none` gives commands a network namespace of their own, with nothing but its own loopback",
+    kind: { type: "enum", values: ["none", "host"] },
   },
   {
     key: "shell",
@@ -529,6 +548,9 @@ export interface Config {
   memoryMax: number;
   /** 0: no limit. */
   pidsMax: number;
+  /** lib/sandbox.ts. */
+  sandbox: "none" | "bwrap";
+  sandboxNetwork: "none" | "host";
   shell: string;
   envAllowlist: readonly string[];
   apiKeys: readonly string[];
@@ -580,6 +602,11 @@ export interface Config {
    * the containment it set up (lib/cgroup.ts); absent: process groups only.
    */
   cgroup?: CgroupPlacement | undefined;
+  /**
+   * Not a setting: the sandbox and run-as user every command runs under,
+   * filled in by `startServer` once they are checked (lib/launch.ts).
+   */
+  confinement?: ChildConfinement | undefined;
 }
 
 /** A setting had a value outside what it accepts; the message names it. */

@@ -35,6 +35,7 @@ export type ExecRequestConfig = Pick<
   | "memoryMax"
   | "pidsMax"
   | "cgroup"
+  | "confinement"
 >;
 
 function fieldError(field: string, reason: string): InvalidParamsError {
@@ -200,6 +201,7 @@ export async function resolveExecSpec(
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
     cgroup: config.cgroup,
+    confinement: config.confinement,
     memoryMax,
     pidsMax,
   };

@@ -290,6 +290,7 @@ export class Execution {
         argv: options.spec.argv,
         cwd: options.spec.cwd,
         cwdChecked: options.spec.cwdChecked,
+        confinement: options.spec.confinement,
         env: options.spec.env,
         stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
         cgroup: options.spec.cgroup && RunCgroup.create({

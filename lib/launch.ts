@@ -72,6 +72,22 @@ function ownScript(program: string, args: readonly string[]): string | null {
     : null;
 }
 
+/** A sandbox as a spawn uses it (lib/sandbox.ts). */
+export interface SandboxLauncher {
+  /** bwrap's argv for a command that starts in `cwd`, ending in `--`. */
+  argv(cwd: string | undefined): string[];
+  /** coreutils' `env`, which ignores SIGTERM for bwrap and restores it for the command. */
+  readonly env: string;
+}
+
+/** What confines every command beyond its cgroup; set up once at startup. */
+export interface ChildConfinement {
+  /** The sandbox; absent: none. */
+  sandbox?: SandboxLauncher | undefined;
+  /** setpriv's argv ending in `--` (lib/run_as.ts); absent: the service's own user. */
+  runAs?: readonly string[] | undefined;
+}
+
 /** The steps around one command. */
 export interface LaunchSteps {
   /** The command's program (a resolved path where one is known) and its arguments. */
@@ -101,9 +117,9 @@ export interface LaunchSteps {
  * `sh -c` when it has one and nothing else comes between), then setpriv if
  * any, then the command. With one: outside, SIGTERM is ignored (bwrap would
  * die of it and take the sandbox with it at once, so a command could never
- * clean up on SIGTERM) and the cgroup joined; inside, `env` resets SIGTERM
- * for the command, setpriv drops to the user, and the directory is checked
- * in the sandbox's own view of it.
+ * clean up on SIGTERM) and the cgroup joined; inside, the sandbox's PID 1
+ * checks the directory in the sandbox's own view of it and starts the
+ * command with its signals reset, setpriv dropping to the user first.
  *
  * @example
  * ```ts
@@ -140,14 +156,76 @@ export function launchArgv(steps: LaunchSteps): string[] {
     return [WRAPPER_SHELL, "-c", `${join}${check}${restore}exec "$@"`, "sh", ...runAs, ...command];
   }
   const { argv: bwrap, env } = steps.sandbox;
-  // Inside, the directory is looked at as the sandbox shows it.
-  const inner = verify === undefined
-    ? command
-    : script !== null
-    ? [program, "-c", cwdCheck(verify, program) + script]
-    : [WRAPPER_SHELL, "-c", `${cwdCheck(verify, WRAPPER_SHELL)}exec "$@"`, "sh", ...command];
-  const confined = [...bwrap, env, "--default-signal=TERM", ...runAs, ...inner];
+  // The sandbox's PID 1 (bwrap --as-pid-1) is a shell that checks the
+  // directory as the sandbox shows it, then runs the command as its child
+  // and exits with its status, which ends the namespace and all in it.
+  // bwrap reaps it, so the group is empty once bwrap has exited (bwrap's
+  // own init would be left a zombie for the machine's init to reap).
+  // Started in the background, the command would get /dev/null for stdin
+  // and SIGINT and SIGQUIT ignored: fd 3 keeps stdin, env resets every
+  // signal (SIGTERM too, ignored from outside). Nothing is reported of a
+  // command killed by a signal but the status.
+  const init = `${verify === undefined ? "" : cwdCheck(verify, WRAPPER_SHELL)}` +
+    `exec 3<&0; ${shellQuote(env)} --default-signal "$@" <&3 3<&- & wait $! 2>/dev/null`;
+  const confined = [...bwrap, WRAPPER_SHELL, "-c", init, "sh", ...runAs, ...command];
+  // bwrap would die of SIGTERM and take the sandbox with it at once.
   return join === ""
     ? [env, "--ignore-signal=TERM", ...confined]
     : [WRAPPER_SHELL, "-c", `trap '' TERM; ${join}exec "$@"`, "sh", ...confined];
+}
+
+const SIGNALS: readonly Deno.Signal[] = [
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGSTOP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS",
+];
+
+/**
+ * The status of a sandboxed command as the unsandboxed one would have had
+ * it: the sandbox (its PID 1, then bwrap) exits 128+N when the command was
+ * killed by signal N, which is reported as that signal again. A command that itself exits 129 to 159 is
+ * reported as killed too (bwrap does not tell the two apart).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { commandStatus } from "./launch.ts";
+ * assert.deepEqual(commandStatus({ success: false, code: 137, signal: null }),
+ *   { success: false, code: 137, signal: "SIGKILL" });
+ * assert.deepEqual(commandStatus({ success: false, code: 3, signal: null }),
+ *   { success: false, code: 3, signal: null });
+ * ```
+ */
+export function commandStatus(status: Deno.CommandStatus): Deno.CommandStatus {
+  if (status.signal !== null || status.code <= 128) return status;
+  const signal = SIGNALS[status.code - 129];
+  return signal === undefined ? status : { success: false, code: status.code, signal };
 }

@@ -9,23 +9,26 @@
 import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
 import { SETSID_PATHS } from "./process_group.ts";
 import { WRAPPER_SHELL } from "./cgroup.ts";
+import { BWRAP_PATHS, ENV_PATHS } from "./sandbox.ts";
 
-/** What the flags depend on. */
-export type PermissionConfig = Pick<
-  Config,
-  | "host"
-  | "port"
-  | "apiKeysFile"
-  | "workspaceRoots"
-  | "allowedCommands"
-  | "envAllowlist"
-  | "redisUrl"
-  | "dataDir"
-  | "ephemeral"
-  | "hooksConfig"
-  | "shell"
-  | "childEnv"
->;
+/** What the flags depend on (the sandbox settings may be left out: none). */
+export type PermissionConfig =
+  & Partial<Pick<Config, "sandbox">>
+  & Pick<
+    Config,
+    | "host"
+    | "port"
+    | "apiKeysFile"
+    | "workspaceRoots"
+    | "allowedCommands"
+    | "envAllowlist"
+    | "redisUrl"
+    | "dataDir"
+    | "ephemeral"
+    | "hooksConfig"
+    | "shell"
+    | "childEnv"
+  >;
 
 /** Env vars read by libraries, or to place the data directory. */
 const LIBRARY_ENV = [
@@ -97,6 +100,9 @@ export function requiredPermissions(
     ...(config.childEnv.PATH ?? "").split(":").filter((d) => d.startsWith("/")),
   ];
   const write: string[] = [];
+  // The sandbox (lib/sandbox.ts): bwrap, and env around it, found by stat.
+  const sandboxed = config.sandbox === "bwrap";
+  if (sandboxed) read.push(...BWRAP_PATHS, ...ENV_PATHS);
   if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
   if (config.hooksConfig !== "") read.push(config.hooksConfig);
   read.push(...config.workspaceRoots);
@@ -130,6 +136,9 @@ export function requiredPermissions(
           // fork of the server would be followed. spawn() checks the program
           // against the list itself before it wraps it.
           ...(config.workspaceRoots.length > 0 ? [...SETSID_PATHS, WRAPPER_SHELL] : []),
+          // What starts a sandboxed command (the program inside is checked
+          // against the list by spawn(), as above).
+          ...(sandboxed ? [...BWRAP_PATHS, ...ENV_PATHS] : []),
         ]),
       ]
       : true,

@@ -10,6 +10,9 @@
  * costs milliseconds once the server has grown; a plain spawn takes the
  * posix_spawn (vfork) path, whose cost does not grow with the server.
  *
+ * The steps around a command (cgroup join, sandbox, run-as user, working
+ * directory check) are laid out by lib/launch.ts.
+ *
  * Given a cgroup (lib/cgroup.ts), the command joins it before it runs, and
  * the cgroup reaches what leaves the group: SIGSTOP and SIGCONT go to every
  * process in it, SIGKILL is also a `cgroup.kill`, and terminate() ends it
@@ -19,7 +22,7 @@
  */
 import { isAbsolute, join, normalize } from "node:path";
 import type { RunCgroup } from "./cgroup.ts";
-import { launchArgv, WRAPPER_SHELL } from "./launch.ts";
+import { type ChildConfinement, commandStatus, launchArgv, WRAPPER_SHELL } from "./launch.ts";
 import { recheckCwdSync } from "./workspace.ts";
 
 /** Signals the service sends. */
@@ -36,6 +39,11 @@ export interface SpawnOptions {
   stdin: boolean;
   /** The run's own cgroup (lib/cgroup.ts), joined before the command runs and ended by terminate(). */
   cgroup?: RunCgroup | undefined;
+  /**
+   * The sandbox and run-as user every command runs under (lib/launch.ts);
+   * with either, a command never starts without them.
+   */
+  confinement?: ChildConfinement | undefined;
   /**
    * `cwd` is a real path checked against the workspace roots: the command
    * must start in that very directory, not in whatever its path leads to by
@@ -83,7 +91,7 @@ const CACHE_MAX = 256;
 const RESOLVE_TTL_MS = 1000;
 
 /** Recent answers of {@linkcode resolveProgram}, by what they depend on. */
-const resolutions = new Map<string, { path: string | null; at: number }>();
+const resolutions = new Map<string, { path: string | null | false; at: number }>();
 
 /**
  * Whether `path` can be run: true for a regular file everyone may execute,
@@ -127,9 +135,10 @@ function wrapperShellRunnable(): boolean {
 }
 
 /**
- * The absolute path Deno would run for `program`, or null whenever that is
- * not certain without trying (missing, not executable, relative PATH
- * entries, no PATH, nothing readable): the spawn then goes to Deno with
+ * The absolute path Deno would run for `program`; false when surely nothing
+ * runnable is there (missing, or not executable, wherever looked); null
+ * whenever that is not certain without trying (relative PATH entries, no
+ * PATH, nothing readable). Unless it is a path, the spawn goes to Deno with
  * `detached: true`, which throws exactly as it always did (NotFound for a
  * missing program), and the wrapper never runs what Deno would refuse.
  */
@@ -137,7 +146,7 @@ function resolveProgram(
   program: string,
   env: Readonly<Record<string, string>>,
   cwd: string | undefined,
-): string | null {
+): string | null | false {
   // A path does not depend on PATH, an absolute one not on the cwd either.
   const key = !program.includes("/")
     ? `p\0${env.PATH ?? ""}\0${program}`
@@ -158,7 +167,7 @@ function lookUpProgram(
   program: string,
   env: Readonly<Record<string, string>>,
   cwd: string | undefined,
-): string | null {
+): string | null | false {
   if (program.includes("/")) {
     // Deno resolves a relative path against the requested cwd and normalizes it.
     const path = isAbsolute(program)
@@ -166,7 +175,9 @@ function lookUpProgram(
       : cwd !== undefined && isAbsolute(cwd)
       ? join(cwd, program)
       : null;
-    return path !== null && runnable(path) === true ? path : null;
+    if (path === null) return null;
+    const found = runnable(path);
+    return found === true ? path : found;
   }
   // Without PATH in the child env, Deno searches the server's own PATH.
   const search = env.PATH;
@@ -180,7 +191,34 @@ function lookUpProgram(
     if (found === true) return path;
     if (found === null) return null;
   }
-  return null;
+  return false;
+}
+
+/**
+ * The program a confined spawn execs inside its wrappers, which Deno never
+ * sees: what Deno would have checked against its --allow-run is checked
+ * here, so a scoped list still holds.
+ *
+ * @throws {Deno.errors.NotFound} when nothing runnable is there.
+ * @throws {Deno.errors.NotCapable} when Deno would not have run it, or
+ * under a scoped --allow-run cannot tell which file it is.
+ */
+function confinedProgram(
+  program: string,
+  env: Readonly<Record<string, string>>,
+  cwd: string | undefined,
+): string {
+  const path = resolveProgram(program, env, cwd);
+  if (path === false) throw new Deno.errors.NotFound(`No such program: ${program}`);
+  if (path === null) {
+    // Left to the wrappers' own PATH search, as a shell would do it.
+    if (granted({ name: "run" })) return program;
+    throw new Deno.errors.NotCapable(`Requires run access to "${program}"`);
+  }
+  if (!granted({ name: "run", command: path })) {
+    throw new Deno.errors.NotCapable(`Requires run access to "${path}"`);
+  }
+  return path;
 }
 
 /** Set once Deno.kill was refused (scoped --allow-run): use the kill program from then on. */
@@ -403,6 +441,7 @@ export class ProcessGroup {
     stdin: boolean,
     viaSetsid: boolean,
     cgroup: RunCgroup | null,
+    sandboxed: boolean,
   ) {
     this.cgroup = cgroup;
     this.#sessionPending = viaSetsid;
@@ -414,7 +453,8 @@ export class ProcessGroup {
     this.stdin = stdin ? child.stdin : null;
     this.status = child.status.then((s) => {
       this.#exited = true;
-      return s;
+      // The leader is bwrap, which reports the command's death by a signal as an exit code.
+      return sandboxed ? commandStatus(s) : s;
     });
   }
 
@@ -431,7 +471,13 @@ export class ProcessGroup {
    * that directory. Without a wrapper shell (a scoped `--allow-run`, where
    * Deno forks the server instead), only the first check is made.
    *
+   * With `options.confinement` (a sandbox, a run-as user), the command is
+   * always started through them, never without: the program is looked up
+   * and checked against Deno's --allow-run here, since Deno sees only the
+   * first of the wrappers.
+   *
    * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   * @throws {Deno.errors.NotCapable} when a confined program is outside --allow-run.
    * @throws {WorkspaceError} (code -32602) when a checked cwd leads elsewhere now.
    */
   static spawn(options: SpawnOptions): ProcessGroup {
@@ -443,44 +489,72 @@ export class ProcessGroup {
     if (checked !== undefined) recheckCwdSync(checked);
     setsidPath ??= findSetsid();
     const setsid = setsidPath;
-    const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
-    // A --deny-run entry would not see through the wrapper either.
-    const wrap = setsid !== null && path !== null && granted({ name: "run", command: path });
     const cgroup = options.cgroup ?? null;
-    const shell = wrap && wrapperShellRunnable();
-    // Through setsid, the command joins its cgroup before it runs (RunCgroup.prelude).
-    const joins = shell && cgroup !== null;
+    const confinement = options.confinement;
+    const confined = confinement?.sandbox !== undefined || confinement?.runAs !== undefined;
+    let argv: string[];
+    let viaSetsid: boolean;
+    let joins: boolean;
+    if (confined) {
+      // Always through the wrappers: a command may never run unconfined.
+      const sandbox = confinement!.sandbox;
+      const shell = wrapperShellRunnable();
+      joins = shell && cgroup !== null;
+      argv = launchArgv({
+        program: confinedProgram(program, options.env, options.cwd),
+        args,
+        join: joins ? cgroup!.prelude() : undefined,
+        verifyCwd: checked,
+        pwd: options.env.PWD,
+        sandbox: sandbox &&
+          { argv: sandbox.argv(options.cwd ?? options.env.PWD), env: sandbox.env },
+        runAs: confinement!.runAs,
+      });
+      viaSetsid = setsid !== null;
+    } else {
+      const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
+      // A --deny-run entry would not see through the wrapper either.
+      viaSetsid = setsid !== null && typeof path === "string" &&
+        granted({ name: "run", command: path });
+      const shell = viaSetsid && wrapperShellRunnable();
+      // Through setsid, the command joins its cgroup before it runs (RunCgroup.prelude).
+      joins = shell && cgroup !== null;
+      argv = viaSetsid
+        ? launchArgv({
+          program: path as string,
+          args,
+          join: joins ? cgroup!.prelude() : undefined,
+          verifyCwd: shell ? checked : undefined,
+          pwd: options.env.PWD,
+        })
+        : [program, ...args];
+    }
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(wrap ? setsid : program, {
+      child = new Deno.Command(viaSetsid ? setsid! : argv[0]!, {
         // "--" ends setsid's own options. It execs the command in place (no
         // fork) because a child of the server is not a group leader.
-        args: wrap
-          ? [
-            "--",
-            ...launchArgv({
-              program: path,
-              args,
-              join: joins ? cgroup.prelude() : undefined,
-              verifyCwd: shell ? checked : undefined,
-              pwd: options.env.PWD,
-            }),
-          ]
-          : args,
+        args: viaSetsid ? ["--", ...argv] : argv.slice(1),
         cwd: options.cwd,
         clearEnv: true,
         env: { ...options.env },
         stdin: options.stdin ? "piped" : "null",
         stdout: "piped",
         stderr: "piped",
-        detached: !wrap,
+        detached: !viaSetsid,
       }).spawn();
     } catch (err) {
       void cgroup?.end(); // empty: only removes it
       throw err;
     }
     if (cgroup !== null && !joins) void cgroup.adopt(child.pid);
-    return new ProcessGroup(child, options.stdin, wrap, cgroup);
+    return new ProcessGroup(
+      child,
+      options.stdin,
+      viaSetsid,
+      cgroup,
+      confinement?.sandbox !== undefined,
+    );
   }
 
   /** Whether the leader has exited (its group may still have members). */

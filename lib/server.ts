@@ -25,6 +25,7 @@ import { createStore, type Store } from "./store/store.ts";
 import { CrashRecovery, ProcessGroupReaper, withCgroups } from "./crash_recovery.ts";
 import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
 import { Containment, killCgroup } from "./cgroup.ts";
+import { Sandbox } from "./sandbox.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -48,6 +49,8 @@ export interface ServerHandle {
   recovery: CrashRecovery | null;
   /** How runs are contained: their cgroups, or process groups only. */
   containment: Containment;
+  /** The sandbox every command runs in; null when off. */
+  sandbox: Sandbox | null;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -80,9 +83,32 @@ export async function startServer(
   options: { keyring?: ApiKeyring; hooks?: HookRunner } = {},
 ): Promise<ServerHandle> {
   const startedAt = performance.now();
-  // First: a cgroup-root that was set but cannot be used stops the start.
+  // First, before anything is made: a sandbox that was asked for and cannot
+  // work here stops the start. The data directory must exist to be hidden.
+  if (config.sandbox !== "none" && !config.ephemeral) {
+    await Deno.mkdir(config.dataDir, { recursive: true });
+  }
+  const sandbox = await Sandbox.start({
+    mode: config.sandbox,
+    network: config.sandboxNetwork,
+    workspaceRoots: config.workspaceRoots,
+    hide: [config.apiKeysFile, config.dataDir, config.hooksConfig].filter((p) => p !== ""),
+  });
+  if (sandbox !== null) {
+    const s = sandbox.status();
+    log.info("Sandbox: bwrap, network {network}, writable {writable}, hidden {hidden}", {
+      network: config.sandboxNetwork,
+      writable: s.mode === "bwrap" ? s.writable.join(", ") || "nothing" : "",
+      hidden: s.mode === "bwrap" ? s.hidden.join(", ") || "nothing" : "",
+    });
+  }
+  // Then a cgroup-root that was set but cannot be used stops the start.
   const containment = await Containment.start(config.cgroupRoot, config);
-  config = Object.freeze({ ...config, cgroup: containment.placement ?? undefined });
+  config = Object.freeze({
+    ...config,
+    cgroup: containment.placement ?? undefined,
+    confinement: sandbox === null ? undefined : { sandbox },
+  });
   const contained = containment.status();
   log.info("Containment: {mode} {where}", {
     mode: contained.mode,
@@ -187,6 +213,7 @@ export async function startServer(
       hooks,
       recovery,
       containment,
+      sandbox,
       eventLoopLag,
     }),
   );
@@ -270,6 +297,7 @@ export async function startServer(
     monitor,
     recovery,
     containment,
+    sandbox,
     shutdown,
     finished: server.finished,
   };

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ChildConfinement } from "./launch.ts";
 
 /** Where a run's time limit came from (PROTOCOL.md part 2). */
 export type TimeoutSource = "request" | "history" | "similar" | "default";
@@ -76,6 +77,8 @@ export interface ExecSpec {
   memoryMax?: number | undefined;
   /** Processes and threads the run may have at once; absent: no limit. Needs `cgroup.pids`. */
   pidsMax?: number | undefined;
+  /** The sandbox and run-as user the command runs under (lib/launch.ts); absent: neither. */
+  confinement?: ChildConfinement | undefined;
 }
 
 /** Final status of a run, as `process.completed` reports it. */

@@ -18,6 +18,7 @@ import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
 import type { CrashRecovery } from "../lib/crash_recovery.ts";
 import type { Containment } from "../lib/cgroup.ts";
+import type { Sandbox } from "../lib/sandbox.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
@@ -36,6 +37,8 @@ export interface HealthDeps {
   /** Null when nothing is journaled (`--ephemeral`). */
   recovery?: CrashRecovery | null;
   containment: Containment;
+  /** Null (or absent) when commands are not sandboxed. */
+  sandbox?: Pick<Sandbox, "status"> | null;
   eventLoopLag: Pick<EventLoopLag, "snapshot">;
 }
 
@@ -129,6 +132,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       auth: deps.keyring.hasKeys ? "api_key" : "none",
       permissions,
       containment: deps.containment.status(),
+      sandbox: deps.sandbox?.status() ?? { mode: "none" },
     };
     return c.json(body, draining ? 503 : 200);
   });
