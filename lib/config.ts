@@ -267,6 +267,19 @@ export const SETTINGS: readonly SettingSpec[] = [
     kind: { type: "enum", values: ["none", "host"] },
   },
   {
+    key: "runAs",
+    flag: "run-as",
+    default: "",
+    doc: "`user` or `user:group`: a service started as root runs every command as that user " +
+      "(`setpriv`), with the user's groups, or with that group alone; the workspace roots must " +
+      "be writable by it. Empty: commands run as the service's user",
+    kind: {
+      type: "string",
+      pattern: /^([\w][\w.-]*(:[\w][\w.-]*)?)?$/,
+      hint: "user or user:group (names or numbers)",
+    },
+  },
+  {
     key: "shell",
     flag: "shell",
     default: "/bin/sh",
@@ -551,6 +564,8 @@ export interface Config {
   /** lib/sandbox.ts. */
   sandbox: "none" | "bwrap";
   sandboxNetwork: "none" | "host";
+  /** `user` or `user:group`; empty: off (lib/run_as.ts). */
+  runAs: string;
   shell: string;
   envAllowlist: readonly string[];
   apiKeys: readonly string[];

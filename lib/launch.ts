@@ -105,8 +105,10 @@ export interface LaunchSteps {
   verifyCwd?: string | undefined;
   /** The child's `PWD`, restored after a wrapper shell that reset it. */
   pwd?: string | undefined;
-  /** The sandbox: bwrap's argv ending in `--`, and the `env` program that sets SIGTERM's handling. */
-  sandbox?: { argv: readonly string[]; env: string } | undefined;
+  /** The directory the command starts in (the spawn's, when none is checked). */
+  cwd?: string | undefined;
+  /** The sandbox the command runs in. */
+  sandbox?: SandboxLauncher | undefined;
   /** setpriv's argv ending in `--`: what drops to the run-as user. */
   runAs?: readonly string[] | undefined;
 }
@@ -155,7 +157,8 @@ export function launchArgv(steps: LaunchSteps): string[] {
       : "";
     return [WRAPPER_SHELL, "-c", `${join}${check}${restore}exec "$@"`, "sh", ...runAs, ...command];
   }
-  const { argv: bwrap, env } = steps.sandbox;
+  const { sandbox } = steps;
+  const env = sandbox.env;
   // The sandbox's PID 1 (bwrap --as-pid-1) is a shell that checks the
   // directory as the sandbox shows it, then runs the command as its child
   // and exits with its status, which ends the namespace and all in it.
@@ -165,9 +168,30 @@ export function launchArgv(steps: LaunchSteps): string[] {
   // and SIGINT and SIGQUIT ignored: fd 3 keeps stdin, env resets every
   // signal (SIGTERM too, ignored from outside). Nothing is reported of a
   // command killed by a signal but the status.
-  const init = `${verify === undefined ? "" : cwdCheck(verify, WRAPPER_SHELL)}` +
+  //
+  // Root has no capabilities in the sandbox, so it may not enter a run-as
+  // user's private directory: then the user moves there after setpriv.
+  const asUser = runAs.length > 0;
+  const dir = verify ?? steps.cwd;
+  const check = verify === undefined ? "" : cwdCheck(verify, WRAPPER_SHELL);
+  const init = `${asUser ? "" : check}` +
     `exec 3<&0; ${shellQuote(env)} --default-signal "$@" <&3 3<&- & wait $! 2>/dev/null`;
-  const confined = [...bwrap, WRAPPER_SHELL, "-c", init, "sh", ...runAs, ...command];
+  const enter = (shell: string) =>
+    verify !== undefined ? cwdCheck(verify, shell) : `cd -- ${shellQuote(dir!)} || exit 126; `;
+  const inner = !asUser || dir === undefined
+    ? command
+    : script !== null
+    ? [program, "-c", enter(program) + script]
+    : [WRAPPER_SHELL, "-c", `${enter(WRAPPER_SHELL)}exec "$@"`, "sh", ...command];
+  const confined = [
+    ...sandbox.argv(asUser ? undefined : dir),
+    WRAPPER_SHELL,
+    "-c",
+    init,
+    "sh",
+    ...runAs,
+    ...inner,
+  ];
   // bwrap would die of SIGTERM and take the sandbox with it at once.
   return join === ""
     ? [env, "--ignore-signal=TERM", ...confined]

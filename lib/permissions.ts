@@ -10,10 +10,11 @@ import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
 import { SETSID_PATHS } from "./process_group.ts";
 import { WRAPPER_SHELL } from "./cgroup.ts";
 import { BWRAP_PATHS, ENV_PATHS } from "./sandbox.ts";
+import { SETPRIV_PATHS } from "./run_as.ts";
 
 /** What the flags depend on (the sandbox settings may be left out: none). */
 export type PermissionConfig =
-  & Partial<Pick<Config, "sandbox">>
+  & Partial<Pick<Config, "sandbox" | "runAs">>
   & Pick<
     Config,
     | "host"
@@ -103,6 +104,9 @@ export function requiredPermissions(
   // The sandbox (lib/sandbox.ts): bwrap, and env around it, found by stat.
   const sandboxed = config.sandbox === "bwrap";
   if (sandboxed) read.push(...BWRAP_PATHS, ...ENV_PATHS);
+  // run-as (lib/run_as.ts): setpriv, found by stat; users and groups from getent or the files.
+  const runAs = (config.runAs ?? "") !== "";
+  if (runAs) read.push(...SETPRIV_PATHS, "/etc/passwd", "/etc/group");
   if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
   if (config.hooksConfig !== "") read.push(config.hooksConfig);
   read.push(...config.workspaceRoots);
@@ -139,10 +143,12 @@ export function requiredPermissions(
           // What starts a sandboxed command (the program inside is checked
           // against the list by spawn(), as above).
           ...(sandboxed ? [...BWRAP_PATHS, ...ENV_PATHS] : []),
+          ...(runAs ? [...SETPRIV_PATHS, "getent"] : []),
         ]),
       ]
       : true,
-    sys: ["loadavg", "systemMemoryInfo", "cpus"],
+    // uid: run-as refuses to start unless the service is root.
+    sys: ["loadavg", "systemMemoryInfo", "cpus", ...(runAs ? ["uid"] : [])],
   };
 }
 

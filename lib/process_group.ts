@@ -506,8 +506,8 @@ export class ProcessGroup {
         join: joins ? cgroup!.prelude() : undefined,
         verifyCwd: checked,
         pwd: options.env.PWD,
-        sandbox: sandbox &&
-          { argv: sandbox.argv(options.cwd ?? options.env.PWD), env: sandbox.env },
+        cwd: options.cwd ?? options.env.PWD,
+        sandbox,
         runAs: confinement!.runAs,
       });
       viaSetsid = setsid !== null;

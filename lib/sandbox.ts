@@ -95,11 +95,28 @@ export function bwrapOptions(layout: SandboxLayout): string[] {
   // Stable: equal depths keep the order above.
   mounts.sort((a, b) => depth(a.path) - depth(b.path));
   const made: Mount[] = [{ path: "/", args: [], shows: true, hide: false }];
+  const covering = (path: string) =>
+    made.filter((m) => within(path, m.path)).reduce((a, b) =>
+      depth(b.path) >= depth(a.path) ? b : a
+    );
   for (const mount of mounts) {
-    if (mount.hide) {
-      const covering = made.filter((m) => within(mount.path, m.path))
-        .reduce((a, b) => depth(b.path) >= depth(a.path) ? b : a);
-      if (!covering.shows) continue;
+    if (mount.hide && !covering(mount.path).shows) continue;
+    if (!mount.hide && mount.shows) {
+      // A root inside a tmpfs (/tmp, a hidden directory): bwrap would make
+      // the directories on the way 0700, which only root could pass.
+      const parts = mount.path.split("/").filter((s) => s !== "");
+      for (let i = 1; i < parts.length; i++) {
+        const dir = `/${parts.slice(0, i).join("/")}`;
+        const over = covering(dir);
+        if (!over.shows && over.path !== dir) {
+          made.push({
+            path: dir,
+            args: ["--perms", "0755", "--dir", dir],
+            shows: false,
+            hide: false,
+          });
+        }
+      }
     }
     made.push(mount);
   }
@@ -274,7 +291,8 @@ export class Sandbox implements SandboxLauncher {
     const [first, ...rest] = launchArgv({
       program: "true",
       args: [],
-      sandbox: { argv: sandbox.argv("/"), env },
+      cwd: "/",
+      sandbox,
       runAs: options.runAs?.argv,
     });
     const whole = await tryRun(first!, rest);

@@ -26,6 +26,7 @@ import { CrashRecovery, ProcessGroupReaper, withCgroups } from "./crash_recovery
 import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
 import { Containment, killCgroup } from "./cgroup.ts";
 import { Sandbox } from "./sandbox.ts";
+import { RunAs } from "./run_as.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -51,6 +52,8 @@ export interface ServerHandle {
   containment: Containment;
   /** The sandbox every command runs in; null when off. */
   sandbox: Sandbox | null;
+  /** The user every command runs as; null: the service's own. */
+  runAs: RunAs | null;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -88,11 +91,22 @@ export async function startServer(
   if (config.sandbox !== "none" && !config.ephemeral) {
     await Deno.mkdir(config.dataDir, { recursive: true });
   }
+  const runAs = await RunAs.start(config.runAs, {
+    workspaceRoots: config.workspaceRoots,
+    keysFile: config.apiKeysFile || undefined,
+    private: [config.dataDir, config.hooksConfig].filter((p) => p !== ""),
+    hiddenBySandbox: config.sandbox !== "none",
+  });
+  if (runAs !== null) {
+    const { user, uid, gid } = runAs.status();
+    log.info("Commands run as {user} (uid {uid}, gid {gid})", { user, uid, gid });
+  }
   const sandbox = await Sandbox.start({
     mode: config.sandbox,
     network: config.sandboxNetwork,
     workspaceRoots: config.workspaceRoots,
     hide: [config.apiKeysFile, config.dataDir, config.hooksConfig].filter((p) => p !== ""),
+    runAs,
   });
   if (sandbox !== null) {
     const s = sandbox.status();
@@ -107,7 +121,11 @@ export async function startServer(
   config = Object.freeze({
     ...config,
     cgroup: containment.placement ?? undefined,
-    confinement: sandbox === null ? undefined : { sandbox },
+    confinement: sandbox === null && runAs === null
+      ? undefined
+      : { sandbox: sandbox ?? undefined, runAs: runAs?.argv },
+    // The user's own home, not the service's.
+    childEnv: runAs === null ? config.childEnv : { ...config.childEnv, HOME: runAs.home },
   });
   const contained = containment.status();
   log.info("Containment: {mode} {where}", {
@@ -214,6 +232,7 @@ export async function startServer(
       recovery,
       containment,
       sandbox,
+      runAs,
       eventLoopLag,
     }),
   );
@@ -298,6 +317,7 @@ export async function startServer(
     recovery,
     containment,
     sandbox,
+    runAs,
     shutdown,
     finished: server.finished,
   };

@@ -19,6 +19,7 @@ import type { SessionManager } from "../lib/session_manager.ts";
 import type { CrashRecovery } from "../lib/crash_recovery.ts";
 import type { Containment } from "../lib/cgroup.ts";
 import type { Sandbox } from "../lib/sandbox.ts";
+import type { RunAs } from "../lib/run_as.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
@@ -39,6 +40,8 @@ export interface HealthDeps {
   containment: Containment;
   /** Null (or absent) when commands are not sandboxed. */
   sandbox?: Pick<Sandbox, "status"> | null;
+  /** Null (or absent) when commands run as the service's user. */
+  runAs?: Pick<RunAs, "status"> | null;
   eventLoopLag: Pick<EventLoopLag, "snapshot">;
 }
 
@@ -133,6 +136,7 @@ export function healthRoutes(deps: HealthDeps): Hono {
       permissions,
       containment: deps.containment.status(),
       sandbox: deps.sandbox?.status() ?? { mode: "none" },
+      run_as: deps.runAs?.status() ?? null,
     };
     return c.json(body, draining ? 503 : 200);
   });

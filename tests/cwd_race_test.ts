@@ -10,10 +10,15 @@ import { ProcessGroup } from "../lib/process_group.ts";
 import { CWD_CHANGED_MESSAGE, launchArgv } from "../lib/launch.ts";
 
 /** A root holding `d` (a directory), `dir0`/`lnk0` (the spare names the swapper renames through). */
-async function raceRoot(): Promise<{ root: string; dir: string; remove: () => Promise<void> }> {
+async function raceRoot(
+  owner?: number,
+): Promise<{ root: string; dir: string; remove: () => Promise<void> }> {
   const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "cc-race-" }));
   await Deno.mkdir(`${root}/d`);
   await Deno.symlink("/etc", `${root}/lnk0`);
+  if (owner !== undefined) {
+    for (const path of [root, `${root}/d`]) await Deno.chown(path, owner, owner);
+  }
   return { root, dir: `${root}/d`, remove: () => Deno.remove(root, { recursive: true }) };
 }
 
@@ -124,8 +129,9 @@ async function race(
     const server = await testServer(flags);
     return { wsUrl: server.wsUrl, stop: () => server.shutdown() };
   },
+  owner?: number,
 ): Promise<void> {
-  const { root, dir, remove } = await raceRoot();
+  const { root, dir, remove } = await raceRoot(owner);
   const server = await start({ "workspace-roots": root, ...flags });
   const swapper = await startSwapper(root);
   const counts: Record<Outcome, number> = {
@@ -185,6 +191,19 @@ Deno.test({
       300,
       (flags) => spawnServer(flags, {}, { script: "scripts/start.ts" }),
     ),
+});
+
+/** Whether commands can run as nobody in a sandbox here (root, setpriv, bwrap). */
+const SANDBOX_AS_NOBODY = Deno.uid() === 0 && await new Deno.Command("bwrap", {
+  args: ["--ro-bind", "/", "/", "--unshare-pid", "setpriv", "--reuid", "65534", "true"],
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "300 racing requests never start outside the root, sandboxed as a run-as user",
+  ignore: !SANDBOX_AS_NOBODY,
+  // The user checks the directory as the sandbox shows it, after setpriv.
+  fn: () => race({ sandbox: "bwrap", "run-as": "nobody" }, 300, undefined, 65534),
 });
 
 Deno.test("launchArgv()'s check refuses a directory that became a symlink after the check", async () => {
