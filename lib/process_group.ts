@@ -484,14 +484,21 @@ export class ProcessGroup {
     const [program, ...args] = options.argv;
     if (program === undefined) throw new TypeError("argv must not be empty");
     const checked = options.cwdChecked === true ? options.cwd : undefined;
-    // Catches most swaps with an error on the request's cwd; the child's
-    // own check catches what happens after this.
-    if (checked !== undefined) recheckCwdSync(checked);
-    setsidPath ??= findSetsid();
-    const setsid = setsidPath;
     const cgroup = options.cgroup ?? null;
     const confinement = options.confinement;
     const confined = confinement?.sandbox !== undefined || confinement?.runAs !== undefined;
+    let target = program;
+    try {
+      // Catches most swaps with an error on the request's cwd; the child's
+      // own check catches what happens after this.
+      if (checked !== undefined) recheckCwdSync(checked);
+      if (confined) target = confinedProgram(program, options.env, options.cwd);
+    } catch (err) {
+      void cgroup?.end(); // empty: only removes it
+      throw err;
+    }
+    setsidPath ??= findSetsid();
+    const setsid = setsidPath;
     let argv: string[];
     let viaSetsid: boolean;
     let joins: boolean;
@@ -501,7 +508,7 @@ export class ProcessGroup {
       const shell = wrapperShellRunnable();
       joins = shell && cgroup !== null;
       argv = launchArgv({
-        program: confinedProgram(program, options.env, options.cwd),
+        program: target,
         args,
         join: joins ? cgroup!.prelude() : undefined,
         verifyCwd: checked,
