@@ -214,6 +214,32 @@ for (const cgroupRoot of ["auto", "off"]) {
   );
 }
 
+sandboxTest(
+  "sandbox: nothing in it survives the server's SIGKILL (--die-with-parent)",
+  async () => {
+    const marker = `cc-sbx-${crypto.randomUUID()}`;
+    // cgroup-root off: neither crash recovery nor a cgroup is what ends them.
+    const server = await spawnServer({ sandbox: "bwrap", ephemeral: "true", "cgroup-root": "off" });
+    try {
+      const client = await TestClient.connect(server.wsUrl);
+      await client.next((m) => m.method === "connected");
+      const r = await client.request("execute", {
+        command: `setsid sh -c 'sleep 1000' "$M" & sh -c 'sleep 1000' "$M" & echo ready; wait`,
+        env: { M: marker },
+      });
+      await client.event("output", r.result.execution_id);
+      await eventually(async () => (await pidsWithMarker(marker)).length === 2);
+      server.child.kill("SIGKILL");
+      await server.child.status;
+      await eventually(async () => (await pidsWithMarker(marker)).length === 0, 5000, "all gone");
+      await client.closed;
+    } finally {
+      await server.stop();
+      await killMarked(marker);
+    }
+  },
+);
+
 sandboxTest("sandbox: PAUSE stops the command inside, RESUME continues it", async () => {
   const marker = `cc-sbx-${crypto.randomUUID()}`;
   try {
