@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { basename, dirname, join, normalize } from "node:path";
+import { dirname, join, normalize } from "node:path";
+import { shellQuote, WRAPPER_SHELL } from "./launch.ts";
 import { type CgroupFs, cgroupFs } from "./cgroup_fs.ts";
 import { ConfigError } from "./config.ts";
 import { logger } from "./log.ts";
@@ -34,7 +35,7 @@ const log = logger("cgroup");
 export const CONTROLLERS: readonly CgroupController[] = ["memory", "pids"];
 
 /** The shell that joins a run's cgroups before exec'ing its command (and the helper shell). */
-export const WRAPPER_SHELL = "/bin/sh";
+export { WRAPPER_SHELL };
 
 /** The directory `cgroup-root: auto` makes in the server's own cgroup. */
 const AUTO_DIR = "cc-executor";
@@ -44,9 +45,6 @@ const INSTANCE_NAME = /^(\d+)-[0-9a-f]{8}$/;
 
 /** How long ending a cgroup waits for its processes to exit. */
 const EMPTY_WAIT_MS = 5000;
-
-/** Shells whose `-c` script can join the cgroup itself, saving an exec. */
-const POSIX_SHELLS = new Set(["sh", "dash", "bash", "ash", "ksh", "mksh", "zsh"]);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -545,11 +543,6 @@ export interface RunCgroupSpec {
   pidsMax?: number | undefined;
 }
 
-/** Quotes `text` for a POSIX shell. */
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 /** One file write that sets up a run's limits. */
 interface LimitWrite {
   path: string;
@@ -590,12 +583,10 @@ function limitWrites(
 /**
  * One run's cgroups: a cgroup v2 directory, and cgroup v1 directories for
  * controllers that live there. The process group (lib/process_group.ts)
- * drives it: wrap() its command, signal() and kill() along with the group's
- * signals, and end() once the group is gone.
+ * drives it: the shell that starts its command runs prelude(), signal() and
+ * kill() go along with the group's signals, and end() once the group is gone.
  */
 export class RunCgroup {
-  /** The shell {@linkcode wrap} runs commands through. */
-  readonly shell: string = WRAPPER_SHELL;
   /** The run's cgroup v2 directory. */
   readonly path: string;
   /** Every directory of the run, v2 first. */
@@ -635,7 +626,7 @@ export class RunCgroup {
 
   /**
    * A run's cgroups. Reaching cgroups directly, makes the directories and
-   * sets the limits now; through the helper, leaves that to {@linkcode wrap}
+   * sets the limits now; through the helper, leaves that to {@linkcode prelude}
    * (the command's own shell) or {@linkcode adopt}.
    *
    * @throws {Error} when a directory cannot be made or a limit cannot be set
@@ -689,15 +680,13 @@ export class RunCgroup {
   }
 
   /**
-   * The argv that runs `program args` inside the cgroups: a shell that
-   * (makes them and sets their limits if the server could not, then) writes
-   * its pid to {@linkcode procsFiles} and execs the command, so the command
-   * is in before it runs or forks. A POSIX shell's own `-c` script
-   * (`sh -c <command>`) does it itself, which saves an exec. Exits 125 when
-   * joining fails. `pwd` is the child's `PWD`, restored before the exec: the
-   * wrapping shell resets an inherited `PWD` that does not name its directory.
+   * Shell text that (makes the cgroups and sets their limits if the server
+   * could not, then) writes the shell's pid to {@linkcode procsFiles}, so
+   * the command it then execs is in before it runs or forks; it exits 125
+   * when joining fails. Ends in `; `. lib/launch.ts places it first in the
+   * shell that starts the command.
    */
-  wrap(program: string, args: readonly string[], pwd?: string): string[] {
+  prelude(): string {
     const steps: string[] = [];
     if (!this.#made) {
       steps.push(`command -p mkdir -- ${this.paths.map(shellQuote).join(" ")}`);
@@ -708,14 +697,8 @@ export class RunCgroup {
       this.#made = true;
     }
     steps.push(...this.procsFiles.map((f) => `echo $$ >${shellQuote(f)}`));
-    const prelude = `${steps.join(" && ")} || ` +
+    return `${steps.join(" && ")} || ` +
       `{ echo 'cc-executor: cannot join the cgroup of the run' >&2; exit 125; }; `;
-    if (POSIX_SHELLS.has(basename(program)) && args.length === 2 && args[0] === "-c") {
-      // On the same line: the command's own line numbers in errors stay as they were.
-      return [program, "-c", prelude + args[1]];
-    }
-    const restore = pwd === undefined ? "" : `export PWD=${shellQuote(pwd)}; `;
-    return [WRAPPER_SHELL, "-c", `${prelude}${restore}exec "$@"`, "sh", program, ...args];
   }
 
   /**

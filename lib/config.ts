@@ -13,6 +13,7 @@ import {
   DEFAULT_TIMEOUTS_S,
 } from "./timing/complexity.ts";
 import type { CgroupPlacement } from "./types.ts";
+import type { ChildConfinement } from "./launch.ts";
 
 /** How a setting's text is turned into a value and what range it accepts. */
 type Kind =
@@ -254,6 +255,37 @@ export const SETTINGS: readonly SettingSpec[] = [
     doc: "Processes and threads one run may have at once (0: no limit); a request may ask for " +
       "fewer (`pids_max`). Needs a pids cgroup controller",
     kind: { type: "int", min: 0, max: 4_194_304 },
+  },
+  {
+    key: "sandbox",
+    flag: "sandbox",
+    default: "none",
+    doc: "`bwrap`: every command runs under bubblewrap: the root filesystem read-only, the " +
+      "workspace roots writable, a private /tmp, its own PID namespace, no capabilities, and " +
+      "the keys file, data directory and hooks config hidden (see Security); needs bwrap and " +
+      "namespaces, checked at startup",
+    kind: { type: "enum", values: ["none", "bwrap"] },
+  },
+  {
+    key: "sandboxNetwork",
+    flag: "sandbox-network",
+    default: "host",
+    doc: "With `sandbox: bwrap`: `host` shares the machine's network (loopback included); " +
+      "`none` gives commands a network namespace of their own, with nothing but its own loopback",
+    kind: { type: "enum", values: ["none", "host"] },
+  },
+  {
+    key: "runAs",
+    flag: "run-as",
+    default: "",
+    doc: "`user` or `user:group`: a service started as root runs every command as that user " +
+      "(`setpriv`), with the user's groups, or with that group alone; the workspace roots must " +
+      "be writable by it. Empty: commands run as the service's user",
+    kind: {
+      type: "string",
+      pattern: /^([\w][\w.-]*(:[\w][\w.-]*)?)?$/,
+      hint: "user or user:group (names or numbers)",
+    },
   },
   {
     key: "shell",
@@ -550,6 +582,11 @@ export interface Config {
   memoryMax: number;
   /** 0: no limit. */
   pidsMax: number;
+  /** lib/sandbox.ts. */
+  sandbox: "none" | "bwrap";
+  sandboxNetwork: "none" | "host";
+  /** `user` or `user:group`; empty: off (lib/run_as.ts). */
+  runAs: string;
   shell: string;
   envAllowlist: readonly string[];
   apiKeys: readonly string[];
@@ -602,6 +639,11 @@ export interface Config {
    * the containment it set up (lib/cgroup.ts); absent: process groups only.
    */
   cgroup?: CgroupPlacement | undefined;
+  /**
+   * Not a setting: the sandbox and run-as user every command runs under,
+   * filled in by `startServer` once they are checked (lib/launch.ts).
+   */
+  confinement?: ChildConfinement | undefined;
 }
 
 /** A setting had a value outside what it accepts; the message names it. */

@@ -35,6 +35,7 @@ export type ExecRequestConfig = Pick<
   | "memoryMax"
   | "pidsMax"
   | "cgroup"
+  | "confinement"
 >;
 
 function fieldError(field: string, reason: string): InvalidParamsError {
@@ -189,6 +190,7 @@ export async function resolveExecSpec(
     display,
     line,
     cwd,
+    cwdChecked: config.workspaceRoots.length > 0,
     env,
     stdin: params.stdin,
     timeout: estimate === null ? requested : Math.min(estimate.timeout_s, config.maxTimeout),
@@ -199,6 +201,7 @@ export async function resolveExecSpec(
     idleTimeout: params.idle_timeout ?? null,
     framing: params.framing ?? "chunk",
     cgroup: config.cgroup,
+    confinement: config.confinement,
     memoryMax,
     pidsMax,
   };

@@ -18,6 +18,7 @@ import { PausableTimer } from "./pausable_timer.ts";
 import { settlesWithin } from "./async.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { CommandRefusedError, NoProcessError } from "./errors.ts";
+import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "./launch.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Sink } from "./sink.ts";
 import type {
@@ -294,6 +295,8 @@ export class Execution {
       group = ProcessGroup.spawn({
         argv: options.spec.argv,
         cwd: options.spec.cwd,
+        cwdChecked: options.spec.cwdChecked,
+        confinement: options.spec.confinement,
         env: options.spec.env,
         stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
         cgroup: options.spec.cgroup && RunCgroup.create({
@@ -542,6 +545,14 @@ export class Execution {
 
   #timeoutText = "";
   #idleExpired = false;
+  /** The start of stderr, kept only to tell the child's cwd check from the command. */
+  #stderrHead: string | null = null;
+
+  /** Whether the child refused to start because its checked cwd had changed (lib/launch.ts). */
+  #cwdChanged(exitCode: number | null): boolean {
+    return exitCode === CWD_CHANGED_EXIT && this.spec.cwdChecked === true &&
+      this.#stderrHead === CWD_CHANGED_MESSAGE;
+  }
 
   /** Whether `idle_timeout` (not the time limit) ended the run. */
   get idleExpired(): boolean {
@@ -561,6 +572,10 @@ export class Execution {
       case null:
         final = exitCode === 0 ? "completed" : "failed";
         if (signal !== null) error = `Process killed by ${signal}`;
+        if (this.#cwdChanged(exitCode)) {
+          error = "Working directory changed during start: cwd no longer led to the directory " +
+            "checked against the workspace roots, so the command was not run";
+        }
         if (final === "failed" && (this.#group.cgroup?.oomKills ?? 0) > 0) {
           const max = this.#group.cgroup!.memoryMax;
           error =
@@ -657,6 +672,9 @@ export class Execution {
 
   #sendFrame(stream: StreamName, frame: Frame): void {
     const bytes = frame.bytes.length;
+    if (stream === "stderr" && this.#stderrHead === null && this.spec.cwdChecked) {
+      this.#stderrHead = decoder.decode(frame.bytes.subarray(0, CWD_CHANGED_MESSAGE.length));
+    }
     // An empty frame still matters when it ends a split line (it carries total_chunks).
     if (bytes === 0 && frame.chunkIndex === null) return;
     const chunk = new FramedChunk(stream, this.#seq, frame, this.#metrics);

@@ -10,23 +10,27 @@ import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "./config.ts";
 import { SETSID_PATHS } from "./process_group.ts";
 import { WRAPPER_SHELL } from "./cgroup.ts";
 import { isWildcardAddress } from "./host_check.ts";
+import { BWRAP_PATHS, ENV_PATHS } from "./sandbox.ts";
+import { SETPRIV_PATHS } from "./run_as.ts";
 
-/** What the flags depend on. */
-export type PermissionConfig = Pick<
-  Config,
-  | "host"
-  | "port"
-  | "apiKeysFile"
-  | "workspaceRoots"
-  | "allowedCommands"
-  | "envAllowlist"
-  | "redisUrl"
-  | "dataDir"
-  | "ephemeral"
-  | "hooksConfig"
-  | "shell"
-  | "childEnv"
->;
+/** What the flags depend on (the sandbox settings may be left out: none). */
+export type PermissionConfig =
+  & Partial<Pick<Config, "sandbox" | "runAs">>
+  & Pick<
+    Config,
+    | "host"
+    | "port"
+    | "apiKeysFile"
+    | "workspaceRoots"
+    | "allowedCommands"
+    | "envAllowlist"
+    | "redisUrl"
+    | "dataDir"
+    | "ephemeral"
+    | "hooksConfig"
+    | "shell"
+    | "childEnv"
+  >;
 
 /** Env vars read by libraries, or to place the data directory. */
 const LIBRARY_ENV = [
@@ -98,6 +102,12 @@ export function requiredPermissions(
     ...(config.childEnv.PATH ?? "").split(":").filter((d) => d.startsWith("/")),
   ];
   const write: string[] = [];
+  // The sandbox (lib/sandbox.ts): bwrap, and env around it, found by stat.
+  const sandboxed = config.sandbox === "bwrap";
+  if (sandboxed) read.push(...BWRAP_PATHS, ...ENV_PATHS);
+  // run-as (lib/run_as.ts): setpriv, found by stat; users and groups from getent or the files.
+  const runAs = (config.runAs ?? "") !== "";
+  if (runAs) read.push(...SETPRIV_PATHS, "/etc/passwd", "/etc/group");
   if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
   if (config.hooksConfig !== "") read.push(config.hooksConfig);
   read.push(...config.workspaceRoots);
@@ -121,15 +131,32 @@ export function requiredPermissions(
     write,
     env: [...new Set(env)],
     run: config.allowedCommands.length > 0
-      ? [...new Set([...config.allowedCommands, ...SERVICE_PROGRAMS, ...hookPrograms])]
+      ? [
+        ...new Set([
+          ...config.allowedCommands,
+          ...SERVICE_PROGRAMS,
+          ...hookPrograms,
+          // The child checks its own cwd before it execs the command: without
+          // a shell to do it, a directory swapped for a symlink during the
+          // fork of the server would be followed. spawn() checks the program
+          // against the list itself before it wraps it.
+          ...(config.workspaceRoots.length > 0 ? [...SETSID_PATHS, WRAPPER_SHELL] : []),
+          // What starts a sandboxed command (the program inside is checked
+          // against the list by spawn(), as above).
+          ...(sandboxed ? [...BWRAP_PATHS, ...ENV_PATHS] : []),
+          ...(runAs ? [...SETPRIV_PATHS, "getent"] : []),
+        ]),
+      ]
       : true,
     // On a wildcard address the Host check accepts the machine's own
-    // addresses and hostname (lib/host_check.ts), so it reads them.
+    // addresses and hostname (lib/host_check.ts), so it reads them; uid:
+    // run-as refuses to start unless the service is root.
     sys: [
       "loadavg",
       "systemMemoryInfo",
       "cpus",
       ...(isWildcardAddress(config.host) ? ["networkInterfaces", "hostname"] : []),
+      ...(runAs ? ["uid"] : []),
     ],
   };
 }

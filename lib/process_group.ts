@@ -10,6 +10,9 @@
  * costs milliseconds once the server has grown; a plain spawn takes the
  * posix_spawn (vfork) path, whose cost does not grow with the server.
  *
+ * The steps around a command (cgroup join, sandbox, run-as user, working
+ * directory check) are laid out by lib/launch.ts.
+ *
  * Given a cgroup (lib/cgroup.ts), the command joins it before it runs, and
  * the cgroup reaches what leaves the group: SIGSTOP and SIGCONT go to every
  * process in it, SIGKILL is also a `cgroup.kill`, and terminate() ends it
@@ -19,6 +22,8 @@
  */
 import { isAbsolute, join, normalize } from "node:path";
 import type { RunCgroup } from "./cgroup.ts";
+import { type ChildConfinement, commandStatus, launchArgv, WRAPPER_SHELL } from "./launch.ts";
+import { recheckCwdSync } from "./workspace.ts";
 
 /** Signals the service sends. */
 export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
@@ -34,6 +39,17 @@ export interface SpawnOptions {
   stdin: boolean;
   /** The run's own cgroup (lib/cgroup.ts), joined before the command runs and ended by terminate(). */
   cgroup?: RunCgroup | undefined;
+  /**
+   * The sandbox and run-as user every command runs under (lib/launch.ts);
+   * with either, a command never starts without them.
+   */
+  confinement?: ChildConfinement | undefined;
+  /**
+   * `cwd` is a real path checked against the workspace roots: the command
+   * must start in that very directory, not in whatever its path leads to by
+   * the time the child is there (see {@linkcode ProcessGroup.spawn}).
+   */
+  cwdChecked?: boolean | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -75,7 +91,7 @@ const CACHE_MAX = 256;
 const RESOLVE_TTL_MS = 1000;
 
 /** Recent answers of {@linkcode resolveProgram}, by what they depend on. */
-const resolutions = new Map<string, { path: string | null; at: number }>();
+const resolutions = new Map<string, { path: string | null | false; at: number }>();
 
 /**
  * Whether `path` can be run: true for a regular file everyone may execute,
@@ -100,24 +116,29 @@ function runnable(path: string): boolean | null {
 }
 
 function findSetsid(): string | null {
-  // Under a scoped --allow-run list, Deno would check only `setsid` against
-  // the list, whatever it then runs: wrapping would defeat the allowlist.
-  if (!granted({ name: "run" })) return null;
-  return SETSID_PATHS.find((path) => runnable(path) === true) ?? null;
+  // Under a scoped --allow-run list Deno checks only `setsid` against it,
+  // whatever setsid then runs, so spawn() checks the program itself first;
+  // the list holds setsid only when workspace roots need the child's cwd
+  // check (lib/permissions.ts).
+  return SETSID_PATHS.find((path) =>
+    runnable(path) === true && granted({ name: "run", command: path })
+  ) ?? null;
 }
 
-/** Whether the shell that joins a cgroup can run; undefined until first needed. */
+/** Whether the shell that joins a cgroup and checks the cwd can run; undefined until first needed. */
 let wrapperShell: boolean | undefined;
 
-function wrapperShellRunnable(shell: string): boolean {
-  wrapperShell ??= runnable(shell) === true && granted({ name: "run", command: shell });
+function wrapperShellRunnable(): boolean {
+  wrapperShell ??= runnable(WRAPPER_SHELL) === true &&
+    granted({ name: "run", command: WRAPPER_SHELL });
   return wrapperShell;
 }
 
 /**
- * The absolute path Deno would run for `program`, or null whenever that is
- * not certain without trying (missing, not executable, relative PATH
- * entries, no PATH, nothing readable): the spawn then goes to Deno with
+ * The absolute path Deno would run for `program`; false when surely nothing
+ * runnable is there (missing, or not executable, wherever looked); null
+ * whenever that is not certain without trying (relative PATH entries, no
+ * PATH, nothing readable). Unless it is a path, the spawn goes to Deno with
  * `detached: true`, which throws exactly as it always did (NotFound for a
  * missing program), and the wrapper never runs what Deno would refuse.
  */
@@ -125,7 +146,7 @@ function resolveProgram(
   program: string,
   env: Readonly<Record<string, string>>,
   cwd: string | undefined,
-): string | null {
+): string | null | false {
   // A path does not depend on PATH, an absolute one not on the cwd either.
   const key = !program.includes("/")
     ? `p\0${env.PATH ?? ""}\0${program}`
@@ -146,7 +167,7 @@ function lookUpProgram(
   program: string,
   env: Readonly<Record<string, string>>,
   cwd: string | undefined,
-): string | null {
+): string | null | false {
   if (program.includes("/")) {
     // Deno resolves a relative path against the requested cwd and normalizes it.
     const path = isAbsolute(program)
@@ -154,7 +175,9 @@ function lookUpProgram(
       : cwd !== undefined && isAbsolute(cwd)
       ? join(cwd, program)
       : null;
-    return path !== null && runnable(path) === true ? path : null;
+    if (path === null) return null;
+    const found = runnable(path);
+    return found === true ? path : found;
   }
   // Without PATH in the child env, Deno searches the server's own PATH.
   const search = env.PATH;
@@ -168,7 +191,34 @@ function lookUpProgram(
     if (found === true) return path;
     if (found === null) return null;
   }
-  return null;
+  return false;
+}
+
+/**
+ * The program a confined spawn execs inside its wrappers, which Deno never
+ * sees: what Deno would have checked against its --allow-run is checked
+ * here, so a scoped list still holds.
+ *
+ * @throws {Deno.errors.NotFound} when nothing runnable is there.
+ * @throws {Deno.errors.NotCapable} when Deno would not have run it, or
+ * under a scoped --allow-run cannot tell which file it is.
+ */
+function confinedProgram(
+  program: string,
+  env: Readonly<Record<string, string>>,
+  cwd: string | undefined,
+): string {
+  const path = resolveProgram(program, env, cwd);
+  if (path === false) throw new Deno.errors.NotFound(`No such program: ${program}`);
+  if (path === null) {
+    // Left to the wrappers' own PATH search, as a shell would do it.
+    if (granted({ name: "run" })) return program;
+    throw new Deno.errors.NotCapable(`Requires run access to "${program}"`);
+  }
+  if (!granted({ name: "run", command: path })) {
+    throw new Deno.errors.NotCapable(`Requires run access to "${path}"`);
+  }
+  return path;
 }
 
 /** Set once Deno.kill was refused (scoped --allow-run): use the kill program from then on. */
@@ -391,6 +441,7 @@ export class ProcessGroup {
     stdin: boolean,
     viaSetsid: boolean,
     cgroup: RunCgroup | null,
+    sandboxed: boolean,
   ) {
     this.cgroup = cgroup;
     this.#sessionPending = viaSetsid;
@@ -402,7 +453,8 @@ export class ProcessGroup {
     this.stdin = stdin ? child.stdin : null;
     this.status = child.status.then((s) => {
       this.#exited = true;
-      return s;
+      // The leader is bwrap, which reports the command's death by a signal as an exit code.
+      return sandboxed ? commandStatus(s) : s;
     });
   }
 
@@ -413,41 +465,103 @@ export class ProcessGroup {
    * stay outside the cgroup, though not outside the group). The cgroup is
    * ended if the spawn fails.
    *
+   * With `options.cwdChecked`, the directory is checked once more just
+   * before the spawn, and then by the child itself before it execs the
+   * command (lib/launch.ts), which exits 126 if the path no longer leads to
+   * that directory. Without a wrapper shell (a scoped `--allow-run`, where
+   * Deno forks the server instead), only the first check is made.
+   *
+   * With `options.confinement` (a sandbox, a run-as user), the command is
+   * always started through them, never without: the program is looked up
+   * and checked against Deno's --allow-run here, since Deno sees only the
+   * first of the wrappers.
+   *
    * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   * @throws {Deno.errors.NotCapable} when a confined program is outside --allow-run.
+   * @throws {WorkspaceError} (code -32602) when a checked cwd leads elsewhere now.
    */
   static spawn(options: SpawnOptions): ProcessGroup {
     const [program, ...args] = options.argv;
     if (program === undefined) throw new TypeError("argv must not be empty");
+    const checked = options.cwdChecked === true ? options.cwd : undefined;
+    const cgroup = options.cgroup ?? null;
+    const confinement = options.confinement;
+    const confined = confinement?.sandbox !== undefined || confinement?.runAs !== undefined;
+    let target = program;
+    try {
+      // Catches most swaps with an error on the request's cwd; the child's
+      // own check catches what happens after this.
+      if (checked !== undefined) recheckCwdSync(checked);
+      if (confined) target = confinedProgram(program, options.env, options.cwd);
+    } catch (err) {
+      void cgroup?.end(); // empty: only removes it
+      throw err;
+    }
     setsidPath ??= findSetsid();
     const setsid = setsidPath;
-    const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
-    // A --deny-run entry would not see through the wrapper either.
-    const wrap = setsid !== null && path !== null && granted({ name: "run", command: path });
-    const cgroup = options.cgroup ?? null;
-    // Through setsid, the command joins its cgroup before it runs (RunCgroup.wrap).
-    const joins = wrap && cgroup !== null && wrapperShellRunnable(cgroup.shell);
+    let argv: string[];
+    let viaSetsid: boolean;
+    let joins: boolean;
+    if (confined) {
+      // Always through the wrappers: a command may never run unconfined.
+      const sandbox = confinement!.sandbox;
+      const shell = wrapperShellRunnable();
+      joins = shell && cgroup !== null;
+      argv = launchArgv({
+        program: target,
+        args,
+        join: joins ? cgroup!.prelude() : undefined,
+        verifyCwd: checked,
+        pwd: options.env.PWD,
+        cwd: options.cwd ?? options.env.PWD,
+        sandbox,
+        runAs: confinement!.runAs,
+      });
+      viaSetsid = setsid !== null;
+    } else {
+      const path = setsid === null ? null : resolveProgram(program, options.env, options.cwd);
+      // A --deny-run entry would not see through the wrapper either.
+      viaSetsid = setsid !== null && typeof path === "string" &&
+        granted({ name: "run", command: path });
+      const shell = viaSetsid && wrapperShellRunnable();
+      // Through setsid, the command joins its cgroup before it runs (RunCgroup.prelude).
+      joins = shell && cgroup !== null;
+      argv = viaSetsid
+        ? launchArgv({
+          program: path as string,
+          args,
+          join: joins ? cgroup!.prelude() : undefined,
+          verifyCwd: shell ? checked : undefined,
+          pwd: options.env.PWD,
+        })
+        : [program, ...args];
+    }
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(wrap ? setsid : program, {
+      child = new Deno.Command(viaSetsid ? setsid! : argv[0]!, {
         // "--" ends setsid's own options. It execs the command in place (no
         // fork) because a child of the server is not a group leader.
-        args: wrap
-          ? ["--", ...(joins ? cgroup.wrap(path, args, options.env.PWD) : [path, ...args])]
-          : args,
+        args: viaSetsid ? ["--", ...argv] : argv.slice(1),
         cwd: options.cwd,
         clearEnv: true,
         env: { ...options.env },
         stdin: options.stdin ? "piped" : "null",
         stdout: "piped",
         stderr: "piped",
-        detached: !wrap,
+        detached: !viaSetsid,
       }).spawn();
     } catch (err) {
       void cgroup?.end(); // empty: only removes it
       throw err;
     }
     if (cgroup !== null && !joins) void cgroup.adopt(child.pid);
-    return new ProcessGroup(child, options.stdin, wrap, cgroup);
+    return new ProcessGroup(
+      child,
+      options.stdin,
+      viaSetsid,
+      cgroup,
+      confinement?.sandbox !== undefined,
+    );
   }
 
   /** Whether the leader has exited (its group may still have members). */

@@ -29,6 +29,8 @@ import { createStore, type Store } from "./store/store.ts";
 import { CrashRecovery, ProcessGroupReaper, withCgroups } from "./crash_recovery.ts";
 import { complexityDefaults, TimeLimits } from "./timing/time_limits.ts";
 import { Containment, killCgroup } from "./cgroup.ts";
+import { Sandbox } from "./sandbox.ts";
+import { RunAs } from "./run_as.ts";
 
 /** A running server. */
 export interface ServerHandle {
@@ -59,6 +61,10 @@ export interface ServerHandle {
   recovery: CrashRecovery | null;
   /** How runs are contained: their cgroups, or process groups only. */
   containment: Containment;
+  /** The sandbox every command runs in; null when off. */
+  sandbox: Sandbox | null;
+  /** The user every command runs as; null: the service's own. */
+  runAs: RunAs | null;
   /**
    * Graceful shutdown: `/health` answers 503 "draining", new sessions are
    * refused, every process group is terminated (SIGTERM, then SIGKILL after
@@ -97,9 +103,47 @@ export async function startServer(
   // Before anything starts: an entry that can never match is refused (main
   // checks it too, with checkExposure; this covers callers that do not).
   const allowedHosts = parseAllowedHosts(config.allowedHosts);
-  // First: a cgroup-root that was set but cannot be used stops the start.
+  // First, before anything is made: a sandbox that was asked for and cannot
+  // work here stops the start. The data directory must exist to be hidden.
+  if (config.sandbox !== "none" && !config.ephemeral) {
+    await Deno.mkdir(config.dataDir, { recursive: true });
+  }
+  const runAs = await RunAs.start(config.runAs, {
+    workspaceRoots: config.workspaceRoots,
+    keysFile: config.apiKeysFile || undefined,
+    private: [config.dataDir, config.hooksConfig].filter((p) => p !== ""),
+    hiddenBySandbox: config.sandbox !== "none",
+  });
+  if (runAs !== null) {
+    const { user, uid, gid } = runAs.status();
+    log.info("Commands run as {user} (uid {uid}, gid {gid})", { user, uid, gid });
+  }
+  const sandbox = await Sandbox.start({
+    mode: config.sandbox,
+    network: config.sandboxNetwork,
+    workspaceRoots: config.workspaceRoots,
+    hide: [config.apiKeysFile, config.dataDir, config.hooksConfig].filter((p) => p !== ""),
+    runAs,
+  });
+  if (sandbox !== null) {
+    const s = sandbox.status();
+    log.info("Sandbox: bwrap, network {network}, writable {writable}, hidden {hidden}", {
+      network: config.sandboxNetwork,
+      writable: s.mode === "bwrap" ? s.writable.join(", ") || "nothing" : "",
+      hidden: s.mode === "bwrap" ? s.hidden.join(", ") || "nothing" : "",
+    });
+  }
+  // Then a cgroup-root that was set but cannot be used stops the start.
   const containment = await Containment.start(config.cgroupRoot, config);
-  config = Object.freeze({ ...config, cgroup: containment.placement ?? undefined });
+  config = Object.freeze({
+    ...config,
+    cgroup: containment.placement ?? undefined,
+    confinement: sandbox === null && runAs === null
+      ? undefined
+      : { sandbox: sandbox ?? undefined, runAs: runAs?.argv },
+    // The user's own home, not the service's.
+    childEnv: runAs === null ? config.childEnv : { ...config.childEnv, HOME: runAs.home },
+  });
   const contained = containment.status();
   log.info("Containment: {mode} {where}", {
     mode: contained.mode,
@@ -215,6 +259,8 @@ export async function startServer(
       hooks,
       recovery,
       containment,
+      sandbox,
+      runAs,
       eventLoopLag,
     }),
   );
@@ -325,6 +371,8 @@ export async function startServer(
           ? keyring.hasPrincipal(s.principal)
           : keyring.holds(s.principal)
       ),
+    sandbox,
+    runAs,
     shutdown,
     finished: server.finished,
   };

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ChildConfinement } from "./launch.ts";
 
 /** Where a run's time limit came from (PROTOCOL.md part 2). */
 export type TimeoutSource = "request" | "history" | "similar" | "default";
@@ -41,6 +42,11 @@ export interface ExecSpec {
   display: string;
   /** Working directory; undefined inherits the server's. */
   cwd?: string | undefined;
+  /**
+   * `cwd` is a real path checked against the workspace roots: the child
+   * starts in that directory or not at all (lib/process_group.ts).
+   */
+  cwdChecked?: boolean | undefined;
   /** The complete child environment (already built; never the server's own). */
   env: Readonly<Record<string, string>>;
   /** Text written to stdin, which is then closed; undefined closes stdin at once. */
@@ -71,6 +77,8 @@ export interface ExecSpec {
   memoryMax?: number | undefined;
   /** Processes and threads the run may have at once; absent: no limit. Needs `cgroup.pids`. */
   pidsMax?: number | undefined;
+  /** The sandbox and run-as user the command runs under (lib/launch.ts); absent: neither. */
+  confinement?: ChildConfinement | undefined;
 }
 
 /** Final status of a run, as `process.completed` reports it. */

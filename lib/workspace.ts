@@ -55,10 +55,11 @@ function failure(err: unknown): WorkspaceError {
  * roots set, a path outside them is reported as outside whether or not it
  * exists, so the error reveals nothing about the rest of the machine.
  *
- * Spawn the child in the returned path, not in `cwd`, so a symlink
- * swapped in after the check is not followed. A client that can write
- * inside a root can still race a directory rename; roots should be trees
- * such clients do not own above the level they work in.
+ * Spawn the child in the returned path, not in `cwd`, and have it check
+ * that it is there (lib/launch.ts): a client that can write inside a root
+ * may swap a directory on the path for a symlink between this check and
+ * the child's start ({@linkcode recheckCwdSync} and the child's own check
+ * catch that).
  *
  * @param cwd The directory a client asked for.
  * @param roots Allowed roots; empty allows any existing directory.
@@ -104,4 +105,37 @@ export async function resolveCwd(cwd: string, roots: readonly string[]): Promise
   }
   if (!isDirectory) throw cwdError("not a directory");
   return real;
+}
+
+/**
+ * Checks, just before a spawn, that `real` (a path {@linkcode resolveCwd}
+ * returned) still resolves to itself: no symlink has been swapped in on the
+ * way since it was checked. Synchronous, so nothing runs between this and a
+ * spawn that follows it; the child checks again itself (lib/launch.ts),
+ * which closes the window this leaves. Quietly passes when the service may
+ * not read the path.
+ *
+ * @throws {WorkspaceError} (code -32602, reason `changed during start` or
+ * `does not exist`) when the path now leads elsewhere or nowhere.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recheckCwdSync } from "./workspace.ts";
+ * const dir = await Deno.realPath(await Deno.makeTempDir());
+ * recheckCwdSync(dir);
+ * await Deno.remove(dir);
+ * await Deno.symlink("/", dir);
+ * assert.throws(() => recheckCwdSync(dir), { code: -32602, message: "Invalid cwd: changed during start" });
+ * await Deno.remove(dir);
+ * ```
+ */
+export function recheckCwdSync(real: string): void {
+  let now: string;
+  try {
+    now = Deno.realPathSync(real);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable) return;
+    throw failure(err);
+  }
+  if (now !== real) throw cwdError("changed during start");
 }

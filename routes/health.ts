@@ -20,6 +20,8 @@ import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
 import type { SessionManager } from "../lib/session_manager.ts";
 import type { CrashRecovery } from "../lib/crash_recovery.ts";
 import type { Containment } from "../lib/cgroup.ts";
+import type { Sandbox } from "../lib/sandbox.ts";
+import type { RunAs } from "../lib/run_as.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {
@@ -43,6 +45,10 @@ export interface HealthDeps {
   /** Null when nothing is journaled (`--ephemeral`). */
   recovery?: CrashRecovery | null;
   containment: Containment;
+  /** Null (or absent) when commands are not sandboxed. */
+  sandbox?: Pick<Sandbox, "status"> | null;
+  /** Null (or absent) when commands run as the service's user. */
+  runAs?: Pick<RunAs, "status"> | null;
   eventLoopLag: Pick<EventLoopLag, "snapshot">;
 }
 
@@ -149,6 +155,8 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       auth: deps.keyring.hasKeys ? "api_key" : "none",
       permissions,
       containment: deps.containment.status(),
+      sandbox: deps.sandbox?.status() ?? { mode: "none" },
+      run_as: deps.runAs?.status() ?? null,
     };
     return c.json(body, draining ? 503 : 200);
   });

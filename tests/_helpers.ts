@@ -225,17 +225,22 @@ export interface ServerProcess {
   stop: () => Promise<Deno.CommandStatus>;
 }
 
-/** Starts `main.ts` with `flags` on a free port and waits until it listens. */
+/**
+ * Starts `main.ts` (or `options.script`) with `flags` on a free port and
+ * waits until it listens. With `options.shell`, from a `/bin/sh` that stays
+ * its parent, as a user's shell would (passing SIGTERM on).
+ */
 export async function spawnServer(
   flags: Record<string, string> = {},
   env: Record<string, string> = {},
-  options: { script?: string } = {},
+  options: { script?: string; shell?: boolean } = {},
 ): Promise<ServerProcess> {
   const script = new URL(`../${options.script ?? "main.ts"}`, import.meta.url).pathname;
   const args = ["run", "-A", script, "--port", "0"];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, v);
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+  const viaShell = ["-c", `trap 'kill -TERM $p' TERM; "$@" & p=$!; wait $p; wait $p`, "sh"];
+  const child = new Deno.Command(options.shell ? "/bin/sh" : Deno.execPath(), {
+    args: options.shell ? [...viaShell, Deno.execPath(), ...args] : args,
     env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
