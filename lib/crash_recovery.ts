@@ -116,7 +116,7 @@ export function withCgroups(
  * const record = {
  *   executionId: "e", pgid: Deno.pid, pid: Deno.pid, startLo: 1, startHi: 2, bootId: "b",
  *   cgroup: null, startedAt: 0, command: "x", limitClass: null, line: null, timeoutS: null,
- *   timeoutSource: "default" as const,
+ *   timeoutSource: "default" as const, principal: "local",
  * };
  * const reaper = await ProcessGroupReaper.forRecords([record], "b");
  * assert.equal((await reaper.kill(record)).result, "not_ours");
