@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { checkExposure, loadKeyring, reloadKeyring } from "./lib/access.ts";
-import { ConfigError, loadConfig, settingsTable } from "./lib/config.ts";
+import { checkExposure, loadKeyring, reloadKeyring } from "./lib/security/access.ts";
+import { ConfigError, loadConfig, settingsTable } from "./lib/config/config.ts";
 import { logger, setupLogging } from "./lib/log.ts";
-import { type ServerHandle, startServer } from "./lib/server.ts";
+import { type ServerHandle, startServer } from "./routes/server.ts";
 
 /** An env var, or undefined when it is unset or not granted. */
 function readEnv(name: string): string | undefined {

@@ -12,7 +12,7 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
-import type { Config } from "./config.ts";
+import type { Config } from "./config/config.ts";
 
 let configured = false;
 

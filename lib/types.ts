@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ChildConfinement } from "./launch.ts";
+import type { ChildConfinement } from "./process/launch.ts";
 
 /** Where a run's time limit came from (PROTOCOL.md part 2). */
 export type TimeoutSource = "request" | "history" | "similar" | "default";
@@ -15,11 +15,11 @@ export type Framing = "chunk" | "line";
 /** Which pipe a piece of output came from. */
 export type StreamName = "stdout" | "stderr";
 
-/** A resource controller a run can be limited with (lib/cgroup.ts). */
+/** A resource controller a run can be limited with (lib/process/cgroup.ts). */
 export type CgroupController = "memory" | "pids";
 
 /**
- * Where a server makes its runs' cgroups (lib/cgroup.ts): a run's cgroup is
+ * Where a server makes its runs' cgroups (lib/process/cgroup.ts): a run's cgroup is
  * `<dir>/<execution id>` under each directory named here.
  */
 export interface CgroupPlacement {
@@ -44,7 +44,7 @@ export interface ExecSpec {
   cwd?: string | undefined;
   /**
    * `cwd` is a real path checked against the workspace roots: the child
-   * starts in that directory or not at all (lib/process_group.ts).
+   * starts in that directory or not at all (lib/process/process_group.ts).
    */
   cwdChecked?: boolean | undefined;
   /** The complete child environment (already built; never the server's own). */
@@ -71,13 +71,13 @@ export interface ExecSpec {
   /** Seconds without output after which the run is ended as a timeout; null for none. */
   idleTimeout: number | null;
   framing: Framing;
-  /** The server's run cgroups (lib/cgroup.ts); absent: the process group alone contains the run. */
+  /** The server's run cgroups (lib/process/cgroup.ts); absent: the process group alone contains the run. */
   cgroup?: CgroupPlacement | undefined;
   /** Memory the whole run may use, swap included, in bytes; absent: no limit. Needs `cgroup.memory`. */
   memoryMax?: number | undefined;
   /** Processes and threads the run may have at once; absent: no limit. Needs `cgroup.pids`. */
   pidsMax?: number | undefined;
-  /** The sandbox and run-as user the command runs under (lib/launch.ts); absent: neither. */
+  /** The sandbox and run-as user the command runs under (lib/process/launch.ts); absent: neither. */
   confinement?: ChildConfinement | undefined;
 }
 
@@ -121,7 +121,7 @@ export interface ExitInfo {
   executionTime: number;
 }
 
-/** How one hook run ended (lib/hooks.ts). */
+/** How one hook run ended (lib/ops/hooks.ts). */
 export interface HookOutcome {
   kind: "pre_execute" | "post_execute" | "on_timeout";
   name: string;

@@ -8,12 +8,12 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { type ApiKeyring, extractKey, redactUrl } from "../lib/auth.ts";
+import { type ApiKeyring, extractKey, redactUrl } from "../lib/security/auth.ts";
 import { ErrorCode } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
-import { isOriginAllowed } from "../lib/origin_check.ts";
-import { LOCAL, type Principal } from "../lib/principal.ts";
-import type { RateLimiter } from "../lib/rate_limit.ts";
+import { isOriginAllowed } from "../lib/security/origin_check.ts";
+import { LOCAL, type Principal } from "../lib/security/principal.ts";
+import type { RateLimiter } from "../lib/security/rate_limit.ts";
 
 const log = logger("access");
 

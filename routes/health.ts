@@ -4,24 +4,24 @@
  *
  * @module
  */
-import type { RateLimiter } from "../lib/rate_limit.ts";
+import type { RateLimiter } from "../lib/security/rate_limit.ts";
 import { type GuardEnv, remoteAddress } from "./guard.ts";
 import { Hono } from "hono";
-import { type ApiKeyring, extractKey } from "../lib/auth.ts";
-import type { EventLoopLag } from "../lib/event_loop_lag.ts";
-import type { HookRunner } from "../lib/hooks.ts";
-import type { ResourceMonitor } from "../lib/monitor.ts";
-import { heldPermissions, type PermissionConfig } from "../lib/permissions.ts";
+import { type ApiKeyring, extractKey } from "../lib/security/auth.ts";
+import type { EventLoopLag } from "../lib/ops/event_loop_lag.ts";
+import type { HookRunner } from "../lib/ops/hooks.ts";
+import type { ResourceMonitor } from "../lib/ops/monitor.ts";
+import { heldPermissions, type PermissionConfig } from "../lib/security/permissions.ts";
 import type { Store } from "../lib/store/store.ts";
-import type { Config } from "../lib/config.ts";
-import type { ExecutionRegistry } from "../lib/execution_registry.ts";
-import type { Metrics } from "../lib/metrics.ts";
-import { PROTOCOL_VERSION } from "../lib/protocol/legacy.ts";
-import type { SessionManager } from "../lib/session_manager.ts";
-import type { CrashRecovery } from "../lib/crash_recovery.ts";
-import type { Containment } from "../lib/cgroup.ts";
-import type { Sandbox } from "../lib/sandbox.ts";
-import type { RunAs } from "../lib/run_as.ts";
+import type { Config } from "../lib/config/config.ts";
+import type { ExecutionRegistry } from "../lib/core/execution_registry.ts";
+import type { Metrics } from "../lib/ops/metrics.ts";
+import { PROTOCOL_VERSION } from "../lib/protocol/legacy/legacy.ts";
+import type { SessionManager } from "../lib/session/session_manager.ts";
+import type { CrashRecovery } from "../lib/core/crash_recovery.ts";
+import type { Containment } from "../lib/process/cgroup.ts";
+import type { Sandbox } from "../lib/security/sandbox.ts";
+import type { RunAs } from "../lib/security/run_as.ts";
 
 /** What the health routes read. */
 export interface HealthDeps {

@@ -1,6 +1,6 @@
 /**
  * The Host check in front of every route (DNS-rebinding protection, rules
- * in lib/host_check.ts): a request that does not name this server gets 403
+ * in lib/security/host_check.ts): a request that does not name this server gets 403
  * before the access guard, a rate limit or a route sees it. `/mcp` answers
  * with a JSON-RPC error like its other errors; everything else with the
  * guard's plain `{error}` body.
@@ -8,8 +8,8 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { redactUrl } from "../lib/auth.ts";
-import type { HostCheck } from "../lib/host_check.ts";
+import { redactUrl } from "../lib/security/auth.ts";
+import type { HostCheck } from "../lib/security/host_check.ts";
 import { logger } from "../lib/log.ts";
 import { type GuardEnv, remoteAddress } from "./guard.ts";
 

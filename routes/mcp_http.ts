@@ -1,12 +1,12 @@
 /**
  * `/mcp`: the Model Context Protocol over Streamable HTTP. Thin on purpose:
- * sessions and the transport live in `lib/protocol/mcp_http.ts`.
+ * sessions and the transport live in `lib/protocol/mcp/mcp_http.ts`.
  *
  * @module
  */
 import { Hono } from "hono";
-import type { McpHttpEndpoint } from "../lib/protocol/mcp_http.ts";
-import type { SessionManager } from "../lib/session_manager.ts";
+import type { McpHttpEndpoint } from "../lib/protocol/mcp/mcp_http.ts";
+import type { SessionManager } from "../lib/session/session_manager.ts";
 import type { GuardEnv } from "./guard.ts";
 
 /** What the endpoint needs. */

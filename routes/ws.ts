@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { attachSocket, type TransportDeps } from "../lib/protocol/ws_transport.ts";
-import type { RateLimiter } from "../lib/rate_limit.ts";
+import type { RateLimiter } from "../lib/security/rate_limit.ts";
 import type { GuardEnv } from "./guard.ts";
 
 /** What the upgrade needs. */

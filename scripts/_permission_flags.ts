@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { ConfigError, loadConfig } from "../lib/config.ts";
-import { HookRunner } from "../lib/hooks.ts";
-import { permissionFlags } from "../lib/permissions.ts";
+import { ConfigError, loadConfig } from "../lib/config/config.ts";
+import { HookRunner } from "../lib/ops/hooks.ts";
+import { permissionFlags } from "../lib/security/permissions.ts";
 
 /** The flags for `args`, or exit 2 naming the bad setting. */
 export async function permissionFlagsOrExit(args: readonly string[]): Promise<string[]> {

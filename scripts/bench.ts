@@ -781,7 +781,7 @@ async function throughputAndCeiling(file: string, fileSha: string, fileBytes: nu
 /**
  * Run by `deno eval` in a fresh process: median time to `spawn()` `sh -c
  * true` with piped output, as the server does, and wait for it: plainly,
- * through `setsid` (plain spawn, as lib/process_group.ts does when it can;
+ * through `setsid` (plain spawn, as lib/process/process_group.ts does when it can;
  * null without /usr/bin/setsid) and `detached` (its fallback). A fresh
  * process, because a detached `spawn()` forks, so its cost grows with the
  * spawning process's RSS, and this script's own RSS says nothing about the

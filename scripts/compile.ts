@@ -1,6 +1,6 @@
 /**
  * `deno task compile`: builds `dist/cc-executor`, a single binary with the
- * permission flags (lib/permissions.ts) of the configuration in effect when
+ * permission flags (lib/security/permissions.ts) of the configuration in effect when
  * it is built (the same flags and env vars the service reads). Build it with
  * the settings you will run it with, e.g.
  * `CC_EXECUTOR_HOST=10.0.0.5 deno task compile`.

@@ -1,10 +1,10 @@
 /**
- * Prints the README's configuration table from `lib/config.ts`, so the
+ * Prints the README's configuration table from `lib/config/config.ts`, so the
  * documented settings can never drift from the real ones
- * (`tests/config_test.ts` checks the README holds exactly this table).
+ * (`tests/unit/config_test.ts` checks the README holds exactly this table).
  *
  * @module
  */
-import { settingsTable } from "../lib/config.ts";
+import { settingsTable } from "../lib/config/config.ts";
 
 console.log(settingsTable());

@@ -1,6 +1,6 @@
 /**
  * `deno task start`: runs `main.ts` under the narrowest Deno permissions the
- * configuration needs (lib/permissions.ts), computed from the same flags and
+ * configuration needs (lib/security/permissions.ts), computed from the same flags and
  * env vars the service reads. Signals are passed on, so SIGTERM/SIGINT drain
  * the service and SIGHUP reloads its API keys.
  *

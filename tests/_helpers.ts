@@ -4,13 +4,13 @@
  *
  * @module
  */
-import { loadConfig } from "../lib/config.ts";
-import { HookRunner } from "../lib/hooks.ts";
+import { loadConfig } from "../lib/config/config.ts";
+import { HookRunner } from "../lib/ops/hooks.ts";
 import { createStore } from "../lib/store/store.ts";
 import { DEFAULT_TIMEOUTS_S } from "../lib/timing/estimate.ts";
 import { TimeLimits } from "../lib/timing/time_limits.ts";
-import { groupPids } from "../lib/process_group.ts";
-import { type ServerHandle, startServer } from "../lib/server.ts";
+import { groupPids } from "../lib/process/process_group.ts";
+import { type ServerHandle, startServer } from "../routes/server.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Msg = any;

@@ -1,6 +1,6 @@
 /**
  * The behaviour every {@linkcode Store} backend must show, as test steps.
- * `tests/store_embedded_test.ts` and `tests/store_redis_test.ts` run it.
+ * `tests/unit/store_embedded_test.ts` and `tests/unit/store_redis_test.ts` run it.
  *
  * @module
  */

@@ -9,19 +9,19 @@
  *
  * @module
  */
-import type { Principal } from "../principal.ts";
-import type { Config } from "../config.ts";
+import type { Principal } from "../security/principal.ts";
+import type { Config } from "../config/config.ts";
 import { ErrorCode, SessionLimitError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import type { Session } from "../session.ts";
-import type { SessionManager } from "../session_manager.ts";
-import { SocketWriter } from "../socket_writer.ts";
-import type { RateLimiter } from "../rate_limit.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { Session } from "../session/session.ts";
+import type { SessionManager } from "../session/session_manager.ts";
+import { SocketWriter } from "../core/socket_writer.ts";
+import type { RateLimiter } from "../security/rate_limit.ts";
 import { encodeError, parseMessage, toErrorObject } from "./jsonrpc.ts";
-import { type LegacyConfig, LegacyProtocol } from "./legacy.ts";
-import { type McpConfig, McpProtocol } from "./mcp.ts";
-import { McpSocketTransport } from "./mcp_socket_transport.ts";
+import { type LegacyConfig, LegacyProtocol } from "./legacy/legacy.ts";
+import { type McpConfig, McpProtocol } from "./mcp/mcp.ts";
+import { McpSocketTransport } from "./mcp/socket_transport.ts";
 import { exceedsUtf8 } from "../utf8.ts";
 
 /** What a connection needs from the server. */

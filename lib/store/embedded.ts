@@ -17,10 +17,10 @@
  * @module
  */
 
-import { LOCAL } from "../principal.ts";
+import { LOCAL } from "../security/principal.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import { openExclusive, sqliteReason as reasonOf } from "../sqlite.ts";
+import { openExclusive, sqliteReason as reasonOf } from "./sqlite.ts";
 import {
   parseRecord,
   parseRun,
@@ -79,7 +79,7 @@ const ADDED = { records: { principal: "TEXT NOT NULL DEFAULT 'local'" } };
 const INDEXES = "CREATE INDEX IF NOT EXISTS records_by_principal ON records (principal, seq);";
 
 /**
- * Opens `path`: no shared memory and no mmap (lib/sqlite.ts), WAL for cheap
+ * Opens `path`: no shared memory and no mmap (lib/store/sqlite.ts), WAL for cheap
  * commits (synchronous=NORMAL: a commit does not wait for fsync; a power cut
  * may lose the last ones, never the file). Writing `opened_at` takes the
  * exclusive lock, so a database another process holds fails here.

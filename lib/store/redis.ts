@@ -9,7 +9,7 @@
  * @module
  */
 
-import { LOCAL } from "../principal.ts";
+import { LOCAL } from "../security/principal.ts";
 import { createClient } from "redis";
 import {
   errorMessage,

@@ -37,7 +37,7 @@ export interface ExecutionRecord {
   /** Unix epoch milliseconds. Records older than the TTL are dropped. */
   started_at: number;
   duration_s: number;
-  /** How it ended; `lost` when its server died first (see lib/crash_recovery.ts). */
+  /** How it ended; `lost` when its server died first (see lib/core/crash_recovery.ts). */
   status: RecordStatus;
   exit_code: number | null;
   /** Signal name when a signal ended the process, else null. */
@@ -47,7 +47,7 @@ export interface ExecutionRecord {
   timeout_source: TimeoutSource;
   bytes_out: number;
   bytes_err: number;
-  /** Who ran it (lib/principal.ts); records of older versions have none and are `local`'s. */
+  /** Who ran it (lib/security/principal.ts); records of older versions have none and are `local`'s. */
   principal?: string | undefined;
 }
 

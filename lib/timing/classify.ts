@@ -16,7 +16,7 @@
  * @module
  */
 
-import { shellTokens } from "../command_policy.ts";
+import { shellTokens } from "../security/command_policy.ts";
 import {
   normalizeProgram,
   profileOf,
@@ -373,7 +373,7 @@ const SEPARATORS = new Set([";", "&", "&&", "||", "|", "|&", "\n", ";;", ";&", "
 
 /**
  * Reads a command line into simple commands and its shape, with the lenient
- * scanner of lib/command_policy.ts (the one the allowlist policy uses).
+ * scanner of lib/security/command_policy.ts (the one the allowlist policy uses).
  */
 function readScript(line: string, nesting = 0): Script {
   const commands: string[][] = [];

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { Config } from "../config.ts";
-import type { Execution } from "../execution.ts";
+import type { Config } from "../config/config.ts";
+import type { Execution } from "../core/execution.ts";
 import { logger } from "../log.ts";
 import {
   type ExecutionRecord,

@@ -1,0 +1,747 @@
+/**
+ * One run of one command: running ⇄ paused → terminating → completed |
+ * failed | canceled | timeout. Pipes the process group's output through a
+ * framer into a sink, enforces time limits (not counting paused time), and
+ * ends with exactly one `completed` event, after which nothing of the group
+ * is left running.
+ *
+ * @module
+ */
+import { LOCAL } from "../security/principal.ts";
+import { ProcessGroup } from "../process/process_group.ts";
+import { RunCgroup } from "../process/cgroup.ts";
+import { type Frame, OutputFramer } from "../output/framer.ts";
+import { OutputLog } from "../output/output_log.ts";
+import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
+import { utf8Length } from "../utf8.ts";
+import { PausableTimer } from "./pausable_timer.ts";
+import { settlesWithin } from "../async.ts";
+import { isAbsolute, join, normalize } from "node:path";
+import { CommandRefusedError, NoProcessError } from "../errors.ts";
+import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { Sink } from "./sink.ts";
+import type {
+  ExecSpec,
+  ExecState,
+  ExecutionEvent,
+  ExitInfo,
+  FinalStatus,
+  HookOutcome,
+  OutputChunk,
+  StreamName,
+} from "../types.ts";
+
+/** Limits an execution runs under (from the config). */
+export interface ExecutionLimits {
+  chunkSize: number;
+  lineLimit: number;
+  flushIntervalMs: number;
+  killGraceMs: number;
+  orphanGraceMs: number;
+  outputRetention: number;
+}
+
+/** Everything needed to start an execution. */
+export interface ExecutionOptions {
+  id: string;
+  /** Owning session, for listings; null when none. */
+  sessionId: string | null;
+  /** Who started it (lib/security/principal.ts): only it, or an admin, may see or control it. Default `local`. */
+  principal?: string;
+  spec: ExecSpec;
+  sink: Sink;
+  limits: ExecutionLimits;
+  metrics: Metrics;
+  /** `performance.now()` when the request arrived, for the start latency figure. */
+  receivedAt?: number;
+  /** Bytes of input {@linkcode Execution.writeInput} holds while the child does not read it. */
+  stdinBuffer?: number;
+}
+
+/** Why a run is being ended by us rather than by itself. */
+export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
+
+const AUTO_SOURCE_TEXT = {
+  history: "learned from the history of",
+  similar: "learned from classes similar to",
+  default: "the default for",
+} as const;
+
+/** Says that an automatic limit ended the run, where it came from, and how to set one. */
+function automaticNote(spec: ExecSpec): string {
+  if (spec.timeoutSource === "request") return "";
+  const cls = spec.limitClass === undefined ? "" : ` ${spec.limitClass}`;
+  const from = spec.limitNote ?? `${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}`;
+  return `: an automatic limit (${from}), doubled for the next run of its kind; ` +
+    `set "timeout" to choose the limit, or 0 for none`;
+}
+
+const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
+  canceled: "Canceled by client",
+  disconnect: "Client disconnected",
+  shutdown: "Server shutting down",
+};
+
+/** When a paused group is stopped again, in ms after the first SIGSTOP. */
+const RESTOP_AFTER_MS = [20, 100];
+
+/** How long a pipe read may stay blocked after the group is gone before it is abandoned. */
+const STALLED_READ_MS = 1000;
+
+const isFinal = (s: ExecState): s is FinalStatus =>
+  s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
+
+/** One pipe being read; tracked so a read held open by an escaped process can be abandoned. */
+interface Pump {
+  reader: PipeReader;
+  reading: boolean;
+  lastProgress: number;
+  /** Sends the stream's held-back partial line now (see #pump). */
+  flush: () => void;
+}
+
+const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
+
+/** Bytes read from a pipe at once. */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * Reads a pipe into one buffer that every read reuses (a BYOB reader), so
+ * streaming output allocates nothing per read: a fresh 64 KiB buffer per
+ * read is garbage outside the JS heap that the collector frees only late.
+ * What a read returns is valid until the next read. Falls back to the
+ * stream's own chunks for a stream that is not a byte stream.
+ */
+class PipeReader {
+  readonly #byob: ReadableStreamBYOBReader | null;
+  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
+  #buffer = new ArrayBuffer(READ_BYTES);
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream.
+    }
+    this.#byob = byob;
+    this.#plain = byob === null ? stream.getReader() : null;
+  }
+
+  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    if (this.#byob === null) return await this.#plain!.read();
+    const result = await this.#byob.read(new Uint8Array(this.#buffer));
+    // The read transferred the buffer: take it back for the next one.
+    if (result.value !== undefined) this.#buffer = result.value.buffer as ArrayBuffer;
+    return result as ReadableStreamReadResult<Uint8Array>;
+  }
+
+  cancel(): Promise<void> {
+    return (this.#byob ?? this.#plain!).cancel();
+  }
+
+  releaseLock(): void {
+    (this.#byob ?? this.#plain!).releaseLock();
+  }
+}
+
+// Frames end between characters, so each decodes on its own; a BOM in the
+// output is text the child wrote, not a marker to strip.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * One message of output as the sink gets it. Its text is decoded only when a
+ * sink asks for `data`: output a sink drops (its client is gone) or only
+ * retains costs no string.
+ */
+class FramedChunk implements OutputChunk {
+  readonly stream: StreamName;
+  readonly seq: number;
+  readonly bytes: number;
+  readonly truncated: boolean;
+  readonly chunkIndex: number | null;
+  readonly totalChunks: number | null;
+  readonly #raw: Uint8Array;
+  readonly #metrics: Metrics;
+  #data: string | null = null;
+  #sealed = false;
+
+  constructor(stream: StreamName, seq: number, frame: Frame, metrics: Metrics) {
+    this.stream = stream;
+    this.seq = seq;
+    this.bytes = frame.bytes.length;
+    this.truncated = frame.truncated;
+    this.chunkIndex = frame.chunkIndex;
+    this.totalChunks = frame.totalChunks;
+    this.#raw = frame.bytes;
+    this.#metrics = metrics;
+  }
+
+  get data(): string {
+    if (this.#data === null) {
+      if (this.#sealed) {
+        throw new TypeError("Output text read after its event: its bytes have been reused");
+      }
+      this.#data = decoder.decode(this.#raw);
+      this.#metrics.outputDecodedBytes += this.bytes;
+    }
+    return this.#data;
+  }
+
+  /** The event is over: the bytes it points into are about to be reused. */
+  seal(): void {
+    this.#sealed = true;
+  }
+}
+
+/**
+ * A running (or finished) command.
+ *
+ * @example Run `echo hi` and collect its events
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Execution } from "./execution.ts";
+ * import { Metrics } from "../ops/metrics.ts";
+ * import type { ExecutionEvent } from "../types.ts";
+ * const events: ExecutionEvent[] = [];
+ * const exec = Execution.spawn({
+ *   id: "demo", sessionId: null, metrics: new Metrics(),
+ *   sink: { emit: (e) => void events.push(e), ready: () => Promise.resolve() },
+ *   spec: { argv: ["echo", "hi"], display: "echo hi", env: { PATH: "/usr/bin:/bin" },
+ *     timeout: 10, timeoutSource: "request", idleTimeout: null, framing: "chunk" },
+ *   limits: { chunkSize: 65536, lineLimit: 65536, flushIntervalMs: 5, killGraceMs: 1000,
+ *     orphanGraceMs: 500, outputRetention: 65536 },
+ * });
+ * exec.run();
+ * const exit = await exec.done;
+ * assert.equal(exit.status, "completed");
+ * assert.equal(exit.exitCode, 0);
+ * assert.deepEqual(events.map((e) => e.type), ["started", "output", "completed"]);
+ * ```
+ */
+export class Execution {
+  /** Unique id (`execution_id` on the wire). */
+  readonly id: string;
+  readonly sessionId: string | null;
+  /** The id of the principal that started it. */
+  readonly principal: string;
+  readonly spec: ExecSpec;
+  /** Wall-clock start, ms since the epoch. */
+  readonly startedAt: number;
+  /** Resolves with the run's end, once `completed` has been emitted. */
+  readonly done: Promise<ExitInfo>;
+  /** The newest output, for replay and reads. */
+  readonly output: OutputLog;
+
+  readonly #group: ProcessGroup;
+  readonly #sink: Sink;
+  readonly #limits: ExecutionLimits;
+  readonly #metrics: Metrics;
+  readonly #receivedAt: number | undefined;
+  readonly #t0 = performance.now();
+  #resolveDone!: (exit: ExitInfo) => void;
+  #state: ExecState = "running";
+  #reason: EndReason | null = null;
+  #seq = 0;
+  #bytesOut = 0;
+  #bytesErr = 0;
+  #timer: PausableTimer | null = null;
+  #idleTimer: PausableTimer | null = null;
+  #pumps: Partial<Record<StreamName, Pump>> = {};
+  #exit: ExitInfo | null = null;
+  #ran = false;
+  #restops: ReturnType<typeof setTimeout>[] = [];
+  /** Resolves once the command itself has exited (its group may live on). */
+  readonly #exited: Promise<void>;
+  /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once the run has ended. */
+  #stdin: StdinBuffer | null = null;
+
+  private constructor(options: ExecutionOptions, group: ProcessGroup) {
+    this.id = options.id;
+    this.sessionId = options.sessionId;
+    this.principal = options.principal ?? LOCAL.id;
+    this.spec = options.spec;
+    this.startedAt = Date.now();
+    this.#group = group;
+    this.#sink = options.sink;
+    this.#limits = options.limits;
+    this.#metrics = options.metrics;
+    this.#receivedAt = options.receivedAt;
+    this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
+    this.#exited = group.status.then(() => {}, () => {});
+    this.done = new Promise((resolve) => this.#resolveDone = resolve);
+    if (options.spec.stdinOpen && group.stdin) {
+      const metrics = options.metrics;
+      this.#stdin = new StdinBuffer(
+        group.stdin.getWriter(),
+        options.stdinBuffer ?? DEFAULT_STDIN_BUFFER,
+        (delta) => metrics.stdinPendingBytes += delta,
+      );
+    }
+  }
+
+  /**
+   * Spawns the process group. Call {@linkcode run} once the caller has told
+   * its client the run started (the `execute` result precedes `process.started`).
+   *
+   * @throws {Deno.errors.NotFound} when the program or cwd does not exist.
+   * @throws {CommandRefusedError} (code -32001) when the service's Deno
+   * permissions (a scoped `--allow-run`) or the OS refuse to run the program.
+   */
+  static spawn(options: ExecutionOptions): Execution {
+    let group: ProcessGroup;
+    try {
+      group = ProcessGroup.spawn({
+        argv: options.spec.argv,
+        cwd: options.spec.cwd,
+        cwdChecked: options.spec.cwdChecked,
+        confinement: options.spec.confinement,
+        env: options.spec.env,
+        stdin: options.spec.stdin !== undefined || options.spec.stdinOpen === true,
+        cgroup: options.spec.cgroup && RunCgroup.create({
+          placement: options.spec.cgroup,
+          name: options.id,
+          memoryMax: options.spec.memoryMax,
+          pidsMax: options.spec.pidsMax,
+        }),
+      });
+    } catch (err) {
+      throw spawnRefusal(err, options.spec) ?? err;
+    }
+    options.metrics.executionsStarted++;
+    return new Execution(options, group);
+  }
+
+  /** Pid of the command. */
+  get pid(): number {
+    return this.#group.pid;
+  }
+
+  /** Process group id. */
+  get pgid(): number {
+    return this.#group.pgid;
+  }
+
+  /** The run's cgroup directories, v2 first (for `killCgroup()`); empty without. */
+  get cgroups(): readonly string[] {
+    return this.#group.cgroup?.paths ?? [];
+  }
+
+  /** Current state. */
+  get state(): ExecState {
+    return this.#state;
+  }
+
+  /** Whether the run has not ended yet (running, paused or terminating). */
+  get active(): boolean {
+    return !isFinal(this.#state);
+  }
+
+  /** The end, once reached. */
+  get exit(): ExitInfo | null {
+    return this.#exit;
+  }
+
+  /** Whether stdin is open for {@linkcode writeInput}. */
+  get stdinOpen(): boolean {
+    return this.#stdin?.open ?? false;
+  }
+
+  /** Bytes of input accepted and not yet taken by the child's stdin. */
+  get stdinPending(): number {
+    return this.#stdin?.pending ?? 0;
+  }
+
+  /** Bytes of input the run holds at most while its child does not read (`stdin-buffer`). */
+  get stdinBuffer(): number {
+    return this.#stdin?.capacity ?? 0;
+  }
+
+  /** Output bytes so far, per stream. */
+  get bytes(): { stdout: number; stderr: number } {
+    return { stdout: this.#bytesOut, stderr: this.#bytesErr };
+  }
+
+  /** Starts streaming and the time limits; emits `started` first. Idempotent. */
+  run(): void {
+    if (this.#ran) return;
+    this.#ran = true;
+    void this.#run();
+  }
+
+  /**
+   * Stops the whole group (SIGSTOP) and the time-limit clock.
+   *
+   * @returns false when it was already paused.
+   * @throws {NoProcessError} when the run is not running.
+   */
+  pause(): boolean {
+    if (this.#state === "paused") return false;
+    if (this.#state !== "running") throw new NoProcessError();
+    this.#state = "paused";
+    this.#timer?.pause();
+    this.#idleTimer?.pause();
+    void this.#group.signal("SIGSTOP");
+    // A child forked at the very moment of the stop can miss it: stop the
+    // group again shortly after to catch such stragglers.
+    this.#restops = RESTOP_AFTER_MS.map((ms) =>
+      setTimeout(() => {
+        if (this.#state === "paused") void this.#group.signal("SIGSTOP");
+      }, ms)
+    );
+    return true;
+  }
+
+  #clearRestops(): void {
+    for (const t of this.#restops) clearTimeout(t);
+    this.#restops = [];
+  }
+
+  /**
+   * Continues the group (SIGCONT) and the clock.
+   *
+   * @returns false when it was not paused.
+   * @throws {NoProcessError} when the run has ended or is being ended.
+   */
+  resume(): boolean {
+    if (this.#state === "running") return false;
+    if (this.#state !== "paused") throw new NoProcessError();
+    this.#state = "running";
+    this.#clearRestops();
+    void this.#group.signal("SIGCONT");
+    this.#timer?.resume();
+    this.#idleTimer?.touch();
+    this.#idleTimer?.resume();
+    return true;
+  }
+
+  /**
+   * Ends the run: SIGCONT, SIGTERM to the group, SIGKILL after the grace.
+   * The final status is "canceled" (or "timeout" for `timeout`). The first
+   * reason given wins; later calls only wait.
+   *
+   * @throws {NoProcessError} for a client cancel when the run has already ended.
+   */
+  cancel(reason: EndReason = "canceled"): Promise<ExitInfo> {
+    if (!this.active) {
+      if (reason === "canceled") throw new NoProcessError();
+      return this.done;
+    }
+    // done resolves only through #run: make sure it is running.
+    this.run();
+    if (this.#reason === null) {
+      this.#reason = reason;
+      this.#state = "terminating";
+      this.#clearRestops();
+      this.#timer?.clear();
+      this.#idleTimer?.clear();
+      void this.#group.terminate(this.#limits.killGraceMs);
+    }
+    return this.done;
+  }
+
+  /**
+   * Accepts `text` for the command's stdin, to be written after input
+   * accepted before, then closes stdin if `close` is set. Only for runs
+   * spawned with `spec.stdinOpen`. Returns at once; the result tells how
+   * much has been written and when all of it is. Input that does not fit in
+   * the run's stdin buffer with what is still pending is refused whole.
+   *
+   * @throws {NoProcessError} when the run has ended or stdin is not open.
+   * @throws {InvalidParamsError} (-32602) when it does not fit the buffer
+   * (the process is not reading its stdin); nothing of it is kept.
+   */
+  queueInput(text: string, close = false): StdinWrite {
+    if (!this.active) throw new NoProcessError();
+    const stdin = this.#stdin;
+    if (stdin === null || !stdin.open) throw new NoProcessError("stdin is not open");
+    // Checked before encoding: refused input costs no copy.
+    stdin.check(utf8Length(text));
+    return stdin.write(new TextEncoder().encode(text), close);
+  }
+
+  /**
+   * {@linkcode queueInput}, resolving once the pipe has taken all of `text`
+   * (a child that does not read can make this wait).
+   *
+   * @returns the number of bytes written.
+   * @throws {NoProcessError} when the run has ended, stdin is not open, or
+   * the child no longer reads it.
+   * @throws {InvalidParamsError} (-32602) when it does not fit the buffer.
+   */
+  async writeInput(text: string, close = false): Promise<number> {
+    const write = this.queueInput(text, close);
+    await write.done;
+    return write.bytes;
+  }
+
+  /** SIGKILLs the whole group at once (last resort at shutdown). */
+  kill(): void {
+    void this.#group.signal("SIGKILL");
+  }
+
+  /** Reports a hook's outcome on this run's sink (hooks run before spawn and after the end). */
+  reportHook(outcome: HookOutcome): void {
+    this.#sink.emit({ type: "hook", outcome });
+  }
+
+  /** Emits a control notification (after the caller has sent its reply). */
+  announce(type: "paused" | "resumed" | "canceled"): void {
+    this.#sink.emit({ type });
+  }
+
+  async #run(): Promise<void> {
+    const spec = this.spec;
+    this.#emit({ type: "started", pid: this.pid, pgid: this.pgid });
+    if (this.#receivedAt !== undefined) {
+      this.#metrics.recordStartLatency(performance.now() - this.#receivedAt);
+    }
+    if (spec.timeout !== null && this.#reason === null) {
+      this.#timer = new PausableTimer(spec.timeout * 1000, () => this.#timeout(spec.timeout!));
+    }
+    if (spec.idleTimeout !== null && this.#reason === null) {
+      const idle = spec.idleTimeout;
+      this.#idleTimer = new PausableTimer(idle * 1000, () => this.#timeout(idle, true));
+    }
+    if (this.#state === "paused") {
+      this.#timer?.pause();
+      this.#idleTimer?.pause();
+    }
+    if (this.#stdin !== null) {
+      // The request's own stdin, bounded by max-stdin-bytes, is taken whatever the buffer's size.
+      if (spec.stdin) this.#stdin.write(new TextEncoder().encode(spec.stdin), false, true);
+    } else if (this.#group.stdin) {
+      void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
+    }
+    const pumps = Promise.all([
+      this.#pump(this.#group.stdout, "stdout"),
+      this.#pump(this.#group.stderr, "stderr"),
+    ]);
+    const status = await this.#group.status;
+    // Processes the command left behind may hold its pipes: give them the
+    // orphan grace to finish writing, then end the group either way.
+    await settlesWithin(pumps, this.#limits.orphanGraceMs);
+    await this.#group.terminate(this.#limits.killGraceMs);
+    // Nobody is left to read stdin. Abort rather than close: a write blocked
+    // on a pipe held by an escaped process would keep a close waiting.
+    const stdin = this.#stdin;
+    this.#stdin = null;
+    if (stdin !== null) await stdin.abort();
+    await this.#drain(pumps);
+    this.#timer?.clear();
+    this.#idleTimer?.clear();
+    this.#finish(status);
+  }
+
+  #timeout(seconds: number, idle = false): void {
+    if (!this.active || this.#reason !== null) return;
+    this.#idleExpired = idle;
+    this.#timeoutText = idle
+      ? `Process produced no output for ${seconds}s`
+      : `Process timed out after ${seconds}s${automaticNote(this.spec)}`;
+    void this.cancel("timeout");
+  }
+
+  #timeoutText = "";
+  #idleExpired = false;
+  /** The start of stderr, kept only to tell the child's cwd check from the command. */
+  #stderrHead: string | null = null;
+
+  /** Whether the child refused to start because its checked cwd had changed (lib/process/launch.ts). */
+  #cwdChanged(exitCode: number | null): boolean {
+    return exitCode === CWD_CHANGED_EXIT && this.spec.cwdChecked === true &&
+      this.#stderrHead === CWD_CHANGED_MESSAGE;
+  }
+
+  /** Whether `idle_timeout` (not the time limit) ended the run. */
+  get idleExpired(): boolean {
+    return this.#idleExpired;
+  }
+
+  #finish(status: Deno.CommandStatus): void {
+    const signal = status.signal ?? null;
+    const exitCode = signal === null ? status.code : null;
+    let final: FinalStatus;
+    let error: string | null = null;
+    switch (this.#reason) {
+      case "timeout":
+        final = "timeout";
+        error = this.#timeoutText;
+        break;
+      case null:
+        final = exitCode === 0 ? "completed" : "failed";
+        if (signal !== null) error = `Process killed by ${signal}`;
+        if (this.#cwdChanged(exitCode)) {
+          error = "Working directory changed during start: cwd no longer led to the directory " +
+            "checked against the workspace roots, so the command was not run";
+        }
+        if (final === "failed" && (this.#group.cgroup?.oomKills ?? 0) > 0) {
+          const max = this.#group.cgroup!.memoryMax;
+          error =
+            `${signal === "SIGKILL" ? "Process" : "A process of the run was"} killed by the ` +
+            `out-of-memory killer${max === null ? "" : ` (memory-max ${max} bytes)`}`;
+        }
+        break;
+      default:
+        final = "canceled";
+        error = REASON_TEXT[this.#reason];
+    }
+    const exit: ExitInfo = {
+      status: final,
+      exitCode,
+      signal,
+      error,
+      executionTime: Math.round(performance.now() - this.#t0) / 1000,
+    };
+    this.#state = final;
+    this.#exit = exit;
+    this.output.finish();
+    this.#metrics.executionsFinished++;
+    this.#emit({ type: "completed", pid: this.pid, pgid: this.pgid, exit });
+    this.#resolveDone(exit);
+  }
+
+  #emit(event: ExecutionEvent): void {
+    this.#sink.emit(event);
+  }
+
+  async #writeStdin(stdin: WritableStream<Uint8Array>, text: string): Promise<void> {
+    const writer = stdin.getWriter();
+    try {
+      // Written concurrently with reading, so a child that echoes a large stdin cannot deadlock us.
+      if (text.length > 0) await writer.write(new TextEncoder().encode(text));
+      await writer.close();
+    } catch {
+      // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
+    }
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>, name: StreamName): Promise<void> {
+    const framer = new OutputFramer({
+      framing: this.spec.framing,
+      chunkSize: this.#limits.chunkSize,
+      lineLimit: this.#limits.lineLimit,
+    });
+    const reader = new PipeReader(stream);
+    let flushTimer: ReturnType<typeof setTimeout> | undefined;
+    const send = (frames: Frame[]) => {
+      for (const frame of frames) this.#sendFrame(name, frame);
+    };
+    const flush = () => {
+      if (flushTimer !== undefined) clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (framer.pending > 0) send(framer.flushPartial());
+    };
+    const pump: Pump = { reader, reading: false, lastProgress: performance.now(), flush };
+    this.#pumps[name] = pump;
+    try {
+      for (;;) {
+        await this.#sink.ready();
+        if (this.#sink.gone?.()) {
+          // Nobody will see more output, and the run is being ended: leave the
+          // child blocked on its pipe until it has exited rather than read
+          // output only to drop it; then read what is left to the end.
+          await this.#exited;
+        }
+        pump.reading = true;
+        const { value, done } = await reader.read();
+        pump.reading = false;
+        pump.lastProgress = performance.now();
+        if (done) break;
+        this.#idleTimer?.touch();
+        // The two pipes are read concurrently: what the other stream holds
+        // back was read before this, so it goes first. Output is then sent
+        // in the order it was read, and at most one stream holds a partial line.
+        this.#pumps[OTHER[name]]?.flush();
+        if (flushTimer !== undefined) clearTimeout(flushTimer);
+        flushTimer = undefined;
+        send(framer.push(value));
+        if (framer.pending > 0) {
+          flushTimer = setTimeout(flush, this.#limits.flushIntervalMs);
+        }
+      }
+    } catch {
+      // The read was abandoned (see #drain) or the pipe failed: end this stream.
+    } finally {
+      if (flushTimer !== undefined) clearTimeout(flushTimer);
+      send(framer.end());
+      reader.releaseLock();
+    }
+  }
+
+  #sendFrame(stream: StreamName, frame: Frame): void {
+    const bytes = frame.bytes.length;
+    if (stream === "stderr" && this.#stderrHead === null && this.spec.cwdChecked) {
+      this.#stderrHead = decoder.decode(frame.bytes.subarray(0, CWD_CHANGED_MESSAGE.length));
+    }
+    // An empty frame still matters when it ends a split line (it carries total_chunks).
+    if (bytes === 0 && frame.chunkIndex === null) return;
+    const chunk = new FramedChunk(stream, this.#seq, frame, this.#metrics);
+    this.#seq += bytes;
+    if (stream === "stdout") this.#bytesOut += bytes;
+    else this.#bytesErr += bytes;
+    this.#metrics.bytesStreamed += bytes;
+    this.output.append(chunk, frame.bytes);
+    // A gone client's output is only retained: no event, so no text is decoded.
+    if (this.#sink.gone?.()) return;
+    this.#emit({ type: "output", chunk });
+    chunk.seal();
+  }
+
+  /**
+   * Waits for both pipes to end. A read still blocked a while after the group
+   * is gone belongs to a process that escaped the group (setsid): abandon it
+   * rather than wait forever. Reads paced by back-pressure are left alone.
+   */
+  async #drain(pumps: Promise<unknown>): Promise<void> {
+    while (!await settlesWithin(pumps, STALLED_READ_MS)) {
+      const now = performance.now();
+      for (const pump of Object.values(this.#pumps)) {
+        if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
+          await pump.reader.cancel().catch(() => {});
+        }
+      }
+    }
+  }
+}
+
+/**
+ * A spawn refused by the service's Deno permissions (NotCapable: the program
+ * is outside the `--allow-run` list `deno task start` computed from
+ * ALLOWED_COMMANDS) or by the OS (EACCES), as the client's error: a refusal,
+ * not an internal error. Null for any other failure.
+ */
+function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null {
+  const program = spec.argv[0] ?? "";
+  if (err instanceof Deno.errors.NotCapable) {
+    // Deno checks a path as given (resolved against the cwd), a bare name as
+    // found on the child's PATH, against the list resolved when it started.
+    const path = !program.includes("/")
+      ? null
+      : isAbsolute(program)
+      ? normalize(program)
+      : spec.cwd !== undefined
+      ? join(spec.cwd, program)
+      : program;
+    const how = path !== null
+      ? `the service's Deno permissions (--allow-run) do not cover '${path}'; to allow it, ` +
+        "list that full path in ALLOWED_COMMANDS (--allowed-commands) and restart the service"
+      : "on the child's PATH it names a program outside the service's Deno permissions " +
+        "(--allow-run); to allow it, list that program's full path in ALLOWED_COMMANDS " +
+        "(--allowed-commands) and restart the service, or keep env.PATH to directories " +
+        "holding listed programs";
+    return new CommandRefusedError(`Command '${program}' is not allowed: ${how}`, {
+      data: { reason: "not_permitted", program, ...(path !== null ? { path } : {}) },
+      cause: err,
+    });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new CommandRefusedError(
+      `Cannot run '${program}': permission denied (the program is not executable by the ` +
+        "service's user, or the working directory is not accessible)",
+      { data: { reason: "os_permission_denied", program }, cause: err },
+    );
+  }
+  return null;
+}

@@ -1,0 +1,406 @@
+/**
+ * The most recent output of one execution, bounded in bytes and addressed by
+ * absolute offsets (`seq`), so a reader can ask for "everything after X"
+ * while the run goes on or after it has ended.
+ *
+ * Output is kept as the raw bytes the child wrote, never as strings: text is
+ * decoded only when it is read (`read_output`, the tail of an MCP result,
+ * a replay). Strings held for the life of a run are promoted to V8's old
+ * generation and linger there until a full collection; bytes live outside
+ * the JS heap, in fixed-size pages a running run reuses as its oldest output
+ * is dropped. When the run ends its pages stay, unless they are mostly
+ * empty (a short output): those few bytes are copied into a buffer of their
+ * exact size.
+ * Per chunk only its end offset and framing flags are kept, in a typed array
+ * (a chunk starts where the previous one ended).
+ *
+ * @module
+ */
+import type { StreamName } from "../types.ts";
+
+/** A retained chunk: where it sits in the run's output and how it was framed. */
+export interface RetainedChunk {
+  stream: StreamName;
+  /** Offset of the chunk's first byte in the run's combined output. */
+  seq: number;
+  /** Its length in bytes. */
+  bytes: number;
+  /** True on every piece of a split line but the last. */
+  truncated: boolean;
+  /** Index of this piece within a split line, else null. */
+  chunkIndex: number | null;
+  /** Number of pieces of a split line, on its last piece, else null. */
+  totalChunks: number | null;
+}
+
+/** What {@linkcode OutputLog.since} returns. */
+export interface OutputSlice {
+  chunks: RetainedChunk[];
+  /** Offset to ask for next time. */
+  next: number;
+  /** Bytes between the requested offset and the first retained one (dropped). */
+  skipped: number;
+}
+
+/**
+ * Where a log's memory comes from and is accounted: pages to write into, and
+ * the bytes it holds otherwise. Without one, a log allocates its own pages.
+ * The server's {@linkcode OutputMemory} is one, with a budget behind it.
+ */
+export interface LogMemory {
+  /** Size of every page {@linkcode take} returns. */
+  readonly pageSize: number;
+  /** A page for `log` to write into (asked for after {@linkcode room}). */
+  take(log: OutputLog): Uint8Array;
+  /** Takes back a page `log` no longer uses. */
+  give(log: OutputLog, page: Uint8Array): void;
+  /** Whether `need` more bytes fit, after reclaiming what others may give up. */
+  room(log: OutputLog, need: number): boolean;
+  /** `log` holds `delta` more bytes besides its pages (exact buffers, chunk metadata). */
+  charge(log: OutputLog, delta: number): void;
+  /** `log` will take no more output. */
+  finished(log: OutputLog): void;
+  /** `log` holds nothing any more and will hold nothing again. */
+  forget(log: OutputLog): void;
+  /** Bytes a running log is left under pressure. */
+  readonly runMinimum: number;
+}
+
+/** Size of the pages a log allocates itself when it has no {@linkcode LogMemory}. */
+export const PAGE_BYTES = 16 * 1024;
+/** Bytes of metadata per chunk: its end offset and its flags, as two float64. */
+export const CHUNK_META_BYTES = 16;
+
+const STDERR = 1;
+const TRUNCATED = 2;
+const LAST_PIECE = 4;
+const FLAGS = 8;
+
+function encodeMeta(c: RetainedChunk): number {
+  let meta = c.stream === "stderr" ? STDERR : 0;
+  if (c.truncated) meta |= TRUNCATED;
+  if (c.totalChunks !== null) meta |= LAST_PIECE;
+  // chunkIndex + 1 above the flags; a float64 holds it exactly for any real run.
+  return meta + (c.chunkIndex === null ? 0 : (c.chunkIndex + 1) * FLAGS);
+}
+
+/**
+ * A byte-bounded ring of one run's output chunks.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OutputLog } from "./output_log.ts";
+ * const log = new OutputLog(8);
+ * const add = (text: string) => {
+ *   const data = new TextEncoder().encode(text);
+ *   log.append({ stream: "stdout", seq: log.next, bytes: data.length,
+ *     truncated: false, chunkIndex: null, totalChunks: null }, data);
+ * };
+ * add("hello\n");
+ * add("world\n"); // pushes "hello\n" out
+ * const slice = log.since(0);
+ * assert.equal(slice.skipped, 6);
+ * assert.deepEqual(slice.chunks.map((c) => [c.seq, c.bytes]), [[6, 6]]);
+ * assert.equal(new TextDecoder().decode(log.read(6, 12)), "world\n");
+ * assert.equal(slice.next, 12);
+ * ```
+ */
+export class OutputLog {
+  readonly #limit: number;
+  readonly #memory: LogMemory | null;
+  readonly #pageSize: number;
+  /** [end offset, meta] of each chunk; chunks #head to #tail - 1 are retained. */
+  #entries: Float64Array = new Float64Array(0);
+  #head = 0;
+  #tail = 0;
+  #first = 0;
+  #next = 0;
+  /** While running: pages holding offsets from #base on. */
+  #pages: Uint8Array[] = [];
+  #base = 0;
+  /** Instead of pages, once finished with little output: exactly the bytes from #first to #next. */
+  #sealed: Uint8Array | null = null;
+  #finished = false;
+
+  /**
+   * Keeps at most `limitBytes` of the newest output (always the newest
+   * chunk), with its memory from `memory` when given.
+   */
+  constructor(limitBytes: number, memory: LogMemory | null = null) {
+    this.#limit = limitBytes;
+    this.#memory = memory;
+    this.#pageSize = memory?.pageSize ?? PAGE_BYTES;
+  }
+
+  /** Offset just past the last byte appended. */
+  get next(): number {
+    return this.#next;
+  }
+
+  /** Offset of the oldest retained byte. */
+  get first(): number {
+    return this.#first;
+  }
+
+  /** Bytes retained now. */
+  get bytes(): number {
+    return this.#next - this.#first;
+  }
+
+  /** Whether the run has ended ({@linkcode finish}). */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Memory this log holds: its pages (or exact buffer) and chunk metadata. */
+  get held(): number {
+    return this.#pages.length * this.#pageSize + (this.#sealed?.length ?? 0) +
+      this.#entries.length * 8;
+  }
+
+  /**
+   * Adds a chunk and its bytes; chunks arrive in order, each starting where
+   * the previous one ended (`chunk.seq === next`). The bytes are copied.
+   *
+   * @throws {RangeError} when `chunk.seq` is not {@linkcode next}.
+   * @throws {TypeError} after {@linkcode finish}.
+   */
+  append(chunk: RetainedChunk, data: Uint8Array): void {
+    if (chunk.seq !== this.#next) {
+      throw new RangeError(`Chunk at offset ${chunk.seq}, expected ${this.#next}`);
+    }
+    if (this.#finished) throw new TypeError("The log is finished");
+    const n = data.length;
+    if (this.#limit === 0) {
+      this.#next += n;
+      this.#first = this.#next;
+      return;
+    }
+    // Drop first, so the pages that frees are the ones this chunk reuses.
+    while (this.#tail > this.#head && this.bytes + n > this.#limit) this.#dropOldest();
+    const memory = this.#memory;
+    if (memory !== null && !memory.room(this, this.#pagesNeeded(n) + CHUNK_META_BYTES)) {
+      // Over the budget even after others gave up what they could: this run keeps its minimum.
+      while (this.#tail > this.#head && this.bytes + n > memory.runMinimum) this.#dropOldest();
+    }
+    this.#releasePages();
+    this.#write(data);
+    this.#push(this.#next + n, encodeMeta(chunk));
+    this.#next += n;
+  }
+
+  /**
+   * Drops the oldest chunks until at most `maxBytes` are retained (the
+   * newest chunk always stays); returns the bytes dropped. A running run
+   * gives up output this way when the server's budget runs short.
+   */
+  trimTo(maxBytes: number): number {
+    const before = this.bytes;
+    while (this.#tail - this.#head > 1 && this.bytes > maxBytes) this.#dropOldest();
+    if (this.#sealed !== null) this.#reseal();
+    else this.#releasePages();
+    return before - this.bytes;
+  }
+
+  /** Drops everything retained and its memory (offsets keep counting). */
+  clear(): void {
+    this.#first = this.#next;
+    this.#head = this.#tail = 0;
+    this.#setEntries(new Float64Array(0));
+    this.#releasePages();
+    this.#setSealed(null);
+    if (this.#finished) this.#memory?.forget(this);
+  }
+
+  /**
+   * The run has ended: no more output comes. Pages that are mostly empty
+   * give their bytes to one buffer of the exact size and go back (copying a
+   * long output would only cost time and, for a while, twice the memory).
+   * Idempotent.
+   */
+  finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const waste = this.#pages.length * this.#pageSize - this.bytes;
+    if (waste > this.bytes / 4) {
+      const sealed = this.read(this.#first, this.#next);
+      for (const page of this.#pages) this.#memory?.give(this, page);
+      this.#pages = [];
+      this.#setSealed(sealed);
+    }
+    this.#setEntries(this.#entries.slice(this.#head * 2, this.#tail * 2));
+    this.#tail -= this.#head;
+    this.#head = 0;
+    this.#memory?.finished(this);
+  }
+
+  /** Retained chunks that end after `offset`, oldest first. */
+  since(offset: number): OutputSlice {
+    const skipped = Math.max(0, Math.min(this.#first, this.#next) - offset);
+    return { chunks: [...this.chunksFrom(offset)], next: this.#next, skipped };
+  }
+
+  /** Retained chunks that end after `offset`, oldest first, one at a time. */
+  *chunksFrom(offset: number): Generator<RetainedChunk> {
+    let lo = this.#head;
+    let hi = this.#tail;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#entries[mid * 2]! > offset) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let i = lo; i < this.#tail; i++) yield this.#chunk(i);
+  }
+
+  /** Retained chunks, newest first, one at a time. */
+  *chunksBackward(): Generator<RetainedChunk> {
+    for (let i = this.#tail - 1; i >= this.#head; i--) yield this.#chunk(i);
+  }
+
+  /** A copy of the retained bytes from `from` to `to` (clipped to what is retained). */
+  read(from: number, to: number): Uint8Array {
+    const start = Math.max(from, this.#first);
+    const end = Math.min(to, this.#next);
+    const out = new Uint8Array(Math.max(0, end - start));
+    this.copyTo(start, end, out, 0);
+    return out;
+  }
+
+  /** Copies the retained bytes from `from` to `to` into `target` at `at`. */
+  copyTo(from: number, to: number, target: Uint8Array, at: number): void {
+    if (to <= from) return;
+    if (from < this.#first || to > this.#next) {
+      throw new RangeError(`Bytes ${from} to ${to} are not retained`);
+    }
+    if (this.#sealed !== null) {
+      target.set(this.#sealed.subarray(from - this.#first, to - this.#first), at);
+      return;
+    }
+    const size = this.#pageSize;
+    let rel = from - this.#base;
+    const end = to - this.#base;
+    while (rel < end) {
+      const index = Math.floor(rel / size);
+      const pos = rel - index * size;
+      const len = Math.min(size - pos, end - rel);
+      target.set(this.#pages[index]!.subarray(pos, pos + len), at);
+      at += len;
+      rel += len;
+    }
+  }
+
+  /** The retained byte at `offset`. */
+  byteAt(offset: number): number {
+    if (this.#sealed !== null) return this.#sealed[offset - this.#first]!;
+    const rel = offset - this.#base;
+    const index = Math.floor(rel / this.#pageSize);
+    return this.#pages[index]![rel - index * this.#pageSize]!;
+  }
+
+  #chunk(i: number): RetainedChunk {
+    const e = this.#entries;
+    const seq = i === this.#head ? this.#first : e[(i - 1) * 2]!;
+    const meta = e[i * 2 + 1]!;
+    const flags = meta % FLAGS;
+    const index = Math.floor(meta / FLAGS) - 1;
+    return {
+      stream: flags & STDERR ? "stderr" : "stdout",
+      seq,
+      bytes: e[i * 2]! - seq,
+      truncated: (flags & TRUNCATED) !== 0,
+      chunkIndex: index < 0 ? null : index,
+      totalChunks: flags & LAST_PIECE ? index + 1 : null,
+    };
+  }
+
+  #dropOldest(): void {
+    this.#first = this.#entries[this.#head * 2]!;
+    this.#head++;
+    if (this.#head === this.#tail) this.#head = this.#tail = 0;
+  }
+
+  #push(end: number, meta: number): void {
+    if (this.#tail * 2 === this.#entries.length) {
+      if (this.#head > 0) {
+        // Reuse the room dropped chunks left before growing.
+        this.#entries.copyWithin(0, this.#head * 2, this.#tail * 2);
+        this.#tail -= this.#head;
+        this.#head = 0;
+      }
+      if (this.#tail * 2 === this.#entries.length) {
+        const grown = new Float64Array(Math.max(32, this.#entries.length * 2));
+        grown.set(this.#entries);
+        this.#setEntries(grown);
+      }
+    }
+    this.#entries[this.#tail * 2] = end;
+    this.#entries[this.#tail * 2 + 1] = meta;
+    this.#tail++;
+  }
+
+  /** Bytes of new pages writing `n` more bytes takes. */
+  #pagesNeeded(n: number): number {
+    const room = this.#pages.length * this.#pageSize - (this.#next - this.#base);
+    return n <= room ? 0 : Math.ceil((n - room) / this.#pageSize) * this.#pageSize;
+  }
+
+  #write(data: Uint8Array): void {
+    if (this.#pages.length === 0) this.#base = this.#next;
+    const size = this.#pageSize;
+    let rel = this.#next - this.#base;
+    let off = 0;
+    while (off < data.length) {
+      const index = Math.floor(rel / size);
+      if (index === this.#pages.length) this.#pages.push(this.#newPage());
+      const pos = rel - index * size;
+      const len = Math.min(size - pos, data.length - off);
+      this.#pages[index]!.set(data.subarray(off, off + len), pos);
+      off += len;
+      rel += len;
+    }
+  }
+
+  #newPage(): Uint8Array {
+    return this.#memory?.take(this) ?? new Uint8Array(this.#pageSize);
+  }
+
+  /** Gives back the pages that hold only dropped bytes. */
+  #releasePages(): void {
+    const pages = this.#pages;
+    if (this.#first === this.#next) {
+      for (const page of pages) this.#memory?.give(this, page);
+      this.#pages = [];
+      return;
+    }
+    let drop = 0;
+    while (drop < pages.length && this.#first - this.#base >= this.#pageSize) {
+      this.#memory?.give(this, pages[drop]!);
+      this.#base += this.#pageSize;
+      drop++;
+    }
+    if (drop > 0) pages.splice(0, drop);
+  }
+
+  /** A sealed log that lost its oldest chunks keeps only the rest. */
+  #reseal(): void {
+    const sealed = this.#sealed!;
+    const offset = sealed.length - this.bytes;
+    if (offset > 0) this.#setSealed(sealed.slice(offset));
+    if (this.#head > 0) {
+      this.#setEntries(this.#entries.slice(this.#head * 2, this.#tail * 2));
+      this.#tail -= this.#head;
+      this.#head = 0;
+    }
+  }
+
+  #setEntries(entries: Float64Array): void {
+    this.#memory?.charge(this, (entries.length - this.#entries.length) * 8);
+    this.#entries = entries;
+  }
+
+  #setSealed(sealed: Uint8Array | null): void {
+    this.#memory?.charge(this, (sealed?.length ?? 0) - (this.#sealed?.length ?? 0));
+    this.#sealed = sealed;
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The CC Executor protocol (PROTOCOL.md part 1 and the part 2 extensions):
+ * a method table that drives a {@linkcode Session}, and the encoding of
+ * execution events as `process.*` notifications.
+ *
+ * @module
+ */
+import { ErrorCode, ExecutorError } from "../../errors.ts";
+import { type ExecRequestConfig, resolveExecSpec } from "../../session/exec_request.ts";
+import {
+  ControlParams,
+  EstimateParams,
+  ExecuteParams,
+  HistoryParams,
+  parseParams,
+} from "../../session/exec_params.ts";
+import { logger } from "../../log.ts";
+import type { Session } from "../../session/session.ts";
+import type { Sink } from "../../core/sink.ts";
+import type { SocketWriter } from "../../core/socket_writer.ts";
+import type { ExecutionEvent } from "../../types.ts";
+import {
+  encodeError,
+  encodeNotification,
+  encodeResult,
+  type JsonRpcId,
+  parseMessage,
+  toErrorObject,
+} from "../jsonrpc.ts";
+
+/** Version reported in `connected` and `/health`. */
+export const PROTOCOL_VERSION = "1.0.0";
+
+/** What a method handler returns: the result, and what to do once it is sent. */
+interface Handled {
+  result: unknown;
+  /** Runs right after the result is sent (notifications that must follow it). */
+  after?: () => void;
+}
+
+/**
+ * A method. Synchronous handlers (control) reply before anything else can
+ * run, so no `process.completed` can slip in between a change and its reply.
+ */
+type Handler = (
+  params: unknown,
+  receivedAt: number,
+) => Handled | null | Promise<Handled | null>;
+
+const log = logger("legacy");
+
+/**
+ * Encodes one execution event as its `process.*` notification.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeEvent } from "./legacy.ts";
+ * const text = encodeEvent("e1", { type: "started", pid: 7, pgid: 7 });
+ * assert.deepEqual(JSON.parse(text), { jsonrpc: "2.0", method: "process.started", params:
+ *   { status: "started", pid: 7, pgid: 7, exit_code: null, error: null, execution_id: "e1" } });
+ * ```
+ */
+export function encodeEvent(
+  executionId: string,
+  event: ExecutionEvent,
+  ids?: { pid: number; pgid: number },
+): string {
+  switch (event.type) {
+    case "started":
+      return encodeNotification("process.started", {
+        status: "started",
+        pid: event.pid,
+        pgid: event.pgid,
+        exit_code: null,
+        error: null,
+        execution_id: executionId,
+      });
+    case "output": {
+      const c = event.chunk;
+      return encodeNotification("process.output", {
+        type: c.stream,
+        data: c.data,
+        truncated: c.truncated,
+        chunk_index: c.chunkIndex,
+        total_chunks: c.totalChunks,
+        execution_id: executionId,
+        seq: c.seq,
+      });
+    }
+    case "paused":
+    case "resumed":
+    case "canceled":
+      return encodeNotification(`process.${event.type}`, {
+        status: event.type,
+        pid: ids?.pid ?? null,
+        pgid: ids?.pgid ?? null,
+        execution_id: executionId,
+      });
+    case "hook": {
+      const o = event.outcome;
+      // A hook that failed is a warning: it blocks nothing unless marked required.
+      return encodeNotification(o.ok ? "hook.completed" : "hook.warning", {
+        hook: o.kind,
+        name: o.name,
+        status: o.status,
+        exit_code: o.exitCode,
+        duration: o.duration,
+        required: o.required,
+        error: o.error,
+        output: o.output,
+        execution_id: executionId,
+      });
+    }
+    case "completed": {
+      const x = event.exit;
+      return encodeNotification("process.completed", {
+        status: x.status,
+        pid: event.pid,
+        pgid: event.pgid,
+        exit_code: x.exitCode,
+        ...(x.signal !== null ? { signal: x.signal } : {}),
+        error: x.error,
+        execution_time: x.executionTime,
+        execution_id: executionId,
+      });
+    }
+  }
+}
+
+/** Settings the protocol reports or applies. */
+export type LegacyConfig = ExecRequestConfig;
+
+/**
+ * One session's legacy protocol endpoint. Messages are handled one at a time,
+ * in arrival order, so `execute` followed at once by `control` acts on the
+ * run the `execute` started.
+ */
+export class LegacyProtocol {
+  readonly #session: Session;
+  readonly #writer: SocketWriter;
+  readonly #config: LegacyConfig;
+  readonly #handlers: Record<string, Handler>;
+  #queue: Promise<void> = Promise.resolve();
+
+  /** Binds the protocol to a session and its socket. */
+  constructor(session: Session, writer: SocketWriter, config: LegacyConfig) {
+    this.#session = session;
+    this.#writer = writer;
+    this.#config = config;
+    this.#handlers = {
+      execute: (p, t) => this.#execute(p, t),
+      control: (p) => this.#control(p),
+      hook_status: () => ({ result: this.#session.hooks.status() }),
+      estimate: (p) => this.#estimate(p),
+      history: (p) => this.#history(p),
+      ping: () => ({ result: {} }),
+      pong: () => null,
+    };
+  }
+
+  /** The first message of every session. */
+  connectedMessage(): string {
+    return encodeNotification("connected", {
+      session_id: this.#session.id,
+      version: PROTOCOL_VERSION,
+      capabilities: ["execute", "control", "stream"],
+    });
+  }
+
+  /** A keep-alive `ping` notification (clients need not answer). */
+  pingMessage(): string {
+    return encodeNotification("ping", { timestamp: Date.now() / 1000 });
+  }
+
+  /** Sends an error without an id (e.g. a refused binary frame). */
+  sendError(code: number, message: string): void {
+    this.#writer.send(encodeError(null, { code, message, data: null }));
+  }
+
+  /** Handles one text frame. Never throws; every failure becomes an error reply. */
+  handle(text: string): void {
+    const receivedAt = performance.now();
+    this.#session.touch();
+    this.#queue = this.#queue.then(() => this.#dispatch(text, receivedAt));
+  }
+
+  async #dispatch(text: string, receivedAt: number): Promise<void> {
+    const msg = parseMessage(text);
+    if (msg.kind === "invalid") {
+      this.#writer.send(encodeError(msg.id, toErrorObject(msg.error)));
+      return;
+    }
+    const id: JsonRpcId | undefined = msg.kind === "request" ? msg.id : undefined;
+    try {
+      const handler = Object.hasOwn(this.#handlers, msg.method)
+        ? this.#handlers[msg.method]
+        : undefined;
+      if (handler === undefined) {
+        throw new ExecutorError(ErrorCode.MethodNotFound, `Unknown method: ${msg.method}`);
+      }
+      const pending = handler(msg.params, receivedAt);
+      const handled = pending instanceof Promise ? await pending : pending;
+      if (handled === null) return;
+      if (id !== undefined) this.#writer.send(encodeResult(id, handled.result));
+      handled.after?.();
+    } catch (err) {
+      if (!(err instanceof ExecutorError)) {
+        log.error("Unexpected error in {method}: {error}", { method: msg.method, error: err });
+      }
+      // A notification is never answered, not even with an error.
+      if (id !== undefined) this.#writer.send(encodeError(id, toErrorObject(err)));
+    }
+  }
+
+  async #execute(params: unknown, receivedAt: number): Promise<Handled> {
+    const request = parseParams(ExecuteParams, params);
+    this.#session.checkCapacity();
+    const spec = await resolveExecSpec(
+      request,
+      this.#config,
+      this.#session.timeLimits,
+    );
+    const id = crypto.randomUUID();
+    const exec = await this.#session.start(spec, this.#sink(id), { id, receivedAt });
+    return {
+      result: {
+        status: "started",
+        pid: exec.pid,
+        pgid: exec.pgid,
+        execution_id: exec.id,
+        timeout: spec.timeout,
+        timeout_source: spec.timeoutSource,
+      },
+      after: () => exec.run(),
+    };
+  }
+
+  #control(params: unknown): Handled {
+    const p = parseParams(ControlParams, params);
+    const exec = this.#session.find(p.execution_id);
+    switch (p.type) {
+      case "PAUSE": {
+        const changed = exec.pause();
+        return {
+          result: { status: "paused" },
+          after: changed ? () => exec.announce("paused") : undefined,
+        };
+      }
+      case "RESUME": {
+        const changed = exec.resume();
+        return {
+          result: { status: "resumed" },
+          after: changed ? () => exec.announce("resumed") : undefined,
+        };
+      }
+      case "CANCEL":
+        void exec.cancel("canceled");
+        return { result: { status: "canceled" }, after: () => exec.announce("canceled") };
+    }
+  }
+
+  /** `estimate`: the time limit a command would get, and why; runs nothing. */
+  async #estimate(params: unknown): Promise<Handled> {
+    const p = parseParams(EstimateParams, params);
+    const e = await this.#session.timeLimits.estimate(p.args ?? p.command!);
+    return { result: { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning } };
+  }
+
+  /**
+   * `history`: records of the principal's finished runs (an admin's: all),
+   * newest first.
+   *
+   * @throws {StoreDownError} (code -32004) while the store cannot be reached.
+   */
+  async #history(params: unknown): Promise<Handled> {
+    const p = parseParams(HistoryParams, params);
+    const principal = this.#session.principal;
+    const records = await this.#session.timeLimits.records({
+      limit: p.limit,
+      ...(p.class !== undefined ? { class: p.class } : {}),
+      ...(principal.admin ? {} : { principal: principal.id }),
+    });
+    return { result: { records } };
+  }
+
+  #sink(executionId: string): Sink {
+    const writer = this.#writer;
+    let ids: { pid: number; pgid: number } | undefined;
+    return {
+      emit: (event) => {
+        if (event.type === "started") ids = { pid: event.pid, pgid: event.pgid };
+        // Encoded (and its output decoded) only while the client is there to get it.
+        writer.send(() => encodeEvent(executionId, event, ids));
+      },
+      ready: () => writer.ready(),
+      gone: () => writer.closed,
+    };
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The MCP SDK's `Transport` over one of our WebSockets, so MCP uses the same
+ * socket path as the legacy protocol: frames go out through the
+ * {@linkcode SocketWriter} (the one place bytes reach a socket, with its
+ * back-pressure), and text frames come in through {@linkcode handle}.
+ *
+ * @module
+ */
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import type { JSONRPCMessage, MessageExtraInfo } from "@modelcontextprotocol/sdk/types";
+import { ErrorCode } from "../../errors.ts";
+import type { SocketWriter } from "../../core/socket_writer.ts";
+import { parseMessage } from "../jsonrpc.ts";
+import { MCP_MAX_MESSAGE_BYTES } from "./mcp.ts";
+import { exceedsUtf8, utf8Length } from "../../utf8.ts";
+
+/** A response from the client (to a request of ours), which `parseMessage` does not accept. */
+function asResponse(text: string): JSONRPCMessage | null {
+  try {
+    const m = JSON.parse(text);
+    const isObject = typeof m === "object" && m !== null && !Array.isArray(m);
+    if (!isObject || "method" in m || !("result" in m || "error" in m)) return null;
+    return typeof m.id === "string" || typeof m.id === "number" ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A WebSocket as an MCP transport.
+ *
+ * @example A request in, its reply out
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { McpSocketTransport } from "./socket_transport.ts";
+ * import { SocketWriter } from "../../core/socket_writer.ts";
+ * import { Metrics } from "../../ops/metrics.ts";
+ * const sent: string[] = [];
+ * const socket = { readyState: 1, bufferedAmount: 0, send: (d: string) => void sent.push(d) };
+ * const transport = new McpSocketTransport(new SocketWriter(socket, 1 << 20, new Metrics()),
+ *   () => {});
+ * transport.onmessage = (m) => {
+ *   if ("id" in m && m.id !== undefined) void transport.send({ jsonrpc: "2.0", id: m.id, result: {} });
+ * };
+ * transport.handle('{"jsonrpc":"2.0","id":7,"method":"ping"}');
+ * transport.handle("{");
+ * assert.deepEqual(sent.map((t) => JSON.parse(t)), [
+ *   { jsonrpc: "2.0", id: 7, result: {} },
+ *   { jsonrpc: "2.0", error: { code: -32700, message: "Parse error" } },
+ * ]);
+ * ```
+ */
+export class McpSocketTransport implements Transport {
+  /** Set by the protocol: each incoming message. */
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  /** Set by the protocol: the socket has closed. */
+  onclose?: () => void;
+  /** Set by the protocol: a message could not be sent. */
+  onerror?: (error: Error) => void;
+  readonly #writer: SocketWriter;
+  readonly #closeSocket: (code: number, reason: string) => void;
+  #closed = false;
+
+  /** Wraps an open socket's writer; `closeSocket` closes the socket. */
+  constructor(writer: SocketWriter, closeSocket: (code: number, reason: string) => void) {
+    this.#writer = writer;
+    this.#closeSocket = closeSocket;
+  }
+
+  /** The socket is already open: nothing to do. */
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Sends one message as a text frame; a message over 1 MiB is refused
+   * (rejects) rather than sent, since common clients drop the connection on
+   * one. A message for a closed socket is dropped.
+   */
+  send(message: JSONRPCMessage): Promise<void> {
+    const text = JSON.stringify(message);
+    if (exceedsUtf8(text, MCP_MAX_MESSAGE_BYTES)) {
+      return Promise.reject(
+        new RangeError(`Message of ${utf8Length(text)} bytes exceeds the 1 MiB cap`),
+      );
+    }
+    this.#writer.send(text);
+    return Promise.resolve();
+  }
+
+  /** Closes the socket (the close event then calls {@linkcode closed}). */
+  close(): Promise<void> {
+    this.#closeSocket(1000, "Closed");
+    return Promise.resolve();
+  }
+
+  /** Resolves when the socket's queue is below its high-water mark. */
+  ready(): Promise<void> {
+    return this.#writer.ready();
+  }
+
+  /** Handles one incoming text frame; malformed ones are answered with an error. */
+  handle(text: string): void {
+    const incoming = parseMessage(text);
+    switch (incoming.kind) {
+      case "request":
+        if (incoming.id === null) {
+          return this.sendError(ErrorCode.InvalidRequest, "Invalid Request: id must not be null");
+        }
+        return this.onmessage?.({
+          jsonrpc: "2.0",
+          id: incoming.id,
+          method: incoming.method,
+          ...(incoming.params !== undefined ? { params: incoming.params } : {}),
+        } as JSONRPCMessage);
+      case "notification":
+        return this.onmessage?.({
+          jsonrpc: "2.0",
+          method: incoming.method,
+          ...(incoming.params !== undefined ? { params: incoming.params } : {}),
+        } as JSONRPCMessage);
+      case "invalid": {
+        const response = asResponse(text);
+        if (response !== null) return this.onmessage?.(response);
+        const { code, message } = incoming.error;
+        // MCP ids are never null: an error about an unidentifiable message has none.
+        const error = { code, message };
+        this.#writer.send(JSON.stringify(
+          incoming.id === null
+            ? { jsonrpc: "2.0", error }
+            : { jsonrpc: "2.0", id: incoming.id, error },
+        ));
+      }
+    }
+  }
+
+  /** Sends an error that answers no request (a refused binary frame). */
+  sendError(code: number, message: string): void {
+    this.#writer.send(JSON.stringify({ jsonrpc: "2.0", error: { code, message } }));
+  }
+
+  /** The socket has closed: tells the protocol once. */
+  closed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onclose?.();
+  }
+}

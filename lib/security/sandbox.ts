@@ -1,0 +1,316 @@
+/**
+ * The sandbox (`sandbox: bwrap`): every command runs under bubblewrap, with
+ * the root filesystem read-only, the workspace roots writable at their own
+ * paths, a private /tmp, a minimal /dev, its own PID namespace (the server's
+ * and other runs' processes are invisible and cannot be signalled) and IPC
+ * namespace, optionally no network (`sandbox-network: none`), and no
+ * capabilities, not even as root. The keys file, the data directory and
+ * the hooks config are covered over. `--die-with-parent`: when the server
+ * dies, bwrap dies, and with it its PID namespace and everything in it.
+ * The namespace's PID 1 is lib/process/launch.ts's shell (`--as-pid-1`), which runs
+ * the command and exits with it, ending the namespace.
+ *
+ * This module builds bwrap's argv and checks at startup that bwrap works
+ * here; lib/process/launch.ts places it around a command, lib/process/process_group.ts
+ * spawns that.
+ *
+ * @module
+ */
+import { ConfigError } from "../config/config.ts";
+import { logger } from "../log.ts";
+import { launchArgv, type SandboxLauncher } from "../process/launch.ts";
+
+const log = logger("sandbox");
+
+/** Where bwrap may be; a fixed list, so no PATH entry can stand in for it. */
+export const BWRAP_PATHS: readonly string[] = ["/usr/bin/bwrap", "/bin/bwrap"];
+
+/** Where coreutils' `env` may be: it ignores SIGTERM for bwrap and restores it for the command. */
+export const ENV_PATHS: readonly string[] = ["/usr/bin/env", "/bin/env"];
+
+/** `/health`'s `sandbox`. */
+export type SandboxStatus =
+  | { mode: "none" }
+  | {
+    mode: "bwrap";
+    network: "none" | "host";
+    /** The workspace roots, writable inside. */
+    writable: string[];
+    /** What is covered over inside (keys file, data directory, hooks config). */
+    hidden: string[];
+  };
+
+/** What a sandbox is made of. Paths are real (symlink-free) and absolute. */
+export interface SandboxLayout {
+  network: "none" | "host";
+  /** Directories bind-mounted writable at their own paths (the workspace roots). */
+  writable: readonly string[];
+  /** Paths covered over: a directory by an empty tmpfs, a file by /dev/null. */
+  hidden: readonly { path: string; directory: boolean }[];
+  /** Capabilities the command's first process keeps (setpriv needs CAP_SETUID and CAP_SETGID). */
+  capabilities?: readonly string[];
+}
+
+const depth = (path: string) => path.split("/").filter((s) => s !== "").length;
+
+/** Whether `path` is `dir` or below it. */
+function within(path: string, dir: string): boolean {
+  return dir === "/" || path === dir || path.startsWith(`${dir}/`);
+}
+
+/**
+ * bwrap's options for `layout`, without `--chdir` and the final `--`.
+ * Mounts go parents first, so a workspace root inside a hidden directory
+ * is shown again, and a hidden path inside a root (or a root inside /tmp)
+ * is covered after the root is mounted; a hidden path that nothing shows
+ * anyway (below /tmp outside any root) is left out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bwrapOptions } from "./sandbox.ts";
+ * const options = bwrapOptions({ network: "none", writable: ["/srv/ws"],
+ *   hidden: [{ path: "/srv/ws/.keys", directory: false }, { path: "/tmp/k", directory: false }] });
+ * assert.deepEqual(options.slice(0, 3), ["--ro-bind", "/", "/"]);
+ * assert.ok(options.includes("--unshare-net"));
+ * const text = options.join(" ");
+ * assert.ok(text.indexOf("--bind /srv/ws /srv/ws") < text.indexOf("--ro-bind /dev/null /srv/ws/.keys"));
+ * assert.ok(!text.includes("/tmp/k"));
+ * ```
+ */
+export function bwrapOptions(layout: SandboxLayout): string[] {
+  type Mount = { path: string; args: string[]; shows: boolean; hide: boolean };
+  const mounts: Mount[] = [
+    { path: "/dev", args: ["--dev", "/dev"], shows: false, hide: false },
+    { path: "/proc", args: ["--proc", "/proc"], shows: false, hide: false },
+    { path: "/tmp", args: ["--perms", "1777", "--tmpfs", "/tmp"], shows: false, hide: false },
+    ...layout.writable.map((r) => ({ path: r, args: ["--bind", r, r], shows: true, hide: false })),
+    ...layout.hidden.map(({ path, directory }) => ({
+      path,
+      args: directory ? ["--tmpfs", path] : ["--ro-bind", "/dev/null", path],
+      shows: false,
+      hide: true,
+    })),
+  ];
+  // Stable: equal depths keep the order above.
+  mounts.sort((a, b) => depth(a.path) - depth(b.path));
+  const made: Mount[] = [{ path: "/", args: [], shows: true, hide: false }];
+  const covering = (path: string) =>
+    made.filter((m) => within(path, m.path)).reduce((a, b) =>
+      depth(b.path) >= depth(a.path) ? b : a
+    );
+  for (const mount of mounts) {
+    if (mount.hide && !covering(mount.path).shows) continue;
+    if (!mount.hide && mount.shows) {
+      // A root inside a tmpfs (/tmp, a hidden directory): bwrap would make
+      // the directories on the way 0700, which only root could pass.
+      const parts = mount.path.split("/").filter((s) => s !== "");
+      for (let i = 1; i < parts.length; i++) {
+        const dir = `/${parts.slice(0, i).join("/")}`;
+        const over = covering(dir);
+        if (!over.shows && over.path !== dir) {
+          made.push({
+            path: dir,
+            args: ["--perms", "0755", "--dir", dir],
+            shows: false,
+            hide: false,
+          });
+        }
+      }
+    }
+    made.push(mount);
+  }
+  return [
+    "--ro-bind",
+    "/",
+    "/",
+    ...made.flatMap((m) => m.args),
+    "--unshare-pid",
+    // lib/process/launch.ts's shell is PID 1: the group empties when bwrap exits.
+    "--as-pid-1",
+    "--unshare-ipc",
+    ...(layout.network === "none" ? ["--unshare-net"] : []),
+    "--die-with-parent",
+    // As root, bwrap would keep every capability: CAP_SYS_ADMIN alone could
+    // remount / read-write.
+    "--cap-drop",
+    "ALL",
+    ...(layout.capabilities ?? []).flatMap((cap) => ["--cap-add", cap]),
+  ];
+}
+
+/** What {@linkcode Sandbox.start} needs. */
+export interface SandboxOptions {
+  mode: "none" | "bwrap";
+  network: "none" | "host";
+  workspaceRoots: readonly string[];
+  /** The keys file, data directory and hooks config: covered over when they exist. */
+  hide: readonly string[];
+  /** The run-as step, which runs first inside (and is tried by the startup check). */
+  runAs?: { argv: readonly string[] } | null;
+  /** Where to look for bwrap; {@linkcode BWRAP_PATHS} unless given. */
+  bwrapPaths?: readonly string[];
+}
+
+function firstRunnable(paths: readonly string[]): string | null {
+  for (const path of paths) {
+    try {
+      const info = Deno.statSync(path);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
+    } catch {
+      // not there, or not ours to look at
+    }
+  }
+  return null;
+}
+
+async function realOrNull(path: string): Promise<string | null> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return null;
+  }
+}
+
+async function tryRun(program: string, args: string[]): Promise<string | null> {
+  try {
+    const out = await new Deno.Command(program, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      clearEnv: true,
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    }).output();
+    return out.success
+      ? null
+      : new TextDecoder().decode(out.stderr).trim() || `exit code ${out.code}`;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+const FIX = "or set CC_EXECUTOR_SANDBOX=none";
+
+/**
+ * The sandbox of one server, set up by {@linkcode Sandbox.start}.
+ *
+ * @example Off
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Sandbox } from "./sandbox.ts";
+ * assert.equal(await Sandbox.start({ mode: "none", network: "host", workspaceRoots: [], hide: [] }), null);
+ * ```
+ */
+export class Sandbox implements SandboxLauncher {
+  /** The `env` program that sets SIGTERM's handling around bwrap. */
+  readonly env: string;
+  readonly #bwrap: string;
+  readonly #options: readonly string[];
+  readonly #status: SandboxStatus;
+
+  private constructor(bwrap: string, env: string, options: string[], status: SandboxStatus) {
+    this.#bwrap = bwrap;
+    this.env = env;
+    this.#options = options;
+    this.#status = status;
+  }
+
+  /**
+   * Finds bwrap, lays out the sandbox, and tries it once: a bare PID
+   * namespace, then a command through the whole of it.
+   *
+   * @returns null when the sandbox is off.
+   * @throws {ConfigError} naming the cause and the fix: bwrap missing, no
+   * namespaces here, a workspace root that is a hidden path, or a sandbox
+   * that cannot start a command.
+   */
+  static async start(options: SandboxOptions): Promise<Sandbox | null> {
+    if (options.mode === "none") return null;
+    const paths = options.bwrapPaths ?? BWRAP_PATHS;
+    const bwrap = firstRunnable(paths);
+    if (bwrap === null) {
+      throw new ConfigError(
+        `CC_EXECUTOR_SANDBOX=bwrap needs bubblewrap, and there is no bwrap in ` +
+          `${paths.join(" or ")}: install it (apt-get install bubblewrap, ` +
+          `dnf install bubblewrap) ${FIX}`,
+      );
+    }
+    const env = firstRunnable(ENV_PATHS);
+    if (env === null) {
+      throw new ConfigError(
+        `CC_EXECUTOR_SANDBOX=bwrap needs env (GNU coreutils) in ${ENV_PATHS.join(" or ")} ${FIX}`,
+      );
+    }
+    const writable: string[] = [];
+    for (const root of options.workspaceRoots) {
+      const real = await realOrNull(root);
+      if (real === null) {
+        log.warning("Workspace root {root} does not exist: it is not writable in the sandbox", {
+          root,
+        });
+      } else writable.push(real);
+    }
+    const hidden: { path: string; directory: boolean }[] = [];
+    for (const path of options.hide) {
+      const real = await realOrNull(path);
+      if (real === null) continue; // nothing there to hide
+      const directory = (await Deno.stat(real)).isDirectory;
+      if (writable.includes(real)) {
+        throw new ConfigError(
+          `Invalid CC_EXECUTOR_WORKSPACE_ROOTS: ${real} is also the keys file, data ` +
+            "directory or hooks config, which the sandbox hides: choose a workspace root " +
+            "outside it (a directory inside it is fine)",
+        );
+      }
+      hidden.push({ path: real, directory });
+    }
+    const bwrapArgs = bwrapOptions({
+      network: options.network,
+      writable,
+      hidden,
+      capabilities: options.runAs ? ["CAP_SETUID", "CAP_SETGID"] : [],
+    });
+    // The namespaces alone first, for a clear message where there are none.
+    const bare = await tryRun(bwrap, ["--ro-bind", "/", "/", "--unshare-pid", "true"]);
+    if (bare !== null) {
+      throw new ConfigError(
+        `CC_EXECUTOR_SANDBOX=bwrap: bwrap cannot create namespaces here (${bare}). Run the ` +
+          "service as root, or allow unprivileged user namespaces (sysctl " +
+          "kernel.unprivileged_userns_clone=1, or on Ubuntu " +
+          `kernel.apparmor_restrict_unprivileged_userns=0), or in a container with --privileged ` +
+          FIX,
+      );
+    }
+    const sandbox = new Sandbox(bwrap, env, bwrapArgs, {
+      mode: "bwrap",
+      network: options.network,
+      writable,
+      hidden: hidden.map((h) => h.path),
+    });
+    const [first, ...rest] = launchArgv({
+      program: "true",
+      args: [],
+      cwd: "/",
+      sandbox,
+      runAs: options.runAs?.argv,
+    });
+    const whole = await tryRun(first!, rest);
+    if (whole !== null) {
+      throw new ConfigError(
+        `CC_EXECUTOR_SANDBOX=bwrap: the sandbox cannot run a command (${whole}) ${FIX}`,
+      );
+    }
+    return sandbox;
+  }
+
+  /** bwrap's argv for a command that starts in `cwd`, ending in `--`. */
+  argv(cwd: string | undefined): string[] {
+    return [this.#bwrap, ...this.#options, ...(cwd === undefined ? [] : ["--chdir", cwd]), "--"];
+  }
+
+  /** What `/health` reports. */
+  status(): SandboxStatus {
+    return structuredClone(this.#status);
+  }
+}

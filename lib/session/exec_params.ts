@@ -1,0 +1,128 @@
+/**
+ * The zod schemas of request params, shared by every protocol (the legacy
+ * JSON-RPC methods and the MCP tools), and the mapping of a validation
+ * failure to a -32602 error that names the field.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { InvalidParamsError } from "../errors.ts";
+
+/** A number of seconds, or a numeric string as Python would write one ("30", "2.5", "1e3", ".5"). */
+const SecondsText = z.union([
+  z.number(),
+  z.string().trim().regex(/^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i, "expected a number of seconds")
+    .transform(Number),
+]);
+
+/** Seconds: a positive number, a numeric string ("30"), or null for "not given". */
+const Seconds = SecondsText.pipe(z.number().positive("must be greater than 0").finite()).nullish();
+
+/** A time limit: as {@linkcode Seconds}, and 0 for "no automatic limit". */
+const Limit = SecondsText.pipe(z.number().nonnegative("must be 0 or more").finite()).nullish();
+
+const NoNul = (what: string) => z.string().refine((s) => !s.includes("\0"), `${what} contains NUL`);
+
+/** Params of `execute` (unknown params are ignored, as real clients send extras). */
+export const ExecuteParams = z.looseObject({
+  command: NoNul("command").optional().describe(
+    "Shell command line, run as `<shell> -c <command>`. Give this or `args`.",
+  ),
+  args: z.array(NoNul("argument")).min(1).optional().describe(
+    "argv array run without a shell; args[0] is the program. Give this or `command`.",
+  ),
+  timeout: Limit.describe(
+    "Time limit in seconds (paused time does not count). Absent or null: an automatic limit, " +
+      "learned from similar runs and never below `min-auto-timeout` (60 s by default); " +
+      "0: no automatic limit (only the server's `max-timeout` applies).",
+  ),
+  idle_timeout: Seconds.describe("End the run after this many seconds without output."),
+  cwd: NoNul("cwd").min(1).optional().describe("Working directory."),
+  env: z.record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"),
+    NoNul("env value"),
+  ).optional().describe("Extra environment variables for the child."),
+  stdin: z.string().optional().describe("Text written to stdin, which is then closed."),
+  framing: z.enum(["chunk", "line"]).optional().describe(
+    "`chunk` (default): whole lines coalesced; `line`: one line per message.",
+  ),
+  memory_max: z.number().int().positive("must be greater than 0").nullish().describe(
+    "Memory the whole run may use, swap included, in bytes; at most the server's `memory-max` " +
+      "(a larger value is refused). Past it the out-of-memory killer ends processes of the run. " +
+      "Needs cgroup containment with a memory controller (`/health` `containment`).",
+  ),
+  pids_max: z.number().int().positive("must be greater than 0").nullish().describe(
+    "Processes and threads the run may have at once; at most the server's `pids-max` (a larger " +
+      "value is refused). Past it fork fails. Needs a pids controller (`/health` `containment`).",
+  ),
+});
+
+/** Validated `execute` params. */
+export type ExecuteParams = z.infer<typeof ExecuteParams>;
+
+/** Params of `control`. */
+export const ControlParams = z.looseObject({
+  type: z.enum(["PAUSE", "RESUME", "CANCEL"]),
+  execution_id: z.string().optional(),
+});
+
+/** Validated `control` params. */
+export type ControlParams = z.infer<typeof ControlParams>;
+
+/** Params of `estimate` (and the MCP `estimate_timeout` tool). */
+export const EstimateParams = z.looseObject({
+  command: NoNul("command").min(1).optional().describe(
+    "The command line to estimate a time limit for. Give this or `args`.",
+  ),
+  args: z.array(NoNul("argument")).min(1).optional().describe(
+    "An argv (run without a shell) to estimate a time limit for. Give this or `command`.",
+  ),
+}).refine((p) => (p.command === undefined) !== (p.args === undefined), {
+  message: "give either command or args",
+  path: ["command"],
+});
+
+/** Params of `history`. */
+export const HistoryParams = z.looseObject({
+  limit: z.number().int().min(1).max(1000).default(20).describe("Records to return, newest first."),
+  class: z.string().min(1).optional().describe("Only runs of this command class."),
+});
+
+/**
+ * `params` without its null members: clients written in Python send
+ * `"cwd": None` for "not given", and no param gives null a meaning of its
+ * own (`timeout: null` is an automatic limit, as when it is absent).
+ */
+function withoutNulls(params: unknown): unknown {
+  if (typeof params !== "object" || params === null || Array.isArray(params)) return params;
+  return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== null));
+}
+
+/**
+ * Validates `params` against `schema`, or throws a -32602 error whose `data`
+ * says which field and why.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ControlParams, parseParams } from "./exec_params.ts";
+ * assert.throws(() => parseParams(ControlParams, { type: "STOP" }), (e: any) =>
+ *   e.code === -32602 && e.data.field === "type");
+ * ```
+ */
+export function parseParams<T extends z.ZodType>(schema: T, params: unknown): z.output<T> {
+  const result = schema.safeParse(withoutNulls(params ?? {}));
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.map(String).join(".") || "params";
+  throw new InvalidParamsError("Invalid params", {
+    data: {
+      field,
+      reason: issue.message,
+      issues: result.error.issues.map((i) => ({
+        field: i.path.map(String).join(".") || "params",
+        reason: i.message,
+      })),
+    },
+  });
+}

@@ -1,0 +1,319 @@
+/**
+ * One client connection's state: the executions it started, its quota, and
+ * when it was last active. Protocol-neutral: the legacy and MCP protocols
+ * both drive a Session.
+ *
+ * @module
+ */
+import type { Config } from "../config/config.ts";
+import { BusyError, CommandRefusedError, InvalidParamsError, NoProcessError } from "../errors.ts";
+import type { Execution, ExecutionLimits } from "../core/execution.ts";
+import type { ExecutionRegistry } from "../core/execution_registry.ts";
+import { logger } from "../log.ts";
+import { LOCAL, type Principal } from "../security/principal.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import { truncateText } from "../output/text_truncate.ts";
+import type { HookRunner } from "../ops/hooks.ts";
+import type { Sink } from "../core/sink.ts";
+import type { TimeLimits } from "../timing/time_limits.ts";
+import type { ExecSpec } from "../types.ts";
+
+/** What sessions share. */
+export interface SessionDeps {
+  registry: ExecutionRegistry;
+  metrics: Metrics;
+  /** Learned time limits and the history behind them. */
+  timeLimits: TimeLimits;
+  /** pre_execute hooks run in {@linkcode Session.start}. */
+  hooks: HookRunner;
+  config: Pick<
+    Config,
+    | "maxExecutionsPerSession"
+    | "chunkSize"
+    | "lineLimit"
+    | "flushInterval"
+    | "killGrace"
+    | "orphanGrace"
+    | "outputRetention"
+  >;
+}
+
+/** Closes the client's connection (code and reason as for a WebSocket close). */
+export type CloseConnection = (code: number, reason: string) => void;
+
+const log = logger("session");
+
+/** Longest command preview in a log line, in characters (cut on a code point boundary). */
+const PREVIEW_CHARS = 200;
+
+/**
+ * Logs in a later turn of the event loop. Deno writes a socket only once the
+ * current turn is over, so even the microseconds of a log call would hold
+ * back what this turn sends: the `execute` result, `process.completed`.
+ */
+function logLater(write: () => void): void {
+  setTimeout(write, 0);
+}
+
+/** The config as execution limits. */
+export function executionLimits(config: SessionDeps["config"]): ExecutionLimits {
+  return {
+    chunkSize: config.chunkSize,
+    lineLimit: config.lineLimit,
+    flushIntervalMs: config.flushInterval,
+    killGraceMs: config.killGrace * 1000,
+    orphanGraceMs: config.orphanGrace * 1000,
+    outputRetention: config.outputRetention,
+  };
+}
+
+/**
+ * A client session.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Session } from "./session.ts";
+ * import { ExecutionRegistry } from "../core/execution_registry.ts";
+ * import { Metrics } from "../ops/metrics.ts";
+ * import { HookRunner } from "../ops/hooks.ts";
+ * import { createStore } from "../store/store.ts";
+ * import { TimeLimits } from "../timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const timeLimits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
+ * const session = new Session({
+ *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
+ *   metrics: new Metrics(),
+ *   timeLimits,
+ *   hooks: HookRunner.none(),
+ *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
+ *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
+ * }, () => {});
+ * assert.equal(session.runningCount, 0);
+ * assert.throws(() => session.find(), { code: -32002 });
+ * await store.close();
+ * ```
+ */
+export class Session {
+  /** Session id, sent in `connected`. */
+  readonly id: string = crypto.randomUUID();
+  /** Wall-clock open time, ms since the epoch. */
+  readonly openedAt: number = Date.now();
+  /** Who the session acts for: it owns the session's executions and history. */
+  readonly principal: Principal;
+  readonly #deps: SessionDeps;
+  readonly #closeConnection: CloseConnection;
+  /** Executions of this session not yet ended, in start order. */
+  readonly #active = new Set<Execution>();
+  #lastActivity = performance.now();
+  #closed = false;
+  /** Starts waiting for pre_execute hooks: they hold a slot of the limit. */
+  #starting = 0;
+  /**
+   * Executions this session may run at once. Starts at the config's
+   * `maxExecutionsPerSession`; a protocol that runs several at once by
+   * design (MCP) raises it for its sessions.
+   */
+  maxExecutions: number;
+
+  /**
+   * Creates a session of `principal` (default `local`); `closeConnection`
+   * ends the client's connection.
+   */
+  constructor(deps: SessionDeps, closeConnection: CloseConnection, principal: Principal = LOCAL) {
+    this.#deps = deps;
+    this.principal = principal;
+    this.#closeConnection = closeConnection;
+    this.maxExecutions = deps.config.maxExecutionsPerSession;
+  }
+
+  /** Learned time limits (estimates, records). */
+  get timeLimits(): TimeLimits {
+    return this.#deps.timeLimits;
+  }
+
+  /** The configured hooks. */
+  get hooks(): HookRunner {
+    return this.#deps.hooks;
+  }
+
+  /** Executions running now. */
+  get runningCount(): number {
+    return this.#active.size;
+  }
+
+  /** Whether the session has been closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Milliseconds since the last message or the end of the last run. */
+  idleMs(now = performance.now()): number {
+    return now - this.#lastActivity;
+  }
+
+  /** Records activity (every incoming message). */
+  touch(): void {
+    this.#lastActivity = performance.now();
+  }
+
+  /**
+   * Runs the pre_execute hooks (their outcomes go to `sink`), then spawns an
+   * execution owned by this session. Call `run()` on it once the client has
+   * been told it started.
+   *
+   * @throws {BusyError} at the per-session limit.
+   * @throws {CommandRefusedError} when a required pre_execute hook failed.
+   * @throws {InvalidParamsError} when the program or directory does not exist.
+   */
+  /**
+   * Throws what {@linkcode start} would for a full or closed session, before
+   * a request is resolved: a client flooding a busy session costs a check,
+   * not a classification and an estimate per message.
+   *
+   * @throws {BusyError} at the per-session limit.
+   */
+  checkCapacity(): void {
+    if (this.#closed) throw new NoProcessError("Session is closed");
+    if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
+  }
+
+  async start(
+    spec: ExecSpec,
+    sink: Sink,
+    options: { id?: string; receivedAt?: number } = {},
+  ): Promise<Execution> {
+    if (this.#closed) throw new NoProcessError("Session is closed");
+    // Reserved before any await, so concurrent starts cannot overshoot the limit.
+    if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
+    const id = options.id ?? crypto.randomUUID();
+    this.#starting++;
+    let exec: Execution;
+    try {
+      await this.#preExecute(id, spec, sink);
+      if (this.#closed) throw new NoProcessError("Session is closed");
+      exec = this.#deps.registry.spawn({
+        ...options,
+        id,
+        sessionId: this.id,
+        principal: this.principal.id,
+        spec,
+        sink,
+        limits: executionLimits(this.#deps.config),
+        metrics: this.#deps.metrics,
+      });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        // The OS does not say which is missing when a cwd was given too.
+        const reason = spec.cwd === undefined
+          ? "program not found"
+          : "program or working directory not found";
+        throw new InvalidParamsError(`Cannot run '${spec.argv[0]}': ${reason}`, {
+          data: { field: spec.cwd === undefined ? "args" : "cwd", reason },
+        });
+      }
+      throw err;
+    } finally {
+      this.#starting--;
+    }
+    this.#active.add(exec);
+    // The principal's name, never its key.
+    const ids = { session: this.id, principal: this.principal.id, exec: exec.id, pid: exec.pid };
+    // The command, never its env (values may be secrets).
+    logLater(() =>
+      log.info("Started {exec} for {principal} (pid {pid}): {command}", {
+        ...ids,
+        command: truncateText(spec.display, PREVIEW_CHARS),
+      })
+    );
+    void exec.done.then((exit) => {
+      // At once: a request that follows `completed` must find the slot free.
+      this.#active.delete(exec);
+      this.touch();
+      logLater(() =>
+        log.info("Ended {exec}: {status} in {seconds}s", {
+          ...ids,
+          status: exit.status,
+          seconds: exit.executionTime,
+        })
+      );
+    });
+    return exec;
+  }
+
+  async #preExecute(id: string, spec: ExecSpec, sink: Sink): Promise<void> {
+    const hooks = this.#deps.hooks;
+    if (!hooks.has("pre_execute")) return;
+    const outcomes = await hooks.run("pre_execute", { executionId: id, command: spec.display });
+    for (const outcome of outcomes) sink.emit({ type: "hook", outcome });
+    const blocking = outcomes.find((o) => o.required && !o.ok);
+    if (blocking !== undefined) {
+      throw new CommandRefusedError(
+        `Required pre_execute hook '${blocking.name}' failed: ${blocking.error}`,
+        { data: { hook: blocking.name, status: blocking.status, exit_code: blocking.exitCode } },
+      );
+    }
+  }
+
+  /**
+   * The execution a control request is for: the one named, or else the most
+   * recently started one still running.
+   *
+   * @throws {NoProcessError} when there is none, or it has ended.
+   */
+  find(executionId?: string): Execution {
+    if (executionId !== undefined) {
+      const exec = this.get(executionId);
+      if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
+      if (!exec.active) throw new NoProcessError();
+      return exec;
+    }
+    let latest: Execution | undefined;
+    for (const exec of this.#active) latest = exec;
+    if (latest === undefined) throw new NoProcessError();
+    return latest;
+  }
+
+  /**
+   * This session's execution `executionId`, running or finished (while
+   * retained); for an admin, any execution. Another session's (or
+   * principal's) is undefined, exactly as an unknown id is.
+   */
+  get(executionId: string): Execution | undefined {
+    const exec = this.#deps.registry.get(executionId);
+    return exec !== undefined && this.#sees(exec) ? exec : undefined;
+  }
+
+  /**
+   * This session's executions, running and finished (while retained),
+   * oldest first; for an admin, every execution.
+   */
+  executions(): Execution[] {
+    return this.#deps.registry.list().filter((e) => this.#sees(e));
+  }
+
+  /** Whether this session may see and control `exec`. */
+  #sees(exec: Execution): boolean {
+    // Until runs outlive their sessions, a principal's runs are its sessions' runs.
+    return exec.sessionId === this.id || this.principal.admin;
+  }
+
+  /**
+   * Ends every execution of the session and waits until their process groups
+   * are gone; then, if `close` is given, closes the connection. Idempotent.
+   */
+  async end(
+    reason: "disconnect" | "shutdown",
+    close?: { code: number; reason: string },
+  ): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#active].map((e) => e.cancel(reason)));
+    if (close) this.#closeConnection(close.code, close.reason);
+  }
+
+  /** Closes the connection without waiting (idle expiry: nothing is running). */
+  closeConnection(code: number, reason: string): void {
+    this.#closeConnection(code, reason);
+  }
+}

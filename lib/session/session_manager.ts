@@ -1,0 +1,173 @@
+/**
+ * All sessions: the limit on how many, idle expiry, and draining at shutdown.
+ * Removal is one idempotent `Map.delete`, so expiry, disconnect and shutdown
+ * may race freely (the original popped sessions outside its lock and could
+ * raise on a concurrent removal).
+ *
+ * @module
+ */
+import { LOCAL, type Principal } from "../security/principal.ts";
+import { SessionLimitError } from "../errors.ts";
+import { type CloseConnection, Session, type SessionDeps } from "./session.ts";
+
+/** Limits of the manager. */
+export interface SessionManagerOptions {
+  maxSessions: number;
+  /** Sessions one principal may hold at once; 0 or absent: no limit but `maxSessions`. */
+  maxSessionsPerPrincipal?: number;
+  /** Idle time after which a session with nothing running is closed. */
+  sessionTimeoutMs: number;
+}
+
+/**
+ * Owns the sessions.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SessionManager } from "./session_manager.ts";
+ * import { ExecutionRegistry } from "../core/execution_registry.ts";
+ * import { Metrics } from "../ops/metrics.ts";
+ * import { HookRunner } from "../ops/hooks.ts";
+ * import { createStore } from "../store/store.ts";
+ * import { TimeLimits } from "../timing/time_limits.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
+ * const store = await createStore({ ephemeral: true });
+ * const timeLimits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
+ * const manager = new SessionManager({
+ *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
+ *   metrics: new Metrics(),
+ *   timeLimits,
+ *   hooks: HookRunner.none(),
+ *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
+ *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
+ * }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
+ * const session = manager.open(() => {});
+ * assert.throws(() => manager.open(() => {}), { code: -32003 });
+ * await manager.remove(session);
+ * await manager.remove(session); // idempotent
+ * assert.equal(manager.size, 0);
+ * await store.close();
+ * ```
+ */
+export class SessionManager {
+  readonly #sessions = new Map<string, Session>();
+  readonly #deps: SessionDeps;
+  readonly #options: SessionManagerOptions;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #draining = false;
+
+  /** Creates a manager with no sessions. */
+  constructor(deps: SessionDeps, options: SessionManagerOptions) {
+    this.#deps = deps;
+    this.#options = options;
+  }
+
+  /** Open sessions. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Whether shutdown has begun (new sessions are refused). */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** A session by id. */
+  get(id: string): Session | undefined {
+    return this.#sessions.get(id);
+  }
+
+  /**
+   * Opens a session of `principal` (default `local`).
+   *
+   * @throws {SessionLimitError} at the limit, or while draining.
+   */
+  open(closeConnection: CloseConnection, principal: Principal = LOCAL): Session {
+    const perPrincipal = this.#options.maxSessionsPerPrincipal ?? 0;
+    if (
+      this.#draining || this.#sessions.size >= this.#options.maxSessions ||
+      (perPrincipal > 0 && this.#count(principal) >= perPrincipal)
+    ) {
+      this.#deps.metrics.sessionsRefused++;
+      throw new SessionLimitError();
+    }
+    const session = new Session(this.#deps, closeConnection, principal);
+    this.#sessions.set(session.id, session);
+    this.#deps.metrics.sessionsOpened++;
+    return session;
+  }
+
+  /** Sessions of `principal` open now. */
+  #count(principal: Principal): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) if (s.principal.id === principal.id) n++;
+    return n;
+  }
+
+  /**
+   * Removes a session and ends its executions (client gone). Idempotent and
+   * safe to call concurrently with expiry and draining.
+   */
+  async remove(session: Session): Promise<void> {
+    this.#sessions.delete(session.id);
+    await session.end("disconnect");
+  }
+
+  /**
+   * Ends every session `keep` refuses (its key was revoked): its runs are
+   * canceled and its connection closed with 1008. Returns how many.
+   */
+  revoke(keep: (session: Session) => boolean): number {
+    let revoked = 0;
+    for (const session of [...this.#sessions.values()]) {
+      if (keep(session)) continue;
+      this.#sessions.delete(session.id);
+      revoked++;
+      void session.end("disconnect", { code: 1008, reason: "API key revoked" });
+    }
+    return revoked;
+  }
+
+  /** Closes sessions idle past the timeout with nothing running; returns how many. */
+  sweep(now = performance.now()): number {
+    let expired = 0;
+    for (const session of [...this.#sessions.values()]) {
+      if (session.runningCount > 0) continue;
+      if (session.idleMs(now) < this.#options.sessionTimeoutMs) continue;
+      if (!this.#sessions.delete(session.id)) continue;
+      expired++;
+      session.closeConnection(1000, "Session expired");
+      void session.end("disconnect");
+    }
+    this.#deps.registry.prune();
+    return expired;
+  }
+
+  /** Starts the periodic sweep. */
+  start(): void {
+    if (this.#sweeper !== undefined) return;
+    const every = Math.min(30_000, Math.max(50, this.#options.sessionTimeoutMs / 4));
+    this.#sweeper = setInterval(() => this.sweep(), every);
+  }
+
+  /**
+   * Shutdown: refuse new sessions, end every execution (clients get their
+   * `process.completed`), then close each connection with 1001.
+   */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    this.stop();
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.all(
+      sessions.map((s) => s.end("shutdown", { code: 1001, reason: "Server shutting down" })),
+    );
+  }
+
+  /** Stops the sweep timer. */
+  stop(): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+}

@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
+import { Metrics } from "../../lib/ops/metrics.ts";
+
+function spawn(registry: ExecutionRegistry, argv: string[]) {
+  return registry.spawn({
+    sessionId: null,
+    spec: {
+      argv,
+      display: argv.join(" "),
+      env: { PATH: "/usr/bin:/bin" },
+      timeout: null,
+      timeoutSource: "default",
+      idleTimeout: null,
+      framing: "chunk",
+    },
+    sink: { emit: () => {}, ready: () => Promise.resolve() },
+    limits: {
+      chunkSize: 1024,
+      lineLimit: 1024,
+      flushIntervalMs: 5,
+      killGraceMs: 500,
+      orphanGraceMs: 100,
+      outputRetention: 1024,
+    },
+    metrics: new Metrics(),
+  });
+}
+
+Deno.test("ExecutionRegistry tracks runs apart from sessions and keeps finished ones", async () => {
+  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 2 });
+  const runs = ["a", "b", "c"].map((x) => {
+    const e = spawn(registry, ["echo", x]);
+    e.run();
+    return e;
+  });
+  await Promise.all(runs.map((e) => e.done));
+  assert.equal(registry.runningCount, 0);
+  // Only the two most recently finished are retained.
+  assert.equal(registry.list().length, 2);
+  assert.equal(registry.get(runs[2]!.id)?.exit?.status, "completed");
+});
+
+Deno.test("ExecutionRegistry.prune() drops finished runs past their age", async () => {
+  const registry = new ExecutionRegistry({ retentionSeconds: 1, maxRetained: 100 });
+  const e = spawn(registry, ["true"]);
+  e.run();
+  await e.done;
+  assert.ok(registry.get(e.id));
+  registry.prune(Date.now() + 2000);
+  assert.equal(registry.get(e.id), undefined);
+});
+
+Deno.test("ExecutionRegistry.terminateAll() ends every running execution", async () => {
+  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
+  const a = spawn(registry, ["sleep", "1000"]);
+  const b = spawn(registry, ["sleep", "1000"]);
+  a.run();
+  b.run();
+  assert.equal(registry.runningCount, 2);
+  const exits = await registry.terminateAll();
+  assert.deepEqual(exits.map((x) => x.status), ["canceled", "canceled"]);
+  assert.equal(registry.runningCount, 0);
+});
+
+Deno.test("ExecutionRegistry keeps finished runs' output within a total budget", async () => {
+  const registry = new ExecutionRegistry({
+    retentionSeconds: 60,
+    maxRetained: 10,
+    maxRetainedOutput: 1500,
+  });
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    const e = spawn(registry, ["sh", "-c", "head -c 1000 /dev/zero | tr '\\0' x"]);
+    e.run();
+    await e.done;
+    runs.push(e);
+  }
+  // 3 x 1000 bytes > 1500: the two oldest lost their output, the newest kept it.
+  assert.deepEqual(runs.map((e) => e.output.bytes), [0, 0, 1000]);
+  assert.equal(registry.list().length, 3, "the runs themselves are still listed");
+  assert.equal(runs[0]!.output.next, 1000, "offsets survive the clearing");
+});
