@@ -6,7 +6,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Config } from "../lib/config/config.ts";
+import { type Config, ConfigError } from "../lib/config/config.ts";
 import { EventLoopLag } from "../lib/ops/event_loop_lag.ts";
 import { ExecutionRegistry } from "../lib/core/execution_registry.ts";
 import { logger } from "../lib/log.ts";
@@ -106,7 +106,14 @@ export async function startServer(
   // First, before anything is made: a sandbox that was asked for and cannot
   // work here stops the start. The data directory must exist to be hidden.
   if (config.sandbox !== "none" && !config.ephemeral) {
-    await Deno.mkdir(config.dataDir, { recursive: true });
+    try {
+      await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new ConfigError(
+        `CC_EXECUTOR_SANDBOX=bwrap: cannot create the data directory ${config.dataDir}, ` +
+          `which the sandbox must hide (${err instanceof Error ? err.message : String(err)})`,
+      );
+    }
   }
   const runAs = await RunAs.start(config.runAs, {
     workspaceRoots: config.workspaceRoots,
@@ -122,7 +129,9 @@ export async function startServer(
     mode: config.sandbox,
     network: config.sandboxNetwork,
     workspaceRoots: config.workspaceRoots,
-    hide: [config.apiKeysFile, config.dataDir, config.hooksConfig].filter((p) => p !== ""),
+    // With --ephemeral the data directory is neither used nor granted.
+    hide: [config.apiKeysFile, config.ephemeral ? "" : config.dataDir, config.hooksConfig]
+      .filter((p) => p !== ""),
     runAs,
   });
   if (sandbox !== null) {

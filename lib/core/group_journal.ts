@@ -236,7 +236,7 @@ export class GroupJournal {
   static open(options: GroupJournalOptions): GroupJournal {
     const journal = new GroupJournal(options);
     try {
-      Deno.mkdirSync(options.dir, { recursive: true });
+      Deno.mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     } catch {
       // Reported by the open below.
     }

@@ -148,7 +148,16 @@ export function launchArgv(steps: LaunchSteps): string[] {
       // On the same line: the command's own line numbers in errors stay as they were.
       return [program, "-c", join + check + script];
     }
-    // The cwd survives setpriv's exec: the check can run before it, as the service's user.
+    if (runAs.length > 0 && verify !== undefined) {
+      // Checked after setpriv, as the user: the service (root) may enter
+      // directories the user may not, and the command must not start in one.
+      const inner = script !== null
+        ? [program, "-c", cwdCheck(verify, program) + script]
+        : [WRAPPER_SHELL, "-c", `${cwdCheck(verify, WRAPPER_SHELL)}exec "$@"`, "sh", ...command];
+      return join === ""
+        ? [...runAs, ...inner]
+        : [WRAPPER_SHELL, "-c", `${join}exec "$@"`, "sh", ...runAs, ...inner];
+    }
     const check = verify === undefined ? "" : cwdCheck(verify, WRAPPER_SHELL);
     if (join === "" && check === "") return [...runAs, ...command];
     // The wrapping shell resets an inherited PWD that does not name its directory.

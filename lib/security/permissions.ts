@@ -13,6 +13,20 @@ import { isWildcardAddress } from "./host_check.ts";
 import { BWRAP_PATHS, ENV_PATHS } from "./sandbox.ts";
 import { SETPRIV_PATHS } from "./run_as.ts";
 
+/**
+ * `path` and, when it is a symlink (or under one), its real path too: Deno
+ * checks a grant against the path it is given, and the service resolves
+ * these (the sandbox mounts and hides real paths).
+ */
+function andReal(path: string): string[] {
+  try {
+    const real = Deno.realPathSync(path);
+    return real === path ? [path] : [path, real];
+  } catch {
+    return [path];
+  }
+}
+
 /** What the flags depend on (the sandbox settings may be left out: none). */
 export type PermissionConfig =
   & Partial<Pick<Config, "sandbox" | "runAs">>
@@ -108,13 +122,13 @@ export function requiredPermissions(
   // run-as (lib/security/run_as.ts): setpriv, found by stat; users and groups from getent or the files.
   const runAs = (config.runAs ?? "") !== "";
   if (runAs) read.push(...SETPRIV_PATHS, "/etc/passwd", "/etc/group");
-  if (config.apiKeysFile !== "") read.push(config.apiKeysFile);
-  if (config.hooksConfig !== "") read.push(config.hooksConfig);
-  read.push(...config.workspaceRoots);
+  if (config.apiKeysFile !== "") read.push(...andReal(config.apiKeysFile));
+  if (config.hooksConfig !== "") read.push(...andReal(config.hooksConfig));
+  read.push(...config.workspaceRoots.flatMap(andReal));
   // The embedded store, and with Redis too the crash journal (running/).
   if (!config.ephemeral) {
-    read.push(config.dataDir);
-    write.push(config.dataDir);
+    read.push(...andReal(config.dataDir));
+    write.push(...andReal(config.dataDir));
   }
   const net = [config.port === 0 ? host : `${host}:${config.port}`];
   const redis = config.redisUrl === "" ? null : redisHost(config.redisUrl);
@@ -156,7 +170,8 @@ export function requiredPermissions(
       "systemMemoryInfo",
       "cpus",
       ...(isWildcardAddress(config.host) ? ["networkInterfaces", "hostname"] : []),
-      ...(runAs ? ["uid"] : []),
+      // uid: the sandbox warns when commands would run as root.
+      ...(runAs || sandboxed ? ["uid"] : []),
     ],
   };
 }

@@ -134,6 +134,7 @@ export class RunAs {
       const entry = await lookUp("group", group);
       if (entry === null) throw invalid(`there is no group ${group} on this machine`);
       groupId = Number(entry[2]);
+      if (groupId === 0) throw invalid(`${group} is root's group (gid 0): name another group`);
     }
     const setpriv = firstRunnable(SETPRIV_PATHS);
     if (setpriv === null) {
@@ -167,6 +168,21 @@ export class RunAs {
     const roots = options.workspaceRoots ?? [];
     const keys = options.keysFile ? [options.keysFile] : [];
     const secret = options.private ?? [];
+    // The user may rename what is inside its roots: a keys file, hooks
+    // config or data directory there could be read or replaced (hooks run as
+    // root), whatever their own modes say.
+    const realRoots = await Promise.all(roots.map((r) => Deno.realPath(r).catch(() => r)));
+    for (const path of [...keys, ...secret]) {
+      const real = await Deno.realPath(path).catch(() => path);
+      const root = realRoots.find((r) => real === r || real.startsWith(`${r}/`));
+      if (root !== undefined) {
+        throw new ConfigError(
+          `CC_EXECUTOR_RUN_AS=${setting}: ${path} (the keys file, data directory or hooks ` +
+            `config) lies inside the workspace root ${root}, where commands can write: move it ` +
+            "out of the workspace roots",
+        );
+      }
+    }
     // One line per finding: "w <root>" not writable, "r <path>" readable.
     const script = "n=$1; shift; i=0; for p do i=$((i+1)); if [ $i -le $n ]; then " +
       '{ [ -w "$p" ] && [ -x "$p" ]; } || printf "w %s\\n" "$p"; ' +

@@ -84,6 +84,11 @@ export function bwrapOptions(layout: SandboxLayout): string[] {
     { path: "/dev", args: ["--dev", "/dev"], shows: false, hide: false },
     { path: "/proc", args: ["--proc", "/proc"], shows: false, hide: false },
     { path: "/tmp", args: ["--perms", "1777", "--tmpfs", "/tmp"], shows: false, hide: false },
+    // Without a network, the Unix sockets of the machine's daemons (docker,
+    // D-Bus, databases) live under /run: cover it too.
+    ...(layout.network === "none"
+      ? [{ path: "/run", args: ["--perms", "0755", "--tmpfs", "/run"], shows: false, hide: false }]
+      : []),
     ...layout.writable.map((r) => ({ path: r, args: ["--bind", r, r], shows: true, hide: false })),
     ...layout.hidden.map(({ path, directory }) => ({
       path,
@@ -152,6 +157,25 @@ export interface SandboxOptions {
   bwrapPaths?: readonly string[];
 }
 
+/** This process's uid; null where it may not be read. */
+function uidOrNull(): number | null {
+  try {
+    return Deno.uid();
+  } catch {
+    return null;
+  }
+}
+
+/** Whether anything is at `path` now (a dangling symlink counts). */
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function firstRunnable(paths: readonly string[]): string | null {
   for (const path of paths) {
     try {
@@ -164,27 +188,56 @@ function firstRunnable(paths: readonly string[]): string | null {
   return null;
 }
 
+/** The real path of `path`, or null when nothing is there. */
 async function realOrNull(path: string): Promise<string | null> {
   try {
     return await Deno.realPath(path);
-  } catch {
-    return null;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    // Anything else (permissions, Deno's grants): what it is cannot be told,
+    // so it cannot be hidden or mounted safely.
+    throw new ConfigError(
+      `CC_EXECUTOR_SANDBOX=bwrap: cannot resolve ${path} (${
+        err instanceof Error ? err.message : String(err)
+      }): give its real path (no symlink), readable by the service`,
+    );
   }
 }
 
-async function tryRun(program: string, args: string[]): Promise<string | null> {
+/** Whether `path` is a directory; a ConfigError when it cannot be looked at. */
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch (err) {
+    throw new ConfigError(
+      `CC_EXECUTOR_SANDBOX=bwrap: cannot look at ${path} (${
+        err instanceof Error ? err.message : String(err)
+      }), which the sandbox must hide`,
+    );
+  }
+}
+
+/** What the startup probe prints from inside the sandbox. */
+const PROBE_MARK = "cc-executor-sandbox-ok";
+
+/** Runs `program`; null when it succeeded (and printed `mark`, if given), else why not. */
+async function tryRun(program: string, args: string[], mark?: string): Promise<string | null> {
   try {
     const out = await new Deno.Command(program, {
       args,
       stdin: "null",
-      stdout: "null",
+      stdout: "piped",
       stderr: "piped",
       clearEnv: true,
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
     }).output();
-    return out.success
-      ? null
-      : new TextDecoder().decode(out.stderr).trim() || `exit code ${out.code}`;
+    if (!out.success) {
+      return new TextDecoder().decode(out.stderr).trim() || `exit code ${out.code}`;
+    }
+    if (mark !== undefined && !new TextDecoder().decode(out.stdout).includes(mark)) {
+      return "it exited without running the command, or / was writable inside";
+    }
+    return null;
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   }
@@ -206,13 +259,18 @@ export class Sandbox implements SandboxLauncher {
   /** The `env` program that sets SIGTERM's handling around bwrap. */
   readonly env: string;
   readonly #bwrap: string;
-  readonly #options: readonly string[];
+  readonly #layout: SandboxLayout;
+  #options: readonly string[];
+  /** How many hidden paths `#options` covers. */
+  #present: number;
   readonly #status: SandboxStatus;
 
-  private constructor(bwrap: string, env: string, options: string[], status: SandboxStatus) {
+  private constructor(bwrap: string, env: string, layout: SandboxLayout, status: SandboxStatus) {
     this.#bwrap = bwrap;
     this.env = env;
-    this.#options = options;
+    this.#layout = layout;
+    this.#options = bwrapOptions(layout);
+    this.#present = layout.hidden.length;
     this.#status = status;
   }
 
@@ -255,7 +313,7 @@ export class Sandbox implements SandboxLauncher {
     for (const path of options.hide) {
       const real = await realOrNull(path);
       if (real === null) continue; // nothing there to hide
-      const directory = (await Deno.stat(real)).isDirectory;
+      const directory = await isDirectory(real);
       if (writable.includes(real)) {
         throw new ConfigError(
           `Invalid CC_EXECUTOR_WORKSPACE_ROOTS: ${real} is also the keys file, data ` +
@@ -263,14 +321,31 @@ export class Sandbox implements SandboxLauncher {
             "outside it (a directory inside it is fine)",
         );
       }
+      const root = writable.find((r) => within(real, r));
+      if (root !== undefined) {
+        // Covered by a mount at its own path, it would still move with a
+        // directory above it that a command renames, uncovering it.
+        throw new ConfigError(
+          `${path} (the keys file, data directory or hooks config) lies inside the workspace ` +
+            `root ${root}, where commands can write: a command could rename a directory ` +
+            "above it and read or replace it. Move it out of the workspace roots",
+        );
+      }
       hidden.push({ path: real, directory });
     }
-    const bwrapArgs = bwrapOptions({
+    if (!options.runAs && uidOrNull() === 0) {
+      log.warning(
+        "Sandboxed commands run as uid 0 (without capabilities): files they create in the " +
+          "workspace roots are root's, and they can make them setuid, which works outside the " +
+          "sandbox; they also share root's kernel keyring. Set CC_EXECUTOR_RUN_AS as well",
+      );
+    }
+    const layout: SandboxLayout = {
       network: options.network,
       writable,
       hidden,
       capabilities: options.runAs ? ["CAP_SETUID", "CAP_SETGID"] : [],
-    });
+    };
     // The namespaces alone first, for a clear message where there are none.
     const bare = await tryRun(bwrap, ["--ro-bind", "/", "/", "--unshare-pid", "true"]);
     if (bare !== null) {
@@ -282,20 +357,22 @@ export class Sandbox implements SandboxLauncher {
           FIX,
       );
     }
-    const sandbox = new Sandbox(bwrap, env, bwrapArgs, {
+    const sandbox = new Sandbox(bwrap, env, layout, {
       mode: "bwrap",
       network: options.network,
       writable,
       hidden: hidden.map((h) => h.path),
     });
+    // A command through the whole of it, which must say from inside that it
+    // ran and that / is read-only: an exit status alone proves neither.
     const [first, ...rest] = launchArgv({
-      program: "true",
-      args: [],
+      program: "/bin/sh",
+      args: ["-c", `test -w / && exit 3; echo ${PROBE_MARK}`],
       cwd: "/",
       sandbox,
       runAs: options.runAs?.argv,
     });
-    const whole = await tryRun(first!, rest);
+    const whole = await tryRun(first!, rest, PROBE_MARK);
     if (whole !== null) {
       throw new ConfigError(
         `CC_EXECUTOR_SANDBOX=bwrap: the sandbox cannot run a command (${whole}) ${FIX}`,
@@ -304,8 +381,18 @@ export class Sandbox implements SandboxLauncher {
     return sandbox;
   }
 
-  /** bwrap's argv for a command that starts in `cwd`, ending in `--`. */
+  /**
+   * bwrap's argv for a command that starts in `cwd`, ending in `--`. A
+   * hidden path that is gone now (a keys file being rotated) is left out:
+   * bwrap cannot make a mount point on the read-only root, and nothing is
+   * there to hide.
+   */
   argv(cwd: string | undefined): string[] {
+    const present = this.#layout.hidden.filter((h) => exists(h.path));
+    if (present.length !== this.#present) {
+      this.#present = present.length;
+      this.#options = bwrapOptions({ ...this.#layout, hidden: present });
+    }
     return [this.#bwrap, ...this.#options, ...(cwd === undefined ? [] : ["--chdir", cwd]), "--"];
   }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { type ExecutorErrorOptions, InvalidParamsError } from "../errors.ts";
 
 /**
@@ -35,10 +35,32 @@ function isWithin(path: string, root: string): boolean {
   return r.length <= p.length && r.every((segment, i) => segment === p[i]);
 }
 
+/**
+ * Each root's real path, as first resolved. Kept: a command that may write
+ * where a root lies (its own directory in /tmp, its home) could otherwise
+ * swap the root itself for a symlink to / and move the workspace.
+ */
+const resolvedRoots = new Map<string, string>();
+
 /** Real paths of the roots that exist (a missing root contains nothing). */
 async function realRoots(roots: readonly string[]): Promise<string[]> {
-  const real = await Promise.all(roots.map((root) => Deno.realPath(root).catch(() => null)));
+  const real = await Promise.all(roots.map(async (root) => {
+    const known = resolvedRoots.get(root);
+    if (known !== undefined) return known;
+    const path = await Deno.realPath(root).catch(() => null);
+    if (path !== null) resolvedRoots.set(root, path);
+    return path;
+  }));
   return real.filter((root) => root !== null);
+}
+
+/** The real path of the nearest ancestor of `path` that exists, or null. */
+async function realAncestor(path: string): Promise<string | null> {
+  for (let dir = dirname(path);; dir = dirname(dir)) {
+    const real = await Deno.realPath(dir).catch(() => null);
+    if (real !== null) return real;
+    if (dir === dirname(dir)) return null;
+  }
 }
 
 function failure(err: unknown): WorkspaceError {
@@ -90,11 +112,14 @@ export async function resolveCwd(cwd: string, roots: readonly string[]): Promise
     real = await Deno.realPath(cwd);
   } catch (err) {
     // Say "outside" for a missing path outside the roots too, so clients
-    // cannot probe which paths exist elsewhere on the machine.
-    const lexical = resolve(cwd);
-    const lexicallyInside = allowed === null ||
-      roots.some((r) => isWithin(lexical, resolve(r))) || inside(lexical);
-    throw lexicallyInside ? failure(err) : cwdError("outside the workspace roots");
+    // cannot probe which paths exist elsewhere on the machine: judged by
+    // where its nearest existing ancestor really is, so a symlink inside a
+    // root that leads out is no way round.
+    if (allowed === null) throw failure(err);
+    const ancestor = await realAncestor(resolve(cwd));
+    throw ancestor !== null && inside(ancestor)
+      ? failure(err)
+      : cwdError("outside the workspace roots");
   }
   if (!inside(real)) throw cwdError("outside the workspace roots");
   let isDirectory: boolean;

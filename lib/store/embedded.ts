@@ -218,7 +218,7 @@ export class EmbeddedStore implements Store {
     if (!(retryMs > 0)) throw new RangeError(`retryMs must be positive, got ${retryMs}`);
     const store = new EmbeddedStore(options.path, bounds, retryMs);
     if (options.path !== ":memory:") {
-      await Deno.mkdir(dirname(options.path), { recursive: true }).catch(() => {});
+      await Deno.mkdir(dirname(options.path), { recursive: true, mode: 0o700 }).catch(() => {});
     }
     store.#reopen();
     return store;

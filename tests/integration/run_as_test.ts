@@ -237,6 +237,10 @@ runAsTest(
   "run-as under deno task start's scoped permissions; a root the user cannot write is named",
   async () => {
     const rootOwned = await Deno.realPath(await Deno.makeTempDir({ prefix: "cc-runas-root-" }));
+    // Root's, readable but not writable by the user; and a directory in it the user may not enter.
+    await Deno.chmod(rootOwned, 0o755);
+    await Deno.mkdir(`${rootOwned}/private/public`, { recursive: true });
+    await Deno.chmod(`${rootOwned}/private`, 0o700);
     try {
       const server = await spawnServer(
         { "run-as": NOBODY.user, "workspace-roots": rootOwned, ephemeral: "true" },
@@ -249,6 +253,13 @@ runAsTest(
         await client.next((m) => m.method === "connected");
         const r = await client.run({ args: ["id", "-u"] });
         assert.equal(r.stdout, `${NOBODY.uid}\n`, r.stderr);
+        // The service (root) could enter it; the command, as the user, may not start there.
+        for (const run of [{ args: ["id", "-u"] }, { command: "id -u" }]) {
+          const denied = await client.run({ ...run, cwd: `${rootOwned}/private/public` });
+          assert.equal(denied.completed.status, "failed");
+          assert.equal(denied.completed.exit_code, 126);
+          assert.equal(denied.stdout, "");
+        }
         await client.close();
       } finally {
         await server.stop();

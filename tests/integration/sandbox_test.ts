@@ -48,8 +48,11 @@ const BASH = ["/usr/bin/bash", "/bin/bash"].find((p) => {
 const sandboxTest = (name: string, fn: () => Promise<void>, ignore = false) =>
   Deno.test({ name, ignore: NO_BWRAP !== null || ignore, fn });
 
-async function health(httpUrl: string): Promise<Msg> {
-  return await fetch(`${httpUrl}/health`).then((r) => r.json());
+async function health(httpUrl: string, key?: string): Promise<Msg> {
+  const headers: Record<string, string> = key === undefined
+    ? {}
+    : { authorization: `Bearer ${key}` };
+  return await fetch(`${httpUrl}/health`, { headers }).then((r) => r.json());
 }
 
 /** A workspace root (real path) for one test, removed after it. */
@@ -331,52 +334,101 @@ sandboxTest("sandbox: time limits, stdin, exit codes and signals are as without 
 });
 
 sandboxTest(
-  "sandbox: the keys file and data directory are hidden, also inside a workspace root",
+  "sandbox: the keys file, data directory and hooks config are hidden; inside a workspace root they are refused",
   async () => {
     await withRoot(async (root) => {
-      // Both inside the root: the root is mounted first, then they are covered.
-      await Deno.mkdir(`${root}/data`);
-      await Deno.writeTextFile(`${root}/data/secret`, "data-secret");
-      await Deno.writeTextFile(`${root}/keys`, "key-secret\n");
-      // A root inside the data directory stays visible and writable.
-      const data2 = await Deno.realPath(await Deno.makeTempDir({ prefix: "cc-sbx-data-" }));
-      await Deno.mkdir(`${data2}/work`);
-      await Deno.writeTextFile(`${data2}/store-secret`, `{"hooks":{}}`);
+      // Outside the root: covered over. A root inside the data directory stays visible.
+      const data = await Deno.realPath(await Deno.makeTempDir({ prefix: "cc-sbx-data-" }));
+      await Deno.mkdir(`${data}/work`);
+      await Deno.writeTextFile(`${data}/secret`, "data-secret");
+      const conf = await Deno.realPath(await Deno.makeTempDir({ prefix: "cc-sbx-conf-" }));
+      await Deno.writeTextFile(`${conf}/keys`, "key-secret\n");
+      await Deno.writeTextFile(`${conf}/hooks.json`, `{"hooks":{}}`);
       try {
         await withServer({
           sandbox: "bwrap",
-          "workspace-roots": `${root},${data2}/work`,
-          "api-keys-file": `${root}/keys`,
-          "data-dir": `${root}/data`,
-          "hooks-config": `${data2}/store-secret`,
+          // The data directory is used, and so hidden, only when not ephemeral.
+          ephemeral: "false",
+          "workspace-roots": `${root},${data}/work`,
+          "api-keys-file": `${conf}/keys`,
+          "data-dir": data,
+          "hooks-config": `${conf}/hooks.json`,
         }, async (server) => {
-          const client = await TestClient.open(server);
+          const client = await TestClient.connect(server.wsUrl, undefined, {
+            authorization: "Bearer key-secret",
+          });
+          await client.next();
           const r = await client.run({
-            command: `cat ${root}/keys; ls -A ${root}/data; cat ${data2}/store-secret; ` +
-              `echo ok > ${data2}/work/f && cat ${data2}/work/f`,
+            command: `cat ${conf}/keys; cat ${conf}/hooks.json; cat ${data}/secret; ` +
+              `echo ok > ${data}/work/f && cat ${data}/work/f`,
           });
           assert.equal(r.stdout, "ok\n", r.stderr);
-          const status = (await health(server.httpUrl)).sandbox;
+          const status = (await health(server.httpUrl, "key-secret")).sandbox;
           assert.deepEqual(
             status.hidden.sort(),
-            [`${root}/data`, `${root}/keys`, `${data2}/store-secret`].sort(),
+            [data, `${conf}/keys`, `${conf}/hooks.json`].sort(),
           );
           await client.close();
         });
-        assert.equal(await Deno.readTextFile(`${data2}/work/f`), "ok\n");
+        assert.equal(await Deno.readTextFile(`${data}/work/f`), "ok\n");
+        // Inside a root, a command could rename a directory above the cover
+        // and reach what it hides: each of them is refused at startup.
+        await Deno.mkdir(`${root}/secret/deeper`, { recursive: true });
+        await Deno.writeTextFile(`${root}/secret/deeper/keys`, "k\n");
+        for (
+          const flags of [
+            { "api-keys-file": `${root}/secret/deeper/keys` },
+            { "data-dir": `${root}/secret` },
+            { "hooks-config": `${root}/secret/deeper/keys` },
+          ] as Record<string, string>[]
+        ) {
+          await assert.rejects(
+            testServer({ sandbox: "bwrap", "workspace-roots": root, ephemeral: "false", ...flags }),
+            (err: unknown) =>
+              err instanceof ConfigError && /lies inside the workspace root/.test(err.message),
+            JSON.stringify(flags),
+          );
+        }
       } finally {
-        await Deno.remove(data2, { recursive: true });
+        await Deno.remove(data, { recursive: true });
+        await Deno.remove(conf, { recursive: true });
       }
     });
   },
 );
+
+Deno.test("Sandbox.start() refuses a bwrap that exits 0 without running the command", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cc-fake-bwrap-" });
+  try {
+    await Deno.writeTextFile(`${dir}/bwrap`, "#!/bin/sh\nexit 0\n");
+    await Deno.chmod(`${dir}/bwrap`, 0o755);
+    await assert.rejects(
+      Sandbox.start({
+        mode: "bwrap",
+        network: "host",
+        workspaceRoots: [],
+        hide: [],
+        bwrapPaths: [`${dir}/bwrap`],
+      }),
+      (err: unknown) =>
+        err instanceof ConfigError && /without running the command/.test(err.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 sandboxTest(
   "sandbox: a workspace root that is the data directory is refused at startup",
   async () => {
     await withRoot(async (root) => {
       await assert.rejects(
-        testServer({ sandbox: "bwrap", "workspace-roots": root, "data-dir": root }),
+        testServer({
+          sandbox: "bwrap",
+          "workspace-roots": root,
+          "data-dir": root,
+          ephemeral: "false",
+        }),
         (err: unknown) => err instanceof ConfigError && /hides/.test(err.message),
       );
     });
