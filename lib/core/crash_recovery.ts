@@ -31,7 +31,7 @@ import {
 import type { Execution } from "./execution.ts";
 import type { GroupTracker } from "./execution_registry.ts";
 import { logger } from "../log.ts";
-import { signalGroup } from "../process/process_group.ts";
+import { signalGroup } from "../process/group_signal.ts";
 import { bootId, type ProcStat, readStats, StartClock } from "../process/proc_stat.ts";
 import { type ExecutionRecord, type Store, StoreUnavailableError } from "../store/store.ts";
 import { classify, type CommandLine } from "../timing/classify.ts";
