@@ -1,8 +1,11 @@
 /**
- * The only module that spawns processes or sends signals. Each command runs
- * as the leader of its own session and process group (pgid = pid), and every
- * signal goes to the whole group, so grandchildren of `sh -c` are paused,
- * resumed and killed with it.
+ * Where every command a client or a hook asks for is spawned and signalled.
+ * Each runs as the leader of its own session and process group (pgid = pid),
+ * and every signal goes to the whole group, so grandchildren of `sh -c` are
+ * paused, resumed and killed with it. The short-lived helpers the service
+ * runs for itself (`nvidia-smi` in lib/ops/monitor.ts, `getent`, sandbox
+ * and run-as probes, the cgroup helper shell, `kill`, `ps`, `cat`) are
+ * spawned by the modules that need them.
  *
  * The new session comes from `setsid` (util-linux) spawned plainly, which
  * calls setsid() and then execs the command in the same process. Deno's
