@@ -23,7 +23,7 @@
  *
  * @module
  */
-import type { RunCgroup } from "./cgroup.ts";
+import type { RunCgroup } from "./run_cgroup.ts";
 import { type ChildConfinement, commandStatus, launchArgv } from "./launch.ts";
 import {
   confinedProgram,
