@@ -21,13 +21,8 @@
  *
  * @module
  */
-import {
-  DeadJournal,
-  GroupJournal,
-  type GroupRecord,
-  journalFiles,
-  type JournalHealth,
-} from "./group_journal.ts";
+import { DeadJournal, journalFiles } from "./dead_journal.ts";
+import { GroupJournal, type GroupRecord, type JournalHealth } from "./group_journal.ts";
 import type { Execution } from "./execution.ts";
 import type { GroupTracker } from "./execution_registry.ts";
 import { logger } from "../log.ts";
