@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  checkArgv,
-  checkCommand,
-  CommandPolicyError,
-  ShellWordsError,
-  splitShellWords,
-} from "../../lib/security/command_policy.ts";
+import { checkArgv, checkCommand, CommandPolicyError } from "../../lib/security/command_policy.ts";
+import { ShellWordsError, splitShellWords } from "../../lib/security/shell_words.ts";
 
 /** Quotes a word for sh so it is taken literally, whatever it contains. */
 const singleQuote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`;
