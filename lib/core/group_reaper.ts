@@ -38,7 +38,7 @@ export type ReaperFactory = (
  * is reaped by `groups` as before.
  *
  * @param groups The reaper of process groups (e.g. {@linkcode ProcessGroupReaper.forRecords}).
- * @param killCgroup Ends everything in a cgroup and removes it (lib/process/cgroup.ts).
+ * @param killCgroup Ends everything in a cgroup and removes it (lib/process/cgroup_reap.ts).
  * @example
  * ```ts
  * import assert from "node:assert/strict";

@@ -66,7 +66,10 @@ export const COLUMNS =
   "execution_id, pgid, pid, start_lo, start_hi, boot_id, cgroup, started_at, " +
   "command, limit_class, line, timeout_s, timeout_source, principal";
 
-/** Longest command kept (as the store keeps it). */
+/**
+ * Longest command kept, in UTF-16 code units: the store's bound too
+ * (lib/store/_common.ts), though the store marks its own cut with "…".
+ */
 const MAX_COMMAND_CHARS = 8192;
 
 export function row(r: GroupRecord): (string | number | null)[] {

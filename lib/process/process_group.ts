@@ -16,7 +16,7 @@
  * The steps around a command (cgroup join, sandbox, run-as user, working
  * directory check) are laid out by lib/process/launch.ts.
  *
- * Given a cgroup (lib/process/cgroup.ts), the command joins it before it runs, and
+ * Given a cgroup (lib/process/run_cgroup.ts), the command joins it before it runs, and
  * the cgroup reaches what leaves the group: SIGSTOP and SIGCONT go to every
  * process in it, SIGKILL is also a `cgroup.kill`, and terminate() ends it
  * once the group is gone.
@@ -53,7 +53,7 @@ export interface SpawnOptions {
   env: Readonly<Record<string, string>>;
   /** Open a stdin pipe; otherwise stdin is /dev/null. */
   stdin: boolean;
-  /** The run's own cgroup (lib/process/cgroup.ts), joined before the command runs and ended by terminate(). */
+  /** The run's own cgroup (lib/process/run_cgroup.ts), joined before the command runs and ended by terminate(). */
   cgroup?: RunCgroup | undefined;
   /**
    * The sandbox and run-as user every command runs under (lib/process/launch.ts);
