@@ -21,7 +21,7 @@ export const EMPTY_WAIT_MS = 5000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Every cgroup directory at and below `path`, deepest first. */
-export async function subtree(fs: CgroupFs, path: string): Promise<string[]> {
+async function subtree(fs: CgroupFs, path: string): Promise<string[]> {
   const below: string[] = [];
   for (const name of await fs.dirs(path) ?? []) below.push(...await subtree(fs, join(path, name)));
   return [...below, path];

@@ -5,6 +5,7 @@
  * @module
  */
 import { granted } from "./program.ts";
+import { procReadable } from "./proc_stat.ts";
 
 /** Signals the service sends. */
 export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
@@ -102,12 +103,8 @@ export async function groupPids(pgid: number): Promise<number[]> {
 let censusSource: "proc" | "ps" | "none" | undefined;
 
 function probeCensusSource(): "proc" | "ps" | "none" {
-  try {
-    Deno.readTextFileSync("/proc/self/stat");
-    return "proc";
-  } catch {
-    // NotCapable without --allow-all; no /proc at all off Linux.
-  }
+  // Unreadable: NotCapable without --allow-all; no /proc at all off Linux.
+  if (procReadable()) return "proc";
   return granted({ name: "run", command: "ps" }) ? "ps" : "none";
 }
 

@@ -41,6 +41,7 @@ import {
   signalGroup,
 } from "./group_signal.ts";
 import { recheckCwdSync } from "../security/workspace.ts";
+import { settlesWithin } from "../async.ts";
 
 export { groupPids, type GroupSignal, signalGroup } from "./group_signal.ts";
 
@@ -70,19 +71,11 @@ export interface SpawnOptions {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** The same when every check runs the kill program (a scoped --allow-run). */
+/**
+ * How often termination checks whether the group is gone when every check
+ * runs the kill program (a scoped --allow-run); else {@linkcode PROBE_INTERVAL_MS}.
+ */
 const KILL_COMMAND_PROBE_INTERVAL_MS = 100;
-
-/** Whether `promise` settles within `ms`; the timer is cleared either way. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
 
