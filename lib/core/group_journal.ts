@@ -19,6 +19,10 @@
  * {@linkcode GroupJournal.health}, and writes them all again as soon as it
  * can (on the next change, or every `retryMs`).
  *
+ * This module is the live journal; a record and its row are
+ * lib/core/group_record.ts, and the journals of dead instances, claimed for
+ * reaping, are lib/core/dead_journal.ts.
+ *
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -26,7 +30,7 @@ import { sqliteReason as reasonOf } from "../store/sqlite.ts";
 import { logger } from "../log.ts";
 import { COLUMNS, type GroupRecord, openLocked, removeFiles, row } from "./group_record.ts";
 
-export type { GroupRecord, InstanceInfo } from "./group_record.ts";
+export type { GroupRecord } from "./group_record.ts";
 
 const log = logger("crash-journal");
 
