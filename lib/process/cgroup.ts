@@ -19,10 +19,10 @@
  * This module holds the server's {@linkcode Containment}; the layout is read
  * by lib/process/cgroup_layout.ts, a run's cgroups are
  * lib/process/run_cgroup.ts, and killing and reaping are
- * lib/process/cgroup_reap.ts (all re-exported here).
+ * lib/process/cgroup_reap.ts.
  *
  * For crash recovery: {@linkcode killCgroup} ends a recorded run cgroup (a
- * path of `Execution.cgroups`), and {@linkcode reapStaleCgroups} ends the
+ * path of `Execution.cgroups`), and `reapStaleCgroups()` ends the
  * instances left by servers that are gone; the server reaps at startup.
  *
  * @module
@@ -37,9 +37,9 @@ import { ConfigError } from "../config/config.ts";
 import { logger } from "../log.ts";
 import type { CgroupController, CgroupPlacement } from "../types.ts";
 
-export { type CgroupLayout, CONTROLLERS, detectLayout } from "./cgroup_layout.ts";
-export { killCgroup, reapStaleCgroups } from "./cgroup_reap.ts";
-export { RunCgroup, type RunCgroupSpec } from "./run_cgroup.ts";
+// What callers outside lib/process use, from the one module they know.
+export { killCgroup } from "./cgroup_reap.ts";
+export { RunCgroup } from "./run_cgroup.ts";
 
 const log = logger("cgroup");
 
@@ -247,7 +247,7 @@ export class Containment {
   /**
    * Ends the instances of other servers in this server's roots (every
    * hierarchy): those not in `liveInstanceIds`, or when it is not given,
-   * those whose server process is gone. See {@linkcode reapStaleCgroups}.
+   * those whose server process is gone. See `reapStaleCgroups()`.
    *
    * @returns the instance ids reaped (once per hierarchy they were found in).
    */
