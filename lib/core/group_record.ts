@@ -9,6 +9,8 @@ import { LOCAL } from "../security/principal.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { openExclusive } from "../store/sqlite.ts";
 import type { TimeoutSource } from "../types.ts";
+// The store's bound, in UTF-16 code units; the store marks its own cut with "…".
+import { MAX_COMMAND_CHARS } from "../store/store.ts";
 
 /** One running process group, as the journal keeps it. */
 export interface GroupRecord {
@@ -65,12 +67,6 @@ const ADDED = { groups: { principal: "TEXT" } };
 export const COLUMNS =
   "execution_id, pgid, pid, start_lo, start_hi, boot_id, cgroup, started_at, " +
   "command, limit_class, line, timeout_s, timeout_source, principal";
-
-/**
- * Longest command kept, in UTF-16 code units: the store's bound too
- * (lib/store/_common.ts), though the store marks its own cut with "…".
- */
-const MAX_COMMAND_CHARS = 8192;
 
 export function row(r: GroupRecord): (string | number | null)[] {
   return [
