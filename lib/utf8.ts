@@ -89,3 +89,57 @@ export function utf8Tail(s: string, maxBytes: number): string {
   const over = utf8Length(s) - maxBytes;
   return over <= 0 ? s : utf8DropFront(s, over).text;
 }
+
+const isContinuation = (byte: number) => (byte & 0xc0) === 0x80;
+
+/**
+ * Where bytes `[start, end)` of UTF-8 text may be cut: `end`, or, when the
+ * last character in the range is incomplete, its lead byte (`end` again
+ * when no lead byte is within three bytes: there is nothing to keep whole).
+ * `byteAt(i)` reads byte `i`, so any byte store can be cut this way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8Boundary } from "./utf8.ts";
+ * const bytes = new TextEncoder().encode("a€"); // 61 e2 82 ac
+ * assert.equal(utf8Boundary((i) => bytes[i]!, 0, 4), 4);
+ * assert.equal(utf8Boundary((i) => bytes[i]!, 0, 3), 1);
+ * ```
+ */
+export function utf8Boundary(
+  byteAt: (index: number) => number,
+  start: number,
+  end: number,
+): number {
+  let i = end - 1;
+  // Step back over at most three continuation bytes (10xxxxxx) to the lead byte.
+  while (i >= start && i > end - 4 && isContinuation(byteAt(i))) i--;
+  if (i < start) return end;
+  const lead = byteAt(i);
+  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return length > 1 && i + length > end ? i : end;
+}
+
+/**
+ * `offset`, or past the continuation bytes (at most three) that follow it
+ * before `end`: where the next character of UTF-8 text starts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8NextStart } from "./utf8.ts";
+ * const bytes = new TextEncoder().encode("€a"); // e2 82 ac 61
+ * assert.equal(utf8NextStart((i) => bytes[i]!, 1, 4), 3);
+ * assert.equal(utf8NextStart((i) => bytes[i]!, 0, 4), 0);
+ * ```
+ */
+export function utf8NextStart(
+  byteAt: (index: number) => number,
+  offset: number,
+  end: number,
+): number {
+  let at = offset;
+  while (at < end && at - offset < 3 && isContinuation(byteAt(at))) at++;
+  return at;
+}

@@ -8,10 +8,10 @@
  * pid) is killed, paused groups included, and every recorded execution goes
  * into the history with status `lost`.
  *
- * How a recorded group is ended is a {@linkcode GroupReaper}; the one here
- * signals the process group. A reaper for per-execution cgroups can wrap it
- * (kill the cgroup when `record.cgroup` is set, else delegate) and be passed
- * as `reaper` to {@linkcode CrashRecovery.start}.
+ * How a recorded group is ended is a {@linkcode GroupReaper}
+ * (lib/core/group_reaper.ts); the default signals the process group. A
+ * reaper for per-execution cgroups wraps it ({@linkcode withCgroups}) and is
+ * passed as `reaper` to {@linkcode CrashRecovery.start}.
  *
  * `setpriv --pdeathsig KILL` is not used, though it does fire from Deno's
  * spawn here (the direct child dies within milliseconds of a SIGKILL to the
@@ -21,147 +21,30 @@
  *
  * @module
  */
+import { DeadJournal, journalFiles } from "./dead_journal.ts";
+import { GroupJournal, type GroupRecord, type JournalHealth } from "./group_journal.ts";
 import {
-  DeadJournal,
-  GroupJournal,
-  type GroupRecord,
-  journalFiles,
-  type JournalHealth,
-} from "./group_journal.ts";
+  type GroupReaper,
+  ProcessGroupReaper,
+  type ReaperFactory,
+  type ReapOutcome,
+} from "./group_reaper.ts";
 import type { Execution } from "./execution.ts";
 import type { GroupTracker } from "./execution_registry.ts";
 import { logger } from "../log.ts";
-import { signalGroup } from "../process/process_group.ts";
-import { bootId, type ProcStat, readStats, StartClock } from "../process/proc_stat.ts";
+import { bootId, StartClock } from "../process/proc_stat.ts";
 import { type ExecutionRecord, type Store, StoreUnavailableError } from "../store/store.ts";
 import { classify, type CommandLine } from "../timing/classify.ts";
 
+export {
+  type GroupReaper,
+  ProcessGroupReaper,
+  type ReaperFactory,
+  type ReapOutcome,
+  withCgroups,
+} from "./group_reaper.ts";
+
 const log = logger("crash-recovery");
-
-/** What a reaper did with a recorded group. */
-export type ReapOutcome =
-  /** It was still the recorded group, and has been sent SIGKILL. */
-  | { result: "killed" }
-  /** Its leader is no longer running. */
-  | { result: "gone" }
-  /** Something else runs under that pid now (or it is another boot's): left alone. */
-  | { result: "not_ours"; why: string };
-
-/** Ends a group a dead server left running, if it can prove it is that group. */
-export interface GroupReaper {
-  /** Kills what `record` describes if it is still that; never anything else. */
-  kill(record: GroupRecord): Promise<ReapOutcome>;
-}
-
-/** Makes the reaper for a dead instance's records (it may read them all at once first). */
-export type ReaperFactory = (
-  records: readonly GroupRecord[],
-  bootId: string,
-) => Promise<GroupReaper>;
-
-/**
- * A reaper that also ends each record's cgroup, when it has one: a cgroup
- * is the run's own (named by its execution id), so whatever is in it,
- * escapees included, is killed without proving a pid. The process group
- * is reaped by `groups` as before.
- *
- * @param groups The reaper of process groups (e.g. {@linkcode ProcessGroupReaper.forRecords}).
- * @param killCgroup Ends everything in a cgroup and removes it (lib/process/cgroup.ts).
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { withCgroups } from "./crash_recovery.ts";
- * const killed: string[] = [];
- * const factory = withCgroups(
- *   () => Promise.resolve({ kill: () => Promise.resolve({ result: "gone" as const }) }),
- *   (path) => (killed.push(path), Promise.resolve(true)),
- * );
- * const record = { cgroup: "/sys/fs/cgroup/x/e" } as Parameters<
- *   Awaited<ReturnType<typeof factory>>["kill"]
- * >[0];
- * const outcome = await (await factory([record], "boot")).kill(record);
- * assert.deepEqual([outcome.result, killed], ["killed", ["/sys/fs/cgroup/x/e"]]);
- * ```
- */
-export function withCgroups(
-  groups: ReaperFactory,
-  killCgroup: (path: string) => Promise<boolean>,
-): ReaperFactory {
-  return async (records, bootId) => {
-    const inner = await groups(records, bootId);
-    return {
-      async kill(record) {
-        const outcome = await inner.kill(record);
-        if (record.cgroup === null) return outcome;
-        const ended = await killCgroup(record.cgroup).catch(() => false);
-        return ended && outcome.result === "gone" ? { result: "killed" } : outcome;
-      },
-    };
-  };
-}
-
-/**
- * Reaps process groups: a group is killed only when its leader, read from
- * /proc (or through `cat`), has the recorded boot and start time. A stopped
- * group needs no SIGCONT to die of SIGKILL; it gets one anyway, after.
- *
- * A group whose leader has exited is not touched even if members remain:
- * its pgid can no longer be tied to the run for certain (a per-execution
- * cgroup can).
- *
- * @example A record for a live process with a wrong start time is refused
- * ```ts
- * import assert from "node:assert/strict";
- * import { ProcessGroupReaper } from "./crash_recovery.ts";
- * const record = {
- *   executionId: "e", pgid: Deno.pid, pid: Deno.pid, startLo: 1, startHi: 2, bootId: "b",
- *   cgroup: null, startedAt: 0, command: "x", limitClass: null, line: null, timeoutS: null,
- *   timeoutSource: "default" as const, principal: "local",
- * };
- * const reaper = await ProcessGroupReaper.forRecords([record], "b");
- * assert.equal((await reaper.kill(record)).result, "not_ours");
- * ```
- */
-export class ProcessGroupReaper implements GroupReaper {
-  readonly #stats: Map<number, ProcStat>;
-  readonly #bootId: string;
-
-  private constructor(stats: Map<number, ProcStat>, boot: string) {
-    this.#stats = stats;
-    this.#bootId = boot;
-  }
-
-  /** Reads the leaders of `records` (one `cat` at most) for a reaper of them. */
-  static async forRecords(
-    records: readonly GroupRecord[],
-    boot: string,
-  ): Promise<ProcessGroupReaper> {
-    const pids = [...new Set(records.filter((r) => r.bootId === boot).map((r) => r.pid))];
-    return new ProcessGroupReaper(await readStats(pids), boot);
-  }
-
-  /** SIGKILL then SIGCONT to the group, if its leader is the recorded one. */
-  async kill(record: GroupRecord): Promise<ReapOutcome> {
-    if (record.bootId !== this.#bootId) {
-      return { result: "not_ours", why: "recorded in another boot" };
-    }
-    const stat = this.#stats.get(record.pid);
-    if (stat === undefined || stat.state === "Z" || stat.state === "X") return { result: "gone" };
-    if (!StartClock.matches({ lo: record.startLo, hi: record.startHi }, stat.startTicks)) {
-      return {
-        result: "not_ours",
-        why: `pid ${record.pid} started at tick ${stat.startTicks}, ` +
-          `not ${record.startLo}..${record.startHi}: reused`,
-      };
-    }
-    if (stat.pgid !== record.pgid) {
-      return { result: "not_ours", why: `pid ${record.pid} is in group ${stat.pgid}` };
-    }
-    const killed = await signalGroup(record.pgid, "SIGKILL");
-    await signalGroup(record.pgid, "SIGCONT");
-    return killed ? { result: "killed" } : { result: "gone" };
-  }
-}
 
 /** Crash recovery's part of `/health`. */
 export interface RecoveryHealth {

@@ -19,48 +19,20 @@
  * {@linkcode GroupJournal.health}, and writes them all again as soon as it
  * can (on the next change, or every `retryMs`).
  *
+ * This module is the live journal; a record and its row are
+ * lib/core/group_record.ts, and the journals of dead instances, claimed for
+ * reaping, are lib/core/dead_journal.ts.
+ *
  * @module
  */
-import { LOCAL } from "../security/principal.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openExclusive, sqliteReason as reasonOf } from "../store/sqlite.ts";
+import { sqliteReason as reasonOf } from "../store/sqlite.ts";
 import { logger } from "../log.ts";
-import type { TimeoutSource } from "../types.ts";
+import { COLUMNS, type GroupRecord, openLocked, removeFiles, row } from "./group_record.ts";
+
+export type { GroupRecord } from "./group_record.ts";
 
 const log = logger("crash-journal");
-
-/** One running process group, as the journal keeps it. */
-export interface GroupRecord {
-  /** The execution that started it (`execution_id` on the wire). */
-  executionId: string;
-  /** Process group id (the leader's pid: each command leads its own session and group). */
-  pgid: number;
-  /** Leader's pid. */
-  pid: number;
-  /** The leader's start time, clock ticks since boot: at least this... */
-  startLo: number;
-  /** ...and at most this (equal when read from /proc; see lib/process/proc_stat.ts). */
-  startHi: number;
-  /** The boot the ticks count from. */
-  bootId: string;
-  /**
-   * The execution's own cgroup, when it has one (`/sys/fs/cgroup/...`); a
-   * reaper for cgroups can then end everything in it, escaped or not.
-   */
-  cgroup: string | null;
-  /** Wall-clock start, ms since the epoch. */
-  startedAt: number;
-  /** What was run (the command string, or argv joined), for the `lost` record. */
-  command: string;
-  /** The command class whose automatic limit applied, if any; else derived from `line`. */
-  limitClass: string | null;
-  /** What the client asked to run, as classified (JSON of a string or string array), if not `command`. */
-  line: string | null;
-  timeoutS: number | null;
-  timeoutSource: TimeoutSource;
-  /** Who started it (lib/security/principal.ts); journals of older versions have none: `local`. */
-  principal: string;
-}
 
 /** Journal health, for `/health`. */
 export interface JournalHealth {
@@ -73,13 +45,6 @@ export interface JournalHealth {
   tracked: number;
 }
 
-/** What a journal file's instance was, for logs. */
-export interface InstanceInfo {
-  instance: string;
-  pid: number | null;
-  startedAt: number | null;
-}
-
 /** Options for {@linkcode GroupJournal.open}. */
 export interface GroupJournalOptions {
   /** Directory of the journals (created if missing), e.g. `<data dir>/running`. */
@@ -88,93 +53,6 @@ export interface GroupJournalOptions {
   instance: string;
   /** While writes fail, how often to try again, ms. */
   retryMs: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS groups (
-  execution_id TEXT PRIMARY KEY, pgid INTEGER NOT NULL, pid INTEGER NOT NULL,
-  start_lo INTEGER NOT NULL, start_hi INTEGER NOT NULL, boot_id TEXT NOT NULL,
-  cgroup TEXT, started_at INTEGER NOT NULL, command TEXT NOT NULL, limit_class TEXT,
-  line TEXT, timeout_s REAL, timeout_source TEXT NOT NULL, principal TEXT) WITHOUT ROWID;
-`;
-
-/** Columns a journal left by an older version lacks. */
-const ADDED = { groups: { principal: "TEXT" } };
-
-const COLUMNS = "execution_id, pgid, pid, start_lo, start_hi, boot_id, cgroup, started_at, " +
-  "command, limit_class, line, timeout_s, timeout_source, principal";
-
-/** Longest command kept (as the store keeps it). */
-const MAX_COMMAND_CHARS = 8192;
-
-function row(r: GroupRecord): (string | number | null)[] {
-  return [
-    r.executionId,
-    r.pgid,
-    r.pid,
-    r.startLo,
-    r.startHi,
-    r.bootId,
-    r.cgroup,
-    r.startedAt,
-    r.command.length > MAX_COMMAND_CHARS ? r.command.slice(0, MAX_COMMAND_CHARS) : r.command,
-    r.limitClass,
-    r.line,
-    r.timeoutS,
-    r.timeoutSource,
-    r.principal,
-  ];
-}
-
-const SOURCES: readonly string[] = ["request", "history", "similar", "default"];
-
-function fromRow(v: Record<string, unknown>): GroupRecord | null {
-  const int = (x: unknown) => typeof x === "number" && Number.isInteger(x);
-  const str = (x: unknown) => typeof x === "string";
-  const strOrNull = (x: unknown): x is string | null => x === null || typeof x === "string";
-  if (
-    !str(v.execution_id) || !int(v.pgid) || !int(v.pid) || !int(v.start_lo) ||
-    !int(v.start_hi) || !str(v.boot_id) || !strOrNull(v.cgroup) || !int(v.started_at) ||
-    !str(v.command) || !strOrNull(v.limit_class) || !strOrNull(v.line) ||
-    !(v.timeout_s === null || typeof v.timeout_s === "number") ||
-    !SOURCES.includes(String(v.timeout_source)) || !strOrNull(v.principal ?? null)
-  ) return null;
-  return {
-    executionId: v.execution_id as string,
-    pgid: v.pgid as number,
-    pid: v.pid as number,
-    startLo: v.start_lo as number,
-    startHi: v.start_hi as number,
-    bootId: v.boot_id as string,
-    cgroup: v.cgroup,
-    startedAt: v.started_at as number,
-    command: v.command as string,
-    limitClass: v.limit_class,
-    line: v.line,
-    timeoutS: v.timeout_s as number | null,
-    timeoutSource: v.timeout_source as TimeoutSource,
-    principal: (v.principal as string | null | undefined) ?? LOCAL.id,
-  };
-}
-
-/**
- * Opens a journal file, locked once written to (lib/store/sqlite.ts); throws
- * "database is locked" when another live instance holds it.
- */
-function openLocked(path: string, synchronous: "OFF" | "NORMAL"): DatabaseSync {
-  return openExclusive(path, { synchronous, schema: SCHEMA, added: ADDED });
-}
-
-/** Removes a journal file and what SQLite keeps beside it. */
-function removeFiles(path: string): void {
-  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
-    try {
-      Deno.removeSync(p);
-    } catch {
-      // Not there, or the directory cannot be written: a later start retries.
-    }
-  }
 }
 
 interface Statements {
@@ -382,106 +260,4 @@ export class GroupJournal {
     }, this.#retryMs);
     Deno.unrefTimer(this.#retryTimer);
   }
-}
-
-/** A journal of a dead instance, locked by us while we reap it. */
-export class DeadJournal {
-  /** The journal file. */
-  readonly path: string;
-  /** Who wrote it. */
-  readonly info: InstanceInfo;
-  /** The groups it recorded (malformed rows are skipped). */
-  readonly records: GroupRecord[];
-  readonly #db: DatabaseSync;
-
-  private constructor(path: string, db: DatabaseSync, info: InstanceInfo, records: GroupRecord[]) {
-    this.path = path;
-    this.#db = db;
-    this.info = info;
-    this.records = records;
-  }
-
-  /**
-   * Locks and reads the journal at `path`; null when its instance is alive
-   * (the file is locked).
-   *
-   * @throws when the file cannot be read (not a database, unreadable).
-   */
-  static claim(path: string): DeadJournal | null {
-    let db: DatabaseSync;
-    try {
-      db = openLocked(path, "NORMAL");
-      // The exclusive lock comes with the first write.
-      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('claimed_at', ?)").run(
-        Date.now(),
-      );
-    } catch (e) {
-      if (/database is locked/.test(reasonOf(e))) return null;
-      throw e;
-    }
-    try {
-      const meta = new Map(
-        db.prepare("SELECT key, value FROM meta").all().map((r) => [r.key, r.value]),
-      );
-      const info: InstanceInfo = {
-        instance: String(meta.get("instance") ?? path),
-        pid: typeof meta.get("pid") === "number" ? meta.get("pid") as number : null,
-        startedAt: typeof meta.get("started_at") === "number"
-          ? meta.get("started_at") as number
-          : null,
-      };
-      const records = db.prepare(`SELECT ${COLUMNS} FROM groups`).all()
-        .map((r) => fromRow(r as Record<string, unknown>))
-        .filter((r): r is GroupRecord => r !== null);
-      return new DeadJournal(path, db, info, records);
-    } catch (e) {
-      db.close();
-      throw e;
-    }
-  }
-
-  /** Deletes the file: its groups have been dealt with. */
-  finish(): void {
-    try {
-      this.#db.exec("DELETE FROM groups");
-    } finally {
-      this.#db.close();
-    }
-    removeFiles(this.path);
-  }
-
-  /** Lets go of the file, keeping it for a later attempt. */
-  release(): void {
-    this.#db.close();
-  }
-}
-
-/**
- * The journal files in `dir` other than `own`'s, oldest first.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { journalFiles } from "./group_journal.ts";
- * assert.deepEqual(journalFiles("/nonexistent/dir", "x"), []);
- * ```
- */
-export function journalFiles(dir: string, own: string): string[] {
-  const files: { path: string; mtime: number }[] = [];
-  try {
-    for (const e of Deno.readDirSync(dir)) {
-      if (!e.isFile || !e.name.endsWith(".db") || e.name === `${own}.db`) continue;
-      const path = `${dir}/${e.name}`;
-      let mtime = 0;
-      try {
-        mtime = Deno.statSync(path).mtime?.getTime() ?? 0;
-      } catch {
-        continue;
-      }
-      files.push({ path, mtime });
-    }
-  } catch {
-    return [];
-  }
-  return files.sort((a, b) => a.mtime - b.mtime).map((f) => f.path);
 }

@@ -1,6 +1,7 @@
 /**
- * The one place bytes are sent to a WebSocket client, and where back-pressure
- * is measured. Deno's server-side WebSocket has `bufferedAmount` but no drain
+ * Where bytes are sent to a WebSocket client once its session is open, and
+ * where back-pressure is measured (only a refusal before any session, such
+ * as the session limit, is sent directly by lib/protocol/ws_transport.ts). Deno's server-side WebSocket has `bufferedAmount` but no drain
  * event, so `ready()` polls it. Each socket's queue counts against the
  * server's output budget ({@linkcode OutputMemory}); while that is spent, a
  * socket pauses its producers at {@linkcode QUEUE_FLOOR} rather than at its

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Framing } from "../types.ts";
+import { utf8Boundary } from "../utf8.ts";
 
 /** One message's worth of bytes. */
 export interface Frame {
@@ -31,21 +32,6 @@ export interface FramerOptions {
 
 const NL = 0x0a;
 const EMPTY = new Uint8Array(0);
-
-/**
- * The largest index <= `end` at which `buf[start, index)` does not end inside
- * a UTF-8 character (`start` when the whole range is one incomplete character).
- */
-export function characterBoundary(buf: Uint8Array, start: number, end: number): number {
-  let i = end - 1;
-  // Step back over at most three continuation bytes (10xxxxxx) to the lead byte.
-  while (i >= start && i > end - 4 && (buf[i]! & 0xc0) === 0x80) i--;
-  if (i < start) return end;
-  const lead = buf[i]!;
-  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  if (length > 1 && i + length > end) return i;
-  return end;
-}
 
 /**
  * Frames one stream.
@@ -152,9 +138,9 @@ export class OutputFramer {
    */
   flushPartial(): Frame[] {
     if (this.#rest.length === 0) return [];
-    const cut = characterBoundary(this.#rest, 0, this.#rest.length);
-    if (cut === 0) return [];
     const rest = this.#rest;
+    const cut = utf8Boundary((i) => rest[i]!, 0, rest.length);
+    if (cut === 0) return [];
     this.#rest = rest.slice(cut);
     if (this.#piece < 0) return [whole(rest.subarray(0, cut))];
     const frames: Frame[] = [];
@@ -197,7 +183,7 @@ export class OutputFramer {
 
   /** Emits `buf[pos, limit)` (cut back to a character boundary) as a non-final piece. */
   #splitPiece(buf: Uint8Array, pos: number, limit: number, frames: Frame[]): number {
-    let cut = characterBoundary(buf, pos, limit);
+    let cut = utf8Boundary((i) => buf[i]!, pos, limit);
     if (cut === pos) cut = limit;
     frames.push({
       bytes: buf.subarray(pos, cut),

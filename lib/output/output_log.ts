@@ -12,11 +12,12 @@
  * empty (a short output): those few bytes are copied into a buffer of their
  * exact size.
  * Per chunk only its end offset and framing flags are kept, in a typed array
- * (a chunk starts where the previous one ended).
+ * (a chunk starts where the previous one ended; lib/output/chunk_index.ts).
  *
  * @module
  */
 import type { StreamName } from "../types.ts";
+import { CHUNK_META_BYTES, ChunkIndex } from "./chunk_index.ts";
 
 /** A retained chunk: where it sits in the run's output and how it was framed. */
 export interface RetainedChunk {
@@ -68,22 +69,6 @@ export interface LogMemory {
 
 /** Size of the pages a log allocates itself when it has no {@linkcode LogMemory}. */
 export const PAGE_BYTES = 16 * 1024;
-/** Bytes of metadata per chunk: its end offset and its flags, as two float64. */
-export const CHUNK_META_BYTES = 16;
-
-const STDERR = 1;
-const TRUNCATED = 2;
-const LAST_PIECE = 4;
-const FLAGS = 8;
-
-function encodeMeta(c: RetainedChunk): number {
-  let meta = c.stream === "stderr" ? STDERR : 0;
-  if (c.truncated) meta |= TRUNCATED;
-  if (c.totalChunks !== null) meta |= LAST_PIECE;
-  // chunkIndex + 1 above the flags; a float64 holds it exactly for any real run.
-  return meta + (c.chunkIndex === null ? 0 : (c.chunkIndex + 1) * FLAGS);
-}
-
 /**
  * A byte-bounded ring of one run's output chunks.
  *
@@ -110,10 +95,7 @@ export class OutputLog {
   readonly #limit: number;
   readonly #memory: LogMemory | null;
   readonly #pageSize: number;
-  /** [end offset, meta] of each chunk; chunks #head to #tail - 1 are retained. */
-  #entries: Float64Array = new Float64Array(0);
-  #head = 0;
-  #tail = 0;
+  readonly #index: ChunkIndex;
   #first = 0;
   #next = 0;
   /** While running: pages holding offsets from #base on. */
@@ -131,6 +113,7 @@ export class OutputLog {
     this.#limit = limitBytes;
     this.#memory = memory;
     this.#pageSize = memory?.pageSize ?? PAGE_BYTES;
+    this.#index = new ChunkIndex(memory === null ? null : (delta) => memory.charge(this, delta));
   }
 
   /** Offset just past the last byte appended. */
@@ -156,7 +139,7 @@ export class OutputLog {
   /** Memory this log holds: its pages (or exact buffer) and chunk metadata. */
   get held(): number {
     return this.#pages.length * this.#pageSize + (this.#sealed?.length ?? 0) +
-      this.#entries.length * 8;
+      this.#index.heldBytes;
   }
 
   /**
@@ -178,15 +161,15 @@ export class OutputLog {
       return;
     }
     // Drop first, so the pages that frees are the ones this chunk reuses.
-    while (this.#tail > this.#head && this.bytes + n > this.#limit) this.#dropOldest();
+    while (this.#index.count > 0 && this.bytes + n > this.#limit) this.#dropOldest();
     const memory = this.#memory;
     if (memory !== null && !memory.room(this, this.#pagesNeeded(n) + CHUNK_META_BYTES)) {
       // Over the budget even after others gave up what they could: this run keeps its minimum.
-      while (this.#tail > this.#head && this.bytes + n > memory.runMinimum) this.#dropOldest();
+      while (this.#index.count > 0 && this.bytes + n > memory.runMinimum) this.#dropOldest();
     }
     this.#releasePages();
     this.#write(data);
-    this.#push(this.#next + n, encodeMeta(chunk));
+    this.#index.push(this.#next + n, chunk);
     this.#next += n;
   }
 
@@ -197,7 +180,7 @@ export class OutputLog {
    */
   trimTo(maxBytes: number): number {
     const before = this.bytes;
-    while (this.#tail - this.#head > 1 && this.bytes > maxBytes) this.#dropOldest();
+    while (this.#index.count > 1 && this.bytes > maxBytes) this.#dropOldest();
     if (this.#sealed !== null) this.#reseal();
     else this.#releasePages();
     return before - this.bytes;
@@ -206,8 +189,7 @@ export class OutputLog {
   /** Drops everything retained and its memory (offsets keep counting). */
   clear(): void {
     this.#first = this.#next;
-    this.#head = this.#tail = 0;
-    this.#setEntries(new Float64Array(0));
+    this.#index.clear();
     this.#releasePages();
     this.#setSealed(null);
     if (this.#finished) this.#memory?.forget(this);
@@ -229,9 +211,7 @@ export class OutputLog {
       this.#pages = [];
       this.#setSealed(sealed);
     }
-    this.#setEntries(this.#entries.slice(this.#head * 2, this.#tail * 2));
-    this.#tail -= this.#head;
-    this.#head = 0;
+    this.#index.compact();
     this.#memory?.finished(this);
   }
 
@@ -242,20 +222,13 @@ export class OutputLog {
   }
 
   /** Retained chunks that end after `offset`, oldest first, one at a time. */
-  *chunksFrom(offset: number): Generator<RetainedChunk> {
-    let lo = this.#head;
-    let hi = this.#tail;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#entries[mid * 2]! > offset) hi = mid;
-      else lo = mid + 1;
-    }
-    for (let i = lo; i < this.#tail; i++) yield this.#chunk(i);
+  chunksFrom(offset: number): Generator<RetainedChunk> {
+    return this.#index.from(offset, this.#first);
   }
 
   /** Retained chunks, newest first, one at a time. */
-  *chunksBackward(): Generator<RetainedChunk> {
-    for (let i = this.#tail - 1; i >= this.#head; i--) yield this.#chunk(i);
+  chunksBackward(): Generator<RetainedChunk> {
+    return this.#index.backward(this.#first);
   }
 
   /** A copy of the retained bytes from `from` to `to` (clipped to what is retained). */
@@ -298,45 +271,8 @@ export class OutputLog {
     return this.#pages[index]![rel - index * this.#pageSize]!;
   }
 
-  #chunk(i: number): RetainedChunk {
-    const e = this.#entries;
-    const seq = i === this.#head ? this.#first : e[(i - 1) * 2]!;
-    const meta = e[i * 2 + 1]!;
-    const flags = meta % FLAGS;
-    const index = Math.floor(meta / FLAGS) - 1;
-    return {
-      stream: flags & STDERR ? "stderr" : "stdout",
-      seq,
-      bytes: e[i * 2]! - seq,
-      truncated: (flags & TRUNCATED) !== 0,
-      chunkIndex: index < 0 ? null : index,
-      totalChunks: flags & LAST_PIECE ? index + 1 : null,
-    };
-  }
-
   #dropOldest(): void {
-    this.#first = this.#entries[this.#head * 2]!;
-    this.#head++;
-    if (this.#head === this.#tail) this.#head = this.#tail = 0;
-  }
-
-  #push(end: number, meta: number): void {
-    if (this.#tail * 2 === this.#entries.length) {
-      if (this.#head > 0) {
-        // Reuse the room dropped chunks left before growing.
-        this.#entries.copyWithin(0, this.#head * 2, this.#tail * 2);
-        this.#tail -= this.#head;
-        this.#head = 0;
-      }
-      if (this.#tail * 2 === this.#entries.length) {
-        const grown = new Float64Array(Math.max(32, this.#entries.length * 2));
-        grown.set(this.#entries);
-        this.#setEntries(grown);
-      }
-    }
-    this.#entries[this.#tail * 2] = end;
-    this.#entries[this.#tail * 2 + 1] = meta;
-    this.#tail++;
+    this.#first = this.#index.dropOldest();
   }
 
   /** Bytes of new pages writing `n` more bytes takes. */
@@ -387,16 +323,7 @@ export class OutputLog {
     const sealed = this.#sealed!;
     const offset = sealed.length - this.bytes;
     if (offset > 0) this.#setSealed(sealed.slice(offset));
-    if (this.#head > 0) {
-      this.#setEntries(this.#entries.slice(this.#head * 2, this.#tail * 2));
-      this.#tail -= this.#head;
-      this.#head = 0;
-    }
-  }
-
-  #setEntries(entries: Float64Array): void {
-    this.#memory?.charge(this, (entries.length - this.#entries.length) * 8);
-    this.#entries = entries;
+    if (this.#index.hasDropped) this.#index.compact();
   }
 
   #setSealed(sealed: Uint8Array | null): void {

@@ -12,6 +12,7 @@
  */
 import type { OutputLog } from "./output_log.ts";
 import type { StreamName } from "../types.ts";
+import { utf8Boundary, utf8NextStart } from "../utf8.ts";
 
 /** What {@linkcode readOutput} returns. */
 export interface OutputPage {
@@ -42,32 +43,6 @@ type Ranges = Record<StreamName, [number, number][]>;
 
 // A BOM inside the output is text the child wrote, not a marker to strip.
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
-const isContinuation = (byte: number) => (byte & 0xc0) === 0x80;
-
-/**
- * `offset`, or past the continuation bytes (at most three) that follow it
- * before `end`: the start of the next character.
- */
-function nextCharacter(log: OutputLog, offset: number, end: number): number {
-  let at = offset;
-  while (at < end && at - offset < 3 && isContinuation(log.byteAt(at))) at++;
-  return at;
-}
-
-/**
- * The largest offset <= `end` (and >= `start`) at which `[start, end)` does
- * not end inside a character: `end`, or the lead byte of a character that
- * would be cut.
- */
-function characterEnd(log: OutputLog, start: number, end: number): number {
-  let i = end - 1;
-  while (i >= start && i > end - 4 && isContinuation(log.byteAt(i))) i--;
-  if (i < start) return end;
-  const lead = log.byteAt(i);
-  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  return length > 1 && i + length > end ? i : end;
-}
 
 /** Decodes each stream's ranges as one run of bytes. */
 function decode(log: OutputLog, ranges: Ranges): Record<StreamName, string> {
@@ -128,7 +103,7 @@ export function readOutput(log: OutputLog, from: number, maxBytes: number): Outp
   let budget = maxBytes;
   for (const chunk of log.chunksFrom(pos)) {
     const chunkEnd = chunk.seq + chunk.bytes;
-    if (chunk.seq < pos) pos = nextCharacter(log, pos, chunkEnd);
+    if (chunk.seq < pos) pos = utf8NextStart((i) => log.byteAt(i), pos, chunkEnd);
     const bytes = chunkEnd - pos;
     if (bytes <= budget) {
       if (bytes > 0) add(ranges[chunk.stream], pos, chunkEnd);
@@ -136,7 +111,7 @@ export function readOutput(log: OutputLog, from: number, maxBytes: number): Outp
       pos = chunkEnd;
       continue;
     }
-    const cut = characterEnd(log, pos, pos + budget);
+    const cut = utf8Boundary((i) => log.byteAt(i), pos, pos + budget);
     if (cut > pos) add(ranges[chunk.stream], pos, cut);
     pos = cut;
     break;
@@ -178,7 +153,7 @@ export function tailOutput(log: OutputLog, maxBytes: number): OutputTail {
     const end = chunk.seq + chunk.bytes;
     let from = chunk.seq;
     if (chunk.bytes > budget) {
-      from = nextCharacter(log, end - budget, end);
+      from = utf8NextStart((i) => log.byteAt(i), end - budget, end);
       full[stream] = true;
     }
     if (from < end) {

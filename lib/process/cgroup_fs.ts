@@ -1,5 +1,6 @@
 /**
- * File operations on cgroup hierarchies, for lib/process/cgroup.ts. Deno grants any
+ * File operations on cgroup hierarchies, for the cgroup modules
+ * (lib/process/cgroup.ts and the parts it re-exports). Deno grants any
  * access below /sys (as below /proc and /dev) only with `--allow-all`, which
  * no scoped `--allow-read`/`--allow-write` list can stand in for. So under
  * the scoped permissions of `deno task start` they go through a helper: one

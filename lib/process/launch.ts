@@ -1,6 +1,6 @@
 /**
  * The argv that starts a command through the steps around it, outermost
- * first: joining the run's cgroup (lib/process/cgroup.ts, as the service's user),
+ * first: joining the run's cgroup (lib/process/run_cgroup.ts, as the service's user),
  * the sandbox (lib/security/sandbox.ts), dropping to the run-as user (lib/security/run_as.ts),
  * and re-checking the working directory in the process that then execs the
  * command. Each step execs the next in the same process, so the pid the

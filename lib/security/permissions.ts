@@ -7,7 +7,7 @@
  * @module
  */
 import { CHILD_ENV_DEFAULTS, type Config, configEnvNames } from "../config/config.ts";
-import { SETSID_PATHS } from "../process/process_group.ts";
+import { SETSID_PATHS } from "../process/program.ts";
 import { WRAPPER_SHELL } from "../process/cgroup.ts";
 import { isWildcardAddress } from "./host_check.ts";
 import { BWRAP_PATHS, ENV_PATHS } from "./sandbox.ts";

@@ -9,7 +9,7 @@
 import type { FinalStatus, RecordStatus, TimeoutSource } from "../types.ts";
 import { EmbeddedStore } from "./embedded.ts";
 
-export { StoreUnavailableError } from "./_common.ts";
+export { MAX_COMMAND_CHARS, StoreUnavailableError } from "./_common.ts";
 
 /** One finished run of a command class, as the timing history keeps it. */
 export interface TimingRun {

@@ -6,14 +6,10 @@
  * real children. Skipped (visibly) where no cgroup v2 hierarchy is writable.
  */
 import assert from "node:assert/strict";
-import {
-  Containment,
-  type ContainmentStatus,
-  detectLayout,
-  killCgroup,
-  reapStaleCgroups,
-  RunCgroup,
-} from "../../lib/process/cgroup.ts";
+import { Containment, type ContainmentStatus } from "../../lib/process/cgroup.ts";
+import { detectLayout } from "../../lib/process/cgroup_layout.ts";
+import { killCgroup, reapStaleCgroups } from "../../lib/process/cgroup_reap.ts";
+import { RunCgroup } from "../../lib/process/run_cgroup.ts";
 import { ConfigError } from "../../lib/config/config.ts";
 import { ProcessGroup } from "../../lib/process/process_group.ts";
 import {

@@ -8,7 +8,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { CrashRecovery, type GroupReaper } from "../../lib/core/crash_recovery.ts";
+import { CrashRecovery } from "../../lib/core/crash_recovery.ts";
+import type { GroupReaper } from "../../lib/core/group_reaper.ts";
 import { GroupJournal, type GroupRecord } from "../../lib/core/group_journal.ts";
 import { createStore } from "../../lib/store/store.ts";
 import { groupPids, signalGroup } from "../../lib/process/process_group.ts";

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import {
-  DeadJournal,
-  GroupJournal,
-  type GroupRecord,
-  journalFiles,
-} from "../../lib/core/group_journal.ts";
+import { DeadJournal, journalFiles } from "../../lib/core/dead_journal.ts";
+import { GroupJournal, type GroupRecord } from "../../lib/core/group_journal.ts";
 import { canBreakDisks, chattr, dirAndFiles } from "../_disk.ts";
 import { eventually } from "../_helpers.ts";
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { characterBoundary, type Frame, OutputFramer } from "../../lib/output/framer.ts";
+import { type Frame, OutputFramer } from "../../lib/output/framer.ts";
+import { utf8Boundary } from "../../lib/utf8.ts";
 
 const enc = new TextEncoder();
 const text = (f: Frame) => new TextDecoder().decode(f.bytes);
@@ -98,12 +99,14 @@ Deno.test("OutputFramer.flushPartial() during a split line sends the next trunca
   ]);
 });
 
-Deno.test("characterBoundary() steps back over an incomplete sequence only", () => {
+Deno.test("utf8Boundary() steps back over an incomplete sequence only", () => {
+  const cut = (buf: Uint8Array, start: number, end: number) =>
+    utf8Boundary((i) => buf[i]!, start, end);
   const euro = enc.encode("a€"); // 61 e2 82 ac
-  assert.equal(characterBoundary(euro, 0, 4), 4);
-  assert.equal(characterBoundary(euro, 0, 3), 1);
-  assert.equal(characterBoundary(euro, 0, 2), 1);
-  assert.equal(characterBoundary(new Uint8Array([0x80, 0x80, 0x80, 0x80]), 0, 4), 4);
+  assert.equal(cut(euro, 0, 4), 4);
+  assert.equal(cut(euro, 0, 3), 1);
+  assert.equal(cut(euro, 0, 2), 1);
+  assert.equal(cut(new Uint8Array([0x80, 0x80, 0x80, 0x80]), 0, 4), 4);
 });
 
 Deno.test("OutputFramer frames concatenate to the input for any bytes and any split (fast-check)", () => {
