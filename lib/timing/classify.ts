@@ -35,8 +35,6 @@ import {
   isComplexity,
 } from "./complexity.ts";
 
-export { COMPLEXITIES, type Complexity, complexityRank, isComplexity } from "./complexity.ts";
-
 /** Where a classification came from. */
 export type ClassSource = "tags" | "claude_prompt" | "program" | "shape";
 

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  classify,
-  classifyPrompt,
-  COMPLEXITIES,
-  complexityRank,
-  parseClass,
-} from "../../lib/timing/classify.ts";
+import { classify, classifyPrompt, parseClass } from "../../lib/timing/classify.ts";
+import { COMPLEXITIES, complexityRank } from "../../lib/timing/complexity.ts";
 
 Deno.test("COMPLEXITIES lists the levels from trivial to extreme", () => {
   assert.deepEqual(COMPLEXITIES, [
