@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { normalizeProgram, programInfo, sleepSeconds, WRAPPERS } from "./_programs.ts";
+import { normalizeProgram, programInfo, sleepSeconds } from "./_programs.ts";
+import { WRAPPERS } from "./_wrappers.ts";
 import { LEADING_KEYWORDS } from "./_shell.ts";
 
 /** A simple command with its wrappers stripped. */

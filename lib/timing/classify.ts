@@ -15,20 +15,16 @@
  *
  * The classifier is this file; `_shell.ts` reads a command line into simple
  * commands, `_invocation.ts` reads each into its program and sub-command,
- * `_programs.ts` holds the program tables and `prompt.ts` the prompt rules.
+ * `_programs.ts` and `_wrappers.ts` hold the program tables and `prompt.ts`
+ * the prompt rules.
  *
  * @module
  */
 
 import { findExec, type Invocation, shellScript, subcommandOf, unwrap } from "./_invocation.ts";
-import {
-  profileOf,
-  PROGRAMS,
-  SETUP_PROGRAMS,
-  sleepSeconds,
-  TRIVIAL_PROGRAMS,
-} from "./_programs.ts";
+import { profileOf, PROGRAMS, sleepSeconds } from "./_programs.ts";
 import { MAX_SHELL_DEPTH, readScript, type Shape } from "./_shell.ts";
+import { SETUP_PROGRAMS, TRIVIAL_PROGRAMS } from "./_wrappers.ts";
 import { type Complexity, complexityAbove, complexityRank, isComplexity } from "./complexity.ts";
 import { classifyPrompt, claudePrompt, isClaudePrint } from "./prompt.ts";
 
