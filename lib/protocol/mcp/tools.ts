@@ -29,7 +29,7 @@ import {
 } from "../../session/exec_params.ts";
 import { truncateText } from "../../output/text_truncate.ts";
 import { resolvesWithin } from "../../async.ts";
-import { explainEstimate } from "../../timing/estimate.ts";
+import { explainEstimate } from "../../timing/explain.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../../session/exec_request.ts";
 import type { Execution } from "../../core/execution.ts";
 import { readOutput, tailOutput } from "../../output/text.ts";
