@@ -89,3 +89,33 @@ export function utf8Tail(s: string, maxBytes: number): string {
   const over = utf8Length(s) - maxBytes;
   return over <= 0 ? s : utf8DropFront(s, over).text;
 }
+
+/**
+ * The largest index <= `end` at which the bytes `[start, index)` do not end
+ * inside a UTF-8 character: `end`, or the lead byte of a character the range
+ * would cut. Steps back over at most three continuation bytes, so it is
+ * cheap on any buffer; `byteAt` reads one byte (a Uint8Array, or a ring).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8Boundary } from "./utf8.ts";
+ * const bytes = new TextEncoder().encode("a€"); // 61 e2 82 ac
+ * const at = (i: number) => bytes[i]!;
+ * assert.equal(utf8Boundary(at, 0, 3), 1); // "€" would be cut: stop before it
+ * assert.equal(utf8Boundary(at, 0, 4), 4);
+ * ```
+ */
+export function utf8Boundary(
+  byteAt: (index: number) => number,
+  start: number,
+  end: number,
+): number {
+  let i = end - 1;
+  // Step back over at most three continuation bytes (10xxxxxx) to the lead byte.
+  while (i >= start && i > end - 4 && (byteAt(i) & 0xc0) === 0x80) i--;
+  if (i < start) return end;
+  const lead = byteAt(i);
+  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return length > 1 && i + length > end ? i : end;
+}

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Framing } from "../types.ts";
+import { utf8Boundary } from "../utf8.ts";
 
 /** One message's worth of bytes. */
 export interface Frame {
@@ -37,14 +38,7 @@ const EMPTY = new Uint8Array(0);
  * a UTF-8 character (`start` when the whole range is one incomplete character).
  */
 export function characterBoundary(buf: Uint8Array, start: number, end: number): number {
-  let i = end - 1;
-  // Step back over at most three continuation bytes (10xxxxxx) to the lead byte.
-  while (i >= start && i > end - 4 && (buf[i]! & 0xc0) === 0x80) i--;
-  if (i < start) return end;
-  const lead = buf[i]!;
-  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  if (length > 1 && i + length > end) return i;
-  return end;
+  return utf8Boundary((i) => buf[i]!, start, end);
 }
 
 /**

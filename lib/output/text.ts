@@ -12,6 +12,7 @@
  */
 import type { OutputLog } from "./output_log.ts";
 import type { StreamName } from "../types.ts";
+import { utf8Boundary } from "../utf8.ts";
 
 /** What {@linkcode readOutput} returns. */
 export interface OutputPage {
@@ -61,12 +62,7 @@ function nextCharacter(log: OutputLog, offset: number, end: number): number {
  * would be cut.
  */
 function characterEnd(log: OutputLog, start: number, end: number): number {
-  let i = end - 1;
-  while (i >= start && i > end - 4 && isContinuation(log.byteAt(i))) i--;
-  if (i < start) return end;
-  const lead = log.byteAt(i);
-  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  return length > 1 && i + length > end ? i : end;
+  return utf8Boundary((i) => log.byteAt(i), start, end);
 }
 
 /** Decodes each stream's ranges as one run of bytes. */
