@@ -26,6 +26,7 @@ import { dirname, join, normalize } from "node:path";
 import { shellQuote, WRAPPER_SHELL } from "./launch.ts";
 import { type CgroupFs, cgroupFs } from "./cgroup_fs.ts";
 import { ConfigError } from "../config/config.ts";
+import { sleep } from "../async.ts";
 import { logger } from "../log.ts";
 import type { CgroupController, CgroupPlacement } from "../types.ts";
 
@@ -45,8 +46,6 @@ const INSTANCE_NAME = /^(\d+)-[0-9a-f]{8}$/;
 
 /** How long ending a cgroup waits for its processes to exit. */
 const EMPTY_WAIT_MS = 5000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The number after `key` in a flat-keyed file (`populated 1`, `oom_kill 0`); null if absent. */
 function keyed(text: string | null, key: string): number | null {

@@ -24,6 +24,7 @@ import { isAbsolute, join, normalize } from "node:path";
 import type { RunCgroup } from "./cgroup.ts";
 import { type ChildConfinement, commandStatus, launchArgv, WRAPPER_SHELL } from "./launch.ts";
 import { recheckCwdSync } from "../security/workspace.ts";
+import { settlesWithin, sleep } from "../async.ts";
 
 /** Signals the service sends. */
 export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
@@ -51,8 +52,6 @@ export interface SpawnOptions {
    */
   cwdChecked?: boolean | undefined;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** How often termination checks whether the group is gone. */
 const PROBE_INTERVAL_MS = 20;
@@ -295,17 +294,6 @@ export async function groupPids(pgid: number): Promise<number[]> {
     if (pgrp === pgid && state !== "Z" && state !== "X") pids.push(Number(entry.name));
   }
   return pids;
-}
-
-/** Whether `promise` settles within `ms`; the timer is cleared either way. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const isPowerOfTwo = (n: number) => (n & (n - 1)) === 0;
