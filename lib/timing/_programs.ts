@@ -241,10 +241,10 @@ export const PROGRAMS: Readonly<Record<string, ProgramInfo>> = {
 };
 
 /** Unknown programs. */
-export const UNKNOWN_PROFILE: Profile = p("other", "low");
+const UNKNOWN_PROFILE: Profile = p("other", "low");
 
 /** Scripts of `npm run` (and `deno task`) by what their name suggests. */
-export function runScriptProfile(script: string): Profile {
+function runScriptProfile(script: string): Profile {
   if (/test|spec|e2e|jest|vitest|mocha|pytest|cypress|playwright/.test(script)) {
     return p("test", "medium");
   }
