@@ -23,6 +23,9 @@ import type { Store, TimingRun } from "../store/store.ts";
 import { classify, type CommandClass, type CommandLine, parseClass } from "./classify.ts";
 import { type Complexity, DEFAULT_MIN_AUTO_TIMEOUT_S, DEFAULT_TIMEOUTS_S } from "./complexity.ts";
 
+// Defined in complexity.ts, their one source; re-exported until the doc
+// examples that still import them from here (lib/protocol, lib/session,
+// tests/_helpers.ts) point at complexity.ts.
 export { DEFAULT_MIN_AUTO_TIMEOUT_S, DEFAULT_TIMEOUTS_S } from "./complexity.ts";
 
 /** Where an estimate came from (a subset of the `timeout_source` values). */

@@ -45,7 +45,7 @@ const CLASS_LIST_MS = 10_000;
  * import assert from "node:assert/strict";
  * import { createStore } from "../store/store.ts";
  * import { TimeLimits } from "./time_limits.ts";
- * import { DEFAULT_TIMEOUTS_S } from "./estimate.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "./complexity.ts";
  * const store = await createStore({ ephemeral: true });
  * const limits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * assert.equal((await limits.estimate("git clone https://x/y")).timeout_s, 600);
