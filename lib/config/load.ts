@@ -85,7 +85,7 @@ function readEnv(name: string): string | undefined {
 }
 
 function isBoolWord(text: string): boolean {
-  return (BOOL_WORDS as readonly string[]).includes(text);
+  return BOOL_WORDS.some((word) => word === text);
 }
 
 function parseArgs(args: readonly string[]): Map<string, string> {
@@ -155,7 +155,7 @@ export function loadConfig(source: ConfigSource = {}): Readonly<Config> {
   const getEnv = source.getEnv ?? readEnv;
   const flags = parseArgs(source.args ?? []);
   const values: Record<string, unknown> = {};
-  for (const spec of SETTINGS as readonly SettingSpec[]) {
+  for (const spec of SETTINGS) {
     const { origin, text } = textOf(spec, flags, getEnv);
     const parsed = schemaFor(spec.kind).safeParse(text);
     if (!parsed.success) {

@@ -80,7 +80,7 @@ export function complexityAbove(c: Complexity, steps: number): Complexity {
  * ```
  */
 export function isComplexity(value: string): value is Complexity {
-  return (COMPLEXITIES as readonly string[]).includes(value);
+  return COMPLEXITIES.some((c) => c === value);
 }
 
 /** The setting that holds a level's automatic limit: `timeoutTrivial`, … */
