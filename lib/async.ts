@@ -1,5 +1,6 @@
 /**
- * Small async helpers shared by the core and the tests.
+ * Small async helpers shared by the core, the protocols and the tests: bounded
+ * waits, a sleep, and a wait that an abort signal ends.
  *
  * @module
  */
@@ -47,4 +48,46 @@ export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<bo
  */
 export function resolvesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   return beforeTimeout(promise.then(() => true), ms);
+}
+
+/**
+ * Resolves after `ms` milliseconds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sleep } from "./async.ts";
+ * const start = performance.now();
+ * await sleep(5);
+ * assert.ok(performance.now() - start >= 4);
+ * ```
+ */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * `promise`, or a rejection with `reason()` when `signal` aborts first. The
+ * operation itself goes on: only the wait for it ends.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abortable } from "./async.ts";
+ * assert.equal(await abortable(Promise.resolve(1), new AbortController().signal, () => "x"), 1);
+ * const aborted = AbortSignal.abort();
+ * await assert.rejects(abortable(new Promise(() => {}), aborted, () => new Error("gone")), /gone/);
+ * ```
+ */
+export function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  reason: () => unknown,
+): Promise<T> {
+  if (signal.aborted) return Promise.reject(reason());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(reason());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

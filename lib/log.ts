@@ -88,14 +88,16 @@ export async function setupLogging(level: Config["logLevel"]): Promise<void> {
 }
 
 /**
- * A logger for one part of the service, e.g. `logger("session")`.
+ * A logger for one part of the service, e.g. `logger("session")`, under the
+ * `cc-executor` category, so `setupLogging` sets its level.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { logger } from "./log.ts";
- * const log = logger("session").with({ session: "abc" });
- * assert.equal(typeof log.info, "function");
+ * assert.deepEqual(logger("session").category, ["cc-executor", "session"]);
+ * // `.with()` adds properties to every record and keeps the category.
+ * assert.deepEqual(logger("session").with({ session: "abc" }).category, ["cc-executor", "session"]);
  * ```
  */
 export function logger(...category: string[]): Logger {

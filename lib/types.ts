@@ -4,7 +4,22 @@
  *
  * @module
  */
-import type { ChildConfinement } from "./process/launch.ts";
+
+/** A sandbox as a spawn uses it (lib/security/sandbox.ts). */
+export interface SandboxLauncher {
+  /** bwrap's argv for a command that starts in `cwd`, ending in `--`. */
+  argv(cwd: string | undefined): string[];
+  /** coreutils' `env`, which ignores SIGTERM for bwrap and restores it for the command. */
+  readonly env: string;
+}
+
+/** What confines every command beyond its cgroup; set up once at startup. */
+export interface ChildConfinement {
+  /** The sandbox; absent: none. */
+  sandbox?: SandboxLauncher | undefined;
+  /** setpriv's argv ending in `--` (lib/security/run_as.ts); absent: the service's own user. */
+  runAs?: readonly string[] | undefined;
+}
 
 /** Where a run's time limit came from (PROTOCOL.md part 2). */
 export type TimeoutSource = "request" | "history" | "similar" | "default";

@@ -143,3 +143,42 @@ export function utf8NextStart(
   while (at < end && at - offset < 3 && isContinuation(byteAt(at))) at++;
   return at;
 }
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c < 0xdc00;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c < 0xe000;
+
+/**
+ * The longest prefix of `s` of at most `maxUnits` UTF-16 units that does not
+ * end inside a surrogate pair.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf16Prefix } from "./utf8.ts";
+ * assert.equal(utf16Prefix("ab😀", 3), "ab"); // the emoji is 2 units: not split
+ * assert.equal(utf16Prefix("ab😀", 4), "ab😀");
+ * ```
+ */
+export function utf16Prefix(s: string, maxUnits: number): string {
+  if (s.length <= maxUnits) return s;
+  const end = Math.max(0, maxUnits);
+  return s.slice(0, isHighSurrogate(s.charCodeAt(end - 1)) ? end - 1 : end);
+}
+
+/**
+ * The longest suffix of `s` of at most `maxUnits` UTF-16 units that does not
+ * start inside a surrogate pair.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf16Suffix } from "./utf8.ts";
+ * assert.equal(utf16Suffix("😀ab", 3), "ab");
+ * assert.equal(utf16Suffix("😀ab", 4), "😀ab");
+ * ```
+ */
+export function utf16Suffix(s: string, maxUnits: number): string {
+  if (s.length <= maxUnits) return s;
+  const cut = s.length - Math.max(0, maxUnits);
+  return s.slice(isLowSurrogate(s.charCodeAt(cut)) ? cut + 1 : cut);
+}

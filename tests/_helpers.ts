@@ -10,7 +10,7 @@ import { createStore } from "../lib/store/store.ts";
 import { DEFAULT_TIMEOUTS_S } from "../lib/timing/estimate.ts";
 import { TimeLimits } from "../lib/timing/time_limits.ts";
 import { groupPids } from "../lib/process/process_group.ts";
-import { type ServerHandle, startServer } from "../routes/server.ts";
+import { type ServerHandle, startServer } from "../main.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Msg = any;

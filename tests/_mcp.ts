@@ -11,7 +11,7 @@ import { WebSocketClientTransport } from "@modelcontextprotocol/sdk/client/webso
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
-import type { ServerHandle } from "../routes/server.ts";
+import type { ServerHandle } from "../main.ts";
 import type { Msg } from "./_helpers.ts";
 
 export { Client, StreamableHTTPClientTransport, WebSocketClientTransport };

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { sleep } from "../async.ts";
 import { join } from "node:path";
 import type { CgroupFs } from "./cgroup_fs.ts";
 import { keyed, reach } from "./_cgroup_util.ts";
@@ -17,8 +18,6 @@ const INSTANCE_NAME = /^(\d+)-[0-9a-f]{8}$/;
 
 /** How long ending a cgroup waits for its processes to exit. */
 export const EMPTY_WAIT_MS = 5000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Every cgroup directory at and below `path`, deepest first. */
 async function subtree(fs: CgroupFs, path: string): Promise<string[]> {

@@ -10,6 +10,11 @@
  * @module
  */
 import { basename } from "node:path";
+import type { ChildConfinement, SandboxLauncher } from "../types.ts";
+
+// Declared in lib/types.ts, which lies below this layer; re-exported for the
+// spawners and the sandbox.
+export type { ChildConfinement, SandboxLauncher };
 
 /** The shell that runs the steps before a command (and the cgroup helper, lib/process/cgroup_fs.ts). */
 export const WRAPPER_SHELL = "/bin/sh";
@@ -70,22 +75,6 @@ function ownScript(program: string, args: readonly string[]): string | null {
   return POSIX_SHELLS.has(basename(program)) && args.length === 2 && args[0] === "-c"
     ? args[1]!
     : null;
-}
-
-/** A sandbox as a spawn uses it (lib/security/sandbox.ts). */
-export interface SandboxLauncher {
-  /** bwrap's argv for a command that starts in `cwd`, ending in `--`. */
-  argv(cwd: string | undefined): string[];
-  /** coreutils' `env`, which ignores SIGTERM for bwrap and restores it for the command. */
-  readonly env: string;
-}
-
-/** What confines every command beyond its cgroup; set up once at startup. */
-export interface ChildConfinement {
-  /** The sandbox; absent: none. */
-  sandbox?: SandboxLauncher | undefined;
-  /** setpriv's argv ending in `--` (lib/security/run_as.ts); absent: the service's own user. */
-  runAs?: readonly string[] | undefined;
 }
 
 /** The steps around one command. */

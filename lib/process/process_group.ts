@@ -41,7 +41,7 @@ import {
   signalGroup,
 } from "./group_signal.ts";
 import { recheckCwdSync } from "../security/workspace.ts";
-import { settlesWithin } from "../async.ts";
+import { settlesWithin, sleep } from "../async.ts";
 
 export { groupPids, type GroupSignal, signalGroup } from "./group_signal.ts";
 
@@ -68,8 +68,6 @@ export interface SpawnOptions {
    */
   cwdChecked?: boolean | undefined;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * How often termination checks whether the group is gone when every check

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { isLoaderEnvName } from "../config/config.ts";
+import { isLoaderEnvName } from "../config/child_env.ts";
 import { InvalidParamsError } from "../errors.ts";
 import { utf8Length } from "../utf8.ts";
 

@@ -13,7 +13,8 @@ import { resolveCwd } from "../security/workspace.ts";
 import { exceedsUtf8 } from "../utf8.ts";
 import type { ExecuteParams } from "./exec_params.ts";
 import type { ExecSpec } from "../types.ts";
-import { describeLimit, type Estimate } from "../timing/estimate.ts";
+import type { Estimate } from "../timing/estimate.ts";
+import { describeLimit } from "../timing/explain.ts";
 
 /** Gives a time limit for a command that came without one (lib/timing/time_limits.ts). */
 export interface Estimator {

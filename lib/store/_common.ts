@@ -7,6 +7,7 @@
 
 import { z } from "zod";
 import type { ExecutionRecord, TimingRun } from "./store.ts";
+import { utf16Prefix } from "../utf8.ts";
 
 /** Runs kept per class unless configured. */
 export const DEFAULT_MAX_RUNS = 100;
@@ -131,12 +132,7 @@ export function validRecord(record: ExecutionRecord): ExecutionRecord {
 }
 
 function cut(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  // Never leave half a surrogate pair behind.
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
-  return text.slice(0, end) + "…";
+  return text.length <= max ? text : utf16Prefix(text, max - 1) + "…";
 }
 
 /**

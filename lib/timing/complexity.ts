@@ -80,5 +80,53 @@ export function complexityAbove(c: Complexity, steps: number): Complexity {
  * ```
  */
 export function isComplexity(value: string): value is Complexity {
-  return (COMPLEXITIES as readonly string[]).includes(value);
+  return COMPLEXITIES.some((c) => c === value);
+}
+
+/** The setting that holds a level's automatic limit: `timeoutTrivial`, … */
+export type TimeoutKey<C extends Complexity = Complexity> = `timeout${Capitalize<C>}`;
+
+/**
+ * The settings key of each level's automatic limit (flag `--timeout-<level>`),
+ * spelled out so the compiler checks each against {@linkcode TimeoutKey}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TIMEOUT_KEYS } from "./complexity.ts";
+ * assert.equal(TIMEOUT_KEYS.extreme, "timeoutExtreme");
+ * ```
+ */
+export const TIMEOUT_KEYS = Object.freeze(
+  {
+    trivial: "timeoutTrivial",
+    simple: "timeoutSimple",
+    low: "timeoutLow",
+    medium: "timeoutMedium",
+    high: "timeoutHigh",
+    complex: "timeoutComplex",
+    extreme: "timeoutExtreme",
+  } as const satisfies { [C in Complexity]: TimeoutKey<C> },
+);
+
+/**
+ * The automatic limit of each level, read from the settings that hold them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { complexityDefaults } from "./complexity.ts";
+ * const settings = {
+ *   timeoutTrivial: 1, timeoutSimple: 2, timeoutLow: 3, timeoutMedium: 4,
+ *   timeoutHigh: 5, timeoutComplex: 6, timeoutExtreme: 7,
+ * };
+ * assert.equal(complexityDefaults(settings).medium, 4);
+ * ```
+ */
+export function complexityDefaults(
+  settings: Readonly<Record<TimeoutKey, number>>,
+): Record<Complexity, number> {
+  const out = { ...DEFAULT_TIMEOUTS_S };
+  for (const level of COMPLEXITIES) out[level] = settings[TIMEOUT_KEYS[level]];
+  return out;
 }

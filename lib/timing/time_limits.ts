@@ -7,7 +7,6 @@
  *
  * @module
  */
-import type { Config } from "../config/config.ts";
 import type { Execution } from "../core/execution.ts";
 import { logger } from "../log.ts";
 import {
@@ -17,34 +16,9 @@ import {
   StoreUnavailableError,
 } from "../store/store.ts";
 import { StoreDownError } from "../errors.ts";
-import { classify, type CommandClass, type CommandLine, type Complexity } from "./classify.ts";
-import { DEFAULT_MIN_AUTO_TIMEOUT_S } from "./complexity.ts";
+import { classify, type CommandClass, type CommandLine } from "./classify.ts";
+import { type Complexity, DEFAULT_MIN_AUTO_TIMEOUT_S } from "./complexity.ts";
 import { type Estimate, estimateTimeout, restate } from "./estimate.ts";
-
-/** The settings that shape estimates. */
-export type TimeLimitConfig = Pick<
-  Config,
-  | "timeoutTrivial"
-  | "timeoutSimple"
-  | "timeoutLow"
-  | "timeoutMedium"
-  | "timeoutHigh"
-  | "timeoutComplex"
-  | "timeoutExtreme"
->;
-
-/** The per-complexity defaults of the config. */
-export function complexityDefaults(config: TimeLimitConfig): Record<Complexity, number> {
-  return {
-    trivial: config.timeoutTrivial,
-    simple: config.timeoutSimple,
-    low: config.timeoutLow,
-    medium: config.timeoutMedium,
-    high: config.timeoutHigh,
-    complex: config.timeoutComplex,
-    extreme: config.timeoutExtreme,
-  };
-}
 
 const log = logger("timing");
 
@@ -71,7 +45,7 @@ const CLASS_LIST_MS = 10_000;
  * import assert from "node:assert/strict";
  * import { createStore } from "../store/store.ts";
  * import { TimeLimits } from "./time_limits.ts";
- * import { DEFAULT_TIMEOUTS_S } from "./estimate.ts";
+ * import { DEFAULT_TIMEOUTS_S } from "./complexity.ts";
  * const store = await createStore({ ephemeral: true });
  * const limits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * assert.equal((await limits.estimate("git clone https://x/y")).timeout_s, 600);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { checkExposure } from "../../lib/security/access.ts";
 import { ApiKeyring } from "../../lib/security/auth.ts";
 import { loadConfig } from "../../lib/config/config.ts";
-import type { ServerHandle } from "../../routes/server.ts";
+import type { ServerHandle } from "../../main.ts";
 import { spawnServer, testServer, withServer } from "../_helpers.ts";
 import { INIT } from "../_mcp.ts";
 import { rawRequest, type RawResponse, UPGRADE_HEADERS } from "../_raw_http.ts";

@@ -16,7 +16,7 @@ import {
   StreamableHTTPClientTransport,
   WebSocketClientTransport,
 } from "../_mcp.ts";
-import type { ServerHandle } from "../../routes/server.ts";
+import type { ServerHandle } from "../../main.ts";
 import { loadKeyring, reloadKeyring } from "../../lib/security/access.ts";
 import { ApiKeyring } from "../../lib/security/auth.ts";
 import { ConfigError } from "../../lib/config/config.ts";

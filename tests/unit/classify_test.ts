@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  classify,
-  classifyPrompt,
-  COMPLEXITIES,
-  complexityRank,
-  parseClass,
-} from "../../lib/timing/classify.ts";
+import { classify, parseClass } from "../../lib/timing/classify.ts";
+import { classifyPrompt } from "../../lib/timing/prompt.ts";
+import { COMPLEXITIES, complexityRank } from "../../lib/timing/complexity.ts";
 
 Deno.test("COMPLEXITIES lists the levels from trivial to extreme", () => {
   assert.deepEqual(COMPLEXITIES, [

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  type Config,
   configEnvNames,
   ConfigError,
   loadConfig,
@@ -108,4 +109,28 @@ Deno.test("the README's configuration table is the generated one", async () => {
   const expected = cells(settingsTable());
   assert.equal(expected.length, SETTINGS.length);
   assert.deepEqual(cells(readme), expected, "run `deno task config-table` and paste it");
+});
+
+Deno.test("Config has one field per setting, typed from the setting's kind", () => {
+  const c: Config = from({});
+  assert.deepEqual(
+    Object.keys(c).filter((k) => k !== "childEnv").sort(),
+    SETTINGS.map((s) => s.key).sort(),
+  );
+  // Checked by the compiler: each field's type comes from its kind in the table.
+  const port: number = c.port;
+  const ephemeral: boolean = c.ephemeral;
+  const roots: readonly string[] = c.workspaceRoots;
+  const sandbox: "none" | "bwrap" = c.sandbox;
+  const medium: number = c.timeoutMedium;
+  // @ts-expect-error an enum setting holds only its values
+  const docker: Config["sandbox"] = "docker";
+  assert.deepEqual([port, ephemeral, roots, sandbox, medium, docker], [
+    8003,
+    false,
+    [],
+    "none",
+    600,
+    "docker",
+  ]);
 });

@@ -4,12 +4,9 @@ import { EmbeddedStore } from "../../lib/store/embedded.ts";
 import { ResourceMonitor } from "../../lib/ops/monitor.ts";
 import type { Store, TimingRun } from "../../lib/store/store.ts";
 import { classify } from "../../lib/timing/classify.ts";
-import {
-  DEFAULT_TIMEOUTS_S,
-  estimateTimeout,
-  explainEstimate,
-  restate,
-} from "../../lib/timing/estimate.ts";
+import { DEFAULT_TIMEOUTS_S } from "../../lib/timing/complexity.ts";
+import { estimateTimeout, restate } from "../../lib/timing/estimate.ts";
+import { explainEstimate } from "../../lib/timing/explain.ts";
 import { run } from "../store_contract.ts";
 
 async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { exceedsUtf8, utf8DropFront, utf8Length, utf8Prefix, utf8Tail } from "../../lib/utf8.ts";
+import {
+  exceedsUtf8,
+  utf16Prefix,
+  utf16Suffix,
+  utf8Boundary,
+  utf8DropFront,
+  utf8Length,
+  utf8Prefix,
+  utf8Tail,
+} from "../../lib/utf8.ts";
 
 const encoded = (s: string) => new TextEncoder().encode(s).length;
 const text = fc.string({ unit: "binary", maxLength: 200 });
@@ -39,4 +48,36 @@ Deno.test("utf8DropFront() rounds a cut inside a character up to its end", () =>
   assert.deepEqual(utf8DropFront("€ab", 1), { text: "ab", dropped: 3 });
   assert.deepEqual(utf8DropFront("a😀b", 2), { text: "b", dropped: 5 });
   assert.deepEqual(utf8DropFront("abc", 0), { text: "abc", dropped: 0 });
+});
+
+Deno.test("utf8Boundary() never ends a range inside a character (fast-check)", () => {
+  const wellFormed = fc.string({ unit: "grapheme", maxLength: 50 });
+  fc.assert(
+    fc.property(wellFormed, fc.nat(), (s, n) => {
+      const bytes = new TextEncoder().encode(s);
+      const end = n % (bytes.length + 1);
+      const cut = utf8Boundary((i) => bytes[i]!, 0, end);
+      assert.ok(cut <= end && cut >= end - 3);
+      // Throws when the cut falls inside a character.
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, cut));
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("utf16Prefix() and utf16Suffix() fit the budget and never split a pair (fast-check)", () => {
+  const wellFormed = fc.string({ unit: "grapheme", maxLength: 50 });
+  fc.assert(
+    fc.property(wellFormed, fc.nat(60), (s, max) => {
+      const head = utf16Prefix(s, max);
+      const tail = utf16Suffix(s, max);
+      assert.ok(head.length <= max || head === s);
+      assert.ok(tail.length <= max || tail === s);
+      assert.ok(s.startsWith(head) && s.endsWith(tail));
+      assert.ok(head.length >= Math.min(s.length, max) - 1);
+      assert.ok(tail.length >= Math.min(s.length, max) - 1);
+      assert.equal(head.isWellFormed() && tail.isWellFormed(), true);
+    }),
+    { numRuns: 500 },
+  );
 });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { utf16Suffix } from "../../utf8.ts";
 
 /** How often progress is sent. */
 export interface ProgressOptions {
@@ -71,10 +72,7 @@ export class ProgressReporter {
     const max = this.#options.maxMessageChars;
     if (this.#pending.length > max) {
       // Keep the newest output, without splitting a surrogate pair.
-      let cut = this.#pending.length - (max - 1);
-      const c = this.#pending.charCodeAt(cut);
-      if (c >= 0xdc00 && c < 0xe000) cut++;
-      this.#pending = "…" + this.#pending.slice(cut);
+      this.#pending = "…" + utf16Suffix(this.#pending, max - 1);
     }
     this.#schedule();
   }

@@ -28,8 +28,8 @@ import {
   parseParams,
 } from "../../session/exec_params.ts";
 import { truncateText } from "../../output/text_truncate.ts";
-import { resolvesWithin } from "../../async.ts";
-import { explainEstimate } from "../../timing/estimate.ts";
+import { abortable, resolvesWithin } from "../../async.ts";
+import { explainEstimate } from "../../timing/explain.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "../../session/exec_request.ts";
 import type { Execution } from "../../core/execution.ts";
 import { readOutput, tailOutput } from "../../output/text.ts";
@@ -612,7 +612,11 @@ export class McpTools {
     // Refused at once (-32602) when the input does not fit with what is still pending.
     const write = exec.queueInput(input, p.close_stdin === true);
     const waitS = p.wait_seconds ?? DEFAULT_SEND_WAIT_S;
-    const through = await abortable(resolvesWithin(write.done, waitS * 1000), call.signal);
+    const through = await abortable(
+      resolvesWithin(write.done, waitS * 1000),
+      call.signal,
+      () => new NoProcessError("The call was cancelled"),
+    );
     const stdin = {
       execution_id: exec.id,
       bytes_written: write.written,
@@ -762,14 +766,4 @@ export class McpTools {
       void exec.done.then(finish);
     });
   }
-}
-
-/** `promise`, or a rejection when `signal` aborts first (the operation itself goes on). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new NoProcessError("The call was cancelled"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new NoProcessError("The call was cancelled"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
