@@ -77,7 +77,7 @@ Deno.test("McpProtocol raises the session's execution limit to mcp-max-execution
 });
 
 Deno.test("McpProtocol: progress goes with its request; a cancelled call ends its run and gets no response", async () => {
-  const { receive, sent, cancelled, initialize, session } = await setup();
+  const { receive, reply, sent, cancelled, initialize, session } = await setup();
   await initialize();
   receive({
     jsonrpc: "2.0",
@@ -104,7 +104,10 @@ Deno.test("McpProtocol: progress goes with its request; a cancelled call ends it
   await exec.done;
   assert.equal(exec.state, "canceled");
   await assertGroupGone(exec.pgid);
-  await new Promise((r) => setTimeout(r, 50));
+  await eventually(() => cancelled.length > 0, 10_000, "the cancelled call to end");
+  // A ping answered after the call ended: anything the call would have sent came before it.
+  receive({ jsonrpc: "2.0", id: "after", method: "ping" });
+  await reply("after");
   assert.equal(sent.filter((s) => s.message.id === 7).length, 0);
   assert.deepEqual(cancelled, [7]);
 });

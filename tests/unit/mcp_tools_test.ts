@@ -5,7 +5,7 @@ import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { CLIENT_CANCELLED, errorResult, McpTools } from "../../lib/protocol/mcp/tools.ts";
 import { Session } from "../../lib/session/session.ts";
-import { type Msg, sessionServices } from "../_helpers.ts";
+import { eventually, type Msg, sessionServices } from "../_helpers.ts";
 
 const services = await sessionServices();
 
@@ -84,7 +84,8 @@ Deno.test("McpTools execute: a cancelled call ends its run, a closed connection 
   const { call, session } = setup();
   const cancel = new AbortController();
   const pending = call("execute", { command: "exec sleep 1000" }, cancel.signal);
-  await new Promise((r) => setTimeout(r, 50));
+  const active = () => session.executions().filter((e) => e.active);
+  await eventually(() => active().length === 1, 10_000, "the first run to start");
   const [first] = session.executions().filter((e) => e.active);
   cancel.abort(CLIENT_CANCELLED);
   await pending;
@@ -92,7 +93,7 @@ Deno.test("McpTools execute: a cancelled call ends its run, a closed connection 
 
   const gone = new AbortController();
   const waiting = call("execute", { command: "exec sleep 1000" }, gone.signal);
-  await new Promise((r) => setTimeout(r, 50));
+  await eventually(() => active().length === 1, 10_000, "the second run to start");
   const [second] = session.executions().filter((e) => e.active);
   gone.abort("connection closed");
   const r = await waiting;
