@@ -220,18 +220,6 @@ export function comm(pid: number): string {
   }
 }
 
-/** Live (not zombie) pids whose process group is `pgid`. */
-export function groupMembers(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const f = procStatFields(Number(entry.name));
-    // A zombie has already exited and freed its memory; only its exit status waits to be read.
-    if (f !== null && f[2] === String(pgid) && f[0] !== "Z") pids.push(Number(entry.name));
-  }
-  return pids;
-}
-
 // ---------------------------------------------------------------- subprocesses
 
 /** A subprocess whose output is kept (last lines) for error messages. */

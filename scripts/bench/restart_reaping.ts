@@ -5,7 +5,6 @@
  */
 import {
   closeQuietly,
-  groupMembers,
   health,
   quick,
   report,
@@ -17,6 +16,7 @@ import {
   stopProcess,
   TARGETS,
 } from "./_common.ts";
+import { groupPids } from "../../lib/process/process_group.ts";
 import { stallConnection } from "./stall.ts";
 
 // ---------------------------------------------------------------- restart reaping
@@ -32,7 +32,11 @@ export async function restartReaping() {
   const pgids: number[] = [];
   const conns: Awaited<ReturnType<typeof stallConnection>>[] = [];
   let second: Server | null = null;
-  const live = () => pgids.filter((pgid) => groupMembers(pgid).length > 0);
+  const live = async () => {
+    const alive: number[] = [];
+    for (const pgid of pgids) if ((await groupPids(pgid)).length > 0) alive.push(pgid);
+    return alive;
+  };
   try {
     for (let i = 0; i < 15; i++) {
       const c = await stallConnection(first.wsUrl);
@@ -45,14 +49,14 @@ export async function restartReaping() {
     Deno.kill(first.proc.pid, "SIGKILL");
     await first.proc.exited;
     running.delete(first.proc);
-    const survivors = live().length;
+    const survivors = (await live()).length;
     const t0 = performance.now();
     second = await startServer();
     const listening = performance.now() - t0;
     const deadline = performance.now() + 10_000;
-    while (live().length > 0 && performance.now() < deadline) await sleep(20);
+    while ((await live()).length > 0 && performance.now() < deadline) await sleep(20);
     const goneS = (performance.now() - t0) / 1000;
-    const left = live().length;
+    const left = (await live()).length;
     const h = await health(second);
     report({
       figure: "restart_reaping",
@@ -70,7 +74,7 @@ export async function restartReaping() {
     });
   } finally {
     for (const c of conns) closeQuietly(c.ws);
-    for (const pgid of live()) {
+    for (const pgid of await live()) {
       try {
         Deno.kill(-pgid, "SIGKILL");
       } catch {

@@ -6,7 +6,6 @@
 import {
   closeQuietly,
   FIGURE_TIMEOUT_MS,
-  groupMembers,
   health,
   MB,
   openSocket,
@@ -23,6 +22,7 @@ import {
   TARGETS,
   withTimeout,
 } from "./_common.ts";
+import { groupPids } from "../../lib/process/process_group.ts";
 
 // ---------------------------------------------------------------- stall
 
@@ -181,7 +181,7 @@ export async function stallFigure() {
     for (const c of conns) closeQuietly(c.ws);
     // Nothing of this figure may outlive the bench, even if the server failed to end it.
     for (const pgid of pgids) {
-      if (groupMembers(pgid).length === 0) continue;
+      if ((await groupPids(pgid)).length === 0) continue;
       try {
         Deno.kill(-pgid, "SIGKILL");
       } catch {

@@ -5,7 +5,6 @@
  */
 import {
   closeQuietly,
-  groupMembers,
   health,
   KiB,
   MB,
@@ -25,6 +24,7 @@ import {
   TARGETS,
   withTimeout,
 } from "./_common.ts";
+import { groupPids } from "../../lib/process/process_group.ts";
 
 // ---------------------------------------------------------------- MCP client
 
@@ -196,7 +196,7 @@ export async function stdinFlood() {
     });
   } finally {
     client?.close();
-    if (pgid > 0 && groupMembers(pgid).length > 0) {
+    if (pgid > 0 && (await groupPids(pgid)).length > 0) {
       try {
         Deno.kill(-pgid, "SIGKILL");
       } catch {
