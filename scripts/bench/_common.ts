@@ -5,14 +5,13 @@
  *
  * @module
  */
+import { TICKS_PER_SECOND } from "../../lib/process/proc_stat.ts";
 export const MB = 1e6;
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 /** No wait in this script may last longer than this. */
 export const FIGURE_TIMEOUT_MS = 120_000;
 export const SERVER_START_TIMEOUT_MS = 60_000;
-/** 100 Hz on every Linux we run on; /proc/<pid>/stat counts CPU time in these ticks. */
-export const CLOCK_TICKS = 100;
 
 export const quick = Deno.args.includes("--quick");
 /** Figures to run (`--only=a,b`); null for all. */
@@ -184,7 +183,7 @@ export function cpuSeconds(pid: number | "self"): number {
   const f = procStatFields(pid);
   if (f === null) return NaN;
   // After the name: state(0) ppid(1) pgrp(2) ... utime(11) stime(12).
-  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
 }
 
 /** Busy and total CPU ticks of the whole machine (first line of /proc/stat). */
