@@ -94,10 +94,24 @@ export async function setupLogging(level: Config["logLevel"]): Promise<void> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { configure, type LogRecord, reset } from "@logtape/logtape";
  * import { logger } from "./log.ts";
- * assert.deepEqual(logger("session").category, ["cc-executor", "session"]);
- * // `.with()` adds properties to every record and keeps the category.
- * assert.deepEqual(logger("session").with({ session: "abc" }).category, ["cc-executor", "session"]);
+ * const records: LogRecord[] = [];
+ * await configure({
+ *   sinks: { memory: (record) => void records.push(record) },
+ *   loggers: [
+ *     { category: ["cc-executor"], lowestLevel: "info", sinks: ["memory"] },
+ *     { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+ *   ],
+ * });
+ * const log = logger("session").with({ session: "abc" });
+ * log.debug("below the level");
+ * log.info("Opened by {principal}", { principal: "local" });
+ * await reset();
+ * assert.equal(records.length, 1);
+ * assert.deepEqual(records[0]!.category, ["cc-executor", "session"]);
+ * assert.deepEqual(records[0]!.properties, { session: "abc", principal: "local" });
+ * assert.deepEqual(records[0]!.message, ["Opened by ", "local", ""]);
  * ```
  */
 export function logger(...category: string[]): Logger {

@@ -195,6 +195,26 @@ export async function assertGroupGone(pgid: number, ms = 10_000): Promise<void> 
   }
 }
 
+/**
+ * Waits until group `pgid` has at least `count` live processes named `name`
+ * (as in /proc/<pid>/comm): e.g. the shell has forked and its children have
+ * exec'd, so the signal dispositions they inherited are in place.
+ */
+export async function groupHas(pgid: number, name: string, count = 1, ms = 10_000): Promise<void> {
+  const named = async () => {
+    let n = 0;
+    for (const pid of await groupPids(pgid)) {
+      try {
+        if ((await Deno.readTextFile(`/proc/${pid}/comm`)).trim() === name) n++;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return n;
+  };
+  await eventually(async () => (await named()) >= count, ms, `${count} ${name} in group ${pgid}`);
+}
+
 /** Pids of live processes whose command line contains `marker`. */
 export async function pidsWithMarker(marker: string): Promise<number[]> {
   const found: number[] = [];

@@ -1,7 +1,7 @@
 /**
- * A minimal WebSocket client over a raw TCP socket, for tests that need what
- * a browser-style WebSocket cannot do: read slowly (to exert back-pressure),
- * or stop reading altogether.
+ * A minimal WebSocket client over a raw TCP socket, for tests (and the
+ * bench's slow_reader figure) that need what a browser-style WebSocket cannot
+ * do: read slowly (to exert back-pressure), or stop reading altogether.
  *
  * @module
  */
@@ -66,7 +66,13 @@ export class RawWebSocket {
     frame.set(header);
     frame.set(mask, header.length);
     for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i]! ^ mask[i % 4]!;
-    await this.conn.write(frame);
+    // A write may take only part of a large frame.
+    for (let off = 0; off < frame.length;) off += await this.conn.write(frame.subarray(off));
+  }
+
+  /** Bytes already read from the socket but not yet consumed as frames. */
+  get buffered(): number {
+    return this.#buf.length;
   }
 
   /** Reads the next complete frame's text (server frames are unmasked). */

@@ -317,7 +317,9 @@ cgroupTest("PAUSE stops an escapee as well, RESUME continues it", async () => {
       // Both show as stopped, as a group does: SIGSTOP, not a freeze.
       await eventually(() => state(r.result.pid) === "T", 5000, "the leader to stop");
       await eventually(() => state(escapee) === "T", 5000, "the escapee to stop");
-      await new Promise((resolve) => setTimeout(resolve, 100)); // output read before the stop
+      // Output written just before the stop may still be in the pipe or the framer; no event
+      // marks "all of it was sent", so this settles it. The quiet period after is the test.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       const ticks = () => client.received.filter((t) => t.includes('"process.output"')).length;
       const before = ticks();
       await new Promise((resolve) => setTimeout(resolve, 400));

@@ -8,6 +8,8 @@ Deno.test("EventLoopLag records a loop held up by synchronous work", async () =>
   const lag = new EventLoopLag({ intervalMs: 5 });
   lag.start();
   try {
+    // Real time on purpose: the lag of the real event loop is what is measured. Let the
+    // sampler run a few times first.
     await tick(20);
     const end = performance.now() + 100;
     while (performance.now() < end) {

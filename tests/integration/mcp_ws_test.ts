@@ -12,7 +12,8 @@ Deno.test("MCP over /ws/mcp: the mcp subprotocol is echoed, nothing comes before
   await withServer({}, async (server) => {
     const raw = await TestClient.connect(server.wsUrl, "mcp");
     assert.equal(raw.ws.protocol, "mcp");
-    await new Promise((r) => setTimeout(r, 200));
+    // A ping answered first: anything sent on connect would have come before its reply.
+    assert.deepEqual((await raw.request("ping")).result, {});
     assert.deepEqual(raw.pending(), [], "no `connected` or ping before initialize");
     const early = await raw.request("tools/list", {});
     assert.equal(early.error.code, -32600);
@@ -202,7 +203,8 @@ Deno.test("MCP: cancelling a call (AbortSignal) ends its process group and sends
       return l.s.executions[0].status === "canceled";
     });
     await assertGroupGone(exec.pgid);
-    await new Promise((r) => setTimeout(r, 300));
+    // One more round trip: a late response to the cancelled call would have come before it.
+    await call(client, "list_executions");
     assert.deepEqual(errors.map(String).filter((e) => /unknown message ID/.test(e)), []);
     await client.close();
   });
@@ -234,7 +236,12 @@ Deno.test("MCP: notifications/cancelled gets no response at all (raw socket)", a
     const listed = await raw.request("tools/call", { name: "list_executions", arguments: {} });
     const pgid = listed.result.structuredContent.executions[0].pgid;
     await assertGroupGone(pgid);
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually(async () => {
+      const l = await raw.request("tools/call", { name: "list_executions", arguments: {} });
+      return l.result.structuredContent.executions[0].status === "canceled";
+    });
+    // One more round trip: a late response to "long" would have come before this reply.
+    assert.deepEqual((await raw.request("ping")).result, {});
     assert.equal(raw.received.filter((t) => JSON.parse(t).id === "long").length, 0);
     await raw.close();
   });
@@ -363,7 +370,8 @@ Deno.test("MCP logging: a run's end is sent as notifications/message at or above
     assert.equal(message.params.level, "warning");
     assert.equal(message.params.data.event, "execution_ended");
     assert.equal(message.params.data.exit_code, 4);
-    await new Promise((r) => setTimeout(r, 100));
+    // A ping answered after both runs ended: any other message would have come before it.
+    assert.deepEqual((await raw.request("ping")).result, {});
     assert.equal(raw.pending().filter((m) => m.method === "notifications/message").length, 0);
     await raw.close();
   });

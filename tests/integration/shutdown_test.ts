@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertGroupGone, spawnServer, TestClient } from "../_helpers.ts";
+import { assertGroupGone, eventually, groupHas, spawnServer, TestClient } from "../_helpers.ts";
 
 Deno.test("SIGTERM drains: 503 draining, new sessions refused, every group gone, exit 0", async () => {
   const server = await spawnServer({ "kill-grace": "1.5", "max-executions-per-session": "2" });
@@ -13,17 +13,22 @@ Deno.test("SIGTERM drains: 503 draining, new sessions refused, every group gone,
     });
     await client.event("started", plain.result.execution_id);
     await client.event("started", stubborn.result.execution_id);
-    await new Promise((r) => setTimeout(r, 200)); // let the shells fork their children
+    // The shells have forked their children and set their traps.
+    await groupHas(plain.result.pgid, "sleep", 2);
+    await groupHas(stubborn.result.pgid, "sleep", 1);
 
     server.child.kill("SIGTERM");
     // While draining: /health says so with 503, and upgrades are refused.
     let health: Response | undefined;
-    for (let i = 0; i < 50; i++) {
-      health = await fetch(`${server.httpUrl}/health`);
-      if (health.status === 503) break;
-      await health.body?.cancel();
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await eventually(
+      async () => {
+        await health?.body?.cancel();
+        health = await fetch(`${server.httpUrl}/health`);
+        return health.status === 503;
+      },
+      5000,
+      "/health to say draining",
+    );
     assert.equal(health!.status, 503);
     assert.equal((await health!.json()).status, "draining");
     const refused = await fetch(`${server.httpUrl}/ws/mcp`, {

@@ -158,12 +158,21 @@ Deno.test("a slow reader blocks the child, not the server's memory", async () =>
       id: 1,
     }));
     assert.match(await raw.readText(), /"started"/);
-    await new Promise((r) => setTimeout(r, 300));
+    // Measure from the steady state: the socket's queue has filled and back-pressure holds `yes`.
+    await eventually(
+      async () => {
+        const h = await (await fetch(`${server.httpUrl}/health`)).json();
+        return h.backpressure_waits > 0;
+      },
+      10_000,
+      "back-pressure",
+    );
     const before = await rssOf(server.pid);
     // Read ~1 MB/s for 4 s while `yes` could write gigabytes.
     let read = 0;
     for (let i = 0; i < 64; i++) {
       read += await raw.drain(64 * 1024);
+      // The slow reader is what is tested: it reads at a set rate, not on an event.
       await new Promise((r) => setTimeout(r, 62));
     }
     const after = await rssOf(server.pid);

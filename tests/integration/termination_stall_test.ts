@@ -29,6 +29,7 @@ function pollHealthz(httpUrl: string) {
         failures.push(String(err));
       }
       latencies.push(performance.now() - t0);
+      // A steady probe rate is what is measured, not a wait for an event.
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   })();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Execution } from "../../lib/core/execution.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
+import { eventually } from "../_helpers.ts";
 import type { ExecSpec, ExecutionEvent } from "../../lib/types.ts";
 
 function spec(argv: string[], extra: Partial<ExecSpec> = {}): ExecSpec {
@@ -108,11 +109,7 @@ function retained(exec: Execution): string {
 
 /** Waits until the run's output contains `text`. */
 async function outputHas(exec: Execution, text: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (retained(exec).includes(text)) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`no "${text}" in the output`);
+  await eventually(() => retained(exec).includes(text), 10_000, `"${text}" in the output`);
 }
 
 Deno.test("Execution with stdinOpen takes input while it runs; closing stdin ends cat", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { fakeClock } from "../_clock.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { McpSocketTransport } from "../../lib/protocol/mcp/socket_transport.ts";
@@ -72,12 +73,15 @@ Deno.test("McpSocketTransport reports the close once and closes the socket on cl
 });
 
 Deno.test("McpSocketTransport.ready() waits while the socket is over its high-water mark", async () => {
+  using clock = fakeClock(); // ready() polls the queue
   const { transport, socket } = setup(128 * 1024);
   let ready = false;
   const waiting = transport.ready().then(() => ready = true);
-  await new Promise((r) => setTimeout(r, 20));
+  await clock.tick(1000);
   assert.equal(ready, false);
   socket.bufferedAmount = 0;
+  await clock.tick(1000);
+  assert.equal(ready, true);
   await waiting;
   assert.equal(ready, true);
 });

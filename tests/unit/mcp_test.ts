@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types";
-import { loadConfig } from "../../lib/config/config.ts";
-import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
-import { Metrics } from "../../lib/ops/metrics.ts";
 import { McpProtocol } from "../../lib/protocol/mcp/mcp.ts";
-import { Session } from "../../lib/session/session.ts";
-import { assertGroupGone, eventually, type Msg, sessionServices } from "../_helpers.ts";
+import { assertGroupGone, eventually, type Msg } from "../_helpers.ts";
+import { makeSession, testConfig } from "../_session.ts";
 
-const services = await sessionServices();
-
-const config = loadConfig({
-  args: ["--kill-grace", "0.5"],
-  getEnv: (name) => name === "PATH" ? Deno.env.get("PATH") : undefined,
-});
+const config = testConfig(["--kill-grace", "0.5"]);
 
 /** An McpProtocol on an in-memory transport; `sent` holds what it sent, with options. */
 async function setup() {
@@ -27,8 +19,7 @@ async function setup() {
       return Promise.resolve();
     },
   };
-  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
+  const { session } = makeSession({ config });
   const protocol = new McpProtocol(session, transport, config, {
     cancelled: (id) => void cancelled.push(id),
     progress: { minIntervalMs: 20, heartbeatMs: 50, maxMessageChars: 2000 },
@@ -77,7 +68,7 @@ Deno.test("McpProtocol raises the session's execution limit to mcp-max-execution
 });
 
 Deno.test("McpProtocol: progress goes with its request; a cancelled call ends its run and gets no response", async () => {
-  const { receive, sent, cancelled, initialize, session } = await setup();
+  const { receive, reply, sent, cancelled, initialize, session } = await setup();
   await initialize();
   receive({
     jsonrpc: "2.0",
@@ -104,7 +95,10 @@ Deno.test("McpProtocol: progress goes with its request; a cancelled call ends it
   await exec.done;
   assert.equal(exec.state, "canceled");
   await assertGroupGone(exec.pgid);
-  await new Promise((r) => setTimeout(r, 50));
+  await eventually(() => cancelled.length > 0, 10_000, "the cancelled call to end");
+  // A ping answered after the call ended: anything the call would have sent came before it.
+  receive({ jsonrpc: "2.0", id: "after", method: "ping" });
+  await reply("after");
   assert.equal(sent.filter((s) => s.message.id === 7).length, 0);
   assert.deepEqual(cancelled, [7]);
 });

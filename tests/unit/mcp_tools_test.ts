@@ -1,21 +1,12 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../lib/config/config.ts";
 import { InvalidParamsError } from "../../lib/errors.ts";
-import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
-import { Metrics } from "../../lib/ops/metrics.ts";
 import { CLIENT_CANCELLED, errorResult, McpTools } from "../../lib/protocol/mcp/tools.ts";
-import { Session } from "../../lib/session/session.ts";
-import { type Msg, sessionServices } from "../_helpers.ts";
-
-const services = await sessionServices();
+import { eventually, type Msg } from "../_helpers.ts";
+import { makeSession, testConfig } from "../_session.ts";
 
 function setup(flags: string[] = []) {
-  const config = loadConfig({
-    args: ["--kill-grace", "0.5", ...flags],
-    getEnv: (name) => name === "PATH" ? Deno.env.get("PATH") : undefined,
-  });
-  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
+  const config = testConfig(["--kill-grace", "0.5", ...flags]);
+  const { session } = makeSession({ config });
   session.maxExecutions = 4;
   const ended: string[] = [];
   const tools = new McpTools(session, config, {
@@ -84,7 +75,8 @@ Deno.test("McpTools execute: a cancelled call ends its run, a closed connection 
   const { call, session } = setup();
   const cancel = new AbortController();
   const pending = call("execute", { command: "exec sleep 1000" }, cancel.signal);
-  await new Promise((r) => setTimeout(r, 50));
+  const active = () => session.executions().filter((e) => e.active);
+  await eventually(() => active().length === 1, 10_000, "the first run to start");
   const [first] = session.executions().filter((e) => e.active);
   cancel.abort(CLIENT_CANCELLED);
   await pending;
@@ -92,7 +84,7 @@ Deno.test("McpTools execute: a cancelled call ends its run, a closed connection 
 
   const gone = new AbortController();
   const waiting = call("execute", { command: "exec sleep 1000" }, gone.signal);
-  await new Promise((r) => setTimeout(r, 50));
+  await eventually(() => active().length === 1, 10_000, "the second run to start");
   const [second] = session.executions().filter((e) => e.active);
   gone.abort("connection closed");
   const r = await waiting;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { SocketWriter } from "../../lib/core/socket_writer.ts";
+import { fakeClock } from "../_clock.ts";
 
 /** A socket whose queue the test drains by hand (no network involved). */
 function fakeSocket() {
@@ -16,6 +17,8 @@ function fakeSocket() {
 }
 
 Deno.test("SocketWriter.ready() waits above the high-water mark until below half of it", async () => {
+  // ready() polls the queue: a fake clock runs many polls without waiting for them.
+  using clock = fakeClock();
   const socket = fakeSocket();
   const metrics = new Metrics();
   const writer = new SocketWriter(socket, 100, metrics);
@@ -23,12 +26,14 @@ Deno.test("SocketWriter.ready() waits above the high-water mark until below half
   assert.equal(metrics.peakQueuedBytes, 150);
   let ready = false;
   const waiting = writer.ready().then(() => ready = true);
-  await new Promise((r) => setTimeout(r, 20));
+  await clock.tick(1000);
   assert.equal(ready, false);
   socket.bufferedAmount = 60; // below the mark, above the low-water mark
-  await new Promise((r) => setTimeout(r, 20));
+  await clock.tick(1000);
   assert.equal(ready, false);
   socket.bufferedAmount = 40;
+  await clock.tick(1000);
+  assert.equal(ready, true);
   await waiting;
   assert.equal(metrics.backpressureWaits, 1);
 });

@@ -4,14 +4,11 @@ import { RedisStore } from "../../lib/store/redis.ts";
 import { createStore, StoreUnavailableError } from "../../lib/store/store.ts";
 import { run, storeContract } from "../store_contract.ts";
 import { delay, freePort, hasRedisServer, RedisServer } from "../_redis.ts";
+import { eventually } from "../_helpers.ts";
 
-/** Polls `check` until it holds; fails after ~10 s so a broken build cannot hang. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await delay(50);
-  }
-  assert.fail(`timed out waiting for ${what}`);
+/** Polls `check` until it holds; fails after 10 s so a broken build cannot hang. */
+function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  return eventually(check, 10_000, what);
 }
 
 let prefixes = 0;
@@ -82,6 +79,7 @@ if (!(await hasRedisServer())) {
         () => (outcome = "resolved"),
         (e: unknown) => (outcome = e instanceof StoreUnavailableError ? e.reason : "other"),
       );
+      // One macrotask: what is under test is that the call settles at once, not later.
       await delay(0);
       assert.ok(!["pending", "resolved", "other"].includes(outcome), outcome);
       // The reason is the connection's (ECONNREFUSED, ECONNRESET, socket closed...).
