@@ -118,6 +118,11 @@ export class TestClient {
     }
   }
 
+  /** Drops every queued message (e.g. answers to fuzzed requests whose ids may come again). */
+  drain(): void {
+    this.#queue.length = 0;
+  }
+
   /** Messages queued now, without waiting. */
   pending(): Msg[] {
     return [...this.#queue];

@@ -48,13 +48,50 @@ export type ReaperFactory = (
  *   () => Promise.resolve({ kill: () => Promise.resolve({ result: "gone" as const }) }),
  *   (path) => (killed.push(path), Promise.resolve(true)),
  * );
- * const record = { cgroup: "/sys/fs/cgroup/x/e" } as Parameters<
+ * const id = "0b7e4a52-3f1d-4c1e-9f57-1a2b3c4d5e6f";
+ * const cgroup = `/sys/fs/cgroup/x/4242-0a1b2c3d/${id}`;
+ * const record = { cgroup, executionId: id } as Parameters<
  *   Awaited<ReturnType<typeof factory>>["kill"]
  * >[0];
  * const outcome = await (await factory([record], "boot")).kill(record);
- * assert.deepEqual([outcome.result, killed], ["killed", ["/sys/fs/cgroup/x/e"]]);
+ * assert.deepEqual([outcome.result, killed], ["killed", [cgroup]]);
+ * // A path the service never makes is left alone.
+ * const forged = { ...record, cgroup: "/sys/fs/cgroup/unified/victim" };
+ * assert.equal((await (await factory([forged], "boot")).kill(forged)).result, "gone");
  * ```
  */
+/** An execution id as the service makes them (`crypto.randomUUID()`). */
+const EXECUTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** `<cgroup mount>/…/<instance: server pid-8 hex>/<execution id>`, nothing else. */
+const RUN_CGROUP = /^\/sys\/fs\/cgroup\/(?:[^/]+\/)*\d+-[0-9a-f]{8}\/([^/]+)$/;
+
+/**
+ * Whether `path` is the cgroup the service made for execution `id`
+ * (lib/process/run_cgroup.ts): under a cgroup mount, in an instance
+ * directory, named by the id.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isRunCgroup } from "./group_reaper.ts";
+ * const id = "0b7e4a52-3f1d-4c1e-9f57-1a2b3c4d5e6f";
+ * assert.ok(isRunCgroup(`/sys/fs/cgroup/unified/cc-executor/4242-0a1b2c3d/${id}`, id));
+ * assert.ok(!isRunCgroup("/sys/fs/cgroup/unified/victim", id));
+ * assert.ok(!isRunCgroup(`/sys/fs/cgroup/x/4242-0a1b2c3d/../${id}`, id));
+ * ```
+ */
+export function isRunCgroup(path: string, id: string): boolean {
+  if (!EXECUTION_ID.test(id) || path.split("/").includes("..")) return false;
+  return RUN_CGROUP.exec(path)?.[1] === id;
+}
+
+/**
+ * The widest start-time window (clock ticks) a real spawn records: the
+ * spawn's own duration, under any load. A forged record with a window of
+ * any time at all would match whatever process has its pid.
+ */
+const MAX_START_WINDOW_TICKS = 500;
+
 export function withCgroups(
   groups: ReaperFactory,
   killCgroup: (path: string) => Promise<boolean>,
@@ -64,7 +101,11 @@ export function withCgroups(
     return {
       async kill(record) {
         const outcome = await inner.kill(record);
-        if (record.cgroup === null) return outcome;
+        // Only a cgroup of the shape we make: a journal is data, and ending
+        // whatever cgroup it names would let a forged one kill anything.
+        if (record.cgroup === null || !isRunCgroup(record.cgroup, record.executionId)) {
+          return outcome;
+        }
         const ended = await killCgroup(record.cgroup).catch(() => false);
         return ended && outcome.result === "gone" ? { result: "killed" } : outcome;
       },
@@ -119,6 +160,12 @@ export class ProcessGroupReaper implements GroupReaper {
     }
     const stat = this.#stats.get(record.pid);
     if (stat === undefined || stat.state === "Z" || stat.state === "X") return { result: "gone" };
+    if (record.startHi - record.startLo > MAX_START_WINDOW_TICKS) {
+      return {
+        result: "not_ours",
+        why: `start window of ${record.startHi - record.startLo} ticks`,
+      };
+    }
     if (!StartClock.matches({ lo: record.startLo, hi: record.startHi }, stat.startTicks)) {
       return {
         result: "not_ours",
