@@ -139,10 +139,15 @@ export interface HookOutcome {
 
 /** Everything an execution tells its sink, in order. */
 export type ExecutionEvent =
-  | { type: "started"; pid: number; pgid: number }
-  | { type: "output"; chunk: OutputChunk }
-  | { type: "paused" }
-  | { type: "resumed" }
-  | { type: "canceled" }
-  | { type: "completed"; pid: number; pgid: number; exit: ExitInfo }
-  | { type: "hook"; outcome: HookOutcome };
+  & {
+    /** The run the event is about, so a sink need not be made for one id. */
+    executionId: string;
+  }
+  & (
+    | { type: "started"; pid: number; pgid: number }
+    | { type: "output"; chunk: OutputChunk }
+    | { type: "paused" | "resumed" | "canceled"; pid: number; pgid: number }
+    | { type: "completed"; pid: number; pgid: number; exit: ExitInfo }
+    /** Pre-execute hooks run before there is a process: no pid. */
+    | { type: "hook"; outcome: HookOutcome }
+  );

@@ -203,8 +203,8 @@ export async function startServer(
     maxRetainedOutput: config.retainedOutputTotal,
     stdinBuffer: config.stdinBuffer,
     onFinished: (exec) => {
+      // post_execute hooks are run by the session that started the run.
       void timeLimits.record(exec);
-      void hooks.afterRun(exec);
     },
     groups: recovery ?? undefined,
   });
@@ -223,7 +223,7 @@ export async function startServer(
     return total;
   };
 
-  const mcpHttp = new McpHttpEndpoint(sessions, config);
+  const mcpHttp = new McpHttpEndpoint(sessions, config, { timeLimits, hooks });
 
   const app = new Hono<GuardEnv>();
   // First of all, on every route but the liveness probe: does the request
@@ -268,6 +268,7 @@ export async function startServer(
     "/",
     wsRoutes({
       sessions,
+      services: { timeLimits, hooks },
       metrics,
       config,
       pingTimeout: config.wsPingTimeout,

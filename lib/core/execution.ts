@@ -27,7 +27,6 @@ import type {
   ExecutionEvent,
   ExitInfo,
   FinalStatus,
-  HookOutcome,
   OutputChunk,
   StreamName,
 } from "../types.ts";
@@ -481,19 +480,9 @@ export class Execution {
     void this.#group.signal("SIGKILL");
   }
 
-  /** Reports a hook's outcome on this run's sink (hooks run before spawn and after the end). */
-  reportHook(outcome: HookOutcome): void {
-    this.#sink.emit({ type: "hook", outcome });
-  }
-
-  /** Emits a control notification (after the caller has sent its reply). */
-  announce(type: "paused" | "resumed" | "canceled"): void {
-    this.#sink.emit({ type });
-  }
-
   async #run(): Promise<void> {
     const spec = this.spec;
-    this.#emit({ type: "started", pid: this.pid, pgid: this.pgid });
+    this.#emit({ type: "started", executionId: this.id, pid: this.pid, pgid: this.pgid });
     if (this.#receivedAt !== undefined) {
       this.#metrics.recordStartLatency(performance.now() - this.#receivedAt);
     }
@@ -598,7 +587,7 @@ export class Execution {
     this.#exit = exit;
     this.output.finish();
     this.#metrics.executionsFinished++;
-    this.#emit({ type: "completed", pid: this.pid, pgid: this.pgid, exit });
+    this.#emit({ type: "completed", executionId: this.id, pid: this.pid, pgid: this.pgid, exit });
     this.#resolveDone(exit);
   }
 
@@ -685,7 +674,7 @@ export class Execution {
     this.output.append(chunk, frame.bytes);
     // A gone client's output is only retained: no event, so no text is decoded.
     if (this.#sink.gone?.()) return;
-    this.#emit({ type: "output", chunk });
+    this.#emit({ type: "output", executionId: this.id, chunk });
     chunk.seal();
   }
 

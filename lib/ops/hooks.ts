@@ -196,11 +196,11 @@ export class HookRunner {
 
   /**
    * After a run ends: `on_timeout` hooks when its time limit ended it, then
-   * `post_execute` hooks; each outcome is reported on the run's sink.
+   * `post_execute` hooks; returns their outcomes, for the session to report.
    */
-  async afterRun(exec: Execution): Promise<void> {
+  async afterRun(exec: Execution): Promise<HookOutcome[]> {
     const exit = exec.exit;
-    if (exit === null) return;
+    if (exit === null) return [];
     const context: HookContext = {
       executionId: exec.id,
       command: exec.spec.display,
@@ -211,10 +211,11 @@ export class HookRunner {
     const kinds: HookKind[] = exit.status === "timeout"
       ? ["on_timeout", "post_execute"]
       : ["post_execute"];
+    const outcomes: HookOutcome[] = [];
     for (const kind of kinds) {
-      if (!this.has(kind)) continue;
-      for (const outcome of await this.run(kind, context)) exec.reportHook(outcome);
+      if (this.has(kind)) outcomes.push(...await this.run(kind, context));
     }
+    return outcomes;
   }
 
   async #runOne(hook: Hook, context: HookContext): Promise<HookOutcome> {

@@ -14,7 +14,7 @@ import type { Config } from "../config/config.ts";
 import { ErrorCode, SessionLimitError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { Session } from "../session/session.ts";
+import type { Session, SessionServices } from "../session/session.ts";
 import type { SessionManager } from "../session/session_manager.ts";
 import { SocketWriter } from "../core/socket_writer.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
@@ -27,6 +27,8 @@ import { exceedsUtf8 } from "../utf8.ts";
 /** What a connection needs from the server. */
 export interface TransportDeps {
   sessions: SessionManager;
+  /** What the protocols use beside the session (estimates, history, hook status). */
+  services: SessionServices;
   metrics: Metrics;
   config:
     & Pick<Config, "highWaterMark" | "maxMessageSize" | "wsPingInterval">
@@ -102,7 +104,7 @@ export function attachSocket(
     });
     // An MCP client is sent nothing before it initializes.
     if (options.mcp) return startMcp(session, writer);
-    const legacy = new LegacyProtocol(session, writer, deps.config);
+    const legacy = new LegacyProtocol(session, writer, deps.services);
     protocol = legacy;
     writer.send(legacy.connectedMessage());
     const every = deps.config.wsPingInterval * 1000;
@@ -117,7 +119,9 @@ export function attachSocket(
     pinger = undefined;
     mcp = new McpSocketTransport(writer, close);
     protocol = mcp;
-    void new McpProtocol(session, mcp, deps.config, { ready: () => writer.ready() }).start();
+    void new McpProtocol(session, mcp, deps.config, deps.services, {
+      ready: () => writer.ready(),
+    }).start();
   };
 
   socket.onmessage = (event: MessageEvent) => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
+import { loadConfig } from "../../lib/config/config.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { SessionManager } from "../../lib/session/session_manager.ts";
 import {
@@ -15,6 +16,8 @@ const services = await sessionServices();
 
 /** Session limits for tests that build a SessionManager by hand. */
 const SESSION_CONFIG = {
+  // What Session.execute resolves requests with; the rest as the test needs.
+  ...loadConfig({ getEnv: () => undefined }),
   maxExecutionsPerSession: 1,
   chunkSize: 65536,
   lineLimit: 65536,

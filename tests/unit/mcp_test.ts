@@ -29,7 +29,7 @@ async function setup() {
   };
   const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
   const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
-  const protocol = new McpProtocol(session, transport, config, {
+  const protocol = new McpProtocol(session, transport, config, services, {
     cancelled: (id) => void cancelled.push(id),
     progress: { minIntervalMs: 20, heartbeatMs: 50, maxMessageChars: 2000 },
   });

@@ -18,9 +18,10 @@ function setup(flags: string[] = []) {
   const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
   session.maxExecutions = 4;
   const ended: string[] = [];
-  const tools = new McpTools(session, config, {
+  const tools = new McpTools(session, config, services, {
     ready: () => Promise.resolve(),
     ended: (exec) => void ended.push(exec.id),
+    hook: () => {},
   });
   const call = (name: string, args: unknown, signal = new AbortController().signal) =>
     tools.call(name, args, { signal, progress: null });

@@ -45,8 +45,8 @@ import type { Config } from "../../config/config.ts";
 import { ErrorCode, ExecutorError, InvalidParamsError } from "../../errors.ts";
 import type { Execution } from "../../core/execution.ts";
 import { logger } from "../../log.ts";
-import type { Session } from "../../session/session.ts";
-import type { ExitInfo } from "../../types.ts";
+import type { Session, SessionServices } from "../../session/session.ts";
+import type { ExitInfo, HookOutcome } from "../../types.ts";
 import { toErrorObject } from "../jsonrpc.ts";
 import { PROTOCOL_VERSION } from "../legacy/legacy.ts";
 import type { ProgressOptions } from "./progress.ts";
@@ -227,7 +227,7 @@ class ExecutorServer extends Server {
  * const session = new Session({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
  *   metrics: new Metrics(), config, ...services }, () => {});
- * await new McpProtocol(session, transport, config).start();
+ * await new McpProtocol(session, transport, config, services).start();
  * transport.onmessage!({ jsonrpc: "2.0", id: 1, method: "tools/list" });
  * transport.onmessage!({ jsonrpc: "2.0", id: 2, method: "initialize",
  *   params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
@@ -255,6 +255,7 @@ export class McpProtocol {
     session: Session,
     transport: Transport,
     config: McpConfig,
+    services: SessionServices,
     options: McpOptions = {},
   ) {
     this.#session = session;
@@ -262,9 +263,10 @@ export class McpProtocol {
     // MCP clients start and execute side by side: the legacy limit of one does not fit.
     session.maxExecutions = config.mcpMaxExecutions;
     this.#cancelled = options.cancelled ?? (() => {});
-    this.#tools = new McpTools(session, config, {
+    this.#tools = new McpTools(session, config, services, {
       ready: options.ready ?? (() => Promise.resolve()),
       ended: (exec, exit) => this.#ended(exec, exit),
+      hook: (id, outcome) => this.#hook(id, outcome),
       ...(options.progress ? { progress: options.progress } : {}),
     });
     const server = new ExecutorServer(
@@ -358,6 +360,23 @@ export class McpProtocol {
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** A hook's outcome, as the legacy protocol's `hook.completed` / `hook.warning` says it. */
+  #hook(executionId: string, o: HookOutcome): void {
+    // A hook that failed is a warning: it blocks nothing unless marked required.
+    this.log(o.ok ? "info" : "warning", {
+      event: o.ok ? "hook_completed" : "hook_warning",
+      execution_id: executionId,
+      hook: o.kind,
+      name: o.name,
+      status: o.status,
+      exit_code: o.exitCode,
+      duration: o.duration,
+      required: o.required,
+      error: o.error,
+      output: o.output,
+    });
   }
 
   #ended(exec: Execution, exit: ExitInfo): void {

@@ -8,62 +8,80 @@
  */
 import type { Execution } from "../../core/execution.ts";
 import type { Sink } from "../../core/sink.ts";
-import type { ExecutionEvent, ExitInfo } from "../../types.ts";
+import type { ExecutionEvent, ExitInfo, HookOutcome } from "../../types.ts";
 
 /** A listener of one execution's events. */
 export type Listener = (event: ExecutionEvent) => void;
 
+/** What the session-wide sink reports besides feeding the watchers. */
+export interface SinkReports {
+  /** A run ended. */
+  ended(executionId: string, exit: ExitInfo): void;
+  /** A hook of a run (pre_execute, post_execute, on_timeout) finished. */
+  hook(executionId: string, outcome: HookOutcome): void;
+  /** Resolves when the client's connection can take more (back-pressure). */
+  ready(): Promise<void>;
+}
+
 /**
- * The listeners of a session's running executions, by execution id; a run's
- * entry goes when it completes.
+ * The listeners of a session's running executions, by execution id, fed by
+ * one sink for all of the session's runs (each event names its run); a
+ * run's entry goes when it completes.
  *
- * @example A watcher sees the events the sink is given
+ * @example A watcher sees the events of its run
  * ```ts
  * import assert from "node:assert/strict";
  * import { RunWatchers } from "./run_watchers.ts";
- * const watchers = new RunWatchers();
  * const ended: string[] = [];
- * const sink = watchers.sink("x", (exit) => void ended.push(exit.status), () => Promise.resolve());
+ * const watchers = new RunWatchers({
+ *   ended: (id, exit) => void ended.push(`${id} ${exit.status}`),
+ *   hook: () => {},
+ *   ready: () => Promise.resolve(),
+ * });
  * const seen: string[] = [];
- * watchers.watch("x", (e) => void seen.push(e.type));
- * sink.emit({ type: "completed", exit: { status: "completed", exitCode: 0, signal: null,
- *   error: null, executionTime: 0.1 } } as never);
+ * watchers.watch({ id: "x", active: true }, (e) => void seen.push(e.type));
+ * watchers.sink.emit({ type: "completed", executionId: "x", pid: 1, pgid: 1,
+ *   exit: { status: "completed", exitCode: 0, signal: null, error: null, executionTime: 0.1 } });
  * assert.deepEqual(seen, ["completed"]);
- * assert.deepEqual(ended, ["completed"]);
+ * assert.deepEqual(ended, ["x completed"]);
  * ```
  */
 export class RunWatchers {
   readonly #listeners = new Map<string, Set<Listener>>();
+  /** The sink of every run of the session. */
+  readonly sink: Sink;
 
-  /**
-   * The sink of a run about to start as `id`: tells its watchers each event,
-   * and calls `ended` when it completes; `ready` is the client's back-pressure.
-   */
-  sink(id: string, ended: (exit: ExitInfo) => void, ready: () => Promise<void>): Sink {
-    const listeners = new Set<Listener>();
-    this.#listeners.set(id, listeners);
-    return {
+  /** Creates the watchers and their sink. */
+  constructor(reports: SinkReports) {
+    this.sink = {
       emit: (event) => {
-        for (const listener of listeners) listener(event);
+        const id = event.executionId;
+        const listeners = this.#listeners.get(id);
+        if (listeners !== undefined) { for (const listener of listeners) listener(event); }
+        if (event.type === "hook") reports.hook(id, event.outcome);
         if (event.type !== "completed") return;
         this.#listeners.delete(id);
-        ended(event.exit);
+        reports.ended(id, event.exit);
       },
-      ready,
+      ready: () => reports.ready(),
     };
   }
 
-  /** Drops the entry of a run that did not start. */
-  forget(id: string): void {
-    this.#listeners.delete(id);
-  }
-
-  /** Calls `listener` with each further event of a running execution; returns the unsubscribe. */
-  watch(id: string, listener: Listener): () => void {
-    const listeners = this.#listeners.get(id);
-    if (listeners === undefined) return () => {};
+  /**
+   * Calls `listener` with each further event of a run not yet ended;
+   * returns the unsubscribe.
+   */
+  watch(exec: Pick<Execution, "id" | "active">, listener: Listener): () => void {
+    if (!exec.active) return () => {};
+    let listeners = this.#listeners.get(exec.id);
+    if (listeners === undefined) this.#listeners.set(exec.id, listeners = new Set());
     listeners.add(listener);
-    return () => listeners.delete(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.#listeners.get(exec.id) === listeners) {
+        this.#listeners.delete(exec.id);
+      }
+    };
   }
 
   /**
@@ -89,7 +107,7 @@ export class RunWatchers {
         signal.removeEventListener("abort", finish);
         resolve(ready());
       };
-      const unwatch = this.watch(exec.id, () => {
+      const unwatch = this.watch(exec, () => {
         if (ready()) finish();
       });
       if (seconds !== undefined) timer = setTimeout(finish, seconds * 1000);

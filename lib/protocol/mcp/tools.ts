@@ -25,12 +25,11 @@ import {
 import { EstimateParams, parseParams } from "../../session/exec_params.ts";
 import { resolvesWithin } from "../../async.ts";
 import { explainEstimate } from "../../timing/estimate.ts";
-import { type ExecRequestConfig, resolveExecSpec } from "../../session/exec_request.ts";
+import type { ExecRequestConfig } from "../../session/exec_request.ts";
 import type { Execution } from "../../core/execution.ts";
 import { utf8Length } from "../../utf8.ts";
-import type { Session } from "../../session/session.ts";
-import type { Sink } from "../../core/sink.ts";
-import type { ExitInfo } from "../../types.ts";
+import type { Session, SessionServices, Spawned } from "../../session/session.ts";
+import type { ExitInfo, HookOutcome } from "../../types.ts";
 import { RunWatchers } from "./run_watchers.ts";
 import {
   PROGRESS_DEFAULTS,
@@ -88,6 +87,8 @@ export interface ToolHooks {
   ready(): Promise<void>;
   /** A run of this session ended (for `notifications/message`). */
   ended(exec: Execution, exit: ExitInfo): void;
+  /** A hook of a run of this session finished (for `notifications/message`). */
+  hook(executionId: string, outcome: HookOutcome): void;
   /** Pace of progress notifications; default {@linkcode PROGRESS_DEFAULTS}. */
   progress?: ProgressOptions;
 }
@@ -114,8 +115,8 @@ export interface ToolHooks {
  * const session = new Session({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
  *   metrics: new Metrics(), config, ...services }, () => {});
- * const tools = new McpTools(session, config,
- *   { ready: () => Promise.resolve(), ended: () => {} });
+ * const tools = new McpTools(session, config, services,
+ *   { ready: () => Promise.resolve(), ended: () => {}, hook: () => {} });
  * const names = tools.list().map((t) => t.name);
  * assert.deepEqual(names,
  *   ["execute", "start", "read_output", "send_input", "control", "estimate_timeout",
@@ -129,13 +130,28 @@ export class McpTools {
   readonly #hooks: ToolHooks;
   readonly #progress: ProgressOptions;
   /** Listeners of each running execution's events (removed when it completes). */
-  readonly #watchers = new RunWatchers();
+  readonly #watchers: RunWatchers;
+  readonly #timeLimits: SessionServices["timeLimits"];
   readonly #tools: Tool[];
   readonly #handlers: Record<ToolName, (args: unknown, call: ToolCall) => Promise<CallToolResult>>;
 
   /** Binds the tools to a session. */
-  constructor(session: Session, config: McpToolsConfig, hooks: ToolHooks) {
+  constructor(
+    session: Session,
+    config: McpToolsConfig,
+    services: Pick<SessionServices, "timeLimits">,
+    hooks: ToolHooks,
+  ) {
     this.#session = session;
+    this.#timeLimits = services.timeLimits;
+    this.#watchers = new RunWatchers({
+      ended: (id, exit) => {
+        const exec = session.get(id);
+        if (exec !== undefined) hooks.ended(exec, exit);
+      },
+      hook: (id, outcome) => hooks.hook(id, outcome),
+      ready: () => hooks.ready(),
+    });
     this.#config = config;
     this.#hooks = hooks;
     this.#progress = hooks.progress ?? PROGRESS_DEFAULTS;
@@ -176,25 +192,11 @@ export class McpTools {
     }
   }
 
-  /** Spawns and runs a command for `execute`/`start`. */
-  async #run(params: z.output<typeof RunParams>): Promise<Execution> {
-    const receivedAt = performance.now();
-    const { stdin_open, ...request } = params;
-    const id = crypto.randomUUID();
-    let exec: Execution;
+  /** Spawns a command for `execute`/`start` (not running yet: the caller calls `run()`). */
+  async #spawn(params: z.output<typeof RunParams>): Promise<Spawned> {
     try {
-      this.#session.checkCapacity();
-      const spec = await resolveExecSpec(request, this.#config, this.#session.timeLimits);
-      exec = await this.#session.start(
-        { ...spec, stdinOpen: stdin_open === true },
-        this.#sink(id),
-        {
-          id,
-          receivedAt,
-        },
-      );
+      return await this.#session.execute(params, this.#watchers.sink);
     } catch (err) {
-      this.#watchers.forget(id);
       if (err instanceof BusyError) {
         throw new BusyError(
           `This session already runs ${this.#session.maxExecutions} executions, its limit: ` +
@@ -203,23 +205,23 @@ export class McpTools {
       }
       throw err;
     }
-    exec.run();
-    return exec;
   }
 
   async #execute(args: unknown, call: ToolCall): Promise<CallToolResult> {
     const { wait_seconds, ...params } = parseParams(ExecuteTool, args);
-    const exec = await this.#run(params);
+    const { exec, run } = await this.#spawn({ ...params, stdin_open: params.stdin_open === true });
     let reporter: ProgressReporter | undefined;
     let unwatch = () => {};
     if (call.progress !== null) {
       const progress = new ProgressReporter(call.progress, this.#progress);
       reporter = progress;
       progress.note(`started execution ${exec.id} (pid ${exec.pid})`);
-      unwatch = this.#watchers.watch(exec.id, (e) => {
+      unwatch = this.#watchers.watch(exec, (e) => {
         if (e.type === "output") progress.output(e.chunk.data);
       });
     }
+    // Watched first, so no output is missed.
+    run();
     const onAbort = () => {
       // A cancelled call ends its run; a closed connection is left to the session.
       if (call.signal.reason === CLIENT_CANCELLED && exec.active) void exec.cancel("canceled");
@@ -237,7 +239,10 @@ export class McpTools {
   }
 
   async #start(args: unknown): Promise<CallToolResult> {
-    return startResult(await this.#run(parseParams(RunParams, args)));
+    const params = parseParams(RunParams, args);
+    const { exec, run } = await this.#spawn({ ...params, stdin_open: params.stdin_open === true });
+    run();
+    return startResult(exec);
   }
 
   async #readOutput(args: unknown, call: ToolCall): Promise<CallToolResult> {
@@ -338,7 +343,7 @@ export class McpTools {
   /** `estimate_timeout`: the limit a command would get, and why; runs nothing. */
   async #estimateTimeout(args: unknown): Promise<CallToolResult> {
     const p = parseParams(EstimateParams, args);
-    const e = await this.#session.timeLimits.estimate(p.args ?? p.command!);
+    const e = await this.#timeLimits.estimate(p.args ?? p.command!);
     const text = explainEstimate(e) + "\n";
     return result(text, { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning });
   }
@@ -364,14 +369,6 @@ export class McpTools {
 
   #ended(exec: Execution): NoProcessError {
     return new NoProcessError(`Execution ${exec.id} has already ended (${exec.state})`);
-  }
-
-  /** A sink that feeds the watchers of `id` and reports the end of the run. */
-  #sink(id: string): Sink {
-    return this.#watchers.sink(id, (exit) => {
-      const exec = this.#session.get(id);
-      if (exec !== undefined) this.#hooks.ended(exec, exit);
-    }, () => this.#hooks.ready());
   }
 }
 
