@@ -6,6 +6,7 @@ import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { McpProtocol } from "../../lib/protocol/mcp/mcp.ts";
 import { Session } from "../../lib/session/session.ts";
+import { HookRunner } from "../../lib/ops/hooks.ts";
 import { assertGroupGone, eventually, type Msg, sessionServices } from "../_helpers.ts";
 
 const services = await sessionServices();
@@ -16,7 +17,7 @@ const config = loadConfig({
 });
 
 /** An McpProtocol on an in-memory transport; `sent` holds what it sent, with options. */
-async function setup() {
+async function setup(hooks = services.hooks) {
   const sent: { message: Msg; options?: TransportSendOptions | undefined }[] = [];
   const cancelled: RequestId[] = [];
   const transport: Transport = {
@@ -28,8 +29,9 @@ async function setup() {
     },
   };
   const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const session = new Session({ registry, metrics: new Metrics(), config, ...services }, () => {});
-  const protocol = new McpProtocol(session, transport, config, services, {
+  const deps = { registry, metrics: new Metrics(), config, ...services, hooks };
+  const session = new Session(deps, () => {});
+  const protocol = new McpProtocol(session, transport, config, { ...services, hooks }, {
     cancelled: (id) => void cancelled.push(id),
     progress: { minIntervalMs: 20, heartbeatMs: 50, maxMessageChars: 2000 },
   });
@@ -169,4 +171,49 @@ Deno.test("McpProtocol: a silent run and a waiting read_output still report prog
   assert.equal(read.result.structuredContent.stdout, "late\n");
   assert.ok(progressOf("w").length >= 2, `heartbeats: ${progressOf("w").length}`);
   await session.end("disconnect");
+});
+
+Deno.test("McpProtocol: pre_execute and post_execute hooks reach the client as notifications/message", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/hooks.json`,
+      JSON.stringify({
+        hooks: {
+          pre_execute: [{ name: "before", argv: ["true"] }],
+          post_execute: [{ name: "after", argv: ["false"] }],
+        },
+      }),
+    );
+    const hooks = await HookRunner.load(`${dir}/hooks.json`, {
+      childEnv: { PATH: "/usr/bin:/bin" },
+      killGrace: 0.3,
+    });
+    const { receive, reply, sent, initialize } = await setup(hooks);
+    await initialize();
+    receive({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "execute", arguments: { command: "true" } },
+    });
+    const id = (await reply(1)).result.structuredContent.execution_id;
+    const hookMessages = () =>
+      sent.map((s) => s.message)
+        .filter((m) => m.method === "notifications/message" && m.params.data.hook !== undefined);
+    await eventually(() => hookMessages().length === 2);
+    const [before, after] = hookMessages();
+    assert.deepEqual(
+      [before.params.data.name, before.params.data.hook, before.params.level],
+      ["before", "pre_execute", "info"],
+    );
+    assert.deepEqual(
+      [after.params.data.name, after.params.data.hook, after.params.level],
+      ["after", "post_execute", "warning"],
+    );
+    assert.equal(before.params.data.execution_id, id);
+    assert.equal(after.params.data.execution_id, id);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
