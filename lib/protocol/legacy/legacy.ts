@@ -21,11 +21,12 @@ import type { Sink } from "../../core/sink.ts";
 import type { SocketWriter } from "../../core/socket_writer.ts";
 import type { ExecutionEvent } from "../../types.ts";
 import {
+  classifyMessage,
   encodeError,
   encodeNotification,
   encodeResult,
   type JsonRpcId,
-  parseMessage,
+  parseJson,
   toErrorObject,
 } from "../jsonrpc.ts";
 
@@ -186,13 +187,18 @@ export class LegacyProtocol {
 
   /** Handles one text frame. Never throws; every failure becomes an error reply. */
   handle(text: string): void {
-    const receivedAt = performance.now();
-    this.#session.touch();
-    this.#queue = this.#queue.then(() => this.#dispatch(text, receivedAt));
+    this.receive(parseJson(text));
   }
 
-  async #dispatch(text: string, receivedAt: number): Promise<void> {
-    const msg = parseMessage(text);
+  /** Handles one frame already parsed by {@linkcode parseJson}. */
+  receive(value: unknown): void {
+    const receivedAt = performance.now();
+    this.#session.touch();
+    this.#queue = this.#queue.then(() => this.#dispatch(value, receivedAt));
+  }
+
+  async #dispatch(value: unknown, receivedAt: number): Promise<void> {
+    const msg = classifyMessage(value);
     if (msg.kind === "invalid") {
       this.#writer.send(encodeError(msg.id, toErrorObject(msg.error)));
       return;

@@ -13,6 +13,7 @@ import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { ErrorCode } from "../../errors.ts";
 import type { SocketWriter } from "../../core/socket_writer.ts";
 import { exceedsUtf8, utf8Length } from "../../utf8.ts";
+import { NOT_JSON, parseJson } from "../jsonrpc.ts";
 
 /** No message we send is larger (common WebSocket clients refuse bigger frames). */
 export const MCP_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -24,14 +25,9 @@ interface Refusal {
   message: string;
 }
 
-/** Parses one text frame (once) into a message, or the error that answers it. */
-function parse(text: string): JSONRPCMessage | Refusal {
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch {
-    return { code: ErrorCode.ParseError, message: "Parse error" };
-  }
+/** One parsed frame ({@linkcode parseJson}) as a message, or the error that answers it. */
+function asMessage(m: unknown): JSONRPCMessage | Refusal {
+  if (m === NOT_JSON) return { code: ErrorCode.ParseError, message: "Parse error" };
   if (Array.isArray(m)) {
     return {
       code: ErrorCode.InvalidRequest,
@@ -130,7 +126,12 @@ export class McpSocketTransport implements Transport {
 
   /** Handles one incoming text frame; malformed ones are answered with an error. */
   handle(text: string): void {
-    const message = parse(text);
+    this.receive(parseJson(text));
+  }
+
+  /** Handles one frame already parsed by {@linkcode parseJson}. */
+  receive(value: unknown): void {
+    const message = asMessage(value);
     if ("jsonrpc" in message) return this.onmessage?.(message);
     const { id, code, msg } = { id: message.id, code: message.code, msg: message.message };
     const error = { code, message: msg };
