@@ -94,20 +94,27 @@ export type RecordStatus = FinalStatus | "lost";
 /** Lifecycle state of an execution. */
 export type ExecState = "running" | "paused" | "terminating" | FinalStatus;
 
-/** One output message's worth of text. */
-export interface OutputChunk {
-  stream: StreamName;
-  data: string;
-  /** Per-execution byte offset of this chunk's first byte, across both streams. */
-  seq: number;
-  /** Raw bytes this chunk came from (before any U+FFFD replacement). */
-  bytes: number;
+/**
+ * Where a piece of output sits in a line: shared by the framer's byte
+ * frames (`lib/output/framer.ts`) and the chunks sinks get.
+ */
+export interface LinePiece {
   /** True on every piece of a split line but the last. */
   truncated: boolean;
   /** Index of this piece within a split line, else null. */
   chunkIndex: number | null;
   /** Number of pieces of a split line, once known (on its last piece), else null. */
   totalChunks: number | null;
+}
+
+/** One output message's worth of text. */
+export interface OutputChunk extends LinePiece {
+  stream: StreamName;
+  data: string;
+  /** Per-execution byte offset of this chunk's first byte, across both streams. */
+  seq: number;
+  /** Raw bytes this chunk came from (before any U+FFFD replacement). */
+  bytes: number;
 }
 
 /** How a run ended. */
