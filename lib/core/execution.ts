@@ -16,8 +16,10 @@ import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buff
 import { utf8Length } from "../utf8.ts";
 import { PausableTimer } from "./pausable_timer.ts";
 import { settlesWithin } from "../async.ts";
-import { isAbsolute, join, normalize } from "node:path";
-import { CommandRefusedError, NoProcessError } from "../errors.ts";
+import { NoProcessError } from "../errors.ts";
+import { decoder, FramedChunk } from "./framed_chunk.ts";
+import { PipeReader } from "./pipe_reader.ts";
+import { automaticNote, type EndReason, REASON_TEXT, spawnRefusal } from "./run_text.ts";
 import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Sink } from "./sink.ts";
@@ -27,7 +29,6 @@ import type {
   ExecutionEvent,
   ExitInfo,
   FinalStatus,
-  OutputChunk,
   StreamName,
 } from "../types.ts";
 
@@ -58,29 +59,7 @@ export interface ExecutionOptions {
   stdinBuffer?: number;
 }
 
-/** Why a run is being ended by us rather than by itself. */
-export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
-
-const AUTO_SOURCE_TEXT = {
-  history: "learned from the history of",
-  similar: "learned from classes similar to",
-  default: "the default for",
-} as const;
-
-/** Says that an automatic limit ended the run, where it came from, and how to set one. */
-function automaticNote(spec: ExecSpec): string {
-  if (spec.timeoutSource === "request") return "";
-  const cls = spec.limitClass === undefined ? "" : ` ${spec.limitClass}`;
-  const from = spec.limitNote ?? `${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}`;
-  return `: an automatic limit (${from}), doubled for the next run of its kind; ` +
-    `set "timeout" to choose the limit, or 0 for none`;
-}
-
-const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
-  canceled: "Canceled by client",
-  disconnect: "Client disconnected",
-  shutdown: "Server shutting down",
-};
+export type { EndReason };
 
 /** When a paused group is stopped again, in ms after the first SIGSTOP. */
 const RESTOP_AFTER_MS = [20, 100];
@@ -101,98 +80,6 @@ interface Pump {
 }
 
 const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
-
-/** Bytes read from a pipe at once. */
-const READ_BYTES = 64 * 1024;
-
-/**
- * Reads a pipe into one buffer that every read reuses (a BYOB reader), so
- * streaming output allocates nothing per read: a fresh 64 KiB buffer per
- * read is garbage outside the JS heap that the collector frees only late.
- * What a read returns is valid until the next read. Falls back to the
- * stream's own chunks for a stream that is not a byte stream.
- */
-class PipeReader {
-  readonly #byob: ReadableStreamBYOBReader | null;
-  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
-  #buffer = new ArrayBuffer(READ_BYTES);
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    let byob: ReadableStreamBYOBReader | null = null;
-    try {
-      byob = stream.getReader({ mode: "byob" });
-    } catch {
-      // Not a byte stream.
-    }
-    this.#byob = byob;
-    this.#plain = byob === null ? stream.getReader() : null;
-  }
-
-  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-    if (this.#byob === null) return await this.#plain!.read();
-    const result = await this.#byob.read(new Uint8Array(this.#buffer));
-    // The read transferred the buffer: take it back for the next one.
-    if (result.value !== undefined) this.#buffer = result.value.buffer as ArrayBuffer;
-    return result as ReadableStreamReadResult<Uint8Array>;
-  }
-
-  cancel(): Promise<void> {
-    return (this.#byob ?? this.#plain!).cancel();
-  }
-
-  releaseLock(): void {
-    (this.#byob ?? this.#plain!).releaseLock();
-  }
-}
-
-// Frames end between characters, so each decodes on its own; a BOM in the
-// output is text the child wrote, not a marker to strip.
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
-/**
- * One message of output as the sink gets it. Its text is decoded only when a
- * sink asks for `data`: output a sink drops (its client is gone) or only
- * retains costs no string.
- */
-class FramedChunk implements OutputChunk {
-  readonly stream: StreamName;
-  readonly seq: number;
-  readonly bytes: number;
-  readonly truncated: boolean;
-  readonly chunkIndex: number | null;
-  readonly totalChunks: number | null;
-  readonly #raw: Uint8Array;
-  readonly #metrics: Metrics;
-  #data: string | null = null;
-  #sealed = false;
-
-  constructor(stream: StreamName, seq: number, frame: Frame, metrics: Metrics) {
-    this.stream = stream;
-    this.seq = seq;
-    this.bytes = frame.bytes.length;
-    this.truncated = frame.truncated;
-    this.chunkIndex = frame.chunkIndex;
-    this.totalChunks = frame.totalChunks;
-    this.#raw = frame.bytes;
-    this.#metrics = metrics;
-  }
-
-  get data(): string {
-    if (this.#data === null) {
-      if (this.#sealed) {
-        throw new TypeError("Output text read after its event: its bytes have been reused");
-      }
-      this.#data = decoder.decode(this.#raw);
-      this.#metrics.outputDecodedBytes += this.bytes;
-    }
-    return this.#data;
-  }
-
-  /** The event is over: the bytes it points into are about to be reused. */
-  seal(): void {
-    this.#sealed = true;
-  }
-}
 
 /**
  * A running (or finished) command.
@@ -693,44 +580,4 @@ export class Execution {
       }
     }
   }
-}
-
-/**
- * A spawn refused by the service's Deno permissions (NotCapable: the program
- * is outside the `--allow-run` list `deno task start` computed from
- * ALLOWED_COMMANDS) or by the OS (EACCES), as the client's error: a refusal,
- * not an internal error. Null for any other failure.
- */
-function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null {
-  const program = spec.argv[0] ?? "";
-  if (err instanceof Deno.errors.NotCapable) {
-    // Deno checks a path as given (resolved against the cwd), a bare name as
-    // found on the child's PATH, against the list resolved when it started.
-    const path = !program.includes("/")
-      ? null
-      : isAbsolute(program)
-      ? normalize(program)
-      : spec.cwd !== undefined
-      ? join(spec.cwd, program)
-      : program;
-    const how = path !== null
-      ? `the service's Deno permissions (--allow-run) do not cover '${path}'; to allow it, ` +
-        "list that full path in ALLOWED_COMMANDS (--allowed-commands) and restart the service"
-      : "on the child's PATH it names a program outside the service's Deno permissions " +
-        "(--allow-run); to allow it, list that program's full path in ALLOWED_COMMANDS " +
-        "(--allowed-commands) and restart the service, or keep env.PATH to directories " +
-        "holding listed programs";
-    return new CommandRefusedError(`Command '${program}' is not allowed: ${how}`, {
-      data: { reason: "not_permitted", program, ...(path !== null ? { path } : {}) },
-      cause: err,
-    });
-  }
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return new CommandRefusedError(
-      `Cannot run '${program}': permission denied (the program is not executable by the ` +
-        "service's user, or the working directory is not accessible)",
-      { data: { reason: "os_permission_denied", program }, cause: err },
-    );
-  }
-  return null;
 }
