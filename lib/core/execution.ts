@@ -10,27 +10,18 @@
 import { LOCAL } from "../security/principal.ts";
 import { ProcessGroup } from "../process/process_group.ts";
 import { RunCgroup } from "../process/cgroup.ts";
-import { type Frame, OutputFramer } from "../output/framer.ts";
 import { OutputLog } from "../output/output_log.ts";
 import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
 import { utf8Length } from "../utf8.ts";
 import { PausableTimer } from "./pausable_timer.ts";
 import { settlesWithin } from "../async.ts";
 import { NoProcessError } from "../errors.ts";
-import { decoder, FramedChunk } from "./framed_chunk.ts";
-import { PipeReader } from "./pipe_reader.ts";
+import { OutputPipes } from "./output_pipes.ts";
 import { automaticNote, type EndReason, REASON_TEXT, spawnRefusal } from "./run_text.ts";
 import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Sink } from "./sink.ts";
-import type {
-  ExecSpec,
-  ExecState,
-  ExecutionEvent,
-  ExitInfo,
-  FinalStatus,
-  StreamName,
-} from "../types.ts";
+import type { ExecSpec, ExecState, ExecutionEvent, ExitInfo, FinalStatus } from "../types.ts";
 
 /** Limits an execution runs under (from the config). */
 export interface ExecutionLimits {
@@ -64,22 +55,8 @@ export type { EndReason };
 /** When a paused group is stopped again, in ms after the first SIGSTOP. */
 const RESTOP_AFTER_MS = [20, 100];
 
-/** How long a pipe read may stay blocked after the group is gone before it is abandoned. */
-const STALLED_READ_MS = 1000;
-
 const isFinal = (s: ExecState): s is FinalStatus =>
   s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
-
-/** One pipe being read; tracked so a read held open by an escaped process can be abandoned. */
-interface Pump {
-  reader: PipeReader;
-  reading: boolean;
-  lastProgress: number;
-  /** Sends the stream's held-back partial line now (see #pump). */
-  flush: () => void;
-}
-
-const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
 
 /**
  * A running (or finished) command.
@@ -129,12 +106,9 @@ export class Execution {
   #resolveDone!: (exit: ExitInfo) => void;
   #state: ExecState = "running";
   #reason: EndReason | null = null;
-  #seq = 0;
-  #bytesOut = 0;
-  #bytesErr = 0;
   #timer: PausableTimer | null = null;
   #idleTimer: PausableTimer | null = null;
-  #pumps: Partial<Record<StreamName, Pump>> = {};
+  readonly #pipes: OutputPipes;
   #exit: ExitInfo | null = null;
   #ran = false;
   #restops: ReturnType<typeof setTimeout>[] = [];
@@ -156,6 +130,16 @@ export class Execution {
     this.#receivedAt = options.receivedAt;
     this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
     this.#exited = group.status.then(() => {}, () => {});
+    this.#pipes = new OutputPipes({
+      executionId: options.id,
+      spec: options.spec,
+      limits: options.limits,
+      sink: options.sink,
+      metrics: options.metrics,
+      output: this.output,
+      exited: this.#exited,
+      onRead: () => this.#idleTimer?.touch(),
+    });
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
     if (options.spec.stdinOpen && group.stdin) {
       const metrics = options.metrics;
@@ -246,7 +230,7 @@ export class Execution {
 
   /** Output bytes so far, per stream. */
   get bytes(): { stdout: number; stderr: number } {
-    return { stdout: this.#bytesOut, stderr: this.#bytesErr };
+    return this.#pipes.bytes;
   }
 
   /** Starts streaming and the time limits; emits `started` first. Idempotent. */
@@ -391,8 +375,8 @@ export class Execution {
       void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
     }
     const pumps = Promise.all([
-      this.#pump(this.#group.stdout, "stdout"),
-      this.#pump(this.#group.stderr, "stderr"),
+      this.#pipes.pump(this.#group.stdout, "stdout"),
+      this.#pipes.pump(this.#group.stderr, "stderr"),
     ]);
     const status = await this.#group.status;
     // Processes the command left behind may hold its pipes: give them the
@@ -404,7 +388,7 @@ export class Execution {
     const stdin = this.#stdin;
     this.#stdin = null;
     if (stdin !== null) await stdin.abort();
-    await this.#drain(pumps);
+    await this.#pipes.drain(pumps);
     this.#timer?.clear();
     this.#idleTimer?.clear();
     this.#finish(status);
@@ -421,13 +405,11 @@ export class Execution {
 
   #timeoutText = "";
   #idleExpired = false;
-  /** The start of stderr, kept only to tell the child's cwd check from the command. */
-  #stderrHead: string | null = null;
 
   /** Whether the child refused to start because its checked cwd had changed (lib/process/launch.ts). */
   #cwdChanged(exitCode: number | null): boolean {
     return exitCode === CWD_CHANGED_EXIT && this.spec.cwdChecked === true &&
-      this.#stderrHead === CWD_CHANGED_MESSAGE;
+      this.#pipes.stderrHead === CWD_CHANGED_MESSAGE;
   }
 
   /** Whether `idle_timeout` (not the time limit) ended the run. */
@@ -490,94 +472,6 @@ export class Execution {
       await writer.close();
     } catch {
       // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
-    }
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>, name: StreamName): Promise<void> {
-    const framer = new OutputFramer({
-      framing: this.spec.framing,
-      chunkSize: this.#limits.chunkSize,
-      lineLimit: this.#limits.lineLimit,
-    });
-    const reader = new PipeReader(stream);
-    let flushTimer: ReturnType<typeof setTimeout> | undefined;
-    const send = (frames: Frame[]) => {
-      for (const frame of frames) this.#sendFrame(name, frame);
-    };
-    const flush = () => {
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
-      flushTimer = undefined;
-      if (framer.pending > 0) send(framer.flushPartial());
-    };
-    const pump: Pump = { reader, reading: false, lastProgress: performance.now(), flush };
-    this.#pumps[name] = pump;
-    try {
-      for (;;) {
-        await this.#sink.ready();
-        if (this.#sink.gone?.()) {
-          // Nobody will see more output, and the run is being ended: leave the
-          // child blocked on its pipe until it has exited rather than read
-          // output only to drop it; then read what is left to the end.
-          await this.#exited;
-        }
-        pump.reading = true;
-        const { value, done } = await reader.read();
-        pump.reading = false;
-        pump.lastProgress = performance.now();
-        if (done) break;
-        this.#idleTimer?.touch();
-        // The two pipes are read concurrently: what the other stream holds
-        // back was read before this, so it goes first. Output is then sent
-        // in the order it was read, and at most one stream holds a partial line.
-        this.#pumps[OTHER[name]]?.flush();
-        if (flushTimer !== undefined) clearTimeout(flushTimer);
-        flushTimer = undefined;
-        send(framer.push(value));
-        if (framer.pending > 0) {
-          flushTimer = setTimeout(flush, this.#limits.flushIntervalMs);
-        }
-      }
-    } catch {
-      // The read was abandoned (see #drain) or the pipe failed: end this stream.
-    } finally {
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
-      send(framer.end());
-      reader.releaseLock();
-    }
-  }
-
-  #sendFrame(stream: StreamName, frame: Frame): void {
-    const bytes = frame.bytes.length;
-    if (stream === "stderr" && this.#stderrHead === null && this.spec.cwdChecked) {
-      this.#stderrHead = decoder.decode(frame.bytes.subarray(0, CWD_CHANGED_MESSAGE.length));
-    }
-    // An empty frame still matters when it ends a split line (it carries total_chunks).
-    if (bytes === 0 && frame.chunkIndex === null) return;
-    const chunk = new FramedChunk(stream, this.#seq, frame, this.#metrics);
-    this.#seq += bytes;
-    if (stream === "stdout") this.#bytesOut += bytes;
-    else this.#bytesErr += bytes;
-    this.#metrics.bytesStreamed += bytes;
-    this.output.append(chunk, frame.bytes);
-    // A gone client's output is only retained: no event, so no text is decoded.
-    if (this.#sink.gone?.()) return;
-    this.#emit({ type: "output", executionId: this.id, chunk });
-    chunk.seal();
-  }
-
-  /**
-   * Waits for both pipes to end. A read still blocked a while after the group
-   * is gone belongs to a process that escaped the group (setsid): abandon it
-   * rather than wait forever. Reads paced by back-pressure are left alone.
-   */
-  async #drain(pumps: Promise<unknown>): Promise<void> {
-    while (!await settlesWithin(pumps, STALLED_READ_MS)) {
-      const now = performance.now();
-      for (const pump of Object.values(this.#pumps)) {
-        if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
-          await pump.reader.cancel().catch(() => {});
-        }
-      }
     }
   }
 }
