@@ -215,8 +215,8 @@ export async function startServer(
     maxRetainedOutput: config.retainedOutputTotal,
     stdinBuffer: config.stdinBuffer,
     onFinished: (exec) => {
+      // post_execute hooks are run by the session that started the run.
       void timeLimits.record(exec);
-      void hooks.afterRun(exec);
     },
     groups: recovery ?? undefined,
   });
@@ -235,7 +235,7 @@ export async function startServer(
     return total;
   };
 
-  const mcpHttp = new McpHttpEndpoint(sessions, config);
+  const mcpHttp = new McpHttpEndpoint(sessions, config, { timeLimits, hooks });
 
   // The Host check needs the bound port: it is made once the listener is
   // bound, before any request is handled.
@@ -261,7 +261,15 @@ export async function startServer(
       runAs,
       eventLoopLag,
     },
-    ws: { sessions, metrics, config, pingTimeout: config.wsPingTimeout, sockets, messages },
+    ws: {
+      sessions,
+      services: { timeLimits, hooks },
+      metrics,
+      config,
+      pingTimeout: config.wsPingTimeout,
+      sockets,
+      messages,
+    },
     mcpHttp: { sessions, endpoint: mcpHttp },
   });
 

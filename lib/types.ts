@@ -109,20 +109,27 @@ export type RecordStatus = FinalStatus | "lost";
 /** Lifecycle state of an execution. */
 export type ExecState = "running" | "paused" | "terminating" | FinalStatus;
 
-/** One output message's worth of text. */
-export interface OutputChunk {
-  stream: StreamName;
-  data: string;
-  /** Per-execution byte offset of this chunk's first byte, across both streams. */
-  seq: number;
-  /** Raw bytes this chunk came from (before any U+FFFD replacement). */
-  bytes: number;
+/**
+ * Where a piece of output sits in a line: shared by the framer's byte
+ * frames (`lib/output/framer.ts`) and the chunks sinks get.
+ */
+export interface LinePiece {
   /** True on every piece of a split line but the last. */
   truncated: boolean;
   /** Index of this piece within a split line, else null. */
   chunkIndex: number | null;
   /** Number of pieces of a split line, once known (on its last piece), else null. */
   totalChunks: number | null;
+}
+
+/** One output message's worth of text. */
+export interface OutputChunk extends LinePiece {
+  stream: StreamName;
+  data: string;
+  /** Per-execution byte offset of this chunk's first byte, across both streams. */
+  seq: number;
+  /** Raw bytes this chunk came from (before any U+FFFD replacement). */
+  bytes: number;
 }
 
 /** How a run ended. */
@@ -154,10 +161,15 @@ export interface HookOutcome {
 
 /** Everything an execution tells its sink, in order. */
 export type ExecutionEvent =
-  | { type: "started"; pid: number; pgid: number }
-  | { type: "output"; chunk: OutputChunk }
-  | { type: "paused" }
-  | { type: "resumed" }
-  | { type: "canceled" }
-  | { type: "completed"; pid: number; pgid: number; exit: ExitInfo }
-  | { type: "hook"; outcome: HookOutcome };
+  & {
+    /** The run the event is about, so a sink need not be made for one id. */
+    executionId: string;
+  }
+  & (
+    | { type: "started"; pid: number; pgid: number }
+    | { type: "output"; chunk: OutputChunk }
+    | { type: "paused" | "resumed" | "canceled"; pid: number; pgid: number }
+    | { type: "completed"; pid: number; pgid: number; exit: ExitInfo }
+    /** Pre-execute hooks run before there is a process: no pid. */
+    | { type: "hook"; outcome: HookOutcome }
+  );

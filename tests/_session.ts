@@ -33,6 +33,8 @@ export interface SessionFixtureOptions {
 /** The collaborators behind a session, each reachable by the test. */
 export interface SessionFixture {
   deps: SessionDeps;
+  /** The learned time limits and hooks, as the protocols are handed them. */
+  services: typeof services;
   registry: ExecutionRegistry;
   metrics: Metrics;
 }
@@ -43,7 +45,7 @@ function wire(options: SessionFixtureOptions): SessionFixture {
   );
   const metrics = new Metrics();
   const config = options.config ?? testConfig(options.args);
-  return { deps: { registry, metrics, config, ...services }, registry, metrics };
+  return { deps: { registry, metrics, config, ...services }, services, registry, metrics };
 }
 
 /** One session of the local principal; `closeConnection` defaults to doing nothing. */

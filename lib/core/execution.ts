@@ -10,27 +10,18 @@
 import { LOCAL } from "../security/principal.ts";
 import { ProcessGroup } from "../process/process_group.ts";
 import { RunCgroup } from "../process/cgroup.ts";
-import { type Frame, OutputFramer } from "../output/framer.ts";
 import { OutputLog } from "../output/output_log.ts";
 import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
 import { utf8Length } from "../utf8.ts";
 import { PausableTimer } from "./pausable_timer.ts";
 import { settlesWithin } from "../async.ts";
-import { isAbsolute, join, normalize } from "node:path";
-import { CommandRefusedError, NoProcessError } from "../errors.ts";
+import { NoProcessError } from "../errors.ts";
+import { OutputPipes } from "./output_pipes.ts";
+import { automaticNote, type EndReason, REASON_TEXT, spawnRefusal } from "./run_text.ts";
 import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Sink } from "./sink.ts";
-import type {
-  ExecSpec,
-  ExecState,
-  ExecutionEvent,
-  ExitInfo,
-  FinalStatus,
-  HookOutcome,
-  OutputChunk,
-  StreamName,
-} from "../types.ts";
+import type { ExecSpec, ExecState, ExecutionEvent, ExitInfo, FinalStatus } from "../types.ts";
 
 /** Limits an execution runs under (from the config). */
 export interface ExecutionLimits {
@@ -59,141 +50,13 @@ export interface ExecutionOptions {
   stdinBuffer?: number;
 }
 
-/** Why a run is being ended by us rather than by itself. */
-export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
-
-const AUTO_SOURCE_TEXT = {
-  history: "learned from the history of",
-  similar: "learned from classes similar to",
-  default: "the default for",
-} as const;
-
-/** Says that an automatic limit ended the run, where it came from, and how to set one. */
-function automaticNote(spec: ExecSpec): string {
-  if (spec.timeoutSource === "request") return "";
-  const cls = spec.limitClass === undefined ? "" : ` ${spec.limitClass}`;
-  const from = spec.limitNote ?? `${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}`;
-  return `: an automatic limit (${from}), doubled for the next run of its kind; ` +
-    `set "timeout" to choose the limit, or 0 for none`;
-}
-
-const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
-  canceled: "Canceled by client",
-  disconnect: "Client disconnected",
-  shutdown: "Server shutting down",
-};
+export type { EndReason };
 
 /** When a paused group is stopped again, in ms after the first SIGSTOP. */
 const RESTOP_AFTER_MS = [20, 100];
 
-/** How long a pipe read may stay blocked after the group is gone before it is abandoned. */
-const STALLED_READ_MS = 1000;
-
 const isFinal = (s: ExecState): s is FinalStatus =>
   s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
-
-/** One pipe being read; tracked so a read held open by an escaped process can be abandoned. */
-interface Pump {
-  reader: PipeReader;
-  reading: boolean;
-  lastProgress: number;
-  /** Sends the stream's held-back partial line now (see #pump). */
-  flush: () => void;
-}
-
-const OTHER: Record<StreamName, StreamName> = { stdout: "stderr", stderr: "stdout" };
-
-/** Bytes read from a pipe at once. */
-const READ_BYTES = 64 * 1024;
-
-/**
- * Reads a pipe into one buffer that every read reuses (a BYOB reader), so
- * streaming output allocates nothing per read: a fresh 64 KiB buffer per
- * read is garbage outside the JS heap that the collector frees only late.
- * What a read returns is valid until the next read. Falls back to the
- * stream's own chunks for a stream that is not a byte stream.
- */
-class PipeReader {
-  readonly #byob: ReadableStreamBYOBReader | null;
-  readonly #plain: ReadableStreamDefaultReader<Uint8Array> | null;
-  #buffer = new ArrayBuffer(READ_BYTES);
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    let byob: ReadableStreamBYOBReader | null = null;
-    try {
-      byob = stream.getReader({ mode: "byob" });
-    } catch {
-      // Not a byte stream.
-    }
-    this.#byob = byob;
-    this.#plain = byob === null ? stream.getReader() : null;
-  }
-
-  async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-    if (this.#byob === null) return await this.#plain!.read();
-    const result = await this.#byob.read(new Uint8Array(this.#buffer));
-    // The read transferred the buffer: take it back for the next one.
-    if (result.value !== undefined) this.#buffer = result.value.buffer as ArrayBuffer;
-    return result as ReadableStreamReadResult<Uint8Array>;
-  }
-
-  cancel(): Promise<void> {
-    return (this.#byob ?? this.#plain!).cancel();
-  }
-
-  releaseLock(): void {
-    (this.#byob ?? this.#plain!).releaseLock();
-  }
-}
-
-// Frames end between characters, so each decodes on its own; a BOM in the
-// output is text the child wrote, not a marker to strip.
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-
-/**
- * One message of output as the sink gets it. Its text is decoded only when a
- * sink asks for `data`: output a sink drops (its client is gone) or only
- * retains costs no string.
- */
-class FramedChunk implements OutputChunk {
-  readonly stream: StreamName;
-  readonly seq: number;
-  readonly bytes: number;
-  readonly truncated: boolean;
-  readonly chunkIndex: number | null;
-  readonly totalChunks: number | null;
-  readonly #raw: Uint8Array;
-  readonly #metrics: Metrics;
-  #data: string | null = null;
-  #sealed = false;
-
-  constructor(stream: StreamName, seq: number, frame: Frame, metrics: Metrics) {
-    this.stream = stream;
-    this.seq = seq;
-    this.bytes = frame.bytes.length;
-    this.truncated = frame.truncated;
-    this.chunkIndex = frame.chunkIndex;
-    this.totalChunks = frame.totalChunks;
-    this.#raw = frame.bytes;
-    this.#metrics = metrics;
-  }
-
-  get data(): string {
-    if (this.#data === null) {
-      if (this.#sealed) {
-        throw new TypeError("Output text read after its event: its bytes have been reused");
-      }
-      this.#data = decoder.decode(this.#raw);
-      this.#metrics.outputDecodedBytes += this.bytes;
-    }
-    return this.#data;
-  }
-
-  /** The event is over: the bytes it points into are about to be reused. */
-  seal(): void {
-    this.#sealed = true;
-  }
-}
 
 /**
  * A running (or finished) command.
@@ -243,12 +106,9 @@ export class Execution {
   #resolveDone!: (exit: ExitInfo) => void;
   #state: ExecState = "running";
   #reason: EndReason | null = null;
-  #seq = 0;
-  #bytesOut = 0;
-  #bytesErr = 0;
   #timer: PausableTimer | null = null;
   #idleTimer: PausableTimer | null = null;
-  #pumps: Partial<Record<StreamName, Pump>> = {};
+  readonly #pipes: OutputPipes;
   #exit: ExitInfo | null = null;
   #ran = false;
   #restops: ReturnType<typeof setTimeout>[] = [];
@@ -270,6 +130,16 @@ export class Execution {
     this.#receivedAt = options.receivedAt;
     this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
     this.#exited = group.status.then(() => {}, () => {});
+    this.#pipes = new OutputPipes({
+      executionId: options.id,
+      spec: options.spec,
+      limits: options.limits,
+      sink: options.sink,
+      metrics: options.metrics,
+      output: this.output,
+      exited: this.#exited,
+      onRead: () => this.#idleTimer?.touch(),
+    });
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
     if (options.spec.stdinOpen && group.stdin) {
       const metrics = options.metrics;
@@ -360,7 +230,7 @@ export class Execution {
 
   /** Output bytes so far, per stream. */
   get bytes(): { stdout: number; stderr: number } {
-    return { stdout: this.#bytesOut, stderr: this.#bytesErr };
+    return this.#pipes.bytes;
   }
 
   /** Starts streaming and the time limits; emits `started` first. Idempotent. */
@@ -481,19 +351,9 @@ export class Execution {
     void this.#group.signal("SIGKILL");
   }
 
-  /** Reports a hook's outcome on this run's sink (hooks run before spawn and after the end). */
-  reportHook(outcome: HookOutcome): void {
-    this.#sink.emit({ type: "hook", outcome });
-  }
-
-  /** Emits a control notification (after the caller has sent its reply). */
-  announce(type: "paused" | "resumed" | "canceled"): void {
-    this.#sink.emit({ type });
-  }
-
   async #run(): Promise<void> {
     const spec = this.spec;
-    this.#emit({ type: "started", pid: this.pid, pgid: this.pgid });
+    this.#emit({ type: "started", executionId: this.id, pid: this.pid, pgid: this.pgid });
     if (this.#receivedAt !== undefined) {
       this.#metrics.recordStartLatency(performance.now() - this.#receivedAt);
     }
@@ -515,8 +375,8 @@ export class Execution {
       void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
     }
     const pumps = Promise.all([
-      this.#pump(this.#group.stdout, "stdout"),
-      this.#pump(this.#group.stderr, "stderr"),
+      this.#pipes.pump(this.#group.stdout, "stdout"),
+      this.#pipes.pump(this.#group.stderr, "stderr"),
     ]);
     const status = await this.#group.status;
     // Processes the command left behind may hold its pipes: give them the
@@ -528,7 +388,7 @@ export class Execution {
     const stdin = this.#stdin;
     this.#stdin = null;
     if (stdin !== null) await stdin.abort();
-    await this.#drain(pumps);
+    await this.#pipes.drain(pumps);
     this.#timer?.clear();
     this.#idleTimer?.clear();
     this.#finish(status);
@@ -545,13 +405,11 @@ export class Execution {
 
   #timeoutText = "";
   #idleExpired = false;
-  /** The start of stderr, kept only to tell the child's cwd check from the command. */
-  #stderrHead: string | null = null;
 
   /** Whether the child refused to start because its checked cwd had changed (lib/process/launch.ts). */
   #cwdChanged(exitCode: number | null): boolean {
     return exitCode === CWD_CHANGED_EXIT && this.spec.cwdChecked === true &&
-      this.#stderrHead === CWD_CHANGED_MESSAGE;
+      this.#pipes.stderrHead === CWD_CHANGED_MESSAGE;
   }
 
   /** Whether `idle_timeout` (not the time limit) ended the run. */
@@ -598,7 +456,7 @@ export class Execution {
     this.#exit = exit;
     this.output.finish();
     this.#metrics.executionsFinished++;
-    this.#emit({ type: "completed", pid: this.pid, pgid: this.pgid, exit });
+    this.#emit({ type: "completed", executionId: this.id, pid: this.pid, pgid: this.pgid, exit });
     this.#resolveDone(exit);
   }
 
@@ -616,132 +474,4 @@ export class Execution {
       // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
     }
   }
-
-  async #pump(stream: ReadableStream<Uint8Array>, name: StreamName): Promise<void> {
-    const framer = new OutputFramer({
-      framing: this.spec.framing,
-      chunkSize: this.#limits.chunkSize,
-      lineLimit: this.#limits.lineLimit,
-    });
-    const reader = new PipeReader(stream);
-    let flushTimer: ReturnType<typeof setTimeout> | undefined;
-    const send = (frames: Frame[]) => {
-      for (const frame of frames) this.#sendFrame(name, frame);
-    };
-    const flush = () => {
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
-      flushTimer = undefined;
-      if (framer.pending > 0) send(framer.flushPartial());
-    };
-    const pump: Pump = { reader, reading: false, lastProgress: performance.now(), flush };
-    this.#pumps[name] = pump;
-    try {
-      for (;;) {
-        await this.#sink.ready();
-        if (this.#sink.gone?.()) {
-          // Nobody will see more output, and the run is being ended: leave the
-          // child blocked on its pipe until it has exited rather than read
-          // output only to drop it; then read what is left to the end.
-          await this.#exited;
-        }
-        pump.reading = true;
-        const { value, done } = await reader.read();
-        pump.reading = false;
-        pump.lastProgress = performance.now();
-        if (done) break;
-        this.#idleTimer?.touch();
-        // The two pipes are read concurrently: what the other stream holds
-        // back was read before this, so it goes first. Output is then sent
-        // in the order it was read, and at most one stream holds a partial line.
-        this.#pumps[OTHER[name]]?.flush();
-        if (flushTimer !== undefined) clearTimeout(flushTimer);
-        flushTimer = undefined;
-        send(framer.push(value));
-        if (framer.pending > 0) {
-          flushTimer = setTimeout(flush, this.#limits.flushIntervalMs);
-        }
-      }
-    } catch {
-      // The read was abandoned (see #drain) or the pipe failed: end this stream.
-    } finally {
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
-      send(framer.end());
-      reader.releaseLock();
-    }
-  }
-
-  #sendFrame(stream: StreamName, frame: Frame): void {
-    const bytes = frame.bytes.length;
-    if (stream === "stderr" && this.#stderrHead === null && this.spec.cwdChecked) {
-      this.#stderrHead = decoder.decode(frame.bytes.subarray(0, CWD_CHANGED_MESSAGE.length));
-    }
-    // An empty frame still matters when it ends a split line (it carries total_chunks).
-    if (bytes === 0 && frame.chunkIndex === null) return;
-    const chunk = new FramedChunk(stream, this.#seq, frame, this.#metrics);
-    this.#seq += bytes;
-    if (stream === "stdout") this.#bytesOut += bytes;
-    else this.#bytesErr += bytes;
-    this.#metrics.bytesStreamed += bytes;
-    this.output.append(chunk, frame.bytes);
-    // A gone client's output is only retained: no event, so no text is decoded.
-    if (this.#sink.gone?.()) return;
-    this.#emit({ type: "output", chunk });
-    chunk.seal();
-  }
-
-  /**
-   * Waits for both pipes to end. A read still blocked a while after the group
-   * is gone belongs to a process that escaped the group (setsid): abandon it
-   * rather than wait forever. Reads paced by back-pressure are left alone.
-   */
-  async #drain(pumps: Promise<unknown>): Promise<void> {
-    while (!await settlesWithin(pumps, STALLED_READ_MS)) {
-      const now = performance.now();
-      for (const pump of Object.values(this.#pumps)) {
-        if (pump.reading && now - pump.lastProgress >= STALLED_READ_MS) {
-          await pump.reader.cancel().catch(() => {});
-        }
-      }
-    }
-  }
-}
-
-/**
- * A spawn refused by the service's Deno permissions (NotCapable: the program
- * is outside the `--allow-run` list `deno task start` computed from
- * ALLOWED_COMMANDS) or by the OS (EACCES), as the client's error: a refusal,
- * not an internal error. Null for any other failure.
- */
-function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null {
-  const program = spec.argv[0] ?? "";
-  if (err instanceof Deno.errors.NotCapable) {
-    // Deno checks a path as given (resolved against the cwd), a bare name as
-    // found on the child's PATH, against the list resolved when it started.
-    const path = !program.includes("/")
-      ? null
-      : isAbsolute(program)
-      ? normalize(program)
-      : spec.cwd !== undefined
-      ? join(spec.cwd, program)
-      : program;
-    const how = path !== null
-      ? `the service's Deno permissions (--allow-run) do not cover '${path}'; to allow it, ` +
-        "list that full path in ALLOWED_COMMANDS (--allowed-commands) and restart the service"
-      : "on the child's PATH it names a program outside the service's Deno permissions " +
-        "(--allow-run); to allow it, list that program's full path in ALLOWED_COMMANDS " +
-        "(--allowed-commands) and restart the service, or keep env.PATH to directories " +
-        "holding listed programs";
-    return new CommandRefusedError(`Command '${program}' is not allowed: ${how}`, {
-      data: { reason: "not_permitted", program, ...(path !== null ? { path } : {}) },
-      cause: err,
-    });
-  }
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return new CommandRefusedError(
-      `Cannot run '${program}': permission denied (the program is not executable by the ` +
-        "service's user, or the working directory is not accessible)",
-      { data: { reason: "os_permission_denied", program }, cause: err },
-    );
-  }
-  return null;
 }

@@ -20,7 +20,7 @@ import type { ExecutionEvent } from "../types.ts";
  *   ready: () => Promise.resolve(),
  *   gone: () => false,
  * };
- * sink.emit({ type: "paused" });
+ * sink.emit({ type: "paused", executionId: "e1", pid: 7, pgid: 7 });
  * assert.equal(events.length, 1);
  * assert.equal(sink.gone?.(), false);
  * ```

@@ -13,7 +13,7 @@ import { ConfigError } from "../config/config.ts";
 import { ProcessGroup } from "../process/process_group.ts";
 import { utf8Tail } from "../utf8.ts";
 import type { Execution } from "../core/execution.ts";
-import type { HookOutcome } from "../types.ts";
+import type { ExitInfo, HookOutcome } from "../types.ts";
 
 export type { HookOutcome };
 
@@ -60,9 +60,8 @@ export interface Hook {
 export interface HookContext {
   executionId: string;
   command: string;
-  status?: string;
-  exitCode?: number | null;
-  duration?: number;
+  /** How the run ended (post_execute, on_timeout); absent before it runs. */
+  exit?: ExitInfo;
 }
 
 /** What `hook_status` reports. */
@@ -196,25 +195,20 @@ export class HookRunner {
 
   /**
    * After a run ends: `on_timeout` hooks when its time limit ended it, then
-   * `post_execute` hooks; each outcome is reported on the run's sink.
+   * `post_execute` hooks; returns their outcomes, for the session to report.
    */
-  async afterRun(exec: Execution): Promise<void> {
+  async afterRun(exec: Execution): Promise<HookOutcome[]> {
     const exit = exec.exit;
-    if (exit === null) return;
-    const context: HookContext = {
-      executionId: exec.id,
-      command: exec.spec.display,
-      status: exit.status,
-      exitCode: exit.exitCode,
-      duration: exit.executionTime,
-    };
+    if (exit === null) return [];
+    const context: HookContext = { executionId: exec.id, command: exec.spec.display, exit };
     const kinds: HookKind[] = exit.status === "timeout"
       ? ["on_timeout", "post_execute"]
       : ["post_execute"];
+    const outcomes: HookOutcome[] = [];
     for (const kind of kinds) {
-      if (!this.has(kind)) continue;
-      for (const outcome of await this.run(kind, context)) exec.reportHook(outcome);
+      if (this.has(kind)) outcomes.push(...await this.run(kind, context));
     }
+    return outcomes;
   }
 
   async #runOne(hook: Hook, context: HookContext): Promise<HookOutcome> {
@@ -238,9 +232,12 @@ export class HookRunner {
       CC_EXECUTOR_EXECUTION_ID: context.executionId,
       CC_EXECUTOR_COMMAND: context.command,
     };
-    if (context.status !== undefined) env.CC_EXECUTOR_STATUS = context.status;
-    if (context.exitCode !== undefined) env.CC_EXECUTOR_EXIT_CODE = String(context.exitCode ?? "");
-    if (context.duration !== undefined) env.CC_EXECUTOR_DURATION = String(context.duration);
+    const exit = context.exit;
+    if (exit !== undefined) {
+      env.CC_EXECUTOR_STATUS = exit.status;
+      env.CC_EXECUTOR_EXIT_CODE = String(exit.exitCode ?? "");
+      env.CC_EXECUTOR_DURATION = String(exit.executionTime);
+    }
     let group: ProcessGroup;
     try {
       group = ProcessGroup.spawn({ argv: hook.argv, env, stdin: false });

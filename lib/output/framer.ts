@@ -5,19 +5,13 @@
  *
  * @module
  */
-import type { Framing } from "../types.ts";
+import type { Framing, LinePiece } from "../types.ts";
 import { utf8Boundary } from "../utf8.ts";
 
-/** One message's worth of bytes. */
-export interface Frame {
+/** One message's worth of bytes, and where it sits in its line. */
+export interface Frame extends LinePiece {
   /** A view into the pushed data: decode before the next push. */
   bytes: Uint8Array;
-  /** True on every piece of a split line but the last. */
-  truncated: boolean;
-  /** Index of this piece within a split line, else null. */
-  chunkIndex: number | null;
-  /** Pieces in the split line, known on its last piece, else null. */
-  totalChunks: number | null;
 }
 
 /** Limits for {@linkcode OutputFramer}. */

@@ -26,6 +26,21 @@ export interface ErrorObject {
 const isId = (v: unknown): v is JsonRpcId =>
   v === null || typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
 
+/** What {@linkcode parseJson} gives for text that is not JSON. */
+export const NOT_JSON: unique symbol = Symbol("not JSON");
+
+/**
+ * Parses one text frame's JSON, once: the socket passes the value on to the
+ * rate limiter, the protocol choice and the protocol.
+ */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
+}
+
 /**
  * Parses one text frame.
  *
@@ -39,12 +54,12 @@ const isId = (v: unknown): v is JsonRpcId =>
  * ```
  */
 export function parseMessage(text: string): Incoming {
-  let msg: unknown;
-  try {
-    msg = JSON.parse(text);
-  } catch {
-    return invalid(null, ErrorCode.ParseError, "Parse error");
-  }
+  return classifyMessage(parseJson(text));
+}
+
+/** What one parsed frame ({@linkcode parseJson}) is. */
+export function classifyMessage(msg: unknown): Incoming {
+  if (msg === NOT_JSON) return invalid(null, ErrorCode.ParseError, "Parse error");
   if (Array.isArray(msg)) {
     return invalid(
       null,

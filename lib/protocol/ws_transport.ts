@@ -14,11 +14,11 @@ import type { Config } from "../config/config.ts";
 import { ErrorCode, SessionLimitError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { Session } from "../session/session.ts";
+import type { Session, SessionServices } from "../session/session.ts";
 import type { SessionManager } from "../session/session_manager.ts";
 import { SocketWriter } from "../core/socket_writer.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
-import { encodeError, parseMessage, toErrorObject } from "./jsonrpc.ts";
+import { classifyMessage, encodeError, parseJson, toErrorObject } from "./jsonrpc.ts";
 import { type LegacyConfig, LegacyProtocol } from "./legacy/legacy.ts";
 import { type McpConfig, McpProtocol } from "./mcp/mcp.ts";
 import { McpSocketTransport } from "./mcp/socket_transport.ts";
@@ -27,6 +27,8 @@ import { exceedsUtf8 } from "../utf8.ts";
 /** What a connection needs from the server. */
 export interface TransportDeps {
   sessions: SessionManager;
+  /** What the protocols use beside the session (estimates, history, hook status). */
+  services: SessionServices;
   metrics: Metrics;
   config:
     & Pick<Config, "highWaterMark" | "maxMessageSize" | "wsPingInterval">
@@ -36,19 +38,15 @@ export interface TransportDeps {
 
 /** What takes a socket's frames: the legacy protocol, or the MCP transport. */
 interface SocketProtocol {
-  handle(text: string): void;
+  /** One frame, parsed once here ({@linkcode parseJson}). */
+  receive(value: unknown): void;
   sendError(code: number, message: string): void;
 }
 
-/** The method of `text` when it is a request (it has an id), else undefined. */
-function requestMethod(text: string): string | undefined {
-  try {
-    const m = JSON.parse(text);
-    if (typeof m === "object" && m !== null && "id" in m && typeof m.method === "string") {
-      return m.method;
-    }
-  } catch {
-    // Not JSON: the protocol answers it.
+/** The method of a parsed frame when it is a request (it has an id), else undefined. */
+function requestMethod(m: unknown): string | undefined {
+  if (typeof m === "object" && m !== null && "id" in m && "method" in m) {
+    return typeof m.method === "string" ? m.method : undefined;
   }
   return undefined;
 }
@@ -102,7 +100,7 @@ export function attachSocket(
     });
     // An MCP client is sent nothing before it initializes.
     if (options.mcp) return startMcp(session, writer);
-    const legacy = new LegacyProtocol(session, writer, deps.config);
+    const legacy = new LegacyProtocol(session, writer, deps.services);
     protocol = legacy;
     writer.send(legacy.connectedMessage());
     const every = deps.config.wsPingInterval * 1000;
@@ -117,7 +115,9 @@ export function attachSocket(
     pinger = undefined;
     mcp = new McpSocketTransport(writer, close);
     protocol = mcp;
-    void new McpProtocol(session, mcp, deps.config, { ready: () => writer.ready() }).start();
+    void new McpProtocol(session, mcp, deps.config, deps.services, {
+      ready: () => writer.ready(),
+    }).start();
   };
 
   socket.onmessage = (event: MessageEvent) => {
@@ -130,12 +130,14 @@ export function attachSocket(
       return;
     }
     if (exceedsUtf8(data, deps.config.maxMessageSize)) return close(1009, "Message too big");
+    // The one parse of the frame: the limiter, the protocol choice and the protocol share it.
+    const value = parseJson(data);
     const limiter = options.limiter;
     if (limiter !== undefined) {
       const taken = limiter.messages.take(limiter.clientId);
       if (!taken.ok) {
-        // Parsed only here, to echo the id of the message being dropped.
-        const msg = parseMessage(data);
+        // Classified only here, to echo the id of the message being dropped.
+        const msg = classifyMessage(value);
         const id = msg.kind === "request" ? msg.id : msg.kind === "invalid" ? msg.id : undefined;
         if (msg.kind !== "notification") {
           writer?.send(encodeError(id ?? null, {
@@ -148,13 +150,13 @@ export function attachSocket(
       }
     }
     if (!decided) {
-      const method = requestMethod(data);
+      const method = requestMethod(value);
       if (method !== undefined) {
         decided = true;
         if (method === "initialize") startMcp(session!, writer!);
       }
     }
-    protocol.handle(data);
+    protocol.receive(value);
   };
 
   socket.onclose = () => {

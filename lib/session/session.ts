@@ -17,6 +17,8 @@ import type { HookRunner } from "../ops/hooks.ts";
 import type { Sink } from "../core/sink.ts";
 import type { TimeLimits } from "../timing/time_limits.ts";
 import type { ExecSpec } from "../types.ts";
+import { type ExecRequestConfig, resolveExecSpec } from "./exec_request.ts";
+import type { ExecuteParams } from "./exec_params.ts";
 
 /** What sessions share. */
 export interface SessionDeps {
@@ -26,17 +28,32 @@ export interface SessionDeps {
   timeLimits: TimeLimits;
   /** pre_execute hooks run in {@linkcode Session.start}. */
   hooks: HookRunner;
-  config: Pick<
-    Config,
-    | "maxExecutionsPerSession"
-    | "chunkSize"
-    | "lineLimit"
-    | "flushInterval"
-    | "killGrace"
-    | "orphanGrace"
-    | "outputRetention"
-  >;
+  config:
+    & ExecRequestConfig
+    & Pick<
+      Config,
+      | "maxExecutionsPerSession"
+      | "chunkSize"
+      | "lineLimit"
+      | "flushInterval"
+      | "killGrace"
+      | "orphanGrace"
+      | "outputRetention"
+    >;
 }
+
+/** What {@linkcode Session.execute} runs: the request as validated, and whether stdin stays open. */
+export type ExecuteRequest = ExecuteParams & { stdin_open?: boolean | undefined };
+
+/** A run spawned by {@linkcode Session.execute}, whose output is not flowing yet. */
+export interface Spawned {
+  exec: Execution;
+  /** Starts the run: call it once the client has the reply that names the run. */
+  run(): void;
+}
+
+/** The services a protocol uses beside its session, passed to it explicitly. */
+export type SessionServices = Pick<SessionDeps, "timeLimits" | "hooks">;
 
 /** Closes the client's connection (code and reason as for a WebSocket close). */
 export type CloseConnection = (code: number, reason: string) => void;
@@ -80,6 +97,7 @@ export function executionLimits(config: SessionDeps["config"]): ExecutionLimits 
  * import { createStore } from "../store/store.ts";
  * import { TimeLimits } from "../timing/time_limits.ts";
  * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
+ * import { loadConfig } from "../config/config.ts";
  * const store = await createStore({ ephemeral: true });
  * const timeLimits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * const session = new Session({
@@ -87,8 +105,7 @@ export function executionLimits(config: SessionDeps["config"]): ExecutionLimits 
  *   metrics: new Metrics(),
  *   timeLimits,
  *   hooks: HookRunner.none(),
- *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
- *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
+ *   config: loadConfig({ getEnv: () => undefined }),
  * }, () => {});
  * assert.equal(session.runningCount, 0);
  * assert.throws(() => session.find(), { code: -32002 });
@@ -128,16 +145,6 @@ export class Session {
     this.maxExecutions = deps.config.maxExecutionsPerSession;
   }
 
-  /** Learned time limits (estimates, records). */
-  get timeLimits(): TimeLimits {
-    return this.#deps.timeLimits;
-  }
-
-  /** The configured hooks. */
-  get hooks(): HookRunner {
-    return this.#deps.hooks;
-  }
-
   /** Executions running now. */
   get runningCount(): number {
     return this.#active.size;
@@ -159,14 +166,40 @@ export class Session {
   }
 
   /**
-   * Runs the pre_execute hooks (their outcomes go to `sink`), then spawns an
-   * execution owned by this session. Call `run()` on it once the client has
-   * been told it started.
+   * The one execute path of both protocols: checks capacity, resolves the
+   * request (policy, workspace, environment, time limit), runs the
+   * pre_execute hooks and spawns. Every event of the run, hook outcomes
+   * included, goes to `sink`, each naming the run. The caller sends its
+   * reply, then calls `run()`.
    *
    * @throws {BusyError} at the per-session limit.
-   * @throws {CommandRefusedError} when a required pre_execute hook failed.
-   * @throws {InvalidParamsError} when the program or directory does not exist.
+   * @throws {InvalidParamsError} for a request that cannot run as given.
+   * @throws {CommandRefusedError} when the policy or a required pre_execute hook refused it.
    */
+  async execute(
+    request: ExecuteRequest,
+    sink: Sink,
+    receivedAt: number = performance.now(),
+  ): Promise<Spawned> {
+    this.checkCapacity();
+    const { stdin_open, ...params } = request;
+    const spec = await resolveExecSpec(params, this.#deps.config, this.#deps.timeLimits);
+    const exec = await this.start(
+      stdin_open === undefined ? spec : { ...spec, stdinOpen: stdin_open },
+      sink,
+      { receivedAt },
+    );
+    let started = false;
+    return {
+      exec,
+      run: () => {
+        if (started) return;
+        started = true;
+        exec.run();
+      },
+    };
+  }
+
   /**
    * Throws what {@linkcode start} would for a full or closed session, before
    * a request is resolved: a client flooding a busy session costs a check,
@@ -179,6 +212,16 @@ export class Session {
     if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
   }
 
+  /**
+   * Runs the pre_execute hooks (their outcomes go to `sink`), then spawns an
+   * already resolved `spec` as an execution owned by this session
+   * ({@linkcode execute} is the path of a client's request). Call `run()` on
+   * it once the client has been told it started.
+   *
+   * @throws {BusyError} at the per-session limit.
+   * @throws {CommandRefusedError} when a required pre_execute hook failed.
+   * @throws {InvalidParamsError} when the program or directory does not exist.
+   */
   async start(
     spec: ExecSpec,
     sink: Sink,
@@ -231,6 +274,7 @@ export class Session {
       // At once: a request that follows `completed` must find the slot free.
       this.#active.delete(exec);
       this.touch();
+      void this.#postExecute(exec, sink);
       logLater(() =>
         log.info("Ended {exec}: {status} in {seconds}s", {
           ...ids,
@@ -242,11 +286,18 @@ export class Session {
     return exec;
   }
 
+  /** on_timeout and post_execute hooks of an ended run; their outcomes go to its sink. */
+  async #postExecute(exec: Execution, sink: Sink): Promise<void> {
+    for (const outcome of await this.#deps.hooks.afterRun(exec)) {
+      sink.emit({ type: "hook", executionId: exec.id, outcome });
+    }
+  }
+
   async #preExecute(id: string, spec: ExecSpec, sink: Sink): Promise<void> {
     const hooks = this.#deps.hooks;
     if (!hooks.has("pre_execute")) return;
     const outcomes = await hooks.run("pre_execute", { executionId: id, command: spec.display });
-    for (const outcome of outcomes) sink.emit({ type: "hook", outcome });
+    for (const outcome of outcomes) sink.emit({ type: "hook", executionId: id, outcome });
     const blocking = outcomes.find((o) => o.required && !o.ok);
     if (blocking !== undefined) {
       throw new CommandRefusedError(

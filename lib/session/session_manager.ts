@@ -32,6 +32,7 @@ export interface SessionManagerOptions {
  * import { createStore } from "../store/store.ts";
  * import { TimeLimits } from "../timing/time_limits.ts";
  * import { DEFAULT_TIMEOUTS_S } from "../timing/estimate.ts";
+ * import { loadConfig } from "../config/config.ts";
  * const store = await createStore({ ephemeral: true });
  * const timeLimits = new TimeLimits(store, { multiplier: () => 1 }, { ...DEFAULT_TIMEOUTS_S });
  * const manager = new SessionManager({
@@ -39,8 +40,7 @@ export interface SessionManagerOptions {
  *   metrics: new Metrics(),
  *   timeLimits,
  *   hooks: HookRunner.none(),
- *   config: { maxExecutionsPerSession: 1, chunkSize: 65536, lineLimit: 65536, flushInterval: 5,
- *     killGrace: 1, orphanGrace: 1, outputRetention: 65536 },
+ *   config: loadConfig({ getEnv: () => undefined }),
  * }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
  * const session = manager.open(() => {});
  * assert.throws(() => manager.open(() => {}), { code: -32003 });

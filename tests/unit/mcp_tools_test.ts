@@ -6,12 +6,13 @@ import { makeSession, testConfig } from "../_session.ts";
 
 function setup(flags: string[] = []) {
   const config = testConfig(["--kill-grace", "0.5", ...flags]);
-  const { session } = makeSession({ config });
+  const { session, services } = makeSession({ config });
   session.maxExecutions = 4;
   const ended: string[] = [];
-  const tools = new McpTools(session, config, {
+  const tools = new McpTools(session, config, services, {
     ready: () => Promise.resolve(),
     ended: (exec) => void ended.push(exec.id),
+    hook: () => {},
   });
   const call = (name: string, args: unknown, signal = new AbortController().signal) =>
     tools.call(name, args, { signal, progress: null });

@@ -6,7 +6,7 @@
  * @module
  */
 import { ErrorCode, ExecutorError } from "../../errors.ts";
-import { type ExecRequestConfig, resolveExecSpec } from "../../session/exec_request.ts";
+import type { ExecRequestConfig } from "../../session/exec_request.ts";
 import {
   ControlParams,
   EstimateParams,
@@ -15,16 +15,18 @@ import {
   parseParams,
 } from "../../session/exec_params.ts";
 import { logger } from "../../log.ts";
-import type { Session } from "../../session/session.ts";
+import type { Session, SessionServices } from "../../session/session.ts";
+import type { Execution } from "../../core/execution.ts";
 import type { Sink } from "../../core/sink.ts";
 import type { SocketWriter } from "../../core/socket_writer.ts";
 import type { ExecutionEvent } from "../../types.ts";
 import {
+  classifyMessage,
   encodeError,
   encodeNotification,
   encodeResult,
   type JsonRpcId,
-  parseMessage,
+  parseJson,
   toErrorObject,
 } from "../jsonrpc.ts";
 
@@ -56,16 +58,13 @@ const log = logger("legacy");
  * ```ts
  * import assert from "node:assert/strict";
  * import { encodeEvent } from "./legacy.ts";
- * const text = encodeEvent("e1", { type: "started", pid: 7, pgid: 7 });
+ * const text = encodeEvent({ type: "started", executionId: "e1", pid: 7, pgid: 7 });
  * assert.deepEqual(JSON.parse(text), { jsonrpc: "2.0", method: "process.started", params:
  *   { status: "started", pid: 7, pgid: 7, exit_code: null, error: null, execution_id: "e1" } });
  * ```
  */
-export function encodeEvent(
-  executionId: string,
-  event: ExecutionEvent,
-  ids?: { pid: number; pgid: number },
-): string {
+export function encodeEvent(event: ExecutionEvent): string {
+  const executionId = event.executionId;
   switch (event.type) {
     case "started":
       return encodeNotification("process.started", {
@@ -93,8 +92,8 @@ export function encodeEvent(
     case "canceled":
       return encodeNotification(`process.${event.type}`, {
         status: event.type,
-        pid: ids?.pid ?? null,
-        pgid: ids?.pgid ?? null,
+        pid: event.pid,
+        pgid: event.pgid,
         execution_id: executionId,
       });
     case "hook": {
@@ -139,19 +138,27 @@ export type LegacyConfig = ExecRequestConfig;
 export class LegacyProtocol {
   readonly #session: Session;
   readonly #writer: SocketWriter;
-  readonly #config: LegacyConfig;
+  readonly #services: SessionServices;
+  /** Every run's events: each names its run. */
+  readonly #sink: Sink;
   readonly #handlers: Record<string, Handler>;
   #queue: Promise<void> = Promise.resolve();
 
   /** Binds the protocol to a session and its socket. */
-  constructor(session: Session, writer: SocketWriter, config: LegacyConfig) {
+  constructor(session: Session, writer: SocketWriter, services: SessionServices) {
     this.#session = session;
     this.#writer = writer;
-    this.#config = config;
+    this.#services = services;
+    this.#sink = {
+      // Encoded (and its output decoded) only while the client is there to get it.
+      emit: (event) => writer.send(() => encodeEvent(event)),
+      ready: () => writer.ready(),
+      gone: () => writer.closed,
+    };
     this.#handlers = {
       execute: (p, t) => this.#execute(p, t),
       control: (p) => this.#control(p),
-      hook_status: () => ({ result: this.#session.hooks.status() }),
+      hook_status: () => ({ result: this.#services.hooks.status() }),
       estimate: (p) => this.#estimate(p),
       history: (p) => this.#history(p),
       ping: () => ({ result: {} }),
@@ -180,13 +187,18 @@ export class LegacyProtocol {
 
   /** Handles one text frame. Never throws; every failure becomes an error reply. */
   handle(text: string): void {
-    const receivedAt = performance.now();
-    this.#session.touch();
-    this.#queue = this.#queue.then(() => this.#dispatch(text, receivedAt));
+    this.receive(parseJson(text));
   }
 
-  async #dispatch(text: string, receivedAt: number): Promise<void> {
-    const msg = parseMessage(text);
+  /** Handles one frame already parsed by {@linkcode parseJson}. */
+  receive(value: unknown): void {
+    const receivedAt = performance.now();
+    this.#session.touch();
+    this.#queue = this.#queue.then(() => this.#dispatch(value, receivedAt));
+  }
+
+  async #dispatch(value: unknown, receivedAt: number): Promise<void> {
+    const msg = classifyMessage(value);
     if (msg.kind === "invalid") {
       this.#writer.send(encodeError(msg.id, toErrorObject(msg.error)));
       return;
@@ -215,24 +227,17 @@ export class LegacyProtocol {
 
   async #execute(params: unknown, receivedAt: number): Promise<Handled> {
     const request = parseParams(ExecuteParams, params);
-    this.#session.checkCapacity();
-    const spec = await resolveExecSpec(
-      request,
-      this.#config,
-      this.#session.timeLimits,
-    );
-    const id = crypto.randomUUID();
-    const exec = await this.#session.start(spec, this.#sink(id), { id, receivedAt });
+    const { exec, run } = await this.#session.execute(request, this.#sink, receivedAt);
     return {
       result: {
         status: "started",
         pid: exec.pid,
         pgid: exec.pgid,
         execution_id: exec.id,
-        timeout: spec.timeout,
-        timeout_source: spec.timeoutSource,
+        timeout: exec.spec.timeout,
+        timeout_source: exec.spec.timeoutSource,
       },
-      after: () => exec.run(),
+      after: run,
     };
   }
 
@@ -244,26 +249,26 @@ export class LegacyProtocol {
         const changed = exec.pause();
         return {
           result: { status: "paused" },
-          after: changed ? () => exec.announce("paused") : undefined,
+          after: changed ? () => this.#announce(exec, "paused") : undefined,
         };
       }
       case "RESUME": {
         const changed = exec.resume();
         return {
           result: { status: "resumed" },
-          after: changed ? () => exec.announce("resumed") : undefined,
+          after: changed ? () => this.#announce(exec, "resumed") : undefined,
         };
       }
       case "CANCEL":
         void exec.cancel("canceled");
-        return { result: { status: "canceled" }, after: () => exec.announce("canceled") };
+        return { result: { status: "canceled" }, after: () => this.#announce(exec, "canceled") };
     }
   }
 
   /** `estimate`: the time limit a command would get, and why; runs nothing. */
   async #estimate(params: unknown): Promise<Handled> {
     const p = parseParams(EstimateParams, params);
-    const e = await this.#session.timeLimits.estimate(p.args ?? p.command!);
+    const e = await this.#services.timeLimits.estimate(p.args ?? p.command!);
     return { result: { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning } };
   }
 
@@ -276,7 +281,7 @@ export class LegacyProtocol {
   async #history(params: unknown): Promise<Handled> {
     const p = parseParams(HistoryParams, params);
     const principal = this.#session.principal;
-    const records = await this.#session.timeLimits.records({
+    const records = await this.#services.timeLimits.records({
       limit: p.limit,
       ...(p.class !== undefined ? { class: p.class } : {}),
       ...(principal.admin ? {} : { principal: principal.id }),
@@ -284,17 +289,9 @@ export class LegacyProtocol {
     return { result: { records } };
   }
 
-  #sink(executionId: string): Sink {
-    const writer = this.#writer;
-    let ids: { pid: number; pgid: number } | undefined;
-    return {
-      emit: (event) => {
-        if (event.type === "started") ids = { pid: event.pid, pgid: event.pgid };
-        // Encoded (and its output decoded) only while the client is there to get it.
-        writer.send(() => encodeEvent(executionId, event, ids));
-      },
-      ready: () => writer.ready(),
-      gone: () => writer.closed,
-    };
+  /** The notification of a control request, sent after its reply. */
+  #announce(exec: Execution, type: "paused" | "resumed" | "canceled"): void {
+    const event = { type, executionId: exec.id, pid: exec.pid, pgid: exec.pgid };
+    this.#writer.send(() => encodeEvent(event));
   }
 }

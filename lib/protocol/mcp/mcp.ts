@@ -1,48 +1,56 @@
 /**
- * The Model Context Protocol, server side: the lifecycle (`initialize`,
- * `notifications/initialized`, `ping`), `tools/list`, `tools/call` with
- * progress and cancellation, and `logging/setLevel` with
- * `notifications/message`, driving one {@linkcode Session}. It talks to any
- * transport of the official SDK's `Transport` shape: ours over the WebSocket
- * (`mcp_socket_transport.ts`) and the SDK's Streamable HTTP one.
+ * The Model Context Protocol, server side, on the official SDK's `Server`:
+ * it does the lifecycle (`initialize` and version negotiation, `ping`),
+ * `logging/setLevel`, cancellation and the routing of progress to its
+ * request. This module adds our tools (`tools/list`, `tools/call`), driving
+ * one {@linkcode Session}, over any transport of the SDK's `Transport` shape:
+ * ours over the WebSocket (`socket_transport.ts`) and the SDK's Streamable
+ * HTTP one.
  *
- * Hand-written rather than the SDK's `Server` because the protocol surface we
- * serve is small and the `Server` gets the parts that matter here wrong for
- * us: it answers any request before `initialize` (the spec asks for an
- * error), reports malformed params as -32603 with a zod dump, and would sit
- * between our `ExecutorError` codes and the wire. Owning the dispatch keeps
- * the JSON-RPC codes, cancellation (which must end a process group, and send
- * no response) and the 1 MiB message cap in one place. The SDK still
- * supplies the types, the HTTP transport and the clients the tests use.
+ * Three things differ from the bare `Server`, each a few lines of
+ * {@linkcode ExecutorServer}:
+ * - a request before `initialize` (other than `ping`) is refused with
+ *   -32600, as is a second `initialize` (the `Server` answers both);
+ * - params that fail validation are -32602 naming the field, like the legacy
+ *   protocol (the `Server` reports a zod dump as -32603);
+ * - the log threshold starts at `info` (the `Server` sends everything, debug
+ *   included, until the client sets a level).
+ *
+ * The SDK's runtime modules are imported by their `.js` path with the types
+ * of the extensionless one (see `mcp_http.ts`).
  *
  * @module
  */
 import { z } from "zod";
+// @ts-types="@modelcontextprotocol/sdk/server/index"
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+// @ts-types="@modelcontextprotocol/sdk/shared/protocol"
+import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  SetLevelRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types";
+import type {
+  CallToolRequest,
+  LoggingLevel,
+  RequestId,
+  ServerNotification,
+  ServerRequest,
+} from "@modelcontextprotocol/sdk/types";
 import type { Config } from "../../config/config.ts";
-import { ErrorCode, ExecutorError } from "../../errors.ts";
-import { parseParams } from "../../session/exec_params.ts";
+import { ErrorCode, ExecutorError, InvalidParamsError } from "../../errors.ts";
 import type { Execution } from "../../core/execution.ts";
 import { logger } from "../../log.ts";
-import type { Session } from "../../session/session.ts";
-import type { ExitInfo } from "../../types.ts";
+import type { Session, SessionServices } from "../../session/session.ts";
+import type { ExitInfo, HookOutcome } from "../../types.ts";
 import { toErrorObject } from "../jsonrpc.ts";
 import { PROTOCOL_VERSION } from "../legacy/legacy.ts";
 import type { ProgressOptions } from "./progress.ts";
 import { CLIENT_CANCELLED, McpTools, type McpToolsConfig } from "./tools.ts";
-import { exceedsUtf8 } from "../../utf8.ts";
-
-/** MCP revisions we speak, newest first; the first is answered to anything else. */
-export const MCP_PROTOCOL_VERSIONS: readonly string[] = [
-  "2025-11-25",
-  "2025-06-18",
-  "2025-03-26",
-  "2024-11-05",
-];
-
-/** No message we send is larger (common WebSocket clients refuse bigger frames). */
-export const MCP_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** Settings an MCP session applies. */
 export type McpConfig = McpToolsConfig & Pick<Config, "mcpMaxExecutions">;
@@ -60,7 +68,7 @@ export interface McpOptions {
   progress?: ProgressOptions;
 }
 
-const LEVELS = [
+const LEVELS: readonly LoggingLevel[] = [
   "debug",
   "info",
   "notice",
@@ -69,23 +77,21 @@ const LEVELS = [
   "critical",
   "alert",
   "emergency",
-] as const;
-type Level = (typeof LEVELS)[number];
+];
 
-const InitializeParams = z.looseObject({
-  protocolVersion: z.string(),
-  capabilities: z.looseObject({}).optional(),
-  clientInfo: z.looseObject({ name: z.string() }).optional(),
+/**
+ * `initialize` as we accept it: the spec's fields, but `capabilities` and
+ * `clientInfo.version` may be missing (clients that leave them out worked
+ * before the move to the SDK and keep working).
+ */
+const InitializeRequest = z.looseObject({
+  method: z.literal("initialize"),
+  params: z.looseObject({
+    protocolVersion: z.string(),
+    capabilities: z.looseObject({}).optional(),
+    clientInfo: z.looseObject({ name: z.string() }).optional(),
+  }),
 });
-
-const CallToolParams = z.looseObject({
-  name: z.string(),
-  arguments: z.record(z.string(), z.unknown()).optional(),
-  _meta: z.looseObject({ progressToken: z.union([z.string(), z.number()]).optional() })
-    .optional(),
-});
-
-const SetLevelParams = z.looseObject({ level: z.enum(LEVELS) });
 
 const INSTRUCTIONS = "cc-executor runs commands on the machine it is installed on. Use " +
   "`execute` for a command you want the result of, and `start` for anything long-running " +
@@ -93,15 +99,102 @@ const INSTRUCTIONS = "cc-executor runs commands on the machine it is installed o
   "`control` with its execution_id. Every run has a time limit, and ending a run ends " +
   "every process it started.";
 
+/** Methods a client may send before `initialize`. */
+const BEFORE_INITIALIZE = new Set(["initialize", "ping"]);
+
 const log = logger("mcp");
 
-/** Whether `message` is a request or notification (rather than a response). */
-function isCall(message: JSONRPCMessage): message is JSONRPCMessage & {
-  method: string;
-  params?: unknown;
-  id?: RequestId;
-} {
-  return "method" in message && typeof message.method === "string";
+/** What the SDK gives a request handler besides the request. */
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** A zod schema of a request, as far as this module reads it. */
+interface RequestSchema {
+  safeParse(value: unknown): {
+    success: boolean;
+    data?: unknown;
+    error?: { issues: { path: PropertyKey[]; message: string }[] };
+  };
+  shape: { method: { value: string } };
+}
+
+/** Params that failed `schema`, as -32602 naming the field (relative to `params`). */
+function invalidParams(issues: { path: PropertyKey[]; message: string }[]): InvalidParamsError {
+  const fields = issues.map((i) => ({
+    field: (i.path[0] === "params" ? i.path.slice(1) : i.path).map(String).join(".") || "params",
+    reason: i.message,
+  }));
+  return new InvalidParamsError("Invalid params", {
+    data: { field: fields[0]!.field, reason: fields[0]!.reason, issues: fields },
+  });
+}
+
+/** An error as the SDK puts it on the wire: `code`, `message`, and `data` only when there is some. */
+function wireError(err: unknown): Error {
+  const { code, message, data } = toErrorObject(err);
+  return Object.assign(new Error(message), { code }, data !== null ? { data } : {});
+}
+
+/**
+ * The SDK's `Server` with our request gate and params validation: every
+ * handler, the `Server`'s own included (it registers `initialize`, `ping` and
+ * `logging/setLevel` in its constructor, through this override), is wrapped.
+ * Handlers go straight to `Protocol`, past the `Server`'s own `tools/call`
+ * check, whose -32602 would not name the field; our results are built by
+ * `render.ts` in the shape that check enforces.
+ */
+class ExecutorServer extends Server {
+  /** Set once `initialize` has been answered. */
+  initialized = false;
+
+  // deno-lint-ignore no-explicit-any
+  override setRequestHandler(schema: any, handler: any): void {
+    const method: string = (schema as RequestSchema).shape.method.value;
+    const strict: RequestSchema = method === "initialize" ? InitializeRequest : schema;
+    const methodOnly = z.looseObject({ method: z.literal(method) });
+    Protocol.prototype.setRequestHandler.call(
+      this,
+      methodOnly,
+      // deno-lint-ignore no-explicit-any
+      async (request: unknown, extra: any) => {
+        try {
+          this.#admit(method);
+          const parsed = strict.safeParse(request);
+          if (!parsed.success) throw invalidParams(parsed.error!.issues);
+          const result = await handler(parsed.data, extra);
+          if (method === "initialize") this.initialized = true;
+          return result;
+        } catch (err) {
+          if (!(err instanceof ExecutorError)) {
+            log.error("Unexpected error in {method}: {error}", { method, error: err });
+          }
+          throw wireError(err);
+        }
+      },
+    );
+  }
+
+  /** Refuses a request out of order (spec: lifecycle). */
+  #admit(method: string): void {
+    if (method === "initialize" && this.initialized) {
+      throw new ExecutorError(ErrorCode.InvalidRequest, "Session already initialized");
+    }
+    if (!this.initialized && !BEFORE_INITIALIZE.has(method)) {
+      throw new ExecutorError(
+        ErrorCode.InvalidRequest,
+        `Session not initialized: send initialize before ${method}`,
+      );
+    }
+  }
+
+  /** Methods we do not serve: -32601, or -32600 before `initialize` as for every other. */
+  override fallbackRequestHandler = (request: { method: string }) => {
+    try {
+      this.#admit(request.method);
+      throw new ExecutorError(ErrorCode.MethodNotFound, `Unknown method: ${request.method}`);
+    } catch (err) {
+      return Promise.reject(wireError(err));
+    }
+  };
 }
 
 /**
@@ -134,10 +227,11 @@ function isCall(message: JSONRPCMessage): message is JSONRPCMessage & {
  * const session = new Session({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
  *   metrics: new Metrics(), config, ...services }, () => {});
- * await new McpProtocol(session, transport, config).start();
+ * await new McpProtocol(session, transport, config, services).start();
  * transport.onmessage!({ jsonrpc: "2.0", id: 1, method: "tools/list" });
  * transport.onmessage!({ jsonrpc: "2.0", id: 2, method: "initialize",
  *   params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+ * await new Promise((r) => setTimeout(r, 10));
  * transport.onmessage!({ jsonrpc: "2.0", id: 3, method: "tools/list" });
  * await new Promise((r) => setTimeout(r, 10));
  * const byId = (id: number) => sent.find((m) => "id" in m && m.id === id) as any;
@@ -150,171 +244,139 @@ function isCall(message: JSONRPCMessage): message is JSONRPCMessage & {
 export class McpProtocol {
   readonly #session: Session;
   readonly #transport: Transport;
+  readonly #server: ExecutorServer;
   readonly #tools: McpTools;
-  /** Running `tools/call` requests by id, for `notifications/cancelled`. */
-  readonly #inflight = new Map<RequestId, AbortController>();
-  #initialized = false;
-  #version: string | null = null;
-  #level: Level = "info";
-  #closed = false;
   readonly #cancelled: (id: RequestId) => void;
+  #level: LoggingLevel = "info";
+  #closed = false;
 
   /** Binds MCP to a session and a transport (not started yet). */
   constructor(
     session: Session,
     transport: Transport,
     config: McpConfig,
+    services: SessionServices,
     options: McpOptions = {},
   ) {
     this.#session = session;
     this.#transport = transport;
     // MCP clients start and execute side by side: the legacy limit of one does not fit.
     session.maxExecutions = config.mcpMaxExecutions;
-    const ready = options.ready ?? (() => Promise.resolve());
     this.#cancelled = options.cancelled ?? (() => {});
-    this.#tools = new McpTools(session, config, {
-      ready,
+    this.#tools = new McpTools(session, config, services, {
+      ready: options.ready ?? (() => Promise.resolve()),
       ended: (exec, exit) => this.#ended(exec, exit),
+      hook: (id, outcome) => this.#hook(id, outcome),
       ...(options.progress ? { progress: options.progress } : {}),
     });
+    const server = new ExecutorServer(
+      { name: "cc-executor", title: "CC Executor", version: PROTOCOL_VERSION },
+      { capabilities: { tools: { listChanged: false }, logging: {} }, instructions: INSTRUCTIONS },
+    );
+    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.#tools.list() }));
+    server.setRequestHandler(
+      CallToolRequestSchema,
+      (request: CallToolRequest, extra: Extra) => this.#callTool(request.params, extra),
+    );
+    // Replaces the `Server`'s own, which keeps no threshold until one is set.
+    server.setRequestHandler(
+      SetLevelRequestSchema,
+      (request: { params: { level: LoggingLevel } }) => {
+        this.#level = request.params.level;
+        return {};
+      },
+    );
+    server.onerror = (error) => log.debug("Transport error: {error}", { error: String(error) });
+    this.#server = server;
   }
 
-  /** The negotiated protocol version, once initialized. */
-  get protocolVersion(): string | null {
-    return this.#version;
-  }
-
-  /** Installs the handlers and starts the transport. */
+  /** Connects the server to the transport and starts it. */
   start(): Promise<void> {
     const transport = this.#transport;
+    // Both run before the SDK's own handlers, which `connect` chains after them.
     const onclose = transport.onclose;
     transport.onclose = () => {
+      // Set before the SDK aborts the requests in flight: they then know it was no cancel.
+      this.#closed = true;
       onclose?.();
-      this.#onClose();
     };
-    transport.onerror = (error) => log.debug("Transport error: {error}", { error: String(error) });
-    transport.onmessage = (message) => this.#receive(message);
-    return transport.start();
+    transport.onmessage = () => this.#session.touch();
+    // A result the transport refuses as too large (the WebSocket's 1 MiB cap)
+    // still answers its request, with an error; the tools keep theirs below it.
+    const send = transport.send.bind(transport);
+    transport.send = (message, options) =>
+      send(message, options).catch((err) => {
+        if (!(err instanceof RangeError && "result" in message)) throw err;
+        log.error("Result of request {id} exceeds the message cap", { id: message.id });
+        return send({
+          jsonrpc: "2.0",
+          id: message.id,
+          error: { code: ErrorCode.InternalError, message: "Result too large" },
+        }, options);
+      });
+    return this.#server.connect(transport);
   }
 
   /** Sends `notifications/message` when `level` is at or above the client's threshold. */
-  log(level: Level, data: unknown): void {
-    if (!this.#initialized || this.#closed) return;
+  log(level: LoggingLevel, data: unknown): void {
+    if (!this.#server.initialized || this.#closed) return;
     if (LEVELS.indexOf(level) < LEVELS.indexOf(this.#level)) return;
-    void this.#send({
-      jsonrpc: "2.0",
+    this.#server.notification({
       method: "notifications/message",
       params: { level, logger: "cc-executor", data },
-    });
+    }).catch((err) => log.debug("Send failed: {error}", { error: String(err) }));
   }
 
-  #receive(message: JSONRPCMessage): void {
-    this.#session.touch();
-    // Responses need no handling: we send no requests.
-    if (!isCall(message)) return;
-    if ("id" in message && message.id !== undefined) {
-      void this.#request(message.id, message.method, message.params);
-    } else {
-      this.#notification(message.method, message.params);
-    }
-  }
-
-  async #request(id: RequestId, method: string, params: unknown): Promise<void> {
+  async #callTool(
+    params: CallToolRequest["params"],
+    extra: Extra,
+  ): Promise<Record<string, unknown>> {
+    const requestId = extra.requestId;
+    const token = extra._meta?.progressToken;
+    // The SDK aborts with the client's reason, or none on close: say which for the tools.
     const controller = new AbortController();
-    if (method === "tools/call") this.#inflight.set(id, controller);
-    try {
-      const result = await this.#dispatch(id, method, params, controller.signal);
-      // A cancelled request gets no response at all (spec: cancellation).
-      if (this.#wasCancelled(id, controller)) return;
-      await this.#send({ jsonrpc: "2.0", id, result: result as Record<string, unknown> });
-    } catch (err) {
-      if (this.#wasCancelled(id, controller)) return;
-      if (!(err instanceof ExecutorError)) {
-        log.error("Unexpected error in {method}: {error}", { method, error: err });
-      }
-      const { code, message, data } = toErrorObject(err);
-      await this.#send({
-        jsonrpc: "2.0",
-        id,
-        error: { code, message, ...(data !== null ? { data } : {}) },
-      });
-    } finally {
-      if (this.#inflight.get(id) === controller) this.#inflight.delete(id);
-    }
-  }
-
-  /** Whether the request was aborted; tells the transport when the client cancelled it. */
-  #wasCancelled(id: RequestId, controller: AbortController): boolean {
-    if (!controller.signal.aborted) return false;
-    if (controller.signal.reason === CLIENT_CANCELLED) this.#cancelled(id);
-    return true;
-  }
-
-  async #dispatch(
-    id: RequestId,
-    method: string,
-    params: unknown,
-    signal: AbortSignal,
-  ): Promise<unknown> {
-    if (method === "initialize") return this.#initialize(params);
-    if (method === "ping") return {};
-    if (!this.#initialized) {
-      throw new ExecutorError(
-        ErrorCode.InvalidRequest,
-        `Session not initialized: send initialize before ${method}`,
-      );
-    }
-    switch (method) {
-      case "tools/list":
-        return { tools: this.#tools.list() };
-      case "tools/call":
-        return await this.#callTool(id, params, signal);
-      case "logging/setLevel":
-        this.#level = parseParams(SetLevelParams, params).level;
-        return {};
-      default:
-        throw new ExecutorError(ErrorCode.MethodNotFound, `Unknown method: ${method}`);
-    }
-  }
-
-  #initialize(params: unknown): Record<string, unknown> {
-    const p = parseParams(InitializeParams, params);
-    if (this.#initialized) {
-      throw new ExecutorError(ErrorCode.InvalidRequest, "Session already initialized");
-    }
-    const version = MCP_PROTOCOL_VERSIONS.includes(p.protocolVersion)
-      ? p.protocolVersion
-      : MCP_PROTOCOL_VERSIONS[0]!;
-    this.#version = version;
-    this.#initialized = true;
-    return {
-      protocolVersion: version,
-      capabilities: { tools: { listChanged: false }, logging: {} },
-      serverInfo: { name: "cc-executor", title: "CC Executor", version: PROTOCOL_VERSION },
-      instructions: INSTRUCTIONS,
+    const signal = extra.signal;
+    const onAbort = () => {
+      const cancelled = !this.#closed;
+      controller.abort(cancelled ? CLIENT_CANCELLED : "connection closed");
+      if (cancelled) this.#cancelled(requestId);
     };
-  }
-
-  #callTool(id: RequestId, params: unknown, signal: AbortSignal): Promise<unknown> {
-    const p = parseParams(CallToolParams, params);
-    const token = p._meta?.progressToken;
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
     const progress = token === undefined
       ? null
       : (progress: number, message: string) =>
-        void this.#send({
-          jsonrpc: "2.0",
+        void extra.sendNotification({
           method: "notifications/progress",
           params: { progressToken: token, progress, message },
-        }, id);
-    return this.#tools.call(p.name, p.arguments, { signal, progress });
+        }).catch((err: unknown) => log.debug("Send failed: {error}", { error: String(err) }));
+    try {
+      return {
+        ...await this.#tools.call(params.name, params.arguments, {
+          signal: controller.signal,
+          progress,
+        }),
+      };
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
-  #notification(method: string, params: unknown): void {
-    if (method !== "notifications/cancelled") return;
-    // initialized, progress, roots/list_changed...: nothing to do.
-    const requestId = (params as { requestId?: unknown } | undefined)?.requestId;
-    if (typeof requestId !== "string" && typeof requestId !== "number") return;
-    this.#inflight.get(requestId)?.abort(CLIENT_CANCELLED);
+  /** A hook's outcome, as the legacy protocol's `hook.completed` / `hook.warning` says it. */
+  #hook(executionId: string, o: HookOutcome): void {
+    // A hook that failed is a warning: it blocks nothing unless marked required.
+    this.log(o.ok ? "info" : "warning", {
+      event: o.ok ? "hook_completed" : "hook_warning",
+      execution_id: executionId,
+      hook: o.kind,
+      name: o.name,
+      status: o.status,
+      exit_code: o.exitCode,
+      duration: o.duration,
+      required: o.required,
+      error: o.error,
+      output: o.output,
+    });
   }
 
   #ended(exec: Execution, exit: ExitInfo): void {
@@ -328,37 +390,5 @@ export class McpProtocol {
       error: exit.error,
       duration_seconds: exit.executionTime,
     });
-  }
-
-  /**
-   * Sends one message; `relatedRequestId` routes a notification to its
-   * request's stream (Streamable HTTP). A result over the message cap is
-   * replaced by an error rather than sent (the tools keep theirs below it).
-   */
-  async #send(message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
-    if (this.#closed) return;
-    if ("result" in message && exceedsUtf8(JSON.stringify(message), MCP_MAX_MESSAGE_BYTES)) {
-      log.error("Result of request {id} exceeds the message cap", { id: message.id });
-      message = {
-        jsonrpc: "2.0",
-        id: message.id,
-        error: { code: ErrorCode.InternalError, message: "Result too large" },
-      };
-    }
-    try {
-      await this.#transport.send(
-        message,
-        relatedRequestId === undefined ? undefined : { relatedRequestId },
-      );
-    } catch (err) {
-      // The client went away (an HTTP stream closed): nothing to deliver to.
-      log.debug("Send failed: {error}", { error: String(err) });
-    }
-  }
-
-  #onClose(): void {
-    this.#closed = true;
-    for (const controller of this.#inflight.values()) controller.abort("connection closed");
-    this.#inflight.clear();
   }
 }

@@ -25,7 +25,7 @@ import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Config } from "../../config/config.ts";
 import { ErrorCode, SessionLimitError } from "../../errors.ts";
 import { LOCAL, type Principal } from "../../security/principal.ts";
-import type { Session } from "../../session/session.ts";
+import type { Session, SessionServices } from "../../session/session.ts";
 import type { SessionManager } from "../../session/session_manager.ts";
 import { type McpConfig, McpProtocol } from "./mcp.ts";
 
@@ -70,7 +70,7 @@ function initializeId(messages: unknown[]): string | number | null {
  * const sessions = new SessionManager({
  *   registry: new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 }),
  *   metrics: new Metrics(), config, ...services }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
- * const endpoint = new McpHttpEndpoint(sessions, config);
+ * const endpoint = new McpHttpEndpoint(sessions, config, services);
  * const res = await endpoint.handle(new Request("http://x/mcp", { method: "GET" }));
  * assert.equal(res.status, 400);
  * assert.equal(sessions.size, 0);
@@ -81,6 +81,7 @@ function initializeId(messages: unknown[]): string | number | null {
 export class McpHttpEndpoint {
   readonly #sessions: SessionManager;
   readonly #config: McpHttpConfig;
+  readonly #services: SessionServices;
   /** Open sessions by id, with the transport that drives each. */
   readonly #live = new Map<
     string,
@@ -88,9 +89,10 @@ export class McpHttpEndpoint {
   >();
 
   /** Creates an endpoint with no sessions. */
-  constructor(sessions: SessionManager, config: McpHttpConfig) {
+  constructor(sessions: SessionManager, config: McpHttpConfig, services: SessionServices) {
     this.#sessions = sessions;
     this.#config = config;
+    this.#services = services;
   }
 
   /** Sessions open over HTTP. */
@@ -164,7 +166,7 @@ export class McpHttpEndpoint {
       maxRequestBodySize: this.#config.maxMessageSize,
     });
     transport.onclose = () => void this.#end(session);
-    await new McpProtocol(session, transport, this.#config, {
+    await new McpProtocol(session, transport, this.#config, this.#services, {
       // No response will come: end the stream the client's POST is waiting on.
       cancelled: (id) => transport.closeSSEStream(id),
     }).start();

@@ -8,22 +8,47 @@
  */
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage, MessageExtraInfo } from "@modelcontextprotocol/sdk/types";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { ErrorCode } from "../../errors.ts";
 import type { SocketWriter } from "../../core/socket_writer.ts";
-import { parseMessage } from "../jsonrpc.ts";
-import { MCP_MAX_MESSAGE_BYTES } from "./mcp.ts";
 import { exceedsUtf8, utf8Length } from "../../utf8.ts";
+import { NOT_JSON, parseJson } from "../jsonrpc.ts";
 
-/** A response from the client (to a request of ours), which `parseMessage` does not accept. */
-function asResponse(text: string): JSONRPCMessage | null {
-  try {
-    const m = JSON.parse(text);
-    const isObject = typeof m === "object" && m !== null && !Array.isArray(m);
-    if (!isObject || "method" in m || !("result" in m || "error" in m)) return null;
-    return typeof m.id === "string" || typeof m.id === "number" ? m : null;
-  } catch {
-    return null;
+/** No message we send is larger (common WebSocket clients refuse bigger frames). */
+export const MCP_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** A frame that is no JSON-RPC message, as the error to answer it with. */
+interface Refusal {
+  id?: string | number;
+  code: number;
+  message: string;
+}
+
+/** One parsed frame ({@linkcode parseJson}) as a message, or the error that answers it. */
+function asMessage(m: unknown): JSONRPCMessage | Refusal {
+  if (m === NOT_JSON) return { code: ErrorCode.ParseError, message: "Parse error" };
+  if (Array.isArray(m)) {
+    return {
+      code: ErrorCode.InvalidRequest,
+      message: "Invalid Request: batch requests are not supported",
+    };
   }
+  if (typeof m !== "object" || m === null) {
+    return { code: ErrorCode.InvalidRequest, message: "Invalid Request: expected a JSON object" };
+  }
+  // Clients that omit "jsonrpc" were accepted before the SDK's schema: only a wrong value is refused.
+  const parsed = JSONRPCMessageSchema.safeParse({ jsonrpc: "2.0", ...m });
+  if (parsed.success) return parsed.data;
+  const id = (m as { id?: unknown }).id;
+  const issue = parsed.error.issues[0];
+  const reason = id === null ? "id must not be null" : issue?.message ?? "not a JSON-RPC message";
+  // MCP ids are never null: an error about an unidentifiable message has none.
+  return {
+    ...(typeof id === "string" || typeof id === "number" ? { id } : {}),
+    code: ErrorCode.InvalidRequest,
+    message: `Invalid Request: ${reason}`,
+  };
 }
 
 /**
@@ -101,37 +126,18 @@ export class McpSocketTransport implements Transport {
 
   /** Handles one incoming text frame; malformed ones are answered with an error. */
   handle(text: string): void {
-    const incoming = parseMessage(text);
-    switch (incoming.kind) {
-      case "request":
-        if (incoming.id === null) {
-          return this.sendError(ErrorCode.InvalidRequest, "Invalid Request: id must not be null");
-        }
-        return this.onmessage?.({
-          jsonrpc: "2.0",
-          id: incoming.id,
-          method: incoming.method,
-          ...(incoming.params !== undefined ? { params: incoming.params } : {}),
-        } as JSONRPCMessage);
-      case "notification":
-        return this.onmessage?.({
-          jsonrpc: "2.0",
-          method: incoming.method,
-          ...(incoming.params !== undefined ? { params: incoming.params } : {}),
-        } as JSONRPCMessage);
-      case "invalid": {
-        const response = asResponse(text);
-        if (response !== null) return this.onmessage?.(response);
-        const { code, message } = incoming.error;
-        // MCP ids are never null: an error about an unidentifiable message has none.
-        const error = { code, message };
-        this.#writer.send(JSON.stringify(
-          incoming.id === null
-            ? { jsonrpc: "2.0", error }
-            : { jsonrpc: "2.0", id: incoming.id, error },
-        ));
-      }
-    }
+    this.receive(parseJson(text));
+  }
+
+  /** Handles one frame already parsed by {@linkcode parseJson}. */
+  receive(value: unknown): void {
+    const message = asMessage(value);
+    if ("jsonrpc" in message) return this.onmessage?.(message);
+    const { id, code, msg } = { id: message.id, code: message.code, msg: message.message };
+    const error = { code, message: msg };
+    this.#writer.send(JSON.stringify(
+      id === undefined ? { jsonrpc: "2.0", error } : { jsonrpc: "2.0", id, error },
+    ));
   }
 
   /** Sends an error that answers no request (a refused binary frame). */

@@ -1,0 +1,74 @@
+/**
+ * What a run's errors say: why we ended it, the note on an automatic time
+ * limit, and a refused spawn as the client's error.
+ *
+ * @module
+ */
+import { isAbsolute, join, normalize } from "node:path";
+import { CommandRefusedError } from "../errors.ts";
+import type { ExecSpec } from "../types.ts";
+
+/** Why a run is being ended by us rather than by itself. */
+export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
+
+const AUTO_SOURCE_TEXT = {
+  history: "learned from the history of",
+  similar: "learned from classes similar to",
+  default: "the default for",
+} as const;
+
+/** Says that an automatic limit ended the run, where it came from, and how to set one. */
+export function automaticNote(spec: ExecSpec): string {
+  if (spec.timeoutSource === "request") return "";
+  const cls = spec.limitClass === undefined ? "" : ` ${spec.limitClass}`;
+  const from = spec.limitNote ?? `${AUTO_SOURCE_TEXT[spec.timeoutSource]}${cls}`;
+  return `: an automatic limit (${from}), doubled for the next run of its kind; ` +
+    `set "timeout" to choose the limit, or 0 for none`;
+}
+
+/** The error of a run we ended, by why. */
+export const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
+  canceled: "Canceled by client",
+  disconnect: "Client disconnected",
+  shutdown: "Server shutting down",
+};
+
+/**
+ * A spawn refused by the service's Deno permissions (NotCapable: the program
+ * is outside the `--allow-run` list `deno task start` computed from
+ * ALLOWED_COMMANDS) or by the OS (EACCES), as the client's error: a refusal,
+ * not an internal error. Null for any other failure.
+ */
+export function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError | null {
+  const program = spec.argv[0] ?? "";
+  if (err instanceof Deno.errors.NotCapable) {
+    // Deno checks a path as given (resolved against the cwd), a bare name as
+    // found on the child's PATH, against the list resolved when it started.
+    const path = !program.includes("/")
+      ? null
+      : isAbsolute(program)
+      ? normalize(program)
+      : spec.cwd !== undefined
+      ? join(spec.cwd, program)
+      : program;
+    const how = path !== null
+      ? `the service's Deno permissions (--allow-run) do not cover '${path}'; to allow it, ` +
+        "list that full path in ALLOWED_COMMANDS (--allowed-commands) and restart the service"
+      : "on the child's PATH it names a program outside the service's Deno permissions " +
+        "(--allow-run); to allow it, list that program's full path in ALLOWED_COMMANDS " +
+        "(--allowed-commands) and restart the service, or keep env.PATH to directories " +
+        "holding listed programs";
+    return new CommandRefusedError(`Command '${program}' is not allowed: ${how}`, {
+      data: { reason: "not_permitted", program, ...(path !== null ? { path } : {}) },
+      cause: err,
+    });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new CommandRefusedError(
+      `Cannot run '${program}': permission denied (the program is not executable by the ` +
+        "service's user, or the working directory is not accessible)",
+      { data: { reason: "os_permission_denied", program }, cause: err },
+    );
+  }
+  return null;
+}
