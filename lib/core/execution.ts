@@ -11,49 +11,26 @@ import { LOCAL } from "../security/principal.ts";
 import { ProcessGroup } from "../process/process_group.ts";
 import { RunCgroup } from "../process/cgroup.ts";
 import { OutputLog } from "../output/output_log.ts";
-import { DEFAULT_STDIN_BUFFER, StdinBuffer, type StdinWrite } from "./stdin_buffer.ts";
+import {
+  DEFAULT_STDIN_BUFFER,
+  StdinBuffer,
+  type StdinWrite,
+  writeAndClose,
+} from "./stdin_buffer.ts";
 import { utf8Length } from "../utf8.ts";
-import { PausableTimer } from "./pausable_timer.ts";
+import { RunClocks } from "./run_clocks.ts";
+import { GroupStopper } from "./group_stop.ts";
 import { settlesWithin } from "../async.ts";
 import { NoProcessError } from "../errors.ts";
 import { OutputPipes } from "./output_pipes.ts";
-import { automaticNote, type EndReason, REASON_TEXT, spawnRefusal } from "./run_text.ts";
+import { automaticNote, endOfRun, type EndReason, spawnRefusal } from "./run_text.ts";
+import type { ExecutionLimits, ExecutionOptions } from "./execution_options.ts";
 import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Sink } from "./sink.ts";
 import type { ExecSpec, ExecState, ExecutionEvent, ExitInfo, FinalStatus } from "../types.ts";
 
-/** Limits an execution runs under (from the config). */
-export interface ExecutionLimits {
-  chunkSize: number;
-  lineLimit: number;
-  flushIntervalMs: number;
-  killGraceMs: number;
-  orphanGraceMs: number;
-  outputRetention: number;
-}
-
-/** Everything needed to start an execution. */
-export interface ExecutionOptions {
-  id: string;
-  /** Owning session, for listings; null when none. */
-  sessionId: string | null;
-  /** Who started it (lib/security/principal.ts): only it, or an admin, may see or control it. Default `local`. */
-  principal?: string;
-  spec: ExecSpec;
-  sink: Sink;
-  limits: ExecutionLimits;
-  metrics: Metrics;
-  /** `performance.now()` when the request arrived, for the start latency figure. */
-  receivedAt?: number;
-  /** Bytes of input {@linkcode Execution.writeInput} holds while the child does not read it. */
-  stdinBuffer?: number;
-}
-
-export type { EndReason };
-
-/** When a paused group is stopped again, in ms after the first SIGSTOP. */
-const RESTOP_AFTER_MS = [20, 100];
+export type { EndReason, ExecutionLimits, ExecutionOptions };
 
 const isFinal = (s: ExecState): s is FinalStatus =>
   s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
@@ -106,12 +83,15 @@ export class Execution {
   #resolveDone!: (exit: ExitInfo) => void;
   #state: ExecState = "running";
   #reason: EndReason | null = null;
-  #timer: PausableTimer | null = null;
-  #idleTimer: PausableTimer | null = null;
+  /** The time and idle limits; either one ending the run cancels it as "timeout". */
+  readonly #clocks = new RunClocks(() => {
+    if (this.active && this.#reason === null) void this.cancel("timeout");
+  });
   readonly #pipes: OutputPipes;
   #exit: ExitInfo | null = null;
   #ran = false;
-  #restops: ReturnType<typeof setTimeout>[] = [];
+  /** PAUSE's SIGSTOP, sent again shortly after for children forked meanwhile. */
+  readonly #stopper = new GroupStopper((sig) => void this.#group.signal(sig));
   /** Resolves once the command itself has exited (its group may live on). */
   readonly #exited: Promise<void>;
   /** stdin kept open for {@linkcode writeInput} (spec.stdinOpen); null once the run has ended. */
@@ -138,7 +118,7 @@ export class Execution {
       metrics: options.metrics,
       output: this.output,
       exited: this.#exited,
-      onRead: () => this.#idleTimer?.touch(),
+      onRead: () => this.#clocks.touch(),
     });
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
     if (options.spec.stdinOpen && group.stdin) {
@@ -250,22 +230,9 @@ export class Execution {
     if (this.#state === "paused") return false;
     if (this.#state !== "running") throw new NoProcessError();
     this.#state = "paused";
-    this.#timer?.pause();
-    this.#idleTimer?.pause();
-    void this.#group.signal("SIGSTOP");
-    // A child forked at the very moment of the stop can miss it: stop the
-    // group again shortly after to catch such stragglers.
-    this.#restops = RESTOP_AFTER_MS.map((ms) =>
-      setTimeout(() => {
-        if (this.#state === "paused") void this.#group.signal("SIGSTOP");
-      }, ms)
-    );
+    this.#clocks.pause();
+    this.#stopper.stop(() => this.#state === "paused");
     return true;
-  }
-
-  #clearRestops(): void {
-    for (const t of this.#restops) clearTimeout(t);
-    this.#restops = [];
   }
 
   /**
@@ -278,11 +245,9 @@ export class Execution {
     if (this.#state === "running") return false;
     if (this.#state !== "paused") throw new NoProcessError();
     this.#state = "running";
-    this.#clearRestops();
+    this.#stopper.clear();
     void this.#group.signal("SIGCONT");
-    this.#timer?.resume();
-    this.#idleTimer?.touch();
-    this.#idleTimer?.resume();
+    this.#clocks.resume();
     return true;
   }
 
@@ -303,9 +268,8 @@ export class Execution {
     if (this.#reason === null) {
       this.#reason = reason;
       this.#state = "terminating";
-      this.#clearRestops();
-      this.#timer?.clear();
-      this.#idleTimer?.clear();
+      this.#stopper.clear();
+      this.#clocks.clear();
       void this.#group.terminate(this.#limits.killGraceMs);
     }
     return this.done;
@@ -357,22 +321,19 @@ export class Execution {
     if (this.#receivedAt !== undefined) {
       this.#metrics.recordStartLatency(performance.now() - this.#receivedAt);
     }
-    if (spec.timeout !== null && this.#reason === null) {
-      this.#timer = new PausableTimer(spec.timeout * 1000, () => this.#timeout(spec.timeout!));
+    if (this.#reason === null) {
+      this.#clocks.start({
+        timeoutS: spec.timeout,
+        idleS: spec.idleTimeout,
+        note: automaticNote(spec),
+      });
     }
-    if (spec.idleTimeout !== null && this.#reason === null) {
-      const idle = spec.idleTimeout;
-      this.#idleTimer = new PausableTimer(idle * 1000, () => this.#timeout(idle, true));
-    }
-    if (this.#state === "paused") {
-      this.#timer?.pause();
-      this.#idleTimer?.pause();
-    }
+    if (this.#state === "paused") this.#clocks.pause();
     if (this.#stdin !== null) {
       // The request's own stdin, bounded by max-stdin-bytes, is taken whatever the buffer's size.
       if (spec.stdin) this.#stdin.write(new TextEncoder().encode(spec.stdin), false, true);
     } else if (this.#group.stdin) {
-      void this.#writeStdin(this.#group.stdin, spec.stdin ?? "");
+      void writeAndClose(this.#group.stdin, spec.stdin ?? "");
     }
     const pumps = Promise.all([
       this.#pipes.pump(this.#group.stdout, "stdout"),
@@ -389,22 +350,9 @@ export class Execution {
     this.#stdin = null;
     if (stdin !== null) await stdin.abort();
     await this.#pipes.drain(pumps);
-    this.#timer?.clear();
-    this.#idleTimer?.clear();
+    this.#clocks.clear();
     this.#finish(status);
   }
-
-  #timeout(seconds: number, idle = false): void {
-    if (!this.active || this.#reason !== null) return;
-    this.#idleExpired = idle;
-    this.#timeoutText = idle
-      ? `Process produced no output for ${seconds}s`
-      : `Process timed out after ${seconds}s${automaticNote(this.spec)}`;
-    void this.cancel("timeout");
-  }
-
-  #timeoutText = "";
-  #idleExpired = false;
 
   /** Whether the child refused to start because its checked cwd had changed (lib/process/launch.ts). */
   #cwdChanged(exitCode: number | null): boolean {
@@ -414,37 +362,21 @@ export class Execution {
 
   /** Whether `idle_timeout` (not the time limit) ended the run. */
   get idleExpired(): boolean {
-    return this.#idleExpired;
+    return this.#clocks.expiry?.idle === true;
   }
 
   #finish(status: Deno.CommandStatus): void {
     const signal = status.signal ?? null;
     const exitCode = signal === null ? status.code : null;
-    let final: FinalStatus;
-    let error: string | null = null;
-    switch (this.#reason) {
-      case "timeout":
-        final = "timeout";
-        error = this.#timeoutText;
-        break;
-      case null:
-        final = exitCode === 0 ? "completed" : "failed";
-        if (signal !== null) error = `Process killed by ${signal}`;
-        if (this.#cwdChanged(exitCode)) {
-          error = "Working directory changed during start: cwd no longer led to the directory " +
-            "checked against the workspace roots, so the command was not run";
-        }
-        if (final === "failed" && (this.#group.cgroup?.oomKills ?? 0) > 0) {
-          const max = this.#group.cgroup!.memoryMax;
-          error =
-            `${signal === "SIGKILL" ? "Process" : "A process of the run was"} killed by the ` +
-            `out-of-memory killer${max === null ? "" : ` (memory-max ${max} bytes)`}`;
-        }
-        break;
-      default:
-        final = "canceled";
-        error = REASON_TEXT[this.#reason];
-    }
+    const { final, error } = endOfRun({
+      reason: this.#reason,
+      exitCode,
+      signal,
+      expiry: this.#clocks.expiry?.text ?? null,
+      cwdChanged: this.#cwdChanged(exitCode),
+      oomKills: this.#group.cgroup?.oomKills ?? 0,
+      memoryMax: this.#group.cgroup?.memoryMax ?? null,
+    });
     const exit: ExitInfo = {
       status: final,
       exitCode,
@@ -462,16 +394,5 @@ export class Execution {
 
   #emit(event: ExecutionEvent): void {
     this.#sink.emit(event);
-  }
-
-  async #writeStdin(stdin: WritableStream<Uint8Array>, text: string): Promise<void> {
-    const writer = stdin.getWriter();
-    try {
-      // Written concurrently with reading, so a child that echoes a large stdin cannot deadlock us.
-      if (text.length > 0) await writer.write(new TextEncoder().encode(text));
-      await writer.close();
-    } catch {
-      // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
-    }
   }
 }

@@ -14,7 +14,7 @@ import type { ExecSpec, StreamName } from "../types.ts";
 import { decoder, FramedChunk } from "./framed_chunk.ts";
 import { PipeReader } from "./pipe_reader.ts";
 import type { Sink } from "./sink.ts";
-import type { ExecutionLimits } from "./execution.ts";
+import type { ExecutionLimits } from "./execution_options.ts";
 
 /** How long a pipe read may stay blocked after the group is gone before it is abandoned. */
 const STALLED_READ_MS = 1000;

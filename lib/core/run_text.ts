@@ -6,7 +6,7 @@
  */
 import { isAbsolute, join, normalize } from "node:path";
 import { CommandRefusedError } from "../errors.ts";
-import type { ExecSpec } from "../types.ts";
+import type { ExecSpec, FinalStatus } from "../types.ts";
 
 /** Why a run is being ended by us rather than by itself. */
 export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
@@ -71,4 +71,55 @@ export function spawnRefusal(err: unknown, spec: ExecSpec): CommandRefusedError 
     );
   }
   return null;
+}
+
+/** What {@linkcode endOfRun} decides from. */
+export interface EndFacts {
+  /** Why we ended it, or null when it ended by itself. */
+  reason: EndReason | null;
+  exitCode: number | null;
+  signal: string | null;
+  /** The text of the limit that ran out, when one did. */
+  expiry: string | null;
+  /** The child found its checked cwd changed and did not run the command. */
+  cwdChanged: boolean;
+  /** Out-of-memory kills in the run's cgroup, and its memory limit. */
+  oomKills: number;
+  memoryMax: number | null;
+}
+
+/**
+ * A run's final status and its `error`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { endOfRun } from "./run_text.ts";
+ * const base = { exitCode: null, expiry: null, cwdChanged: false, oomKills: 0, memoryMax: null };
+ * assert.deepEqual(endOfRun({ ...base, reason: null, signal: "SIGKILL", oomKills: 1 }), {
+ *   final: "failed",
+ *   error: "Process killed by the out-of-memory killer",
+ * });
+ * assert.deepEqual(endOfRun({ ...base, reason: "canceled", signal: "SIGTERM" }), {
+ *   final: "canceled",
+ *   error: "Canceled by client",
+ * });
+ * ```
+ */
+export function endOfRun(facts: EndFacts): { final: FinalStatus; error: string | null } {
+  const { reason, exitCode, signal } = facts;
+  if (reason === "timeout") return { final: "timeout", error: facts.expiry };
+  if (reason !== null) return { final: "canceled", error: REASON_TEXT[reason] };
+  const final: FinalStatus = exitCode === 0 ? "completed" : "failed";
+  let error: string | null = signal === null ? null : `Process killed by ${signal}`;
+  if (facts.cwdChanged) {
+    error = "Working directory changed during start: cwd no longer led to the directory " +
+      "checked against the workspace roots, so the command was not run";
+  }
+  if (final === "failed" && facts.oomKills > 0) {
+    const max = facts.memoryMax;
+    error = `${signal === "SIGKILL" ? "Process" : "A process of the run was"} killed by the ` +
+      `out-of-memory killer${max === null ? "" : ` (memory-max ${max} bytes)`}`;
+  }
+  return { final, error };
 }

@@ -206,3 +206,31 @@ export class StdinBuffer {
     this.#onPending(delta);
   }
 }
+
+/**
+ * Writes `text` to `stdin` and closes it: the request's one-shot `stdin`.
+ * Runs alongside the output pumps, so a child that echoes a large stdin
+ * cannot deadlock us; a child that closed its stdin or exited (EPIPE)
+ * simply gets nothing more.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeAndClose } from "./stdin_buffer.ts";
+ * const child = new Deno.Command("cat", { stdin: "piped", stdout: "piped" }).spawn();
+ * await writeAndClose(child.stdin, "hi\n");
+ * assert.equal(new TextDecoder().decode((await child.output()).stdout), "hi\n");
+ * ```
+ */
+export async function writeAndClose(
+  stdin: WritableStream<Uint8Array>,
+  text: string,
+): Promise<void> {
+  const writer = stdin.getWriter();
+  try {
+    if (text.length > 0) await writer.write(new TextEncoder().encode(text));
+    await writer.close();
+  } catch {
+    // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
+  }
+}
