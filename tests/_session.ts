@@ -11,6 +11,8 @@ import { Metrics } from "../lib/ops/metrics.ts";
 import { type CloseConnection, Session, type SessionDeps } from "../lib/session/session.ts";
 import { SessionManager, type SessionManagerOptions } from "../lib/session/session_manager.ts";
 import { sessionServices } from "./_helpers.ts";
+import type { HookRunner } from "../lib/ops/hooks.ts";
+import type { TimeLimits } from "../lib/timing/time_limits.ts";
 
 // One store per test file, made at import: the tests themselves open nothing long-lived.
 const services = await sessionServices();
@@ -28,13 +30,15 @@ export interface SessionFixtureOptions {
   config?: SessionDeps["config"];
   /** Retention of finished runs; 60 s and 10 runs unless given. */
   registry?: RegistryOptions;
+  /** The hooks to run (none unless given). */
+  hooks?: HookRunner;
 }
 
 /** The collaborators behind a session, each reachable by the test. */
 export interface SessionFixture {
   deps: SessionDeps;
   /** The learned time limits and hooks, as the protocols are handed them. */
-  services: typeof services;
+  services: { timeLimits: TimeLimits; hooks: HookRunner };
   registry: ExecutionRegistry;
   metrics: Metrics;
 }
@@ -45,7 +49,8 @@ function wire(options: SessionFixtureOptions): SessionFixture {
   );
   const metrics = new Metrics();
   const config = options.config ?? testConfig(options.args);
-  return { deps: { registry, metrics, config, ...services }, services, registry, metrics };
+  const wired = { ...services, hooks: options.hooks ?? services.hooks };
+  return { deps: { registry, metrics, config, ...wired }, services: wired, registry, metrics };
 }
 
 /** One session of the local principal; `closeConnection` defaults to doing nothing. */

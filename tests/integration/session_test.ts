@@ -1,18 +1,13 @@
 import assert from "node:assert/strict";
-import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
 import { loadConfig } from "../../lib/config/config.ts";
-import { Metrics } from "../../lib/ops/metrics.ts";
-import { SessionManager } from "../../lib/session/session_manager.ts";
 import {
   assertGroupGone,
   eventually,
   pidsWithMarker,
-  sessionServices,
   TestClient,
   withServer,
 } from "../_helpers.ts";
-
-const services = await sessionServices();
+import { makeSessionManager } from "../_session.ts";
 
 /** Session limits for tests that build a SessionManager by hand. */
 const SESSION_CONFIG = {
@@ -118,13 +113,10 @@ Deno.test("a process that escapes the group (setsid) cannot hold a run open fore
 });
 
 Deno.test("sessions removed concurrently by expiry and disconnect are counted once", async () => {
-  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 100 });
-  const manager = new SessionManager({
-    registry,
-    metrics: new Metrics(),
-    ...services,
+  const { manager } = makeSessionManager({ maxSessions: 1000, sessionTimeoutMs: 0 }, {
     config: SESSION_CONFIG,
-  }, { maxSessions: 1000, sessionTimeoutMs: 0 });
+    registry: { retentionSeconds: 60, maxRetained: 100 },
+  });
   let closes = 0;
   const sessions = Array.from({ length: 200 }, () => manager.open(() => closes++));
   assert.equal(manager.size, 200);
@@ -173,13 +165,9 @@ Deno.test("the /ws alias speaks the same protocol; a plain GET gets 426", async 
 });
 
 Deno.test("Session.get() and executions() see only the session's own runs, finished ones too", async () => {
-  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const manager = new SessionManager({
-    registry,
-    metrics: new Metrics(),
-    ...services,
+  const { manager } = makeSessionManager({ maxSessions: 2, sessionTimeoutMs: 60_000 }, {
     config: { ...SESSION_CONFIG, killGrace: 0.5, orphanGrace: 0.5 },
-  }, { maxSessions: 2, sessionTimeoutMs: 60_000 });
+  });
   const spec = (argv: string[]) => ({
     argv,
     display: argv.join(" "),

@@ -1,23 +1,15 @@
 import assert from "node:assert/strict";
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types";
-import { loadConfig } from "../../lib/config/config.ts";
-import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
-import { Metrics } from "../../lib/ops/metrics.ts";
 import { McpProtocol } from "../../lib/protocol/mcp/mcp.ts";
-import { Session } from "../../lib/session/session.ts";
 import { HookRunner } from "../../lib/ops/hooks.ts";
-import { assertGroupGone, eventually, type Msg, sessionServices } from "../_helpers.ts";
+import { assertGroupGone, eventually, type Msg } from "../_helpers.ts";
+import { makeSession, testConfig } from "../_session.ts";
 
-const services = await sessionServices();
-
-const config = loadConfig({
-  args: ["--kill-grace", "0.5"],
-  getEnv: (name) => name === "PATH" ? Deno.env.get("PATH") : undefined,
-});
+const config = testConfig(["--kill-grace", "0.5"]);
 
 /** An McpProtocol on an in-memory transport; `sent` holds what it sent, with options. */
-async function setup(hooks = services.hooks) {
+async function setup(hooks?: HookRunner) {
   const sent: { message: Msg; options?: TransportSendOptions | undefined }[] = [];
   const cancelled: RequestId[] = [];
   const transport: Transport = {
@@ -28,10 +20,8 @@ async function setup(hooks = services.hooks) {
       return Promise.resolve();
     },
   };
-  const registry = new ExecutionRegistry({ retentionSeconds: 60, maxRetained: 10 });
-  const deps = { registry, metrics: new Metrics(), config, ...services, hooks };
-  const session = new Session(deps, () => {});
-  const protocol = new McpProtocol(session, transport, config, { ...services, hooks }, {
+  const { session, services } = makeSession({ config, ...(hooks ? { hooks } : {}) });
+  const protocol = new McpProtocol(session, transport, config, services, {
     cancelled: (id) => void cancelled.push(id),
     progress: { minIntervalMs: 20, heartbeatMs: 50, maxMessageChars: 2000 },
   });
