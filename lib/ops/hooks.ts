@@ -17,6 +17,33 @@ import type { ExitInfo, HookOutcome } from "../types.ts";
 
 export type { HookOutcome };
 
+/**
+ * A hook's outcome as both protocols send it (snake_case): `hook.*`
+ * notifications in the legacy protocol, log messages in MCP.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hookFields } from "./hooks.ts";
+ * const fields = hookFields({ kind: "pre_execute", name: "lint", ok: false, status: "failed",
+ *   exitCode: 1, duration: 0.2, required: false, error: "exit 1", output: "" });
+ * assert.equal(fields.exit_code, 1);
+ * assert.equal(fields.hook, "pre_execute");
+ * ```
+ */
+export function hookFields(o: HookOutcome) {
+  return {
+    hook: o.kind,
+    name: o.name,
+    status: o.status,
+    exit_code: o.exitCode,
+    duration: o.duration,
+    required: o.required,
+    error: o.error,
+    output: o.output,
+  };
+}
+
 /** When a hook runs. */
 export type HookKind = HookOutcome["kind"];
 

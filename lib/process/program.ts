@@ -177,3 +177,28 @@ export function confinedProgram(
   }
   return path;
 }
+
+/**
+ * The first of `paths` that is a file some user may execute, or null: how
+ * the service finds its own helpers (bwrap, env, setpriv) at fixed paths,
+ * so that no PATH entry can stand in for them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { firstRunnable } from "./program.ts";
+ * assert.equal(firstRunnable(["/nonexistent/sh", "/bin/sh"]), "/bin/sh");
+ * assert.equal(firstRunnable(["/nonexistent/sh"]), null);
+ * ```
+ */
+export function firstRunnable(paths: readonly string[]): string | null {
+  for (const path of paths) {
+    try {
+      const info = Deno.statSync(path);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
+    } catch {
+      // not there, or not ours to look at
+    }
+  }
+  return null;
+}

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { firstRunnable } from "../process/program.ts";
 import { ConfigError } from "../config/config.ts";
 import { logger } from "../log.ts";
 
@@ -52,18 +53,6 @@ async function lookUp(database: "passwd" | "group", key: string): Promise<string
     }
     return null;
   }
-}
-
-function firstRunnable(paths: readonly string[]): string | null {
-  for (const path of paths) {
-    try {
-      const info = Deno.statSync(path);
-      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
-    } catch {
-      // not there
-    }
-  }
-  return null;
 }
 
 /** What {@linkcode RunAs.start} checks besides the user. */

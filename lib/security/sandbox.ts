@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { firstRunnable } from "../process/program.ts";
 import { ConfigError } from "../config/config.ts";
 import { bwrapOptions, type SandboxLayout, within } from "./bwrap_options.ts";
 
@@ -73,18 +74,6 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function firstRunnable(paths: readonly string[]): string | null {
-  for (const path of paths) {
-    try {
-      const info = Deno.statSync(path);
-      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return path;
-    } catch {
-      // not there, or not ours to look at
-    }
-  }
-  return null;
 }
 
 /** The real path of `path`, or null when nothing is there. */

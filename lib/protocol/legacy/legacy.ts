@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { hookFields } from "../../ops/hooks.ts";
 import { ErrorCode, ExecutorError } from "../../errors.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
 import {
@@ -100,14 +101,7 @@ export function encodeEvent(event: ExecutionEvent): string {
       const o = event.outcome;
       // A hook that failed is a warning: it blocks nothing unless marked required.
       return encodeNotification(o.ok ? "hook.completed" : "hook.warning", {
-        hook: o.kind,
-        name: o.name,
-        status: o.status,
-        exit_code: o.exitCode,
-        duration: o.duration,
-        required: o.required,
-        error: o.error,
-        output: o.output,
+        ...hookFields(o),
         execution_id: executionId,
       });
     }

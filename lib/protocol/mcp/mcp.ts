@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { hookFields } from "../../ops/hooks.ts";
 import { z } from "zod";
 // @ts-types="@modelcontextprotocol/sdk/server/index"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -368,14 +369,7 @@ export class McpProtocol {
     this.log(o.ok ? "info" : "warning", {
       event: o.ok ? "hook_completed" : "hook_warning",
       execution_id: executionId,
-      hook: o.kind,
-      name: o.name,
-      status: o.status,
-      exit_code: o.exitCode,
-      duration: o.duration,
-      required: o.required,
-      error: o.error,
-      output: o.output,
+      ...hookFields(o),
     });
   }
 
