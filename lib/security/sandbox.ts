@@ -57,6 +57,20 @@ export interface SandboxOptions {
   bwrapPaths?: readonly string[];
 }
 
+/** The service's directory if the sandbox of `layout` shows it, else `/`. */
+function shownDirectory(layout: SandboxLayout): string {
+  let here: string;
+  try {
+    here = Deno.cwd();
+  } catch {
+    return "/";
+  }
+  if (layout.writable.some((root) => within(here, root))) return here;
+  const covered = ["/tmp", "/dev", "/proc", ...(layout.network === "none" ? ["/run"] : [])];
+  const hidden = layout.hidden.map((h) => h.path);
+  return [...covered, ...hidden].some((dir) => within(here, dir)) ? "/" : here;
+}
+
 /** This process's uid; null where it may not be read. */
 function uidOrNull(): number | null {
   try {
@@ -151,6 +165,12 @@ export class Sandbox implements SandboxLauncher {
   #options: readonly string[];
   /** How many hidden paths `#options` covers. */
   #present: number;
+  /**
+   * Where a run without a `cwd` starts: the service's own directory when the
+   * sandbox shows it, else `/` (a service started in /tmp, private inside,
+   * or in a hidden directory, would fail every such run).
+   */
+  readonly #defaultDir: string;
   readonly #status: SandboxStatus;
 
   private constructor(bwrap: string, env: string, layout: SandboxLayout, status: SandboxStatus) {
@@ -159,6 +179,7 @@ export class Sandbox implements SandboxLauncher {
     this.#layout = layout;
     this.#options = bwrapOptions(layout);
     this.#present = layout.hidden.length;
+    this.#defaultDir = shownDirectory(layout);
     this.#status = status;
   }
 
@@ -281,7 +302,7 @@ export class Sandbox implements SandboxLauncher {
       this.#present = present.length;
       this.#options = bwrapOptions({ ...this.#layout, hidden: present });
     }
-    return [this.#bwrap, ...this.#options, ...(cwd === undefined ? [] : ["--chdir", cwd]), "--"];
+    return [this.#bwrap, ...this.#options, "--chdir", cwd ?? this.#defaultDir, "--"];
   }
 
   /** What `/health` reports. */
