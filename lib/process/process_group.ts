@@ -195,7 +195,8 @@ export class ProcessGroup {
         join: joins ? cgroup!.prelude() : undefined,
         verifyCwd: checked,
         pwd: options.env.PWD,
-        cwd: options.cwd ?? options.env.PWD,
+        // None given: the sandbox picks the service's directory if it shows it, else /.
+        cwd: options.cwd,
         sandbox,
         runAs: confinement!.runAs,
       });
