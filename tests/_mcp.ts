@@ -115,3 +115,33 @@ export const INIT = {
     clientInfo: { name: "raw", version: "1" },
   },
 };
+
+/**
+ * A raw request to `/mcp` of the server at `httpUrl`, with the headers a
+ * Streamable HTTP client sends (JSON in, JSON or SSE accepted) plus `headers`.
+ */
+export function mcpRequest(
+  httpUrl: string,
+  method: "GET" | "POST" | "DELETE",
+  headers: Record<string, string> = {},
+  body?: unknown,
+): Promise<Response> {
+  return fetch(`${httpUrl}/mcp`, {
+    method,
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+}
+
+/** A raw POST of `body` to `/mcp`. */
+export function postMcp(
+  httpUrl: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return mcpRequest(httpUrl, "POST", headers, body);
+}

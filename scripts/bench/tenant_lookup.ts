@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { INIT, postMcp } from "../../tests/_mcp.ts";
 import { median, percentile, quick, report, round, startServer, stopProcess } from "./_common.ts";
 
 /**
@@ -24,27 +25,12 @@ export async function tenantLookup() {
   });
   try {
     const post = (key: string, body: unknown, sessionId?: string) =>
-      fetch(`${server.httpUrl}/mcp`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${key}`,
-          accept: "application/json, text/event-stream",
-          "content-type": "application/json",
-          "mcp-protocol-version": "2025-11-25",
-          ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId }),
-        },
-        body: JSON.stringify(body),
+      postMcp(server.httpUrl, body, {
+        authorization: `Bearer ${key}`,
+        "mcp-protocol-version": "2025-11-25",
+        ...(sessionId === undefined ? {} : { "mcp-session-id": sessionId }),
       });
-    const init = await post("alice-key", {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-11-25",
-        capabilities: {},
-        clientInfo: { name: "b", version: "1" },
-      },
-    });
+    const init = await post("alice-key", INIT);
     const aliceSession = init.headers.get("mcp-session-id");
     await init.body?.cancel();
     if (aliceSession === null) throw new Error(`initialize failed: ${init.status}`);

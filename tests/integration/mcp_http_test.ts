@@ -1,22 +1,17 @@
 import assert from "node:assert/strict";
 import { assertGroupGone, eventually, testServer, withServer } from "../_helpers.ts";
-import { call, closeHttp, connectHttp, executeWithProgress, INIT, readToEnd } from "../_mcp.ts";
+import {
+  call,
+  closeHttp,
+  connectHttp,
+  executeWithProgress,
+  INIT,
+  postMcp,
+  readToEnd,
+} from "../_mcp.ts";
 
 /** Default settings: requests within a session are not new connections. */
 const FLAGS = {};
-
-/** A raw POST to /mcp. */
-function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  return fetch(`${url}/mcp`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      ...headers,
-    },
-    body: JSON.stringify(body),
-  });
-}
 
 Deno.test("MCP over Streamable HTTP: initialize, list tools, execute, DELETE ends the session", async () => {
   await withServer(FLAGS, async (server) => {
@@ -44,10 +39,10 @@ Deno.test("MCP over Streamable HTTP: initialize, list tools, execute, DELETE end
 Deno.test("MCP HTTP: requests without a session, with an unknown one, or over the limit are refused", async () => {
   await withServer({ ...FLAGS, "max-sessions": "1" }, async (server) => {
     const list = { jsonrpc: "2.0", id: 2, method: "tools/list" };
-    const noSession = await post(server.httpUrl, list);
+    const noSession = await postMcp(server.httpUrl, list);
     assert.equal(noSession.status, 400);
     assert.match((await noSession.json()).error.message, /initialize/);
-    const unknown = await post(server.httpUrl, list, {
+    const unknown = await postMcp(server.httpUrl, list, {
       "mcp-session-id": crypto.randomUUID(),
       "mcp-protocol-version": "2025-11-25",
     });
@@ -59,13 +54,13 @@ Deno.test("MCP HTTP: requests without a session, with an unknown one, or over th
     const put = await fetch(`${server.httpUrl}/mcp`, { method: "PUT" });
     assert.equal(put.status, 405);
     await put.body?.cancel();
-    const junk = await post(server.httpUrl, "{");
+    const junk = await postMcp(server.httpUrl, "{");
     assert.equal(junk.status, 400);
     await junk.body?.cancel();
     assert.equal(server.sessions.size, 0, "no session is opened by a refused request");
 
     const c = await connectHttp(server);
-    const over = await post(server.httpUrl, INIT);
+    const over = await postMcp(server.httpUrl, INIT);
     assert.equal(over.status, 503);
     const refusal = await over.json();
     assert.equal(refusal.error.code, -32003);
@@ -73,7 +68,7 @@ Deno.test("MCP HTTP: requests without a session, with an unknown one, or over th
     await closeHttp(c);
 
     // A refused initialize (wrong Accept) leaves no session behind.
-    const badAccept = await post(server.httpUrl, INIT, { accept: "application/json" });
+    const badAccept = await postMcp(server.httpUrl, INIT, { accept: "application/json" });
     assert.equal(badAccept.status, 406);
     await badAccept.body?.cancel();
     assert.equal(server.sessions.size, 0);
@@ -165,7 +160,7 @@ Deno.test("MCP HTTP: an idle session expires and its id is then unknown", async 
     const c = await connectHttp(server);
     const id = c.transport.sessionId!;
     await eventually(() => server.sessions.size === 0, 10_000, "session to expire");
-    const res = await post(server.httpUrl, { jsonrpc: "2.0", id: 5, method: "tools/list" }, {
+    const res = await postMcp(server.httpUrl, { jsonrpc: "2.0", id: 5, method: "tools/list" }, {
       "mcp-session-id": id,
       "mcp-protocol-version": "2025-11-25",
     });

@@ -12,6 +12,8 @@ import {
   call,
   Client,
   INIT,
+  mcpRequest,
+  postMcp,
   readToEnd,
   StreamableHTTPClientTransport,
   WebSocketClientTransport,
@@ -58,17 +60,11 @@ async function rawMcp(
   method: "GET" | "POST" | "DELETE",
   body?: unknown,
 ): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${server.httpUrl}/mcp`, {
-    method,
-    headers: {
-      authorization: `Bearer ${key}`,
-      "mcp-session-id": sessionId,
-      "mcp-protocol-version": "2025-11-25",
-      accept: "application/json, text/event-stream",
-      "content-type": "application/json",
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
+  const res = await mcpRequest(server.httpUrl, method, {
+    authorization: `Bearer ${key}`,
+    "mcp-session-id": sessionId,
+    "mcp-protocol-version": "2025-11-25",
+  }, body);
   return { status: res.status, text: await res.text() };
 }
 
@@ -222,15 +218,7 @@ Deno.test("principals: a principal's keys share its rate-limit bucket; another p
     { "api-keys": keys, "conn-burst": "2", "conn-rate": "0.01" },
     async (server) => {
       const initialize = (key: string) =>
-        fetch(`${server.httpUrl}/mcp`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${key}`,
-            accept: "application/json, text/event-stream",
-            "content-type": "application/json",
-          },
-          body: JSON.stringify(INIT),
-        });
+        postMcp(server.httpUrl, INIT, { authorization: `Bearer ${key}` });
       const statuses: number[] = [];
       for (const key of ["a1", "a2", "a1", "b1"]) {
         const res = await initialize(key);

@@ -3,7 +3,7 @@
  * missing auth, cross-site WebSocket hijacking, shell injection, secrets in
  * the child env, cwd escapes, floods, and secrets in logs.
  */
-import { INIT } from "../_mcp.ts";
+import { INIT, postMcp } from "../_mcp.ts";
 import assert from "node:assert/strict";
 import { RawWebSocket } from "../_raw_ws.ts";
 import {
@@ -435,16 +435,7 @@ Deno.test("permissions: under deno task start, a group ignoring SIGTERM is still
 
 Deno.test("auth: on /mcp a missing key (401) and a foreign Origin (403) are JSON-RPC errors", async () => {
   await withServer({ "api-keys": "k" }, async (server) => {
-    const post = (headers: Record<string, string>) =>
-      fetch(`${server.httpUrl}/mcp`, {
-        method: "POST",
-        headers: {
-          accept: "application/json, text/event-stream",
-          "content-type": "application/json",
-          ...headers,
-        },
-        body: JSON.stringify(INIT),
-      });
+    const post = (headers: Record<string, string>) => postMcp(server.httpUrl, INIT, headers);
     const noKey = await post({});
     assert.equal(noKey.status, 401);
     assert.equal(noKey.headers.get("www-authenticate"), 'Bearer realm="cc-executor"');
