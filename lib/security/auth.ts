@@ -52,11 +52,11 @@ const hex = (bytes: Uint8Array) =>
  * ```ts
  * import assert from "node:assert/strict";
  * import { keyFingerprint } from "./auth.ts";
- * assert.equal(await keyFingerprint("abc"), "ba7816bf");
+ * assert.equal(keyFingerprint("abc"), "ba7816bf");
  * ```
  */
-export function keyFingerprint(key: string): Promise<string> {
-  return Promise.resolve(hex(sha256(key).subarray(0, 4)));
+export function keyFingerprint(key: string): string {
+  return hex(sha256(key).subarray(0, 4));
 }
 
 /** A key's digest and the principal it authenticates. */
@@ -106,7 +106,7 @@ function credentials(entries: KeyEntry[], previous: readonly Credential[]): Cred
 
 function credential(entry: KeyEntry, before: Map<string, Principal>): Credential {
   const digest = sha256(entry.key);
-  const id = entry.name ?? `key-${hex(digest.subarray(0, 4))}`;
+  const id = entry.name ?? `key-${keyFingerprint(entry.key)}`;
   const kept = before.get(hex(digest));
   const principal = kept !== undefined && kept.id === id && kept.admin === entry.admin
     ? kept

@@ -72,19 +72,3 @@ export function parseKeyEntry(entry: string): KeyEntry {
   }
   return { key, name, admin };
 }
-
-/**
- * Whether `principal` may see and control something owned by `owner`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { mayAccess } from "./principal.ts";
- * assert.equal(mayAccess({ id: "alice", admin: false }, "alice"), true);
- * assert.equal(mayAccess({ id: "alice", admin: false }, "bob"), false);
- * assert.equal(mayAccess({ id: "ops", admin: true }, "bob"), true);
- * ```
- */
-export function mayAccess(principal: Principal, owner: string): boolean {
-  return principal.admin || principal.id === owner;
-}

@@ -98,7 +98,7 @@ Deno.test("ApiKeyring.verify() names the principal: the key's name, or an id fro
   assert.deepEqual(await keyring.verify("ops-key"), { id: "ops", admin: true });
   assert.deepEqual(await keyring.verify("a:b"), { id: "colon", admin: false });
   assert.deepEqual(await keyring.verify("plain-key"), {
-    id: `key-${await keyFingerprint("plain-key")}`,
+    id: `key-${keyFingerprint("plain-key")}`,
     admin: false,
   });
   // The name is not a key, and the whole entry is not either.
@@ -151,12 +151,12 @@ Deno.test("ApiKeyring verifies keys read from a keys file", async () => {
   }
 });
 
-Deno.test("keyFingerprint() gives the first 8 hex characters of SHA-256", async () => {
+Deno.test("keyFingerprint() gives the first 8 hex characters of SHA-256", () => {
   // SHA-256("abc") = ba7816bf 8f01cfea ...
-  assert.equal(await keyFingerprint("abc"), "ba7816bf");
+  assert.equal(keyFingerprint("abc"), "ba7816bf");
   // SHA-256("") = e3b0c442 98fc1c14 ...
-  assert.equal(await keyFingerprint(""), "e3b0c442");
-  const print = await keyFingerprint(KEYS[0]!);
+  assert.equal(keyFingerprint(""), "e3b0c442");
+  const print = keyFingerprint(KEYS[0]!);
   assert.match(print, /^[0-9a-f]{8}$/);
   assert.ok(!KEYS[0]!.includes(print));
 });
