@@ -66,9 +66,34 @@ export const OUTPUT_SETTINGS = [
   {
     key: "outputRetention",
     flag: "output-retention",
-    default: String(256 * KiB),
-    doc: "Bytes of each execution's most recent output kept for replay and reads",
+    default: String(8 * MiB),
+    doc: "Bytes of each execution's most recent output kept in memory for replay and reads " +
+      "(within `output-memory-budget`); older output spills to disk (`output-spill`)",
     kind: { type: "int", min: 0, max: 256 * MiB, unit: "bytes" },
+  },
+  {
+    key: "outputSpill",
+    flag: "output-spill",
+    default: "true",
+    doc: "Write output that memory no longer holds to a capped log file per run under " +
+      "`<data-dir>/spill`, so a long run replays from offset 0; off (or `--ephemeral`): " +
+      "such output is dropped and replay reports a `process.gap`",
+    kind: { type: "bool" },
+  },
+  {
+    key: "outputSpillPerRun",
+    flag: "output-spill-per-run",
+    default: String(256 * MiB),
+    doc: "Bytes of spilled output kept per run on disk at most (oldest dropped first)",
+    kind: { type: "int", min: 1 * MiB, max: 1024 * 1024 * MiB, unit: "bytes" },
+  },
+  {
+    key: "outputSpillTotal",
+    flag: "output-spill-total",
+    default: String(2048 * MiB),
+    doc: "Bytes of spilled output kept on disk by all runs together; past it the oldest " +
+      "finished runs' spill is deleted first, then a run's spill stops growing",
+    kind: { type: "int", min: 1 * MiB, max: 1024 * 1024 * MiB, unit: "bytes" },
   },
   {
     key: "retainedOutputTotal",
@@ -99,8 +124,24 @@ export const OUTPUT_SETTINGS = [
     key: "executionRetention",
     flag: "execution-retention",
     default: "600",
-    doc: "Seconds a finished execution stays in the registry",
+    doc: "Seconds a finished execution stays listable, readable and attachable",
     kind: { type: "number", min: 0, max: 7 * 86400, unit: "s" },
+  },
+  {
+    key: "detachTimeout",
+    flag: "detach-timeout",
+    default: "3600",
+    doc: "Seconds a detached run (legacy `detach: true`, every MCP run) goes on with no " +
+      "client attached or reading it before it is canceled",
+    kind: { type: "number", min: 1, max: 30 * 86400, unit: "s" },
+  },
+  {
+    key: "maxDetachedPerPrincipal",
+    flag: "max-detached-per-principal",
+    default: "128",
+    doc: "Detached runs (legacy `detach: true` and MCP runs) one principal may have running " +
+      "at once, over all its sessions",
+    kind: { type: "int", min: 1, max: 100_000 },
   },
   {
     key: "maxRetainedExecutions",

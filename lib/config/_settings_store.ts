@@ -137,6 +137,23 @@ export const STORE_SETTINGS = [
     kind: { type: "int", min: 1, max: 1000 },
   },
   {
+    key: "mcpDefaultWait",
+    flag: "mcp-default-wait",
+    default: "30",
+    doc: "Seconds the MCP `execute` tool waits for a run to end when the call gives no " +
+      "`wait_seconds` (below common 60 s client timeouts); the run then goes on in the " +
+      "background and the result says `running: true`",
+    kind: { type: "number", min: 0, max: 3600, unit: "s" },
+  },
+  {
+    key: "mcpSessionTimeout",
+    flag: "mcp-session-timeout",
+    default: "1800",
+    doc: "Seconds an MCP session may stay idle (no request, no call in flight) before it " +
+      "expires; its runs go on (they belong to the principal)",
+    kind: { type: "number", min: 1, max: 30 * 86400, unit: "s" },
+  },
+  {
     key: "mcpOutputLimit",
     flag: "mcp-output-limit",
     default: String(32 * KiB),
