@@ -133,6 +133,7 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       // The service's own process (`deno task start` runs it under a launcher).
       pid: Deno.pid,
       running_executions: deps.registry.runningCount,
+      detached_executions: deps.registry.detachedCounts(),
       executions_started: m.executionsStarted,
       executions_finished: m.executionsFinished,
       bytes_streamed: m.bytesStreamed,

@@ -181,6 +181,8 @@ Deno.test("list shows state, status, pid, timing, exit, detached, attached and n
     const onlyRunning = (await b.request("list", { state: "running" })).result.executions;
     assert.deepEqual(onlyRunning.map((e: Msg) => e.execution_id), [liveId]);
     assert.equal(onlyRunning[0].attached, false, "nobody follows it after the disconnect");
+    const health = await (await fetch(`${server.httpUrl}/health`)).json();
+    assert.deepEqual(health.detached_executions, { running: 1, unattached: 1 });
     const endedOnly = (await b.request("list", { state: "ended" })).result.executions;
     assert.deepEqual(endedOnly.map((e: Msg) => e.execution_id), [done.result.execution_id]);
     // A run is controlled from any connection of its principal; followers hear of it.
