@@ -146,6 +146,7 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       ...lagFields(deps.eventLoopLag),
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
+      sessions_reclaimed: m.sessionsReclaimed,
       ...(reasons.length === 0 ? {} : { degraded_reason: reasons.join("; ") }),
       store,
       crash_journal: journal,
