@@ -341,7 +341,8 @@ export class Session {
       // At once: a request that follows `completed` must find the slot free.
       this.#active.delete(exec);
       this.touch();
-      void this.#postExecute(exec);
+      // Once its hooks have reported, the ended run lets go of its followers.
+      void this.#postExecute(exec).finally(() => exec.feed.clear());
       logLater(() =>
         log.info("Ended {exec}: {status} in {seconds}s", {
           ...ids,
@@ -432,7 +433,10 @@ export class Session {
    */
   get(executionId: string): Execution | undefined {
     const exec = this.#deps.registry.get(executionId);
-    return exec !== undefined && this.#sees(exec) ? exec : undefined;
+    if (exec === undefined || !this.#sees(exec)) return undefined;
+    // Read or controlled: a detached run nobody is attached to is not abandoned.
+    exec.feed.touch();
+    return exec;
   }
 
   /**
