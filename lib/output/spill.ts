@@ -267,27 +267,44 @@ export class RunSpill {
     this.#first = this.#segments[0]?.first ?? this.#next;
   }
 
-  /** Chunks on disk that end after `offset`, oldest first. */
+  /**
+   * Chunks on disk that end after `offset`, oldest first.
+   *
+   * @throws {RangeError} when the disk fails (the spill is then discarded).
+   */
   *chunksFrom(offset: number): Generator<RetainedChunk> {
-    for (const found of this.#records(offset)) {
-      if (found.chunk.seq + found.chunk.bytes > offset) yield found.chunk;
+    try {
+      for (const found of this.#records(offset)) {
+        if (found.chunk.seq + found.chunk.bytes > offset) yield found.chunk;
+      }
+    } catch (err) {
+      throw this.#readFailed(err);
     }
   }
 
-  /** Chunks on disk, newest first, read one index interval (64 KiB of file) at a time. */
+  /**
+   * Chunks on disk, newest first, read one index interval (64 KiB of file)
+   * at a time.
+   *
+   * @throws {RangeError} when the disk fails (the spill is then discarded).
+   */
   *chunksBackward(): Generator<RetainedChunk> {
-    this.#prepareRead();
-    for (let s = this.#segments.length - 1; s >= 0; s--) {
-      const seg = this.#segments[s]!;
-      for (let i = seg.index.length - 2; i >= 0; i -= 2) {
-        const stop = i + 2 < seg.index.length ? seg.index[i + 3]! : seg.size;
-        const batch: RetainedChunk[] = [];
-        for (const f of this.#walk(seg, seg.index[i + 1]!, seg.index[i]!, stop)) {
-          batch.push(f.chunk);
+    try {
+      this.#prepareRead();
+      for (let s = this.#segments.length - 1; s >= 0; s--) {
+        const seg = this.#segments[s]!;
+        for (let i = seg.index.length - 2; i >= 0; i -= 2) {
+          const stop = i + 2 < seg.index.length ? seg.index[i + 3]! : seg.size;
+          const batch: RetainedChunk[] = [];
+          for (const f of this.#walk(seg, seg.index[i + 1]!, seg.index[i]!, stop)) {
+            batch.push(f.chunk);
+          }
+          for (let j = batch.length - 1; j >= 0; j--) yield batch[j]!;
+          if (seg.gone) return;
         }
-        for (let j = batch.length - 1; j >= 0; j--) yield batch[j]!;
-        if (seg.gone) return;
       }
+    } catch (err) {
+      throw this.#readFailed(err);
     }
   }
 
@@ -321,10 +338,16 @@ export class RunSpill {
         if (chunk.seq + chunk.bytes >= to) return;
       }
     } catch (err) {
-      this.#fail(err);
-      throw new RangeError(`Spilled bytes ${from} to ${to} could not be read: ${errorText(err)}`);
+      throw this.#readFailed(err);
     }
     throw new RangeError(`Bytes ${from} to ${to} are no longer spilled`);
+  }
+
+  /** A read failed: the spill is discarded, and the error to throw says so. */
+  #readFailed(err: unknown): RangeError {
+    if (err instanceof RangeError && this.#state === "gone") return err;
+    this.#fail(err);
+    return new RangeError(`Spilled output could not be read: ${errorText(err)}`, { cause: err });
   }
 
   /** The byte at `offset` (on disk). */
