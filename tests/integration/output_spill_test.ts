@@ -1,0 +1,110 @@
+/**
+ * Output spill against a real server: a run longer than memory keeps reads
+ * back from offset 0 byte-exact, while output memory stays in its budget.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type Msg, withServer } from "../_helpers.ts";
+import { call, connectWs } from "../_mcp.ts";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** What `seq 1 n` prints. */
+function seqText(n: number): string {
+  const lines: string[] = [];
+  for (let i = 1; i <= n; i++) lines.push(`${i}\n`);
+  return lines.join("");
+}
+
+/** The `/health` document. */
+async function health(httpUrl: string): Promise<Msg> {
+  return await (await fetch(`${httpUrl}/health`)).json();
+}
+
+/** Every page of `read_output` from offset 0 to the end, as one string, and the page count. */
+async function readAll(client: Parameters<typeof call>[0], id: string, onPage: () => void) {
+  const parts: string[] = [];
+  let offset = 0;
+  let pages = 0;
+  for (;;) {
+    const { s } = await call(client, "read_output", {
+      execution_id: id,
+      offset,
+      wait_seconds: 5,
+    });
+    assert.equal(s.skipped_bytes, 0, `nothing before ${offset} was lost`);
+    parts.push(s.stdout);
+    offset = s.next_offset;
+    pages++;
+    onPage();
+    if (!s.running && s.remaining_bytes === 0) return { text: parts.join(""), pages, last: s };
+  }
+}
+
+Deno.test("a 39 MB run reads back from offset 0 byte-exact, its output spilled to disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "output_spill_it_" });
+  // A dead instance's spill, left by a crash: removed at startup.
+  await Deno.mkdir(`${dir}/spill/999999999-deadbeef/x.1`, { recursive: true });
+  const n = 5_000_000;
+  const expected = seqText(n);
+  const flags = { ephemeral: "false", "data-dir": dir, "mcp-output-limit": String(256 * KiB) };
+  try {
+    await withServer(flags, async (server) => {
+      const names = [...Deno.readDirSync(`${dir}/spill`)].map((e) => e.name);
+      assert.deepEqual(names, [], "the dead instance's spill is gone");
+      const memory = server.metrics.outputMemory;
+      let peak = 0;
+      const sample = () => void (peak = Math.max(peak, memory.retained));
+      const { client } = await connectWs(server);
+      const started = await call(client, "start", { command: `seq 1 ${n}` });
+      const id = started.s.execution_id;
+      // Read while it runs, then again once it has ended: all from offset 0.
+      const live = await readAll(client, id, sample);
+      assert.equal(live.last.status, "completed");
+      assert.ok(live.text === expected, `live read: ${live.text.length} of ${expected.length}`);
+      const again = await readAll(client, id, sample);
+      assert.ok(again.text === expected, `replay: ${again.text.length} of ${expected.length}`);
+      assert.ok(again.pages >= expected.length / (256 * KiB));
+      assert.ok(peak <= memory.budget, `output memory peaked at ${peak} of ${memory.budget}`);
+      const retention = 8 * MiB;
+      assert.ok(memory.retained <= retention + 256 * KiB, `${memory.retained} held after`);
+      const h = await health(server.httpUrl);
+      assert.ok(
+        h.output_spill.bytes >= expected.length - retention,
+        `${h.output_spill.bytes} on disk`,
+      );
+      assert.equal(h.output_spill.runs, 1);
+      assert.equal(h.output_memory.retained, memory.retained);
+      await client.close();
+    });
+    assert.deepEqual([...Deno.readDirSync(`${dir}/spill`)], [], "shutdown removed the spill");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with output-spill false nothing spills: early output of a long run is a gap", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "output_spill_it_" });
+  const flags = {
+    ephemeral: "false",
+    "data-dir": dir,
+    "output-spill": "false",
+    "output-retention": String(64 * KiB),
+  };
+  try {
+    await withServer(flags, async (server) => {
+      assert.equal(server.metrics.outputMemory.spill, null);
+      const { client } = await connectWs(server);
+      const r = await call(client, "execute", { command: "seq 1 100000" });
+      const page = await call(client, "read_output", { execution_id: r.s.execution_id });
+      assert.ok(page.s.skipped_bytes > 0, "the oldest output is gone");
+      assert.equal((await health(server.httpUrl)).output_spill, null);
+      await client.close();
+    });
+    assert.equal([...Deno.readDirSync(dir)].some((e) => e.name === "spill"), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
