@@ -234,6 +234,30 @@ export class OutputLog {
    * (where there is one, and room), else it is dropped. Returns the bytes
    * memory gave up. A finished run's output stays readable this way
    * (`retained-output-total`, the server's budget).
+   *
+   * @example A finished run's output moves to disk and reads back from there
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { OutputMemory } from "./memory.ts";
+   * import { OutputLog } from "./output_log.ts";
+   * import { SpillStore } from "./spill.ts";
+   * const dir = Deno.makeTempDirSync();
+   * const memory = new OutputMemory({ budget: 1 << 20 });
+   * memory.spill = SpillStore.open({ dir, perRun: 1 << 20, total: 1 << 20 });
+   * const log = new OutputLog(1024, memory, "demo");
+   * const data = new TextEncoder().encode("built\n");
+   * log.append({ stream: "stdout", seq: 0, bytes: data.length, truncated: false,
+   *   chunkIndex: null, totalChunks: null }, data);
+   * log.finish();
+   * assert.equal(log.evict(), 6);
+   * assert.equal(log.held, 0, "no memory held");
+   * assert.deepEqual([log.first, log.spilled], [0, 6]);
+   * assert.equal(new TextDecoder().decode(log.read(0, 6)), "built\n");
+   * log.clear(); // the execution is dropped: its files go
+   * assert.equal(memory.spill.runs, 0);
+   * memory.spill.close();
+   * Deno.removeSync(dir, { recursive: true });
+   * ```
    */
   evict(): number {
     const before = this.bytes;
@@ -282,6 +306,7 @@ export class OutputLog {
    */
   *chunksFrom(offset: number): Generator<RetainedChunk> {
     const spill = this.#spill;
+    // Chunks that move to disk while a reader waits are read there: memory starts after them.
     if (spill && spill.bytes > 0 && offset < spill.next) yield* spill.chunksFrom(offset);
     yield* this.#index.from(offset, this.#first);
   }

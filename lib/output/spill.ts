@@ -364,8 +364,8 @@ export class RunSpill {
     const target = Math.max(offset, this.#first);
     let s = 0;
     while (s < this.#segments.length - 1 && this.#segments[s]!.end <= target) s++;
-    for (; s < this.#segments.length; s++) {
-      const seg = this.#segments[s]!;
+    // Segments are followed by reference: one may be dropped while a reader waits between chunks.
+    for (let seg = this.#segments[s]; seg !== undefined; seg = this.#after(seg)) {
       // The last index entry at or before the target.
       const idx = seg.index;
       let lo = 0;
@@ -375,15 +375,25 @@ export class RunSpill {
         if (idx[mid * 2]! <= target) lo = mid;
         else hi = mid - 1;
       }
-      yield* this.#walk(seg, idx[lo * 2 + 1]!, idx[lo * 2]!, seg.size);
+      yield* this.#walk(seg, idx[lo * 2 + 1]!, idx[lo * 2]!, Infinity);
       if (seg.gone) return;
     }
   }
 
-  /** Records of `seg` from file position `pos` (a record start at offset `seq`) up to `stop`. */
+  /** The segment after `seg`, if any (none when `seg` was dropped). */
+  #after(seg: Segment): Segment | undefined {
+    const at = this.#segments.indexOf(seg);
+    return at < 0 ? undefined : this.#segments[at + 1];
+  }
+
+  /**
+   * Records of `seg` from file position `pos` (a record start at offset
+   * `seq`) up to `stop`, or its end as it grows.
+   */
   *#walk(seg: Segment, pos: number, seq: number, stop: number): Generator<Found> {
     const store = this.#store;
-    while (pos < stop && !seg.gone) {
+    while (pos < Math.min(stop, seg.size) && !seg.gone) {
+      if (pos >= seg.flushed) this.#prepareRead(); // appended while the reader waited
       const at = store._header(seg, pos);
       const h = store._view;
       const bytes = h.getUint32(at, true);

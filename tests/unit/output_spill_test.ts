@@ -228,3 +228,24 @@ Deno.test({
     assert.equal(page.skipped, log.first);
   },
 });
+
+Deno.test("OutputLog.chunksFrom() read while output goes on stays contiguous across disk and memory", () => {
+  using s = spilling();
+  const log = new OutputLog(16 * KiB, s.memory, "reader");
+  const more = seqChunks(4 * MiB, 1000);
+  for (let i = 0; i < 100; i++) add(log, more.next().value!);
+  const reader = log.chunksFrom(0);
+  let expectedSeq = 0;
+  let read = 0;
+  for (let step = 0;; step++) {
+    const { value, done } = reader.next();
+    if (done) break;
+    assert.equal(value.seq, expectedSeq, `chunk ${read} starts where the last ended`);
+    expectedSeq = value.seq + value.bytes;
+    read++;
+    // A reader that waits between chunks (a replay on a slow socket) sees output move to disk.
+    if (step < 300) add(log, more.next().value!);
+  }
+  assert.equal(expectedSeq, log.next, "read to the end");
+  assert.equal(read, 400);
+});
