@@ -25,6 +25,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import { logger } from "../log.ts";
 import type { RetainedChunk } from "./output_log.ts";
 
@@ -105,13 +106,41 @@ function readAll(fd: number, target: Uint8Array, at: number, length: number, pos
   }
 }
 
-/** Whether the process `pid` exists (Linux: `/proc`). */
-function alive(pid: number): boolean {
-  if (pid === Deno.pid) return true;
+/**
+ * Takes the lock that says an instance is alive: an SQLite file in
+ * exclusive locking mode, held while the connection is open (as the crash
+ * journals are, lib/core/group_record.ts). Throws "database is locked"
+ * when another connection holds it; no waiting.
+ */
+function lock(path: string): DatabaseSync {
+  const db = new DatabaseSync(path, { timeout: 0 });
   try {
-    return fs.existsSync(`/proc/${pid}`);
-  } catch {
+    db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    db.exec("PRAGMA journal_mode = MEMORY"); // no file beside it
+    // The exclusive lock comes with the first write, and stays.
+    db.exec("CREATE TABLE IF NOT EXISTS held (at INTEGER); INSERT INTO held VALUES (1)");
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+/** Whether a live instance holds the lock at `path`. */
+function held(path: string): boolean {
+  if (!fs.existsSync(path)) return false;
+  try {
+    lock(path).close();
     return false;
+  } catch (e) {
+    return /locked|busy/i.test(errorText(e));
+  }
+}
+
+/** Removes `path` and the files SQLite keeps beside it. */
+function removeLock(path: string): void {
+  for (const p of [path, `${path}-journal`, `${path}-wal`, `${path}-shm`]) {
+    fs.rmSync(p, { force: true });
   }
 }
 
@@ -553,8 +582,10 @@ export class RunSpill {
 /**
  * Every run's spill, under one directory per server instance, and the
  * server-wide cap. {@linkcode SpillStore.open} removes the spill of
- * instances that are gone (runs do not survive a restart);
- * {@linkcode close} removes this one's.
+ * instances that are gone (runs do not survive a restart): an instance is
+ * alive while it holds the lock file beside its directory
+ * (`<instance>.lock`), so servers sharing a data directory keep each
+ * other's. {@linkcode close} removes this one's.
  *
  * @example The oldest finished run's spill goes first past the total cap
  * ```ts
@@ -590,6 +621,7 @@ export class SpillStore {
   droppedBytes = 0;
   #bytes = 0;
   #closed = false;
+  #lock: DatabaseSync | null = null;
   #names = 0;
   readonly #runs = new Set<RunSpill>();
   /** Finished runs in the order they finished: deleted first past the cap. */
@@ -624,10 +656,14 @@ export class SpillStore {
     const store = new SpillStore(`${options.dir}/${Deno.pid}-${suffix}`, options);
     try {
       fs.mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+      store.#lock = lock(`${store.dir}.lock`);
+      fs.mkdirSync(store.dir, { mode: 0o700 });
       for (const entry of fs.readdirSync(options.dir)) {
-        const pid = /^(\d+)-[0-9a-f]{8}$/.exec(entry)?.[1];
-        if (pid !== undefined && alive(Number(pid))) continue;
-        fs.rmSync(`${options.dir}/${entry}`, { recursive: true, force: true });
+        const name = entry.replace(/\.lock(-journal|-wal|-shm)?$/, "");
+        const path = `${options.dir}/${name}`;
+        if (path === store.dir || held(`${path}.lock`)) continue;
+        fs.rmSync(path, { recursive: true, force: true });
+        removeLock(`${path}.lock`);
       }
     } catch (err) {
       log.warning("Cannot clean the output spill directory {dir}: {error}", {
@@ -672,6 +708,9 @@ export class SpillStore {
     this.#dropBlock();
     try {
       fs.rmSync(this.dir, { recursive: true, force: true });
+      this.#lock?.close();
+      this.#lock = null;
+      removeLock(`${this.dir}.lock`);
     } catch {
       // the next start removes it
     }

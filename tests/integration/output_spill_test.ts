@@ -53,7 +53,8 @@ Deno.test("a 39 MB run reads back from offset 0 byte-exact, its output spilled t
   try {
     await withServer(flags, async (server) => {
       const names = [...Deno.readDirSync(`${dir}/spill`)].map((e) => e.name);
-      assert.deepEqual(names, [], "the dead instance's spill is gone");
+      assert.equal(names.length, 2, "this instance's directory and lock");
+      assert.ok(!names.some((n) => n.startsWith("999999999")), "the dead instance's spill is gone");
       const memory = server.metrics.outputMemory;
       let peak = 0;
       const sample = () => void (peak = Math.max(peak, memory.retained));

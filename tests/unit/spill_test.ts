@@ -145,19 +145,27 @@ Deno.test("SpillStore past its total cap deletes the oldest finished runs' spill
   assert.deepEqual([...Deno.readDirSync(t.store.dir)].map((e) => e.name), ["live.3"]);
 });
 
-Deno.test("SpillStore.open removes what gone instances left, close() removes its own", () => {
+Deno.test("SpillStore.open removes what gone instances left, keeps live ones; close() removes its own", () => {
   const dir = Deno.makeTempDirSync({ prefix: "spill_test_" });
-  Deno.mkdirSync(`${dir}/999999999-0000abcd/x.1`, { recursive: true });
-  Deno.writeTextFileSync(`${dir}/999999999-0000abcd/x.1/000001.seg`, "old");
-  Deno.mkdirSync(`${dir}/${Deno.pid}-0000abcd`); // a live instance's (this process)
-  const store = SpillStore.open({ dir, perRun: MiB, total: MiB });
+  Deno.mkdirSync(`${dir}/4242-0000abcd/x.1`, { recursive: true });
+  Deno.writeTextFileSync(`${dir}/4242-0000abcd/x.1/000001.seg`, "old");
+  Deno.writeTextFileSync(`${dir}/4242-0000abcd.lock`, ""); // its lock, no longer held
+  Deno.mkdirSync(`${dir}/stray`);
   const names = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-  assert.deepEqual(names(), [`${Deno.pid}-0000abcd`]);
-  add(store.run("a", 0)!, 100);
-  assert.equal(names().length, 2);
+  const live = SpillStore.open({ dir, perRun: MiB, total: MiB });
+  const liveName = live.dir.slice(dir.length + 1);
+  assert.deepEqual(names(), [liveName, `${liveName}.lock`]);
+  add(live.run("a", 0)!, 100);
+  // A second server on the same data directory keeps the first one's spill.
+  const store = SpillStore.open({ dir, perRun: MiB, total: MiB });
+  const own = store.dir.slice(dir.length + 1);
+  assert.deepEqual(names(), [liveName, `${liveName}.lock`, own, `${own}.lock`].sort());
+  assert.equal(live.run("b", 0)!.next, 0);
   store.close();
-  assert.deepEqual(names(), [`${Deno.pid}-0000abcd`]);
+  assert.deepEqual(names(), [liveName, `${liveName}.lock`]);
   assert.equal(store.run("b", 0), null, "a closed store spills nothing");
+  live.close();
+  assert.deepEqual(names(), []);
   Deno.removeSync(dir, { recursive: true });
 });
 
