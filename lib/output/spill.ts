@@ -33,7 +33,7 @@ import type { RetainedChunk } from "./output_log.ts";
 export const SEGMENT_BYTES = 8 * 1024 * 1024;
 /** File bytes between two entries of the sparse index: 64 KiB. */
 export const INDEX_EVERY = 64 * 1024;
-/** Size of a run's write buffer, and of the shared read block: 64 KiB. */
+/** Size of a run's write buffer (larger if a record needs it), and of the shared read block: 64 KiB. */
 export const WRITE_BUFFER_BYTES = 64 * 1024;
 /** Bytes of a record's header. */
 export const RECORD_HEADER_BYTES = 16;
@@ -454,16 +454,17 @@ export class RunSpill {
     if (seg.index.length === 0 || seg.size - seg.index.at(-1)! >= store.indexEvery) {
       seg.index.push(chunk.seq, seg.size);
     }
-    if (this.#buffer === null) {
-      this.#buffer = new Uint8Array(WRITE_BUFFER_BYTES);
+    if (this.#buffered + need > (this.#buffer?.length ?? 0)) this.#flush();
+    if (need > (this.#buffer?.length ?? 0)) {
+      // Room for the largest record yet (a chunk is at most `line-limit`, 160 KiB).
+      const size = Math.max(WRITE_BUFFER_BYTES, Math.ceil(need / 16384) * 16384);
+      this.#charge?.(size - (this.#buffer?.length ?? 0));
+      this.#buffer = new Uint8Array(size);
       this.#view = new DataView(this.#buffer.buffer);
-      this.#charge?.(WRITE_BUFFER_BYTES);
     }
-    if (this.#buffered + need > this.#buffer.length) this.#flush();
-    const big = need > this.#buffer.length;
-    const target = big ? new Uint8Array(need) : this.#buffer;
-    const at = big ? 0 : this.#buffered;
-    const view = big ? new DataView(target.buffer) : this.#view!;
+    const target = this.#buffer!;
+    const at = this.#buffered;
+    const view = this.#view!;
     let flags = chunk.stream === "stderr" ? STDERR : 0;
     if (chunk.truncated) flags |= TRUNCATED;
     view.setUint32(at, chunk.bytes, true);
@@ -475,12 +476,7 @@ export class RunSpill {
     seg.end = chunk.seq + chunk.bytes;
     this.#disk += need;
     store._grew(need);
-    if (big) {
-      writeAll(seg.fd, target, seg.flushed);
-      seg.flushed += need;
-    } else {
-      this.#buffered += need;
-    }
+    this.#buffered += need;
   }
 
   /** Starts a new segment (the previous one is written out and closed). */

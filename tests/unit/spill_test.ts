@@ -193,7 +193,10 @@ Deno.test({
       // Filled by someone else: a new run fails too, the same way.
       await fillDisk(`${dir}/filler`);
       const again = store.run("again", 0)!;
-      await captureWarnings(() => void add(again, 100_000));
+      await captureWarnings(() => {
+        add(again, 100_000);
+        again.finish(); // written out at the latest when the run ends
+      });
       assert.equal(again.discarded, true);
       store.close();
     } finally {
