@@ -266,14 +266,18 @@ export class RunSpill {
     }
   }
 
-  /** The run has ended: what is buffered is written and the buffer freed. Idempotent. */
+  /**
+   * The run has ended, or a finished run's output was just moved here:
+   * what is buffered is written, and the buffer and descriptor freed.
+   */
   finish(): void {
-    if (this.#state !== "open") return;
+    if (this.#state === "gone") return;
     this.flush();
     this.#releaseBuffer();
     const tail = this.#segments.at(-1);
     if (tail !== undefined) this.#closeFd(tail);
-    if (this.#state === "open") this.#state = "finished";
+    if (this.#state !== "open") return;
+    this.#state = "finished";
     this.#store._finished(this);
   }
 
@@ -509,6 +513,8 @@ export class RunSpill {
   #flush(): void {
     if (this.#buffered === 0) return;
     const seg = this.#segments.at(-1)!;
+    // Closed when the run ended; a finished run's output may still move here.
+    if (seg.fd < 0) seg.fd = fs.openSync(seg.path, "r+");
     const n = this.#buffered;
     this.#buffered = 0;
     writeAll(seg.fd, this.#buffer!.subarray(0, n), seg.flushed);

@@ -249,3 +249,23 @@ Deno.test("OutputLog.chunksFrom() read while output goes on stays contiguous acr
   assert.equal(expectedSeq, log.next, "read to the end");
   assert.equal(read, 400);
 });
+
+Deno.test("OutputLog that spilled while running, then is evicted when finished, reads back whole", () => {
+  using s = spilling();
+  const log = new OutputLog(64 * KiB, s.memory, "twice");
+  const chunks = [...seqChunks(1 * MiB, 3000)];
+  for (const data of chunks) add(log, data);
+  log.finish();
+  assert.ok(log.spilled > 0 && log.bytes > 0, "on disk and in memory");
+  log.evict();
+  assert.equal(log.held, 0);
+  assert.equal(s.memory.retained, 0, "the write buffer was freed again");
+  const expected = new Uint8Array(log.next);
+  let at = 0;
+  for (const c of chunks) {
+    expected.set(c, at);
+    at += c.length;
+  }
+  assertBytes(log.read(0, log.next), expected, "all of it, from disk");
+  assert.equal(log.first, 0);
+});
