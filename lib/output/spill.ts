@@ -650,8 +650,8 @@ export class SpillStore {
   /**
    * Opens the store in a new instance directory under `options.dir`,
    * first removing what instances that are no longer running left there.
-   * Never throws: a directory that cannot be made gives a store whose runs
-   * fail (and say so) on their first write.
+   * Never throws: a directory that cannot be used gives a closed store
+   * (nothing spills; a warning says why).
    */
   static open(options: SpillOptions): SpillStore {
     const suffix = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16).padStart(8, "0");
@@ -660,20 +660,40 @@ export class SpillStore {
       fs.mkdirSync(options.dir, { recursive: true, mode: 0o700 });
       store.#lock = lock(`${store.dir}.lock`);
       fs.mkdirSync(store.dir, { mode: 0o700 });
-      for (const entry of fs.readdirSync(options.dir)) {
-        const name = entry.replace(/\.lock(-journal|-wal|-shm)?$/, "");
-        const path = `${options.dir}/${name}`;
-        if (path === store.dir || held(`${path}.lock`)) continue;
-        fs.rmSync(path, { recursive: true, force: true });
-        removeLock(`${path}.lock`);
-      }
     } catch (err) {
-      log.warning("Cannot clean the output spill directory {dir}: {error}", {
+      log.warning("No output spill: cannot use {dir}: {error}", {
         dir: options.dir,
         error: errorText(err),
       });
+      store.close();
+      return store;
+    }
+    let entries: string[] = [];
+    try {
+      entries = fs.readdirSync(options.dir);
+    } catch {
+      // nothing to clean that can be seen
+    }
+    for (const entry of entries) {
+      const name = entry.replace(/\.lock(-journal|-wal|-shm)?$/, "");
+      const path = `${options.dir}/${name}`;
+      if (path === store.dir || held(`${path}.lock`)) continue;
+      try {
+        fs.rmSync(path, { recursive: true, force: true });
+        removeLock(`${path}.lock`);
+      } catch (err) {
+        log.warning("Cannot remove the output spill of a gone instance, {path}: {error}", {
+          path,
+          error: errorText(err),
+        });
+      }
     }
     return store;
+  }
+
+  /** Whether runs spill here: false once closed, or when the directory could not be used. */
+  get open(): boolean {
+    return !this.#closed;
   }
 
   /** File bytes of all runs' spill together. */

@@ -246,3 +246,26 @@ Deno.test({
     assert.equal(gone.bytes, 0);
   },
 });
+
+Deno.test({
+  name: "SpillStore.open on a directory it cannot write spills nothing, and says so once",
+  ignore: !canBreakDisks,
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "spill_test_" });
+    await chattr("+i", dir);
+    try {
+      let store: SpillStore | null = null;
+      const warnings = await captureWarnings(() => {
+        store = SpillStore.open({ dir, perRun: MiB, total: MiB });
+      });
+      const s = store! as SpillStore;
+      assert.equal(s.open, false);
+      assert.equal(s.run("a", 0), null);
+      assert.equal(warnings.length, 1);
+      s.close();
+    } finally {
+      await chattr("-i", dir);
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
