@@ -83,9 +83,13 @@ function outputFigures(metrics: Metrics) {
       queue_waits: m.queueWaits,
     },
     // Output on disk (`output-spill`): null when nothing spills.
-    output_spill: spill === null
-      ? null
-      : { bytes: spill.bytes, runs: spill.runs, dropped_bytes: spill.droppedBytes },
+    output_spill: spill === null ? null : {
+      open: spill.open,
+      bytes: spill.bytes,
+      runs: spill.runs,
+      dropped_bytes: spill.droppedBytes,
+      failed_runs: spill.failedRuns,
+    },
     stdin_pending_bytes: metrics.stdinPendingBytes,
     messages_sent: metrics.messagesSent,
     messages_dropped: metrics.messagesDropped,

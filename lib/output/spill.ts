@@ -519,6 +519,7 @@ export class RunSpill {
     this.#buffered = 0;
     writeAll(seg.fd, this.#buffer!.subarray(0, n), seg.flushed);
     seg.flushed += n;
+    this.#store._wrote();
   }
 
   #releaseBuffer(): void {
@@ -573,9 +574,12 @@ export class RunSpill {
   /** A disk error: the spill is discarded, said once. */
   #fail(err: unknown): void {
     if (this.#state === "gone") return;
-    log.warning("Output spill {dir} failed and is discarded; its output is a gap: {error}", {
+    const error = errorText(err);
+    // A disk that stays full fails every run the same way: said once until a write succeeds.
+    const level = this.#store._failed(error) ? "warning" : "debug";
+    log[level]("Output spill {dir} failed and is discarded; its output is a gap: {error}", {
       dir: this.#dir,
-      error: errorText(err),
+      error,
     });
     this.discard();
   }
@@ -621,6 +625,9 @@ export class SpillStore {
   readonly indexEvery: number;
   /** Bytes of spilled output deleted to keep within the caps, since startup. */
   droppedBytes = 0;
+  /** Runs whose spill was discarded for a disk error, since startup. */
+  failedRuns = 0;
+  #lastFailure: string | null = null;
   #bytes = 0;
   #closed = false;
   #lock: DatabaseSync | null = null;
@@ -754,6 +761,20 @@ export class SpillStore {
       }
     }
     return true;
+  }
+
+  /** @internal A run's spill failed with `error`: whether to say so (not when the last one did). */
+  _failed(error: string): boolean {
+    this.failedRuns++;
+    const code = /^[A-Z]+\b|os error \d+/.exec(error)?.[0] ?? error;
+    const say = code !== this.#lastFailure;
+    this.#lastFailure = code;
+    return say;
+  }
+
+  /** @internal A write succeeded: the next failure is news. */
+  _wrote(): void {
+    this.#lastFailure = null;
   }
 
   /** @internal */

@@ -77,6 +77,8 @@ Deno.test("a 39 MB run reads back from offset 0 byte-exact, its output spilled t
         `${h.output_spill.bytes} on disk`,
       );
       assert.equal(h.output_spill.runs, 1);
+      assert.equal(h.output_spill.open, true);
+      assert.equal(h.output_spill.failed_runs, 0);
       assert.equal(h.output_memory.retained, memory.retained);
       await client.close();
     });
