@@ -5,8 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Msg, withServer } from "../_helpers.ts";
+import { type Msg, spawnServer, withServer } from "../_helpers.ts";
 import { call, connectWs } from "../_mcp.ts";
+import type { ServerHandle } from "../../main.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -107,6 +108,31 @@ Deno.test("with output-spill false nothing spills: early output of a long run is
       await client.close();
     });
     assert.equal([...Deno.readDirSync(dir)].some((e) => e.name === "spill"), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("output spills under the permissions deno task start grants, and SIGTERM removes it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "output_spill_it_" });
+  try {
+    const server = await spawnServer({ "data-dir": dir }, {}, { script: "scripts/start.ts" });
+    try {
+      const { client } = await connectWs({ wsUrl: server.wsUrl } as ServerHandle);
+      const r = await call(client, "execute", { command: "seq 1 2000000" });
+      assert.equal(r.s.status, "completed");
+      const page = await call(client, "read_output", { execution_id: r.s.execution_id });
+      assert.equal(page.s.skipped_bytes, 0, "read from offset 0 after 15 MB");
+      assert.ok(page.s.stdout.startsWith("1\n2\n3\n"));
+      const h = await health(server.httpUrl);
+      assert.equal(h.output_spill.open, true, server.output());
+      assert.ok(h.output_spill.bytes > 4 * MiB, `${h.output_spill.bytes} on disk`);
+      await client.close();
+    } finally {
+      await server.stop();
+    }
+    assert.deepEqual([...Deno.readDirSync(`${dir}/spill`)], [], server.output());
+    assert.doesNotMatch(server.output(), /spill/i, "no spill warnings");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
