@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type Msg, spawnServer, withServer } from "../_helpers.ts";
 import { call, connectWs } from "../_mcp.ts";
 import type { ServerHandle } from "../../main.ts";
+import { canBreakDisks, mountTmpfs, umount } from "../_disk.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -136,4 +137,52 @@ Deno.test("output spills under the permissions deno task start grants, and SIGTE
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "a full spill disk costs a run its oldest output, never the run or the server",
+  ignore: !canBreakDisks,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "output_spill_it_" });
+    await Deno.mkdir(`${dir}/spill`);
+    await mountTmpfs(`${dir}/spill`, "1m");
+    try {
+      const n = 3_000_000;
+      const expected = seqText(n);
+      const flags = { ephemeral: "false", "data-dir": dir, "mcp-output-limit": String(256 * KiB) };
+      await withServer(flags, async (server) => {
+        const { client } = await connectWs(server);
+        const r = await call(client, "execute", { command: `seq 1 ${n}` });
+        assert.equal(r.s.status, "completed", "the run went on to its end");
+        const parts: string[] = [];
+        let offset = 0;
+        let skipped = 0;
+        for (;;) {
+          const { s } = await call(client, "read_output", {
+            execution_id: r.s.execution_id,
+            offset,
+          });
+          skipped += s.skipped_bytes;
+          parts.push(s.stdout);
+          offset = s.next_offset;
+          if (s.remaining_bytes === 0) break;
+        }
+        const text = parts.join("");
+        assert.ok(skipped > 0, "what only the disk held is a gap");
+        assert.equal(skipped + text.length, expected.length);
+        assert.ok(expected.endsWith(text), "the rest reads back exact");
+        const h = await health(server.httpUrl);
+        assert.equal(h.status, "healthy");
+        assert.equal(h.output_spill.failed_runs, 1);
+        assert.equal(h.output_spill.bytes, 0);
+        // The next run spills again as far as the disk lets it, and still completes.
+        const again = await call(client, "execute", { command: "seq 1 2000000" });
+        assert.equal(again.s.status, "completed");
+        await client.close();
+      });
+    } finally {
+      await umount(`${dir}/spill`);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
