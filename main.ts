@@ -19,6 +19,7 @@ import { logger, setupLogging } from "./lib/log.ts";
 import { EventLoopLag } from "./lib/ops/event_loop_lag.ts";
 import { HookRunner } from "./lib/ops/hooks.ts";
 import { Metrics } from "./lib/ops/metrics.ts";
+import { SpillStore } from "./lib/output/spill.ts";
 import { ResourceMonitor } from "./lib/ops/monitor.ts";
 import { Containment, killCgroup } from "./lib/process/cgroup.ts";
 import { McpHttpEndpoint } from "./lib/protocol/mcp/mcp_http.ts";
@@ -209,6 +210,11 @@ export async function startServer(
   const connections = limiter(config.connRate, config.connBurst);
   const messages = limiter(config.msgRate, config.msgBurst);
   const metrics = new Metrics({ outputMemoryBudget: config.outputMemoryBudget });
+  // What output memory gives up goes to disk, so runs replay from offset 0.
+  if (config.outputSpill && !config.ephemeral) {
+    const [perRun, total] = [config.outputSpillPerRun, config.outputSpillTotal];
+    metrics.outputMemory.spill = SpillStore.open({ dir: `${config.dataDir}/spill`, perRun, total });
+  }
   const registry = new ExecutionRegistry({
     retentionSeconds: config.executionRetention,
     maxRetained: config.maxRetainedExecutions,
@@ -326,6 +332,7 @@ export async function startServer(
       // Groups still recorded now were SIGKILLed above: the next start records them as lost.
       recovery?.close();
       await store.close();
+      metrics.outputMemory.spill?.close();
     })();
     return shuttingDown;
   };

@@ -70,6 +70,7 @@ function lagFields(lag: HealthDeps["eventLoopLag"]) {
 /** What `/health` reports of the output budget (`output_memory`) and of output messages. */
 function outputFigures(metrics: Metrics) {
   const m = metrics.outputMemory;
+  const spill = m.spill;
   return {
     output_memory: {
       budget: m.budget,
@@ -80,6 +81,14 @@ function outputFigures(metrics: Metrics) {
       dropped_bytes: m.droppedBytes,
       trimmed_bytes: m.trimmedBytes,
       queue_waits: m.queueWaits,
+    },
+    // Output on disk (`output-spill`): null when nothing spills.
+    output_spill: spill === null ? null : {
+      open: spill.open,
+      bytes: spill.bytes,
+      runs: spill.runs,
+      dropped_bytes: spill.droppedBytes,
+      failed_runs: spill.failedRuns,
     },
     stdin_pending_bytes: metrics.stdinPendingBytes,
     messages_sent: metrics.messagesSent,

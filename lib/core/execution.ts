@@ -137,7 +137,11 @@ export class Execution {
     this.#limits = options.limits;
     this.#metrics = options.metrics;
     this.#receivedAt = options.receivedAt;
-    this.output = new OutputLog(options.limits.outputRetention, options.metrics.outputMemory);
+    this.output = new OutputLog(
+      options.limits.outputRetention,
+      options.metrics.outputMemory,
+      options.id,
+    );
     this.#exited = group.status.then(() => {}, () => {});
     this.#pipes = new OutputPipes({
       executionId: options.id,

@@ -28,8 +28,9 @@ export interface RegistryOptions {
   /** Finished executions kept at most. */
   maxRetained: number;
   /**
-   * Output bytes kept by finished executions, all together; past it the
-   * oldest finished runs lose their output (their record stays).
+   * Output bytes kept in memory by finished executions, all together; past
+   * it the oldest finished runs' output leaves memory (their record stays):
+   * to disk where output spills, else it is lost.
    */
   maxRetainedOutput?: number;
   /** Bytes of stdin input each execution holds while its child does not read (`stdin-buffer`). */
@@ -135,8 +136,9 @@ export class ExecutionRegistry {
   }
 
   /**
-   * Drops finished executions past their retention, then clears the output
-   * of the oldest while all of it is over the budget. Runs as each one ends,
+   * Drops finished executions past their retention (their output is
+   * forgotten, spill files included), then evicts the output of the oldest
+   * from memory while all of it is over the budget. Runs as each one ends,
    * so it costs no more than what it drops or clears, not a walk of them all.
    */
   prune(now = Date.now()): void {
@@ -162,7 +164,7 @@ export class ExecutionRegistry {
     for (; this.#clearedBelow < this.#finished.length; this.#clearedBelow++) {
       if (this.#finishedBytes <= budget) break;
       const f = this.#finished[this.#clearedBelow]!;
-      this.#all.get(f.id)?.output.clear();
+      this.#all.get(f.id)?.output.evict();
       this.#finishedBytes -= f.bytes;
       f.bytes = 0;
     }

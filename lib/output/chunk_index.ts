@@ -89,6 +89,11 @@ export class ChunkIndex {
     this.#tail++;
   }
 
+  /** The oldest chunk, which starts at `first`; undefined when there is none. */
+  oldest(first: number): RetainedChunk | undefined {
+    return this.#tail > this.#head ? this.#chunk(this.#head, first) : undefined;
+  }
+
   /** Drops the oldest chunk; returns its end, where the oldest one left starts. */
   dropOldest(): number {
     const end = this.#entries[this.#head * 2]!;

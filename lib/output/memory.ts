@@ -8,7 +8,10 @@
  *
  * When a log needs memory the budget does not have, output is given up in
  * order of how little it is worth: finished runs' output first (oldest run
- * first, whole), then running runs' oldest output beyond a minimum. When
+ * first, whole), then running runs' oldest output beyond a minimum. Given
+ * up is not lost where there is a {@linkcode OutputMemory.spill}: the
+ * output moves to disk and stays readable (lib/output/spill.ts); disk bytes
+ * do not count against the budget. When
  * the send queues alone leave no room, sockets are paused at a small queue
  * ({@linkcode QUEUE_FLOOR}) instead of their high-water mark. The sum can
  * then only exceed the budget by what the minimums guarantee: each running
@@ -20,6 +23,7 @@
  * @module
  */
 import type { LogMemory, OutputLog } from "./output_log.ts";
+import type { SpillStore } from "./spill.ts";
 
 /** Default budget: 64 MiB. */
 export const DEFAULT_OUTPUT_BUDGET = 64 * 1024 * 1024;
@@ -82,9 +86,11 @@ export class OutputMemory implements LogMemory {
   readonly budget: number;
   readonly pageSize: number;
   readonly runMinimum: number;
-  /** Bytes of finished runs' output dropped for the budget, since startup. */
+  /** Where logs' dropped output goes (set at startup); null: it is lost. */
+  spill: SpillStore | null = null;
+  /** Bytes of finished runs' output taken out of memory for the budget (to disk, or lost), since startup. */
   droppedBytes = 0;
-  /** Bytes of running runs' output trimmed for the budget, since startup. */
+  /** Bytes of running runs' output trimmed from memory for the budget (to disk, or lost), since startup. */
   trimmedBytes = 0;
   /** Times a socket was paused at {@linkcode QUEUE_FLOOR} because the budget was spent. */
   queueWaits = 0;
@@ -194,12 +200,11 @@ export class OutputMemory implements LogMemory {
     return this.#retained + need - this.budget + this.queued;
   }
 
-  /** Drops finished output, oldest first, then trims running runs (but `keep`) to their minimum. */
+  /** Evicts finished output, oldest first, then trims running runs (but `keep`) to their minimum. */
   #reclaim(need: number, keep: OutputLog | null): void {
     for (const log of this.#finished) {
       if (this.#over(need) <= 0) return;
-      this.droppedBytes += log.bytes;
-      log.clear();
+      this.droppedBytes += log.evict();
     }
     for (const log of this.#running) {
       if (this.#over(need) <= 0) return;

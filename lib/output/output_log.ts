@@ -14,10 +14,20 @@
  * Per chunk only its end offset and framing flags are kept, in a typed array
  * (a chunk starts where the previous one ended; lib/output/chunk_index.ts).
  *
+ * What memory gives up (past `output-retention`, or under the server's
+ * budget) spills to disk first when the log's memory has a spill store
+ * (lib/output/spill.ts): the reading API ({@linkcode OutputLog.first},
+ * `chunksFrom`, `read`, `copyTo`, `byteAt`) covers the spilled range too,
+ * so readers never know where the bytes come from. Disk and memory meet:
+ * the spill ends where memory starts. {@linkcode OutputLog.evict} moves
+ * all of a finished run's output to disk; {@linkcode OutputLog.clear}
+ * forgets it, files included.
+ *
  * @module
  */
 import type { StreamName } from "../types.ts";
 import { CHUNK_META_BYTES, ChunkIndex } from "./chunk_index.ts";
+import type { RunSpill, SpillStore } from "./spill.ts";
 
 /** A retained chunk: where it sits in the run's output and how it was framed. */
 export interface RetainedChunk {
@@ -65,10 +75,14 @@ export interface LogMemory {
   forget(log: OutputLog): void;
   /** Bytes a running log is left under pressure. */
   readonly runMinimum: number;
+  /** Where output memory gives up goes, if anywhere. */
+  readonly spill?: SpillStore | null;
 }
 
 /** Size of the pages a log allocates itself when it has no {@linkcode LogMemory}. */
 export const PAGE_BYTES = 16 * 1024;
+/** Bytes of spilled output {@linkcode OutputLog.chunksBackward} goes back at most (1 MiB). */
+export const BACKWARD_SPILL_BYTES = 1024 * 1024;
 /**
  * A byte-bounded ring of one run's output chunks.
  *
@@ -96,22 +110,30 @@ export class OutputLog {
   readonly #memory: LogMemory | null;
   readonly #pageSize: number;
   readonly #index: ChunkIndex;
+  readonly #name: string;
+  /** Where dropped chunks go: null until the first drop; undefined when there is no spill. */
+  #spill: RunSpill | null | undefined = null;
+  /** Offset of the oldest byte in memory. */
   #first = 0;
   #next = 0;
   /** While running: pages holding offsets from #base on. */
   #pages: Uint8Array[] = [];
   #base = 0;
-  /** Instead of pages, once finished with little output: exactly the bytes from #first to #next. */
+  /** Instead of pages, once finished with little output: exactly the bytes from #sealedBase to #next. */
   #sealed: Uint8Array | null = null;
+  #sealedBase = 0;
   #finished = false;
 
   /**
-   * Keeps at most `limitBytes` of the newest output (always the newest
-   * chunk), with its memory from `memory` when given.
+   * Keeps at most `limitBytes` of the newest output in memory (always the
+   * newest chunk), with its memory from `memory` when given, and spills
+   * what it drops to `memory.spill` when there is one, under `name` (the
+   * execution id).
    */
-  constructor(limitBytes: number, memory: LogMemory | null = null) {
+  constructor(limitBytes: number, memory: LogMemory | null = null, name = "run") {
     this.#limit = limitBytes;
     this.#memory = memory;
+    this.#name = name;
     this.#pageSize = memory?.pageSize ?? PAGE_BYTES;
     this.#index = new ChunkIndex(memory === null ? null : (delta) => memory.charge(this, delta));
   }
@@ -121,14 +143,20 @@ export class OutputLog {
     return this.#next;
   }
 
-  /** Offset of the oldest retained byte. */
+  /** Offset of the oldest retained byte, on disk or in memory. */
   get first(): number {
-    return this.#first;
+    const spill = this.#spill;
+    return spill && spill.bytes > 0 ? spill.first : this.#first;
   }
 
-  /** Bytes retained now. */
+  /** Bytes retained in memory now. */
   get bytes(): number {
     return this.#next - this.#first;
+  }
+
+  /** Bytes of output on disk now (before those in memory). */
+  get spilled(): number {
+    return this.#spill?.bytes ?? 0;
   }
 
   /** Whether the run has ended ({@linkcode finish}). */
@@ -136,10 +164,10 @@ export class OutputLog {
     return this.#finished;
   }
 
-  /** Memory this log holds: its pages (or exact buffer) and chunk metadata. */
+  /** Memory this log holds: its pages (or exact buffer), chunk metadata, the spill's write buffer. */
   get held(): number {
     return this.#pages.length * this.#pageSize + (this.#sealed?.length ?? 0) +
-      this.#index.heldBytes;
+      this.#index.heldBytes + (this.#spill?.held ?? 0);
   }
 
   /**
@@ -156,6 +184,7 @@ export class OutputLog {
     if (this.#finished) throw new TypeError("The log is finished");
     const n = data.length;
     if (this.#limit === 0) {
+      this.#spillTo()?.append(chunk, (target, at) => target.set(data, at));
       this.#next += n;
       this.#first = this.#next;
       return;
@@ -186,13 +215,61 @@ export class OutputLog {
     return before - this.bytes;
   }
 
-  /** Drops everything retained and its memory (offsets keep counting). */
+  /**
+   * Forgets everything retained, in memory and on disk (offsets keep
+   * counting): the execution itself is being dropped.
+   */
   clear(): void {
     this.#first = this.#next;
     this.#index.clear();
     this.#releasePages();
     this.#setSealed(null);
+    this.#spill?.discard();
+    this.#spill = undefined;
     if (this.#finished) this.#memory?.forget(this);
+  }
+
+  /**
+   * Gives up all the memory the log holds: its output moves to the spill
+   * (where there is one, and room), else it is dropped. Returns the bytes
+   * memory gave up. A finished run's output stays readable this way
+   * (`retained-output-total`, the server's budget).
+   *
+   * @example A finished run's output moves to disk and reads back from there
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { OutputMemory } from "./memory.ts";
+   * import { OutputLog } from "./output_log.ts";
+   * import { SpillStore } from "./spill.ts";
+   * const dir = Deno.makeTempDirSync();
+   * const memory = new OutputMemory({ budget: 1 << 20 });
+   * memory.spill = SpillStore.open({ dir, perRun: 1 << 20, total: 1 << 20 });
+   * const log = new OutputLog(1024, memory, "demo");
+   * const data = new TextEncoder().encode("built\n");
+   * log.append({ stream: "stdout", seq: 0, bytes: data.length, truncated: false,
+   *   chunkIndex: null, totalChunks: null }, data);
+   * log.finish();
+   * assert.equal(log.evict(), 6);
+   * assert.equal(log.held, 0, "no memory held");
+   * assert.deepEqual([log.first, log.spilled], [0, 6]);
+   * assert.equal(new TextDecoder().decode(log.read(0, 6)), "built\n");
+   * log.clear(); // the execution is dropped: its files go
+   * assert.equal(memory.spill.runs, 0);
+   * memory.spill.close();
+   * Deno.removeSync(dir, { recursive: true });
+   * ```
+   */
+  evict(): number {
+    const before = this.bytes;
+    while (this.#index.count > 0) this.#dropOldest();
+    this.#index.clear();
+    this.#releasePages();
+    this.#setSealed(null);
+    if (this.#finished) {
+      this.#spill?.finish();
+      this.#memory?.forget(this);
+    }
+    return before;
   }
 
   /**
@@ -206,48 +283,93 @@ export class OutputLog {
     this.#finished = true;
     const waste = this.#pages.length * this.#pageSize - this.bytes;
     if (waste > this.bytes / 4) {
-      const sealed = this.read(this.#first, this.#next);
+      const sealed = new Uint8Array(this.bytes);
+      this.#copyMemory(this.#first, this.#next, sealed, 0);
       for (const page of this.#pages) this.#memory?.give(this, page);
       this.#pages = [];
       this.#setSealed(sealed);
     }
     this.#index.compact();
+    this.#spill?.finish();
     this.#memory?.finished(this);
   }
 
-  /** Retained chunks that end after `offset`, oldest first. */
+  /** Retained chunks (disk included) that end after `offset`, oldest first. */
   since(offset: number): OutputSlice {
-    const skipped = Math.max(0, Math.min(this.#first, this.#next) - offset);
+    const skipped = Math.max(0, Math.min(this.first, this.#next) - offset);
     return { chunks: [...this.chunksFrom(offset)], next: this.#next, skipped };
   }
 
-  /** Retained chunks that end after `offset`, oldest first, one at a time. */
-  chunksFrom(offset: number): Generator<RetainedChunk> {
-    return this.#index.from(offset, this.#first);
+  /**
+   * Retained chunks (disk included) that end after `offset`, oldest first,
+   * one at a time. Read it through before the log changes again.
+   */
+  *chunksFrom(offset: number): Generator<RetainedChunk> {
+    const spill = this.#spill;
+    // Chunks that move to disk while a reader waits are read there: memory starts after them.
+    if (spill && spill.bytes > 0 && offset < spill.next) yield* spill.chunksFrom(offset);
+    yield* this.#index.from(offset, this.#first);
   }
 
-  /** Retained chunks, newest first, one at a time. */
-  chunksBackward(): Generator<RetainedChunk> {
-    return this.#index.backward(this.#first);
+  /**
+   * Retained chunks, newest first, one at a time: those in memory, then at
+   * most the newest {@linkcode BACKWARD_SPILL_BYTES} on disk (a tail needs
+   * no more, and going further back costs disk reads).
+   */
+  *chunksBackward(): Generator<RetainedChunk> {
+    yield* this.#index.backward(this.#first);
+    const spill = this.#spill;
+    if (!spill || spill.bytes === 0) return;
+    const stop = spill.next - BACKWARD_SPILL_BYTES;
+    for (const chunk of spill.chunksBackward()) {
+      yield chunk;
+      if (chunk.seq <= stop) return;
+    }
   }
 
-  /** A copy of the retained bytes from `from` to `to` (clipped to what is retained). */
+  /** A copy of the retained bytes (disk included) from `from` to `to` (clipped to what is retained). */
   read(from: number, to: number): Uint8Array {
-    const start = Math.max(from, this.#first);
+    const start = Math.max(from, this.first);
     const end = Math.min(to, this.#next);
     const out = new Uint8Array(Math.max(0, end - start));
     this.copyTo(start, end, out, 0);
     return out;
   }
 
-  /** Copies the retained bytes from `from` to `to` into `target` at `at`. */
+  /**
+   * Copies the retained bytes (disk included) from `from` to `to` into
+   * `target` at `at`.
+   *
+   * @throws {RangeError} when they are not all retained, or the disk fails.
+   */
   copyTo(from: number, to: number, target: Uint8Array, at: number): void {
     if (to <= from) return;
-    if (from < this.#first || to > this.#next) {
+    if (from < this.first || to > this.#next) {
       throw new RangeError(`Bytes ${from} to ${to} are not retained`);
     }
+    if (from < this.#first) {
+      const split = Math.min(to, this.#first);
+      this.#spill!.copyTo(from, split, target, at);
+      at += split - from;
+      from = split;
+      if (from >= to) return;
+    }
+    this.#copyMemory(from, to, target, at);
+  }
+
+  /** The retained byte at `offset` (disk included). */
+  byteAt(offset: number): number {
+    if (offset < this.#first) return this.#spill!.byteAt(offset);
+    if (this.#sealed !== null) return this.#sealed[offset - this.#sealedBase]!;
+    const rel = offset - this.#base;
+    const index = Math.floor(rel / this.#pageSize);
+    return this.#pages[index]![rel - index * this.#pageSize]!;
+  }
+
+  /** Copies bytes held in memory. */
+  #copyMemory(from: number, to: number, target: Uint8Array, at: number): void {
     if (this.#sealed !== null) {
-      target.set(this.#sealed.subarray(from - this.#first, to - this.#first), at);
+      target.set(this.#sealed.subarray(from - this.#sealedBase, to - this.#sealedBase), at);
       return;
     }
     const size = this.#pageSize;
@@ -263,16 +385,27 @@ export class OutputLog {
     }
   }
 
-  /** The retained byte at `offset`. */
-  byteAt(offset: number): number {
-    if (this.#sealed !== null) return this.#sealed[offset - this.#first]!;
-    const rel = offset - this.#base;
-    const index = Math.floor(rel / this.#pageSize);
-    return this.#pages[index]![rel - index * this.#pageSize]!;
+  /** Drops the oldest chunk from memory, spilling it first. */
+  #dropOldest(): void {
+    const spill = this.#spillTo();
+    if (spill) {
+      const chunk = this.#index.oldest(this.#first)!;
+      spill.append(chunk, (target, at) => {
+        this.#copyMemory(chunk.seq, chunk.seq + chunk.bytes, target, at);
+      });
+    }
+    this.#first = this.#index.dropOldest();
   }
 
-  #dropOldest(): void {
-    this.#first = this.#index.dropOldest();
+  /** The run's spill, opened on first use; null when there is none (or it failed). */
+  #spillTo(): RunSpill | null {
+    if (this.#spill === null) {
+      const memory = this.#memory;
+      this.#spill = memory?.spill?.run(this.#name, this.#first, (d) => memory.charge(this, d)) ??
+        undefined;
+    }
+    const spill = this.#spill;
+    return spill === undefined || spill.discarded ? null : spill;
   }
 
   /** Bytes of new pages writing `n` more bytes takes. */
@@ -321,7 +454,7 @@ export class OutputLog {
   /** A sealed log that lost its oldest chunks keeps only the rest. */
   #reseal(): void {
     const sealed = this.#sealed!;
-    const offset = sealed.length - this.bytes;
+    const offset = this.#first - this.#sealedBase;
     if (offset > 0) this.#setSealed(sealed.slice(offset));
     if (this.#index.hasDropped) this.#index.compact();
   }
@@ -329,5 +462,6 @@ export class OutputLog {
   #setSealed(sealed: Uint8Array | null): void {
     this.#memory?.charge(this, (sealed?.length ?? 0) - (this.#sealed?.length ?? 0));
     this.#sealed = sealed;
+    this.#sealedBase = this.#first;
   }
 }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
+import { SpillStore } from "../../lib/output/spill.ts";
 
-function spawn(registry: ExecutionRegistry, argv: string[]) {
+function spawn(registry: ExecutionRegistry, argv: string[], metrics = new Metrics()) {
   return registry.spawn({
     sessionId: null,
     spec: {
@@ -23,7 +24,7 @@ function spawn(registry: ExecutionRegistry, argv: string[]) {
       orphanGraceMs: 100,
       outputRetention: 1024,
     },
-    metrics: new Metrics(),
+    metrics,
   });
 }
 
@@ -85,4 +86,41 @@ Deno.test("ExecutionRegistry keeps finished runs' output within a total budget",
   assert.deepEqual(runs.map((e) => e.output.bytes), [0, 0, 1000]);
   assert.equal(registry.list().length, 3, "the runs themselves are still listed");
   assert.equal(runs[0]!.output.next, 1000, "offsets survive the clearing");
+});
+
+Deno.test("ExecutionRegistry moves finished output past the budget to disk, and deletes it with the run", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "registry_spill_" });
+  const metrics = new Metrics();
+  const spill = SpillStore.open({ dir, perRun: 1 << 20, total: 1 << 20 });
+  metrics.outputMemory.spill = spill;
+  try {
+    const registry = new ExecutionRegistry({
+      retentionSeconds: 1,
+      maxRetained: 10,
+      maxRetainedOutput: 1500,
+    });
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      const e = spawn(registry, ["sh", "-c", "head -c 1000 /dev/zero | tr '\\0' x"], metrics);
+      e.run();
+      await e.done;
+      runs.push(e);
+    }
+    assert.deepEqual(runs.map((e) => e.output.bytes), [0, 0, 1000], "in memory");
+    assert.deepEqual(runs.map((e) => e.output.first), [0, 0, 0], "all of it readable");
+    for (const e of runs) {
+      assert.equal(new TextDecoder().decode(e.output.read(0, 1000)), "x".repeat(1000));
+    }
+    assert.equal(spill.runs, 2);
+    assert.ok(spill.bytes >= 2000);
+    // Past execution-retention the runs are forgotten, their files with them.
+    registry.prune(Date.now() + 2000);
+    assert.equal(registry.list().length, 0);
+    assert.equal(spill.runs, 0);
+    assert.equal(spill.bytes, 0);
+    assert.deepEqual([...Deno.readDirSync(spill.dir)], []);
+  } finally {
+    spill.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
