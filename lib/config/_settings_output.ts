@@ -99,7 +99,8 @@ export const OUTPUT_SETTINGS = [
     key: "retainedOutputTotal",
     flag: "retained-output-total",
     default: String(32 * MiB),
-    doc: "Output bytes kept by all finished executions together (oldest cleared first)",
+    doc: "Output bytes kept in memory by all finished executions together (the oldest move " +
+      "out of memory first: to their spill, or dropped without one)",
     kind: { type: "int", min: 0, max: 4096 * MiB, unit: "bytes" },
   },
   {
@@ -107,7 +108,8 @@ export const OUTPUT_SETTINGS = [
     flag: "output-memory-budget",
     default: String(64 * MiB),
     doc: "Bytes of output the server holds at once, retained by all executions and queued " +
-      "on all sockets together; past it finished runs' output is dropped (oldest first), " +
+      "on all sockets together; past it finished runs' output leaves memory (oldest first; " +
+      "to its spill, or dropped without one), " +
       "then running runs keep only their newest 64 KiB, then sockets are paused at 64 KiB " +
       "queued",
     kind: { type: "int", min: 256 * KiB, max: 64 * 1024 * MiB, unit: "bytes" },
