@@ -32,6 +32,7 @@ export function summary(exec: Execution): Record<string, unknown> {
   return {
     execution_id: exec.id,
     command: exec.spec.display,
+    state: exec.active ? "running" : "ended",
     status: exec.state,
     running: exec.active,
     exit_code: x?.exitCode ?? null,
@@ -47,6 +48,8 @@ export function summary(exec: Execution): Record<string, unknown> {
     started_at: new Date(exec.startedAt).toISOString(),
     // Whose it is: the caller's own, unless the caller is an admin.
     principal: exec.principal,
+    // One node runs everything, for now.
+    node: null,
   };
 }
 
@@ -161,7 +164,9 @@ export function runResult(exec: Execution, outputLimit: number): CallToolResult 
     text += `execution_id: ${exec.id}; timeout: ${exec.spec.timeout ?? "none"}s ` +
       `(${exec.spec.timeoutSource})\n`;
     if (x === null) {
-      text += `Continue with read_output from offset ${tail.next}.\n`;
+      text += "It goes on in the background: read_output with this execution_id and offset " +
+        `${tail.next} continues the output (wait_for "exit" waits for its end); control ` +
+        "CANCEL ends it.\n";
     }
     if (omitted.stdout + omitted.stderr > 0) {
       text += "Earlier output was left out; read_output returns what the server still " +
@@ -192,9 +197,19 @@ export function startResult(exec: Execution): CallToolResult {
   return result(text, summary(exec));
 }
 
-/** The `read_output` result: output from `offset`, at most `max` bytes. */
-export function pageResult(exec: Execution, offset: number, max: number): CallToolResult {
+/**
+ * The `read_output` result: at most `max` bytes of output from `from`, or
+ * the last `from.tail` bytes (at most `max`).
+ */
+export function pageResult(
+  exec: Execution,
+  from: number | { tail: number },
+  max: number,
+): CallToolResult {
   return fit(max, (limit) => {
+    const offset = typeof from === "number"
+      ? from
+      : Math.max(0, exec.output.next - Math.min(from.tail, limit));
     const page = readOutput(exec.output, offset, limit);
     let text = outcome(exec) + "\n";
     if (exec.exit !== null && exec.exit.exitCode !== null && exec.exit.status !== "completed") {
