@@ -226,6 +226,7 @@ export async function startServer(
       maxSessions: config.maxSessions,
       maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
       sessionTimeoutMs: config.sessionTimeout * 1000,
+      mcpSessionTimeoutMs: config.mcpSessionTimeout * 1000,
     },
   );
   const sockets = new Set<WebSocket>();
@@ -342,14 +343,24 @@ export async function startServer(
     monitor,
     recovery,
     containment,
-    revokeSessions: () =>
-      sessions.revoke((s) =>
+    revokeSessions: () => {
+      const revoked = sessions.revoke((s) =>
         !keyring.hasKeys
           ? s.principal === LOCAL
           : mcpHttp.has(s.id, s.principal)
           ? keyring.hasPrincipal(s.principal)
           : keyring.holds(s.principal)
-      ),
+      );
+      // Detached runs outlive sessions, not their principal: no key of it is left.
+      for (const exec of registry.running()) {
+        const id = exec.principal;
+        const kept = !keyring.hasKeys
+          ? id === LOCAL.id
+          : keyring.hasPrincipal({ id, admin: false }) || keyring.hasPrincipal({ id, admin: true });
+        if (!kept) void exec.cancel("canceled");
+      }
+      return revoked;
+    },
     sandbox,
     runAs,
     shutdown,

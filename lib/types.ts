@@ -172,4 +172,6 @@ export type ExecutionEvent =
     | { type: "completed"; pid: number; pgid: number; exit: ExitInfo }
     /** Pre-execute hooks run before there is a process: no pid. */
     | { type: "hook"; outcome: HookOutcome }
+    /** Output from `from` to `to` is no longer retained: a replay skips it (PROTOCOL.md part 3). */
+    | { type: "gap"; from: number; to: number }
   );

@@ -23,14 +23,30 @@ import { GroupStopper } from "./group_stop.ts";
 import { settlesWithin } from "../async.ts";
 import { NoProcessError } from "../errors.ts";
 import { OutputPipes } from "./output_pipes.ts";
+import { RunFeed } from "./run_feed.ts";
 import { automaticNote, endOfRun, type EndReason, spawnRefusal } from "./run_text.ts";
 import type { ExecutionLimits, ExecutionOptions } from "./execution_options.ts";
 import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { Sink } from "./sink.ts";
-import type { ExecSpec, ExecState, ExecutionEvent, ExitInfo, FinalStatus } from "../types.ts";
+import type {
+  ExecSpec,
+  ExecState,
+  ExecutionEvent,
+  ExitInfo,
+  FinalStatus,
+  HookOutcome,
+} from "../types.ts";
 
 export type { EndReason, ExecutionLimits, ExecutionOptions };
+
+/** Signals a client may send a run's group (`control` `SIGNAL`). */
+export const CLIENT_SIGNALS = ["INT", "TERM", "KILL", "HUP", "QUIT", "USR1", "USR2"] as const;
+
+/** One of {@linkcode CLIENT_SIGNALS}. */
+export type ClientSignal = typeof CLIENT_SIGNALS[number];
+
+/** Default `detach-timeout`: an hour. */
+const DEFAULT_DETACH_TIMEOUT_MS = 3_600_000;
 
 const isFinal = (s: ExecState): s is FinalStatus =>
   s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
@@ -73,9 +89,15 @@ export class Execution {
   readonly done: Promise<ExitInfo>;
   /** The newest output, for replay and reads. */
   readonly output: OutputLog;
+  /**
+   * Everyone following the run now: the connection that started it, those
+   * attached later, calls waiting on it. It is the run's sink.
+   */
+  readonly feed: RunFeed;
+  /** Outcomes of the run's hooks so far (pre_execute, then on_timeout and post_execute). */
+  readonly hooks: HookOutcome[] = [];
 
   readonly #group: ProcessGroup;
-  readonly #sink: Sink;
   readonly #limits: ExecutionLimits;
   readonly #metrics: Metrics;
   readonly #receivedAt: number | undefined;
@@ -104,7 +126,14 @@ export class Execution {
     this.spec = options.spec;
     this.startedAt = Date.now();
     this.#group = group;
-    this.#sink = options.sink;
+    this.feed = new RunFeed({
+      detached: options.detached === true,
+      detachTimeoutMs: options.limits.detachTimeoutMs ?? DEFAULT_DETACH_TIMEOUT_MS,
+      abandoned: () => {
+        if (this.active) void this.cancel("abandoned");
+      },
+    });
+    this.feed.subscribe(options.sink);
     this.#limits = options.limits;
     this.#metrics = options.metrics;
     this.#receivedAt = options.receivedAt;
@@ -114,7 +143,7 @@ export class Execution {
       executionId: options.id,
       spec: options.spec,
       limits: options.limits,
-      sink: options.sink,
+      sink: this.feed,
       metrics: options.metrics,
       output: this.output,
       exited: this.#exited,
@@ -206,6 +235,44 @@ export class Execution {
   /** Bytes of input the run holds at most while its child does not read (`stdin-buffer`). */
   get stdinBuffer(): number {
     return this.#stdin?.capacity ?? 0;
+  }
+
+  /** Whether the run survives its connection (legacy `detach: true`, every MCP run). */
+  get detached(): boolean {
+    return this.feed.detached;
+  }
+
+  /** Whether a client is attached to it now. */
+  get attached(): boolean {
+    return this.feed.attached > 0;
+  }
+
+  /**
+   * Records a hook's outcome and, unless `emit` is false (it was sent
+   * already, before the run existed), sends it to everyone following the run.
+   */
+  recordHook(outcome: HookOutcome, emit = true): void {
+    this.hooks.push(outcome);
+    if (emit) this.#emit({ type: "hook", executionId: this.id, outcome });
+  }
+
+  /**
+   * Tells everyone following the run that it was paused, resumed or
+   * canceled (sent after the reply to the `control` that did it).
+   */
+  announce(type: "paused" | "resumed" | "canceled"): void {
+    this.#emit({ type, executionId: this.id, pid: this.pid, pgid: this.pgid });
+  }
+
+  /**
+   * Sends `name` (SIGINT for `INTERRUPT`) to the whole group. The run goes
+   * on if the command survives it; a paused group gets it once resumed.
+   *
+   * @throws {NoProcessError} when the run has ended or is being ended.
+   */
+  signal(name: ClientSignal): void {
+    if (this.#state !== "running" && this.#state !== "paused") throw new NoProcessError();
+    void this.#group.signal(`SIG${name}`);
   }
 
   /** Output bytes so far, per stream. */
@@ -389,10 +456,11 @@ export class Execution {
     this.output.finish();
     this.#metrics.executionsFinished++;
     this.#emit({ type: "completed", executionId: this.id, pid: this.pid, pgid: this.pgid, exit });
+    this.feed.close();
     this.#resolveDone(exit);
   }
 
   #emit(event: ExecutionEvent): void {
-    this.#sink.emit(event);
+    this.feed.emit(event);
   }
 }

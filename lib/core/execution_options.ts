@@ -16,6 +16,8 @@ export interface ExecutionLimits {
   killGraceMs: number;
   orphanGraceMs: number;
   outputRetention: number;
+  /** Milliseconds a detached run goes on with no one attached or reading it; default an hour. */
+  detachTimeoutMs?: number;
 }
 
 /** Everything needed to start an execution. */
@@ -26,7 +28,10 @@ export interface ExecutionOptions {
   /** Who started it (lib/security/principal.ts): only it, or an admin, may see or control it. Default `local`. */
   principal?: string;
   spec: ExecSpec;
+  /** Where its events go first (the starting client); more may subscribe to `feed`. */
   sink: Sink;
+  /** The run survives its consumers (see lib/core/run_feed.ts); default false. */
+  detached?: boolean;
   limits: ExecutionLimits;
   metrics: Metrics;
   /** `performance.now()` when the request arrived, for the start latency figure. */

@@ -103,6 +103,15 @@ export class ExecutionRegistry {
     return [...this.#all.values()];
   }
 
+  /** Detached executions of `principal` not yet ended. */
+  runningDetached(principal: string): number {
+    let n = 0;
+    for (const e of this.#all.values()) {
+      if (e.active && e.detached && e.principal === principal) n++;
+    }
+    return n;
+  }
+
   /** Executions not yet ended. */
   running(): Execution[] {
     return this.list().filter((e) => e.active);

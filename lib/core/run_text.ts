@@ -9,7 +9,7 @@ import { CommandRefusedError } from "../errors.ts";
 import type { ExecSpec, FinalStatus } from "../types.ts";
 
 /** Why a run is being ended by us rather than by itself. */
-export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown";
+export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown" | "abandoned";
 
 const AUTO_SOURCE_TEXT = {
   history: "learned from the history of",
@@ -31,6 +31,7 @@ export const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
   canceled: "Canceled by client",
   disconnect: "Client disconnected",
   shutdown: "Server shutting down",
+  abandoned: "Detached run ended: no client attached to it or read it for detach-timeout",
 };
 
 /**

@@ -7,8 +7,17 @@
 import { granted } from "./program.ts";
 import { procReadable } from "./proc_stat.ts";
 
-/** Signals the service sends. */
-export type GroupSignal = "SIGSTOP" | "SIGCONT" | "SIGTERM" | "SIGKILL";
+/** Signals the service sends: its own, and those a client may ask for (`control` `SIGNAL`). */
+export type GroupSignal =
+  | "SIGSTOP"
+  | "SIGCONT"
+  | "SIGTERM"
+  | "SIGKILL"
+  | "SIGINT"
+  | "SIGHUP"
+  | "SIGQUIT"
+  | "SIGUSR1"
+  | "SIGUSR2";
 
 /** How often termination checks whether the group is gone. */
 export const PROBE_INTERVAL_MS = 20;

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { InvalidParamsError } from "../errors.ts";
+import { CLIENT_SIGNALS, type ClientSignal } from "../core/execution.ts";
 
 /** A number of seconds, or a numeric string as Python would write one ("30", "2.5", "1e3", ".5"). */
 const SecondsText = z.union([
@@ -55,15 +56,63 @@ export const ExecuteParams = z.looseObject({
     "Processes and threads the run may have at once; at most the server's `pids-max` (a larger " +
       "value is refused). Past it fork fails. Needs a pids controller (`/health` `containment`).",
   ),
+  detach: z.boolean().optional().describe(
+    "The run survives its connection: re-attach with `attach` from any connection of the same " +
+      "API key, until it ends, its limit, or `detach-timeout` with no one attached.",
+  ),
 });
 
 /** Validated `execute` params. */
 export type ExecuteParams = z.infer<typeof ExecuteParams>;
 
+/** A signal name as clients write it: `INT`, `SIGINT`, `int`. */
+const SignalName = z.string().trim().transform((s) => s.toUpperCase().replace(/^SIG/, "")).pipe(
+  z.enum(CLIENT_SIGNALS, { error: `one of ${CLIENT_SIGNALS.join(", ")}` }),
+);
+
 /** Params of `control`. */
 export const ControlParams = z.looseObject({
-  type: z.enum(["PAUSE", "RESUME", "CANCEL"]),
+  type: z.enum(["PAUSE", "RESUME", "CANCEL", "INTERRUPT", "SIGNAL"]),
   execution_id: z.string().optional(),
+  signal: SignalName.optional().describe(
+    `For SIGNAL: the signal to send the whole group, one of ${CLIENT_SIGNALS.join(", ")}.`,
+  ),
+});
+
+/**
+ * The signal a validated `control` asks for: SIGINT for `INTERRUPT`, the
+ * `signal` param for `SIGNAL`, null for the other types.
+ *
+ * @throws {InvalidParamsError} for `SIGNAL` without `signal`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ControlParams, controlSignal, parseParams } from "./exec_params.ts";
+ * assert.equal(controlSignal(parseParams(ControlParams, { type: "SIGNAL", signal: "SIGHUP" })), "HUP");
+ * assert.equal(controlSignal(parseParams(ControlParams, { type: "INTERRUPT" })), "INT");
+ * assert.throws(() => controlSignal(parseParams(ControlParams, { type: "SIGNAL" })), { code: -32602 });
+ * ```
+ */
+export function controlSignal(p: ControlParams): ClientSignal | null {
+  if (p.type === "INTERRUPT") return "INT";
+  if (p.type !== "SIGNAL") return null;
+  if (p.signal !== undefined) return p.signal;
+  const reason = `SIGNAL needs \`signal\`: one of ${CLIENT_SIGNALS.join(", ")}`;
+  throw new InvalidParamsError("Invalid params", {
+    data: { field: "signal", reason, issues: [{ field: "signal", reason }] },
+  });
+}
+
+/** Params of `attach`. */
+export const AttachParams = z.looseObject({
+  execution_id: z.string().min(1),
+  from_seq: z.number().int().min(0).optional(),
+});
+
+/** Params of `list`. */
+export const ListParams = z.looseObject({
+  state: z.enum(["running", "ended", "all"]).default("all"),
 });
 
 /** Validated `control` params. */

@@ -7,6 +7,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { BusyError, CommandRefusedError, InvalidParamsError, NoProcessError } from "../errors.ts";
+import { Attachment } from "../core/attachment.ts";
 import type { Execution, ExecutionLimits } from "../core/execution.ts";
 import type { ExecutionRegistry } from "../core/execution_registry.ts";
 import { logger } from "../log.ts";
@@ -16,7 +17,7 @@ import { truncateText } from "../output/text_truncate.ts";
 import type { HookRunner } from "../ops/hooks.ts";
 import type { Sink } from "../core/sink.ts";
 import type { TimeLimits } from "../timing/time_limits.ts";
-import type { ExecSpec } from "../types.ts";
+import type { ExecSpec, HookOutcome } from "../types.ts";
 import { type ExecRequestConfig, resolveExecSpec } from "./exec_request.ts";
 import type { ExecuteParams } from "./exec_params.ts";
 
@@ -39,11 +40,17 @@ export interface SessionDeps {
       | "killGrace"
       | "orphanGrace"
       | "outputRetention"
+      | "detachTimeout"
+      | "maxDetachedPerPrincipal"
     >;
 }
 
 /** What {@linkcode Session.execute} runs: the request as validated, and whether stdin stays open. */
-export type ExecuteRequest = ExecuteParams & { stdin_open?: boolean | undefined };
+export type ExecuteRequest = Omit<ExecuteParams, "detach"> & {
+  stdin_open?: boolean | undefined;
+  /** The run survives the session (legacy `detach: true`); MCP sessions detach every run. */
+  detach?: boolean | undefined;
+};
 
 /** A run spawned by {@linkcode Session.execute}, whose output is not flowing yet. */
 export interface Spawned {
@@ -81,6 +88,7 @@ export function executionLimits(config: SessionDeps["config"]): ExecutionLimits 
     killGraceMs: config.killGrace * 1000,
     orphanGraceMs: config.orphanGrace * 1000,
     outputRetention: config.outputRetention,
+    detachTimeoutMs: config.detachTimeout * 1000,
   };
 }
 
@@ -121,8 +129,12 @@ export class Session {
   readonly principal: Principal;
   readonly #deps: SessionDeps;
   readonly #closeConnection: CloseConnection;
-  /** Executions of this session not yet ended, in start order. */
-  readonly #active = new Set<Execution>();
+  /** Executions this session started, not yet ended, in start order, with the sink of each. */
+  readonly #active = new Map<Execution, Sink>();
+  /** Runs this session attached to (`attach`), by execution id. */
+  readonly #attachments = new Map<string, Attachment>();
+  /** Requests being handled now (an MCP call waiting on a run): the session is not idle. */
+  #inFlight = 0;
   #lastActivity = performance.now();
   #closed = false;
   /** Starts waiting for pre_execute hooks: they hold a slot of the limit. */
@@ -133,6 +145,14 @@ export class Session {
    * design (MCP) raises it for its sessions.
    */
   maxExecutions: number;
+  /**
+   * Every run of the session survives it, as if started with `detach`: MCP
+   * runs belong to the principal, not to the session (lib/protocol/mcp/mcp.ts
+   * sets it).
+   */
+  detachAll = false;
+  /** Idle time after which the session expires; undefined: the manager's `session-timeout`. */
+  idleLimitMs: number | undefined;
 
   /**
    * Creates a session of `principal` (default `local`); `closeConnection`
@@ -155,9 +175,31 @@ export class Session {
     return this.#closed;
   }
 
-  /** Milliseconds since the last message or the end of the last run. */
+  /** Milliseconds since the last message or the end of the last run (0 while a request is in flight). */
   idleMs(now = performance.now()): number {
-    return now - this.#lastActivity;
+    return this.#inFlight > 0 ? 0 : now - this.#lastActivity;
+  }
+
+  /**
+   * Marks a request in flight until the returned release is called: the
+   * session does not expire under a call that waits on a run.
+   */
+  hold(): () => void {
+    this.#inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#inFlight--;
+      this.touch();
+    };
+  }
+
+  /** Whether the session follows a run now: one it started, or one it attached to, still running. */
+  get following(): boolean {
+    if (this.#active.size > 0) return true;
+    for (const a of this.#attachments.values()) if (!a.closed && a.exec.active) return true;
+    return false;
   }
 
   /** Records activity (every incoming message). */
@@ -182,12 +224,12 @@ export class Session {
     receivedAt: number = performance.now(),
   ): Promise<Spawned> {
     this.checkCapacity();
-    const { stdin_open, ...params } = request;
+    const { stdin_open, detach, ...params } = request;
     const spec = await resolveExecSpec(params, this.#deps.config, this.#deps.timeLimits);
     const exec = await this.start(
       stdin_open === undefined ? spec : { ...spec, stdinOpen: stdin_open },
       sink,
-      { receivedAt },
+      { receivedAt, detached: detach === true || this.detachAll },
     );
     let started = false;
     return {
@@ -212,6 +254,16 @@ export class Session {
     if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
   }
 
+  /** @throws {BusyError} when the principal has `max-detached-per-principal` detached runs running. */
+  #checkDetachedCapacity(): void {
+    const max = this.#deps.config.maxDetachedPerPrincipal;
+    if (this.#deps.registry.runningDetached(this.principal.id) + this.#starting < max) return;
+    throw new BusyError(
+      `${max} detached executions of this API key are running, the limit ` +
+        "(max-detached-per-principal): wait for one to end or cancel one",
+    );
+  }
+
   /**
    * Runs the pre_execute hooks (their outcomes go to `sink`), then spawns an
    * already resolved `spec` as an execution owned by this session
@@ -225,16 +277,18 @@ export class Session {
   async start(
     spec: ExecSpec,
     sink: Sink,
-    options: { id?: string; receivedAt?: number } = {},
+    options: { id?: string; receivedAt?: number; detached?: boolean } = {},
   ): Promise<Execution> {
     if (this.#closed) throw new NoProcessError("Session is closed");
     // Reserved before any await, so concurrent starts cannot overshoot the limit.
     if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
+    if (options.detached === true) this.#checkDetachedCapacity();
     const id = options.id ?? crypto.randomUUID();
     this.#starting++;
     let exec: Execution;
+    let pre: HookOutcome[];
     try {
-      await this.#preExecute(id, spec, sink);
+      pre = await this.#preExecute(id, spec, sink);
       if (this.#closed) throw new NoProcessError("Session is closed");
       exec = this.#deps.registry.spawn({
         ...options,
@@ -260,7 +314,9 @@ export class Session {
     } finally {
       this.#starting--;
     }
-    this.#active.add(exec);
+    // Sent to the client already, before the run existed.
+    for (const outcome of pre) exec.recordHook(outcome, false);
+    this.#active.set(exec, sink);
     // The principal's name, never its key.
     const ids = { session: this.id, principal: this.principal.id, exec: exec.id, pid: exec.pid };
     // The command, never its env (values may be secrets).
@@ -274,7 +330,7 @@ export class Session {
       // At once: a request that follows `completed` must find the slot free.
       this.#active.delete(exec);
       this.touch();
-      void this.#postExecute(exec, sink);
+      void this.#postExecute(exec);
       logLater(() =>
         log.info("Ended {exec}: {status} in {seconds}s", {
           ...ids,
@@ -286,16 +342,14 @@ export class Session {
     return exec;
   }
 
-  /** on_timeout and post_execute hooks of an ended run; their outcomes go to its sink. */
-  async #postExecute(exec: Execution, sink: Sink): Promise<void> {
-    for (const outcome of await this.#deps.hooks.afterRun(exec)) {
-      sink.emit({ type: "hook", executionId: exec.id, outcome });
-    }
+  /** on_timeout and post_execute hooks of an ended run; their outcomes go to whoever follows it. */
+  async #postExecute(exec: Execution): Promise<void> {
+    for (const outcome of await this.#deps.hooks.afterRun(exec)) exec.recordHook(outcome);
   }
 
-  async #preExecute(id: string, spec: ExecSpec, sink: Sink): Promise<void> {
+  async #preExecute(id: string, spec: ExecSpec, sink: Sink): Promise<HookOutcome[]> {
     const hooks = this.#deps.hooks;
-    if (!hooks.has("pre_execute")) return;
+    if (!hooks.has("pre_execute")) return [];
     const outcomes = await hooks.run("pre_execute", { executionId: id, command: spec.display });
     for (const outcome of outcomes) sink.emit({ type: "hook", executionId: id, outcome });
     const blocking = outcomes.find((o) => o.required && !o.ok);
@@ -305,11 +359,13 @@ export class Session {
         { data: { hook: blocking.name, status: blocking.status, exit_code: blocking.exitCode } },
       );
     }
+    return outcomes;
   }
 
   /**
    * The execution a control request is for: the one named, or else the most
-   * recently started one still running.
+   * recently started one still running, or else the one attached to last
+   * that still runs.
    *
    * @throws {NoProcessError} when there is none, or it has ended.
    */
@@ -318,12 +374,44 @@ export class Session {
       const exec = this.get(executionId);
       if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
       if (!exec.active) throw new NoProcessError();
+      exec.feed.touch();
       return exec;
     }
     let latest: Execution | undefined;
-    for (const exec of this.#active) latest = exec;
+    for (const exec of this.#active.keys()) latest = exec;
+    if (latest === undefined) {
+      for (const a of this.#attachments.values()) if (a.exec.active) latest = a.exec;
+    }
     if (latest === undefined) throw new NoProcessError();
     return latest;
+  }
+
+  /**
+   * Attaches `sink` to the principal's execution `executionId` from byte
+   * offset `from` (default: the oldest retained): the retained output is
+   * replayed, then the run streams live (lib/core/attachment.ts). A second
+   * attach to the same run replaces the first.
+   *
+   * @throws {NoProcessError} when the id is unknown (or another principal's).
+   */
+  attach(executionId: string, sink: Sink, from?: number): Attachment {
+    if (this.#closed) throw new NoProcessError("Session is closed");
+    const exec = this.get(executionId);
+    if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
+    this.#attachments.get(executionId)?.detach();
+    // The run's starting sink, if it is this session's, would send everything twice.
+    const own = this.#active.get(exec);
+    if (own !== undefined) exec.feed.unsubscribe(own);
+    const attachment = new Attachment(exec, sink, from);
+    this.#attachments.set(executionId, attachment);
+    return attachment;
+  }
+
+  /** Whether this session gets `exec`'s events (it started it, or attached to it). */
+  watches(exec: Execution): boolean {
+    const own = this.#active.get(exec);
+    return (own !== undefined && exec.feed.has(own)) ||
+      this.#attachments.get(exec.id)?.closed === false;
   }
 
   /**
@@ -344,10 +432,9 @@ export class Session {
     return this.#deps.registry.list().filter((e) => this.#sees(e));
   }
 
-  /** Whether this session may see and control `exec`. */
+  /** Whether this session may see and control `exec`: its principal's, or an admin's view. */
   #sees(exec: Execution): boolean {
-    // Until runs outlive their sessions, a principal's runs are its sessions' runs.
-    return exec.sessionId === this.id || this.principal.admin;
+    return exec.principal === this.principal.id || this.principal.admin;
   }
 
   /**
@@ -359,7 +446,15 @@ export class Session {
     close?: { code: number; reason: string },
   ): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#active].map((e) => e.cancel(reason)));
+    for (const attachment of this.#attachments.values()) attachment.detach();
+    this.#attachments.clear();
+    const ending: Execution[] = [];
+    for (const [exec, sink] of this.#active) {
+      // A detached run goes on without us (shutdown ends every run through the registry).
+      if (exec.detached && reason === "disconnect") exec.feed.unsubscribe(sink);
+      else ending.push(exec);
+    }
+    await Promise.all(ending.map((e) => e.cancel(reason)));
     if (close) this.#closeConnection(close.code, close.reason);
   }
 

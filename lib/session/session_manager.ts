@@ -17,6 +17,12 @@ export interface SessionManagerOptions {
   maxSessionsPerPrincipal?: number;
   /** Idle time after which a session with nothing running is closed. */
   sessionTimeoutMs: number;
+  /**
+   * Idle time after which an MCP session expires, running runs or not (they
+   * are the principal's); sessions say theirs in `Session.idleLimitMs`, this
+   * only sets how often to look.
+   */
+  mcpSessionTimeoutMs?: number;
 }
 
 /**
@@ -129,12 +135,15 @@ export class SessionManager {
     return revoked;
   }
 
-  /** Closes sessions idle past the timeout with nothing running; returns how many. */
+  /**
+   * Closes sessions idle past their timeout: a legacy session only while it
+   * follows no run, an MCP one whatever runs (its runs go on). Returns how many.
+   */
   sweep(now = performance.now()): number {
     let expired = 0;
     for (const session of [...this.#sessions.values()]) {
-      if (session.runningCount > 0) continue;
-      if (session.idleMs(now) < this.#options.sessionTimeoutMs) continue;
+      if (!session.detachAll && session.following) continue;
+      if (session.idleMs(now) < (session.idleLimitMs ?? this.#options.sessionTimeoutMs)) continue;
       if (!this.#sessions.delete(session.id)) continue;
       expired++;
       session.closeConnection(1000, "Session expired");
@@ -147,7 +156,11 @@ export class SessionManager {
   /** Starts the periodic sweep. */
   start(): void {
     if (this.#sweeper !== undefined) return;
-    const every = Math.min(30_000, Math.max(50, this.#options.sessionTimeoutMs / 4));
+    const shortest = Math.min(
+      this.#options.sessionTimeoutMs,
+      this.#options.mcpSessionTimeoutMs ?? Infinity,
+    );
+    const every = Math.min(30_000, Math.max(50, shortest / 4));
     this.#sweeper = setInterval(() => this.sweep(), every);
   }
 

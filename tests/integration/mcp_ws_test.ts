@@ -82,7 +82,7 @@ Deno.test("MCP: tools/list gives every tool an object input schema from the shar
     assert.equal("wait_seconds" in byName.get("start")!.inputSchema.properties!, false);
     assert.deepEqual(
       (byName.get("control")!.inputSchema.properties!.type as Msg).enum,
-      ["PAUSE", "RESUME", "CANCEL"],
+      ["PAUSE", "RESUME", "CANCEL", "INTERRUPT", "SIGNAL"],
     );
     assert.deepEqual(byName.get("read_output")!.inputSchema.required, ["execution_id"]);
     await client.close();
@@ -309,7 +309,7 @@ Deno.test("MCP execute with wait_seconds returns a partial result; read_output f
   });
 });
 
-Deno.test("MCP control pauses, resumes and cancels; list_executions shows this session's runs", async () => {
+Deno.test("MCP control pauses, resumes and cancels; list_executions shows the principal's runs", async () => {
   await withServer({ "kill-grace": "0.5" }, async (server) => {
     const { client } = await connectWs(server);
     const a = await call(client, "start", { command: "sleep 1000 & sleep 1000; wait" });
@@ -334,11 +334,12 @@ Deno.test("MCP control pauses, resumes and cancels; list_executions shows this s
       [b.s.execution_id, a.s.execution_id],
     );
     assert.equal((await call(client, "list_executions", { running_only: true })).s.total, 0);
-    // Another session sees none of them.
+    // Another session of the same principal sees them (another principal's see
+    // tests/integration/principals_test.ts).
     const other = await connectWs(server);
-    assert.equal((await call(other.client, "list_executions")).s.total, 0);
-    const foreign = await call(other.client, "read_output", { execution_id: a.s.execution_id });
-    assert.equal(foreign.s.error.code, -32002);
+    assert.equal((await call(other.client, "list_executions")).s.total, 2);
+    const read = await call(other.client, "read_output", { execution_id: b.s.execution_id });
+    assert.equal(read.s.stdout, "quick\n");
     await other.client.close();
     await client.close();
   });
@@ -354,6 +355,10 @@ Deno.test("MCP sessions run several executions at once, up to mcp-max-executions
     assert.equal(c.result.isError, true);
     assert.match(c.text, /limit/);
     await client.close();
+    // The runs are the principal's: they go on without the session.
+    const runs = [a, b].map((r) => server.registry.get(r.s.execution_id)!);
+    assert.ok(runs.every((e) => e.active));
+    await Promise.all(runs.map((e) => e.cancel()));
     await assertGroupGone(a.s.pgid);
     await assertGroupGone(b.s.pgid);
   });

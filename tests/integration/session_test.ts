@@ -164,7 +164,7 @@ Deno.test("the /ws alias speaks the same protocol; a plain GET gets 426", async 
   });
 });
 
-Deno.test("Session.get() and executions() see only the session's own runs, finished ones too", async () => {
+Deno.test("Session.get() and executions() see the principal's runs, finished ones too, and no one else's", async () => {
   const { manager } = makeSessionManager({ maxSessions: 2, sessionTimeoutMs: 60_000 }, {
     config: { ...SESSION_CONFIG, killGrace: 0.5, orphanGrace: 0.5 },
   });
@@ -179,7 +179,7 @@ Deno.test("Session.get() and executions() see only the session's own runs, finis
   });
   const sink = { emit: () => {}, ready: () => Promise.resolve() };
   const mine = manager.open(() => {});
-  const theirs = manager.open(() => {});
+  const theirs = manager.open(() => {}, { id: "bob", admin: false });
   const a = await mine.start(spec(["true"]), sink);
   a.run();
   await a.done;

@@ -9,10 +9,13 @@ import { hookFields } from "../../ops/hooks.ts";
 import { ErrorCode, ExecutorError } from "../../errors.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
 import {
+  AttachParams,
   ControlParams,
+  controlSignal,
   EstimateParams,
   ExecuteParams,
   HistoryParams,
+  ListParams,
   parseParams,
 } from "../../session/exec_params.ts";
 import { logger } from "../../log.ts";
@@ -105,6 +108,12 @@ export function encodeEvent(event: ExecutionEvent): string {
         execution_id: executionId,
       });
     }
+    case "gap":
+      return encodeNotification("process.gap", {
+        execution_id: executionId,
+        from: event.from,
+        to: event.to,
+      });
     case "completed": {
       const x = event.exit;
       return encodeNotification("process.completed", {
@@ -119,6 +128,54 @@ export function encodeEvent(event: ExecutionEvent): string {
       });
     }
   }
+}
+
+/**
+ * One `list` entry (PROTOCOL.md part 3).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listEntry } from "./legacy.ts";
+ * import { Execution } from "../../core/execution.ts";
+ * import { Metrics } from "../../ops/metrics.ts";
+ * const exec = Execution.spawn({
+ *   id: "demo", sessionId: null, metrics: new Metrics(), detached: true,
+ *   sink: { emit: () => {}, ready: () => Promise.resolve() },
+ *   spec: { argv: ["true"], display: "true", env: { PATH: "/usr/bin:/bin" },
+ *     timeout: 10, timeoutSource: "request", idleTimeout: null, framing: "chunk" },
+ *   limits: { chunkSize: 65536, lineLimit: 65536, flushIntervalMs: 5, killGraceMs: 1000,
+ *     orphanGraceMs: 500, outputRetention: 65536 },
+ * });
+ * exec.run();
+ * await exec.done;
+ * const entry = listEntry(exec);
+ * assert.equal(entry.state, "ended");
+ * assert.equal(entry.status, "completed");
+ * assert.equal(entry.detached, true);
+ * assert.equal(entry.node, null);
+ * ```
+ */
+export function listEntry(exec: Execution): Record<string, unknown> {
+  const x = exec.exit;
+  return {
+    execution_id: exec.id,
+    command: exec.spec.display,
+    state: exec.active ? "running" : "ended",
+    status: exec.state,
+    pid: exec.pid,
+    pgid: exec.pgid,
+    started_at: new Date(exec.startedAt).toISOString(),
+    duration_s: x?.executionTime ?? Math.round(Date.now() - exec.startedAt) / 1000,
+    exit_code: x?.exitCode ?? null,
+    signal: x?.signal ?? null,
+    detached: exec.detached,
+    attached: exec.attached,
+    node: null,
+    principal: exec.principal,
+    oldest_seq: exec.output.first,
+    next_seq: exec.output.next,
+  };
 }
 
 /** Settings the protocol reports or applies. */
@@ -152,6 +209,8 @@ export class LegacyProtocol {
     this.#handlers = {
       execute: (p, t) => this.#execute(p, t),
       control: (p) => this.#control(p),
+      attach: (p) => this.#attach(p),
+      list: (p) => this.#list(p),
       hook_status: () => ({ result: this.#services.hooks.status() }),
       estimate: (p) => this.#estimate(p),
       history: (p) => this.#history(p),
@@ -230,9 +289,36 @@ export class LegacyProtocol {
         execution_id: exec.id,
         timeout: exec.spec.timeout,
         timeout_source: exec.spec.timeoutSource,
+        ...(exec.detached ? { detached: true } : {}),
       },
       after: run,
     };
+  }
+
+  /** `attach`: replay from `from_seq`, then follow live (PROTOCOL.md part 3). */
+  #attach(params: unknown): Handled {
+    const p = parseParams(AttachParams, params);
+    const attachment = this.#session.attach(p.execution_id, this.#sink, p.from_seq);
+    const exec = attachment.exec;
+    return {
+      result: {
+        status: "attached",
+        execution_id: exec.id,
+        state: exec.active ? "running" : "ended",
+        next_seq: exec.output.next,
+        oldest_seq: exec.output.first,
+      },
+      after: () => void attachment.start(),
+    };
+  }
+
+  /** `list`: the principal's executions (an admin's: all), oldest first. */
+  #list(params: unknown): Handled {
+    const p = parseParams(ListParams, params);
+    const executions = this.#session.executions()
+      .filter((e) => p.state === "all" || (p.state === "running") === e.active)
+      .map(listEntry);
+    return { result: { executions } };
   }
 
   #control(params: unknown): Handled {
@@ -256,6 +342,16 @@ export class LegacyProtocol {
       case "CANCEL":
         void exec.cancel("canceled");
         return { result: { status: "canceled" }, after: () => this.#announce(exec, "canceled") };
+      case "INTERRUPT":
+      case "SIGNAL": {
+        const signal = controlSignal(p)!;
+        exec.signal(signal);
+        return {
+          result: p.type === "INTERRUPT"
+            ? { status: "interrupted" }
+            : { status: "signaled", signal: `SIG${signal}` },
+        };
+      }
     }
   }
 
@@ -283,8 +379,13 @@ export class LegacyProtocol {
     return { result: { records } };
   }
 
-  /** The notification of a control request, sent after its reply. */
+  /**
+   * The notification of a control request, sent after its reply to everyone
+   * following the run, and to this client even when it does not follow it.
+   */
   #announce(exec: Execution, type: "paused" | "resumed" | "canceled"): void {
+    exec.announce(type);
+    if (this.#session.watches(exec)) return;
     const event = { type, executionId: exec.id, pid: exec.pid, pgid: exec.pgid };
     this.#writer.send(() => encodeEvent(event));
   }

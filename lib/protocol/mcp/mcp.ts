@@ -54,7 +54,7 @@ import type { ProgressOptions } from "./progress.ts";
 import { CLIENT_CANCELLED, McpTools, type McpToolsConfig } from "./tools.ts";
 
 /** Settings an MCP session applies. */
-export type McpConfig = McpToolsConfig & Pick<Config, "mcpMaxExecutions">;
+export type McpConfig = McpToolsConfig & Pick<Config, "mcpMaxExecutions" | "mcpSessionTimeout">;
 
 /** Options of {@linkcode McpProtocol}. */
 export interface McpOptions {
@@ -263,6 +263,10 @@ export class McpProtocol {
     this.#transport = transport;
     // MCP clients start and execute side by side: the legacy limit of one does not fit.
     session.maxExecutions = config.mcpMaxExecutions;
+    // Runs belong to the principal: any of its MCP sessions may follow them,
+    // and they go on when this one ends (DELETE, expiry, a dropped socket).
+    session.detachAll = true;
+    session.idleLimitMs = config.mcpSessionTimeout * 1000;
     this.#cancelled = options.cancelled ?? (() => {});
     this.#tools = new McpTools(session, config, services, {
       ready: options.ready ?? (() => Promise.resolve()),
@@ -344,6 +348,8 @@ export class McpProtocol {
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
+    // A call waiting on a run keeps the session from expiring.
+    const release = this.#session.hold();
     const progress = token === undefined
       ? null
       : (progress: number, message: string) =>
@@ -359,6 +365,7 @@ export class McpProtocol {
         }),
       };
     } finally {
+      release();
       signal.removeEventListener("abort", onAbort);
     }
   }

@@ -6,9 +6,10 @@
  * by the session id it hands out, each driving an {@linkcode McpProtocol}.
  *
  * Sessions opened here are ordinary {@linkcode Session}s of the
- * {@linkcode SessionManager}: they count against `max-sessions`, expire when
- * idle, and end at shutdown like WebSocket ones; DELETE ends one at once and
- * answers when every process group it started is gone.
+ * {@linkcode SessionManager}: they count against `max-sessions`, expire after
+ * `mcp-session-timeout` idle, and end at shutdown like WebSocket ones. DELETE
+ * ends one at once, not its runs: they belong to the principal, and any of
+ * its sessions may list, read and control them.
  *
  * The SDK's runtime modules are imported by their `.js` path with the types
  * of the extensionless one: the package maps `./*` to `*.d.ts` for types, so
@@ -161,7 +162,7 @@ export class McpHttpEndpoint {
     }
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => session.id,
-      // DELETE: answered once every process group of the session is gone.
+      // DELETE: the session ends; its runs go on (they are the principal's).
       onsessionclosed: () => this.#end(session),
       maxRequestBodySize: this.#config.maxMessageSize,
     });

@@ -1,8 +1,9 @@
 /**
- * Following runs for the MCP tools: the listeners of each running
- * execution's events, fed by the sink the run was started with, and waiting
- * on them (an `execute` until its run ends, a `read_output` until output
- * arrives).
+ * Following runs for the MCP tools: the sink of the runs a session starts
+ * (which reports their ends and hooks to that session's client), and
+ * listeners on any run of the principal, whichever session started it,
+ * subscribed to the run's feed for as long as a call waits on it (an
+ * `execute` until its run ends, a `read_output` until output arrives).
  *
  * @module
  */
@@ -24,11 +25,9 @@ export interface SinkReports {
 }
 
 /**
- * The listeners of a session's running executions, by execution id, fed by
- * one sink for all of the session's runs (each event names its run); a
- * run's entry goes when it completes.
+ * The sink of a session's runs, and listeners on any run.
  *
- * @example A watcher sees the events of its run
+ * @example The sink reports a run's end
  * ```ts
  * import assert from "node:assert/strict";
  * import { RunWatchers } from "./run_watchers.ts";
@@ -38,17 +37,13 @@ export interface SinkReports {
  *   hook: () => {},
  *   ready: () => Promise.resolve(),
  * });
- * const seen: string[] = [];
- * watchers.watch({ id: "x", active: true }, (e) => void seen.push(e.type));
  * watchers.sink.emit({ type: "completed", executionId: "x", pid: 1, pgid: 1,
  *   exit: { status: "completed", exitCode: 0, signal: null, error: null, executionTime: 0.1 } });
- * assert.deepEqual(seen, ["completed"]);
  * assert.deepEqual(ended, ["x completed"]);
  * ```
  */
 export class RunWatchers {
-  readonly #listeners = new Map<string, Set<Listener>>();
-  /** The sink of every run of the session. */
+  /** The sink of every run the session starts. */
   readonly sink: Sink;
 
   /** Creates the watchers and their sink. */
@@ -56,32 +51,22 @@ export class RunWatchers {
     this.sink = {
       emit: (event) => {
         const id = event.executionId;
-        const listeners = this.#listeners.get(id);
-        if (listeners !== undefined) { for (const listener of listeners) listener(event); }
         if (event.type === "hook") reports.hook(id, event.outcome);
-        if (event.type !== "completed") return;
-        this.#listeners.delete(id);
-        reports.ended(id, event.exit);
+        if (event.type === "completed") reports.ended(id, event.exit);
       },
       ready: () => reports.ready(),
     };
   }
 
   /**
-   * Calls `listener` with each further event of a run not yet ended;
-   * returns the unsubscribe.
+   * Calls `listener` with each further event of a run not yet ended (it
+   * neither paces the run nor counts as attached to it); returns the
+   * unsubscribe.
    */
-  watch(exec: Pick<Execution, "id" | "active">, listener: Listener): () => void {
+  watch(exec: Pick<Execution, "active" | "feed">, listener: Listener): () => void {
     if (!exec.active) return () => {};
-    let listeners = this.#listeners.get(exec.id);
-    if (listeners === undefined) this.#listeners.set(exec.id, listeners = new Set());
-    listeners.add(listener);
-    return () => {
-      listeners.delete(listener);
-      if (listeners.size === 0 && this.#listeners.get(exec.id) === listeners) {
-        this.#listeners.delete(exec.id);
-      }
-    };
+    const sink: Sink = { emit: listener, ready: () => Promise.resolve() };
+    return exec.feed.subscribe(sink, { paces: false, attaches: false });
   }
 
   /**

@@ -22,7 +22,7 @@ import {
   InvalidParamsError,
   NoProcessError,
 } from "../../errors.ts";
-import { EstimateParams, parseParams } from "../../session/exec_params.ts";
+import { controlSignal, EstimateParams, parseParams } from "../../session/exec_params.ts";
 import { abortable, resolvesWithin } from "../../async.ts";
 import { explainEstimate } from "../../timing/explain.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
@@ -354,16 +354,24 @@ export class McpTools {
     const exec = this.#session.find(p.execution_id);
     switch (p.type) {
       case "PAUSE": {
-        exec.pause();
+        if (exec.pause()) exec.announce("paused");
         return result(`Paused ${exec.id}.\n`, summary(exec));
       }
       case "RESUME": {
-        exec.resume();
+        if (exec.resume()) exec.announce("resumed");
         return result(`Resumed ${exec.id}.\n`, summary(exec));
       }
       case "CANCEL": {
-        await exec.cancel("canceled");
+        const ended = exec.cancel("canceled");
+        exec.announce("canceled");
+        await ended;
         return result(`${outcome(exec)}\n`, summary(exec));
+      }
+      case "INTERRUPT":
+      case "SIGNAL": {
+        const signal = controlSignal(p)!;
+        exec.signal(signal);
+        return result(`Sent SIG${signal} to ${exec.id}.\n`, summary(exec));
       }
     }
   }

@@ -1,0 +1,164 @@
+/**
+ * Where one execution's events go: every consumer subscribed to the run now
+ * (the connection that started it, connections attached to it later, MCP
+ * calls waiting on it), so a run can outlive the connection that started
+ * it. The feed is the run's {@linkcode Sink}: it fans events out, paces the
+ * child by its pacing consumers, and keeps the detach clock of a detached
+ * run (ended after `detach-timeout` with no one attached or reading it).
+ *
+ * @module
+ */
+import type { Sink } from "./sink.ts";
+import type { ExecutionEvent } from "../types.ts";
+
+/** How a consumer takes part in a run. */
+export interface SubscribeOptions {
+  /** Its `ready()` paces the child (back-pressure); default true. */
+  paces?: boolean;
+  /** It counts as attached (stops the detach clock); default true. */
+  attaches?: boolean;
+}
+
+/** What a feed is made with. */
+export interface RunFeedOptions {
+  /**
+   * The run survives its consumers: output is read and retained while no
+   * one is there, until `detachTimeoutMs` passes with no one attached.
+   */
+  detached: boolean;
+  /** Milliseconds a detached run may go on with no one attached or reading. */
+  detachTimeoutMs: number;
+  /** Called when that time has passed. */
+  abandoned: () => void;
+}
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * The consumers of one run.
+ *
+ * @example A detached run's events reach whoever is subscribed now
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RunFeed } from "./run_feed.ts";
+ * import type { ExecutionEvent } from "../types.ts";
+ * let abandoned = false;
+ * const feed = new RunFeed({ detached: true, detachTimeoutMs: 60_000,
+ *   abandoned: () => abandoned = true });
+ * const seen: ExecutionEvent[] = [];
+ * const sink = { emit: (e: ExecutionEvent) => void seen.push(e), ready: () => Promise.resolve() };
+ * const leave = feed.subscribe(sink);
+ * feed.emit({ type: "paused", executionId: "e1", pid: 7, pgid: 7 });
+ * leave();
+ * feed.emit({ type: "resumed", executionId: "e1", pid: 7, pgid: 7 });
+ * assert.deepEqual(seen.map((e) => e.type), ["paused"]);
+ * assert.equal(feed.gone(), false, "a detached run is read with no one there");
+ * feed.close();
+ * assert.equal(abandoned, false);
+ * ```
+ */
+export class RunFeed implements Sink {
+  readonly #subs = new Map<Sink, Required<SubscribeOptions>>();
+  readonly #options: RunFeedOptions;
+  #attached = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  /** A feed with no consumers; a detached one starts its clock at the first {@linkcode release}. */
+  constructor(options: RunFeedOptions) {
+    this.#options = options;
+  }
+
+  /** Whether the run survives its consumers. */
+  get detached(): boolean {
+    return this.#options.detached;
+  }
+
+  /** Consumers attached now. */
+  get attached(): number {
+    return this.#attached;
+  }
+
+  /** Whether `sink` is subscribed. */
+  has(sink: Sink): boolean {
+    return this.#subs.has(sink);
+  }
+
+  /** Subscribes `sink` to every further event; returns the unsubscribe (idempotent). */
+  subscribe(sink: Sink, options: SubscribeOptions = {}): () => void {
+    if (this.#subs.has(sink)) return () => this.unsubscribe(sink);
+    const o = { paces: options.paces ?? true, attaches: options.attaches ?? true };
+    this.#subs.set(sink, o);
+    if (o.attaches) {
+      this.#attached++;
+      this.#stopClock();
+    }
+    return () => this.unsubscribe(sink);
+  }
+
+  /** Removes `sink`; the last attached consumer leaving starts a detached run's clock. */
+  unsubscribe(sink: Sink): void {
+    const o = this.#subs.get(sink);
+    if (o === undefined) return;
+    this.#subs.delete(sink);
+    if (!o.attaches) return;
+    this.#attached--;
+    if (this.#attached === 0) this.#startClock();
+  }
+
+  /** Someone read or controlled the run: a detached run's clock starts again. */
+  touch(): void {
+    if (this.#timer !== undefined) this.#startClock();
+  }
+
+  /** The run has ended: no more events, no clock. */
+  close(): void {
+    this.#closed = true;
+    this.#stopClock();
+  }
+
+  emit(event: ExecutionEvent): void {
+    for (const sink of [...this.#subs.keys()]) {
+      try {
+        sink.emit(event);
+      } catch (err) {
+        // One consumer's failure costs the others nothing, nor the run.
+        reportError(err);
+      }
+    }
+  }
+
+  ready(): Promise<void> {
+    let one: Promise<void> | null = null;
+    let all: Promise<void>[] | null = null;
+    for (const [sink, o] of this.#subs) {
+      if (!o.paces || sink.gone?.()) continue;
+      const ready = sink.ready();
+      if (one === null) one = ready;
+      else (all ??= [one]).push(ready);
+    }
+    if (all !== null) return Promise.all(all).then(() => {});
+    return one ?? RESOLVED;
+  }
+
+  gone(): boolean {
+    if (this.#options.detached) return false;
+    for (const [sink, o] of this.#subs) if (o.paces && !sink.gone?.()) return false;
+    return true;
+  }
+
+  #startClock(): void {
+    this.#stopClock();
+    if (!this.#options.detached || this.#closed || this.#attached > 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#options.abandoned();
+    }, this.#options.detachTimeoutMs);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  #stopClock(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
