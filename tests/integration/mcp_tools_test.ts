@@ -226,6 +226,12 @@ Deno.test("MCP tools: every result validates against its tool's outputSchema (su
       }, "success");
       declared("control", paused.s);
       await run("control", { type: "RESUME", execution_id: bg.s.execution_id }, "success");
+      await run("control", {
+        type: "SIGNAL",
+        signal: "HUP",
+        execution_id: st.s.execution_id,
+      }, "success");
+      await run("control", { type: "SIGNAL", execution_id: bg.s.execution_id }, "error");
       await run("control", { type: "CANCEL", execution_id: bg.s.execution_id }, "success");
       await run("control", { type: "CANCEL", execution_id: bg.s.execution_id }, "error");
       await run("control", { type: "STOP" }, "error");
@@ -267,6 +273,16 @@ Deno.test("MCP tools/list: input schemas refuse unknown names, output schemas ar
       assert.match(execute.description!, /at most `wait_seconds` \(default 30s\)/);
       assert.match(execute.description!, /ended 1s after the command exits/);
       assert.match(execute.description!, /Runs outlive the MCP session/);
+      const control = tools.find((t) => t.name === "control")!.inputSchema.properties!;
+      assert.deepEqual((control.type as Msg).enum, [
+        "PAUSE",
+        "RESUME",
+        "CANCEL",
+        "INTERRUPT",
+        "SIGNAL",
+      ]);
+      assert.ok("signal" in control);
+      assert.equal("detach" in execute.inputSchema.properties!, false);
     } finally {
       await client.close();
     }

@@ -52,6 +52,7 @@ Deno.test("checkArgNames() points peer tools' names at ours, each where the tool
     hints("execute", { run_in_background: true }).run_in_background,
     "use the start tool for a run that goes on in the background",
   );
+  assert.match(hints("start", { detach: true }).detach, /every run outlives the MCP session/);
   // Inherited names are not arguments.
   assert.notEqual(hints("execute", { command: "x", ["__proto__"]: 1, toString: 1 }), null);
   assert.equal(hints("execute", { command: "x", timeout: null }), null);

@@ -82,6 +82,9 @@ const ALIASES: Readonly<Record<string, Alias>> = {
   },
   background: { to: [], note: "use the start tool for a run that goes on in the background" },
   description: { to: [], note: "not needed: leave it out" },
+  detach: { to: [], note: "not needed: every run outlives the MCP session; leave it out" },
+  signal_name: { to: ["signal"] },
+  sig: { to: ["signal"] },
 };
 
 /** What to use instead of `name` in a tool whose arguments are `valid`, or null. */

@@ -54,8 +54,8 @@ export const RunSummary = z.looseObject({
   output_bytes: Count,
   started_at: z.string(),
   principal: z.string(),
-  detached: z.boolean().optional(),
-  attached: z.boolean().optional(),
+  detached: z.boolean().describe("it outlives the session that started it (every MCP run does)"),
+  attached: z.boolean().describe("a client follows it now"),
   node: z.string().nullable().describe("the node that runs it; null on a single node"),
   hooks: z.array(HookResult).optional().describe("hooks that ran for it, when any did"),
 });

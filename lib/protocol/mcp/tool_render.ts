@@ -7,6 +7,8 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import type { ExecutorError } from "../../errors.ts";
+import { hookFields } from "../../ops/hooks.ts";
+import type { HookOutcome } from "../../types.ts";
 import type { Execution } from "../../core/execution.ts";
 import { readOutput, tailOutput } from "../../output/text.ts";
 import { truncateText } from "../../output/text_truncate.ts";
@@ -48,9 +50,41 @@ export function summary(exec: Execution): Record<string, unknown> {
     started_at: new Date(exec.startedAt).toISOString(),
     // Whose it is: the caller's own, unless the caller is an admin.
     principal: exec.principal,
+    detached: exec.detached,
+    attached: exec.attached,
     // One node runs everything, for now.
     node: null,
   };
+}
+
+/** One line on a hook's outcome, with what it printed when it failed. */
+function hookLine(o: HookOutcome): string {
+  const code = o.exitCode !== null ? ` (exit ${o.exitCode})` : "";
+  let line = `Hook ${o.kind} ${o.name}: ${o.status}${code} after ${secs(o.duration)}` +
+    (o.required ? ", required" : "") + (o.error !== null ? `: ${o.error}` : "") + "\n";
+  if (!o.ok && o.output.length > 0) {
+    line += o.output + (o.output.endsWith("\n") ? "" : "\n");
+  }
+  return line;
+}
+
+/**
+ * The hooks that ran for a run, for a result: a line each for the text and
+ * `hooks` (their wire fields) for the structured content; nothing when no
+ * hook ran.
+ */
+function hookParts(exec: Execution): { text: string; structured: Record<string, unknown> } {
+  if (exec.hooks.length === 0) return { text: "", structured: {} };
+  return {
+    text: exec.hooks.map(hookLine).join(""),
+    structured: { hooks: exec.hooks.map(hookFields) },
+  };
+}
+
+/** A `control` result: `text`, then the run's hooks, and the run's summary. */
+export function controlResult(exec: Execution, text: string): CallToolResult {
+  const hooks = hookParts(exec);
+  return result(text + hooks.text, { ...summary(exec), ...hooks.structured });
 }
 
 /** One sentence on where a run stands. */
@@ -168,6 +202,8 @@ export function runResult(exec: Execution, outputLimit: number): CallToolResult 
         `${tail.next} continues the output (wait_for "exit" waits for its end); control ` +
         "CANCEL ends it.\n";
     }
+    const hooks = hookParts(exec);
+    text += hooks.text;
     if (omitted.stdout + omitted.stderr > 0) {
       text += "Earlier output was left out; read_output returns what the server still " +
         "retains from offset 0.\n";
@@ -178,6 +214,7 @@ export function runResult(exec: Execution, outputLimit: number): CallToolResult 
     ]);
     const built = result(text, {
       ...summary(exec),
+      ...hooks.structured,
       stdout: tail.stdout,
       stderr: tail.stderr,
       stdout_omitted_bytes: omitted.stdout,
@@ -194,7 +231,7 @@ export function startResult(exec: Execution): CallToolResult {
     `${exec.spec.timeout ?? "none"}s (${exec.spec.timeoutSource})` +
     (exec.stdinOpen ? "; stdin is open for send_input" : "") +
     ". Use read_output to follow it.\n";
-  return result(text, summary(exec));
+  return controlResult(exec, text);
 }
 
 /**
@@ -215,6 +252,8 @@ export function pageResult(
     if (exec.exit !== null && exec.exit.exitCode !== null && exec.exit.status !== "completed") {
       text += `exit_code: ${exec.exit.exitCode}\n`;
     }
+    const hooks = hookParts(exec);
+    text += hooks.text;
     text += `Output bytes ${page.start} to ${page.next}; next_offset: ${page.next}`;
     if (page.remaining > 0) text += `; ${page.remaining} more bytes available now`;
     if (page.skipped > 0) text += `; ${page.skipped} bytes before it are no longer retained`;
@@ -224,6 +263,7 @@ export function pageResult(
     ]);
     const built = result(text, {
       ...summary(exec),
+      ...hooks.structured,
       offset: page.start,
       next_offset: page.next,
       remaining_bytes: page.remaining,

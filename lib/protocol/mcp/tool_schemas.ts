@@ -25,8 +25,11 @@ const ExecutionId = z.string().min(1).describe(
   "The `execution_id` returned by `execute` or `start`.",
 );
 
-/** `execute`/`start` params: the legacy `execute` params without `framing` (no streaming here). */
-export const RunParams = ExecuteParams.omit({ framing: true }).extend({
+/**
+ * `execute`/`start` params: the legacy `execute` params without `framing`
+ * (no streaming here) and `detach` (every MCP run outlives its session).
+ */
+export const RunParams = ExecuteParams.omit({ framing: true, detach: true }).extend({
   stdin: z.string().optional().describe(
     "Text written to the command's stdin. stdin is then closed, unless `stdin_open` is true.",
   ),
@@ -84,7 +87,9 @@ export const SendInputTool = z.looseObject({
 
 export const ControlTool = ControlParams.extend({
   type: ControlParams.shape.type.describe(
-    "PAUSE (SIGSTOP), RESUME (SIGCONT) or CANCEL (SIGTERM, then SIGKILL after a grace period).",
+    "PAUSE (SIGSTOP), RESUME (SIGCONT), CANCEL (SIGTERM, then SIGKILL after a grace period), " +
+      "INTERRUPT (SIGINT, as Ctrl-C) or SIGNAL (the signal named by `signal`), each to the " +
+      "whole process group.",
   ),
   execution_id: ControlParams.shape.execution_id.describe(
     "The execution to act on. Default: the most recently started one still running.",
@@ -248,11 +253,14 @@ export function describeTools(c: DescribeConfig): Tool[] {
     ),
     t(
       "control",
-      "Pause, resume or cancel",
-      "Pause (SIGSTOP), resume (SIGCONT) or cancel (SIGTERM, then SIGKILL after a grace " +
-        "period) a running execution together with every process it started. Paused time " +
-        "does not count against its time limit. Returns at once, except CANCEL, which " +
-        "blocks until all its processes are gone and returns the final status.",
+      "Pause, resume, interrupt, signal or cancel",
+      "Pause (SIGSTOP), resume (SIGCONT), interrupt (SIGINT, as Ctrl-C would), send a signal " +
+        '(`type: "SIGNAL"` with `signal` one of INT, TERM, KILL, HUP, QUIT, USR1, USR2) or ' +
+        "cancel (SIGTERM, then SIGKILL after a grace period) a running execution together " +
+        "with every process it started; it may be one started by another session of the same " +
+        "API key. Paused time does not count against its time limit. Returns at once, " +
+        "except CANCEL, which blocks until all its processes are gone and returns the final " +
+        "status.",
       { destructiveHint: true, openWorldHint: false },
     ),
     t(

@@ -51,6 +51,7 @@ import {
 } from "./tool_schemas.ts";
 import { checkArgNames } from "./tool_args.ts";
 import {
+  controlResult,
   errorResult,
   listResult,
   outcome,
@@ -58,7 +59,6 @@ import {
   result,
   runResult,
   startResult,
-  summary,
 } from "./tool_render.ts";
 
 export { errorResult };
@@ -355,23 +355,23 @@ export class McpTools {
     switch (p.type) {
       case "PAUSE": {
         if (exec.pause()) exec.announce("paused");
-        return result(`Paused ${exec.id}.\n`, summary(exec));
+        return controlResult(exec, `Paused ${exec.id}.\n`);
       }
       case "RESUME": {
         if (exec.resume()) exec.announce("resumed");
-        return result(`Resumed ${exec.id}.\n`, summary(exec));
+        return controlResult(exec, `Resumed ${exec.id}.\n`);
       }
       case "CANCEL": {
         const ended = exec.cancel("canceled");
         exec.announce("canceled");
         await ended;
-        return result(`${outcome(exec)}\n`, summary(exec));
+        return controlResult(exec, `${outcome(exec)}\n`);
       }
       case "INTERRUPT":
       case "SIGNAL": {
         const signal = controlSignal(p)!;
         exec.signal(signal);
-        return result(`Sent SIG${signal} to ${exec.id}.\n`, summary(exec));
+        return controlResult(exec, `Sent SIG${signal} to ${exec.id}.\n`);
       }
     }
   }
