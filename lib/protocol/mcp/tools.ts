@@ -287,6 +287,7 @@ export class McpTools {
       } finally {
         heartbeat?.stop();
       }
+      exec.feed.touch();
     }
     const max = Math.min(p.max_bytes ?? Infinity, this.#config.mcpOutputLimit);
     const from = p.tail_bytes === undefined ? offset : { tail: p.tail_bytes };
@@ -391,15 +392,20 @@ export class McpTools {
     return Promise.resolve(listResult(all));
   }
 
-  /** This session's execution, or a -32002 error naming the id. */
+  /**
+   * An execution this session may see (its principal's, from any session),
+   * or a -32002 error naming the id. Reading a run counts as using it: a
+   * detached run's `detach-timeout` starts again.
+   */
   #own(executionId: string): Execution {
     const exec = this.#session.get(executionId);
     if (exec === undefined) {
       throw new NoProcessError(
-        `No execution with id ${executionId} in this session (ended runs are kept for ` +
+        `No execution with id ${executionId} for this API key (ended runs are kept for ` +
           `${this.#config.executionRetention}s)`,
       );
     }
+    exec.feed.touch();
     return exec;
   }
 
