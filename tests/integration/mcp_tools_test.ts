@@ -271,7 +271,7 @@ Deno.test("MCP tools/list: input schemas refuse unknown names, output schemas ar
       assert.deepEqual((read.inputSchema.properties!.wait_for as Msg).enum, ["output", "exit"]);
       const execute = tools.find((t) => t.name === "execute")!;
       assert.match(execute.description!, /at most `wait_seconds` \(default 30s\)/);
-      assert.match(execute.description!, /ended 1s after the command exits/);
+      assert.match(execute.description!, /ended at most 1s after the command exits/);
       assert.match(execute.description!, /Runs outlive the MCP session/);
       const control = tools.find((t) => t.name === "control")!.inputSchema.properties!;
       assert.deepEqual((control.type as Msg).enum, [

@@ -187,8 +187,8 @@ export function describeTools(c: DescribeConfig): Tool[] {
   });
   const wait = `${c.mcpDefaultWait}s`;
   const lifetime = "Runs outlive the MCP session: any session of the same API key can list, " +
-    "read and control them; a background run that no client reads or waits on for " +
-    `${c.detachTimeout}s is ended.`;
+    "read and control them, and once the session that started one has ended, a run that no " +
+    `session reads or controls for ${c.detachTimeout}s is ended.`;
   return [
     t(
       "execute",
@@ -207,8 +207,8 @@ export function describeTools(c: DescribeConfig): Tool[] {
         "hung commands that is never below a minute nor below twice the longest successful " +
         "run of the same kind (see `estimate_timeout`); the whole process tree is ended " +
         "when it expires. A process the command leaves in the background (`sleep 100 &`, " +
-        `a daemon) is ended ${c.orphanGrace}s after the command exits: start servers and ` +
-        `watchers with \`start\` instead. ${lifetime}`,
+        `a daemon) is ended at most ${c.orphanGrace}s after the command exits: start servers ` +
+        `and watchers with \`start\` instead. ${lifetime}`,
       { destructiveHint: true, openWorldHint: true },
     ),
     t(
