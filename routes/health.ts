@@ -133,6 +133,7 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       // The service's own process (`deno task start` runs it under a launcher).
       pid: Deno.pid,
       running_executions: deps.registry.runningCount,
+      detached_executions: deps.registry.detachedCounts(),
       executions_started: m.executionsStarted,
       executions_finished: m.executionsFinished,
       bytes_streamed: m.bytesStreamed,
@@ -145,6 +146,7 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       ...lagFields(deps.eventLoopLag),
       sessions_opened: m.sessionsOpened,
       sessions_refused: m.sessionsRefused,
+      sessions_reclaimed: m.sessionsReclaimed,
       ...(reasons.length === 0 ? {} : { degraded_reason: reasons.join("; ") }),
       store,
       crash_journal: journal,

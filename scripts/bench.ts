@@ -68,6 +68,11 @@
  * 9. `tenant_lookup`: with two principals' keys, `/mcp` requests with another
  *    tenant's live session id and with unknown ids, alternating: the same
  *    404 for both, and their median latencies within 0.1 ms or 5%.
+ * 10. `replay`: a detached 64 MiB run replayed from offset 0 by a new
+ *    connection after it ended: MB/s, bytes lost (target 0).
+ * 11. `detached_memory`: 100 detached runs of 1 MiB each with no one
+ *    attached: the server's peak RSS (target <= 128 MiB), and replays of 5
+ *    of them byte-exact (see scripts/bench/durable.ts).
  *
  * Each figure group gets a fresh server, so one figure's heap does not show
  * up in another's memory. Units: MB = 10^6 bytes, for rates and memory alike;
@@ -110,6 +115,7 @@ import { stdinFlood } from "./bench/stdin_flood.ts";
 import { stallFigure } from "./bench/stall.ts";
 import { restartReaping } from "./bench/restart_reaping.ts";
 import { tenantLookup } from "./bench/tenant_lookup.ts";
+import { detachedMemoryFigure, replayFigure } from "./bench/durable.ts";
 
 // ---------------------------------------------------------------- main
 
@@ -160,6 +166,16 @@ function summary(): void {
     (f) =>
       `another tenant's session ${f.others_session_p50_ms} ms vs unknown ` +
       `${f.unknown_session_p50_ms} ms (p50), ${f.distinct_answers} distinct answer(s)`,
+  );
+  add(
+    "replay",
+    (f) => `${f.mb_per_s} MB/s from 0, ${f.bytes_lost} B lost, ${f.gaps} gaps`,
+  );
+  add(
+    "detached_memory",
+    (f) =>
+      `${f.runs} runs: peak RSS ${f.server_peak_rss_mib} MiB; replays ${f.replay_bytes_lost} B ` +
+      `lost`,
   );
   add(
     "stall",
@@ -230,6 +246,8 @@ async function main(): Promise<number> {
       [["stall"], stallFigure],
       [["restart_reaping"], restartReaping],
       [["tenant_lookup"], tenantLookup],
+      [["replay"], () => replayFigure(tmp!)],
+      [["detached_memory"], () => detachedMemoryFigure(tmp!)],
     ];
     for (const [names, run] of figures) {
       const wanted = only;

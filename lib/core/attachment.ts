@@ -108,7 +108,7 @@ export class Attachment {
     return this.#replayed ??= this.#replay();
   }
 
-  /** Whether it has ended (detached, or the run's end was sent). */
+  /** Whether it has ended (detached, or the run's end was sent: it then holds nothing). */
   get closed(): boolean {
     return this.#closed;
   }
@@ -145,6 +145,7 @@ export class Attachment {
         // After the replay's last byte: the replay sends it once caught up.
         if (!this.#live) return;
         this.#send(event);
+        this.detach();
         return;
       default:
         this.#send(event);
@@ -176,6 +177,8 @@ export class Attachment {
             pgid: exec.pgid,
             exit,
           });
+          // The end was sent: nothing more comes (hooks after it go to the run's starter).
+          this.detach();
         }
         return;
       }

@@ -103,6 +103,18 @@ export class ExecutionRegistry {
     return [...this.#all.values()];
   }
 
+  /** Detached executions not yet ended, and how many of them no client is attached to. */
+  detachedCounts(): { running: number; unattached: number } {
+    let running = 0;
+    let unattached = 0;
+    for (const e of this.#all.values()) {
+      if (!e.active || !e.detached) continue;
+      running++;
+      if (!e.attached) unattached++;
+    }
+    return { running, unattached };
+  }
+
   /** Detached executions of `principal` not yet ended. */
   runningDetached(principal: string): number {
     let n = 0;

@@ -111,6 +111,17 @@ export class RunFeed implements Sink {
     if (this.#timer !== undefined) this.#startClock();
   }
 
+  /**
+   * Forgets every consumer (the run has ended and its last events, hook
+   * outcomes included, have been sent): a retained run must not keep its
+   * clients' connections reachable.
+   */
+  clear(): void {
+    this.#subs.clear();
+    this.#attached = 0;
+    this.#stopClock();
+  }
+
   /** The run has ended: no more events, no clock. */
   close(): void {
     this.#closed = true;

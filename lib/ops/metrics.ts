@@ -54,6 +54,8 @@ export class Metrics {
   sessionsOpened = 0;
   /** Sessions refused at the limit since startup. */
   sessionsRefused = 0;
+  /** Idle MCP HTTP sessions ended at the session limit to make room for a new one of their principal. */
+  sessionsReclaimed = 0;
   #latencyTotalMs = 0;
   #latencyCount = 0;
 

@@ -153,6 +153,12 @@ export class Session {
   detachAll = false;
   /** Idle time after which the session expires; undefined: the manager's `session-timeout`. */
   idleLimitMs: number | undefined;
+  /**
+   * At the session limit, a new session of the same principal may take this
+   * one's place once it has been idle a while (MCP over HTTP: no connection
+   * holds it open, and most clients never DELETE theirs).
+   */
+  reclaimable = false;
 
   /**
    * Creates a session of `principal` (default `local`); `closeConnection`
@@ -193,6 +199,11 @@ export class Session {
       this.#inFlight--;
       this.touch();
     };
+  }
+
+  /** Whether a request of the session is being handled now ({@linkcode hold}). */
+  get inFlight(): boolean {
+    return this.#inFlight > 0;
   }
 
   /** Whether the session follows a run now: one it started, or one it attached to, still running. */
@@ -330,7 +341,8 @@ export class Session {
       // At once: a request that follows `completed` must find the slot free.
       this.#active.delete(exec);
       this.touch();
-      void this.#postExecute(exec);
+      // Once its hooks have reported, the ended run lets go of its followers.
+      void this.#postExecute(exec).finally(() => exec.feed.clear());
       logLater(() =>
         log.info("Ended {exec}: {status} in {seconds}s", {
           ...ids,
@@ -421,7 +433,10 @@ export class Session {
    */
   get(executionId: string): Execution | undefined {
     const exec = this.#deps.registry.get(executionId);
-    return exec !== undefined && this.#sees(exec) ? exec : undefined;
+    if (exec === undefined || !this.#sees(exec)) return undefined;
+    // Read or controlled: a detached run nobody is attached to is not abandoned.
+    exec.feed.touch();
+    return exec;
   }
 
   /**

@@ -10,6 +10,9 @@ import { LOCAL, type Principal } from "../security/principal.ts";
 import { SessionLimitError } from "../errors.ts";
 import { type CloseConnection, Session, type SessionDeps } from "./session.ts";
 
+/** Idle time after which a reclaimable session may give its place to a new one of its principal. */
+export const RECLAIM_IDLE_MS = 60_000;
+
 /** Limits of the manager. */
 export interface SessionManagerOptions {
   maxSessions: number;
@@ -23,6 +26,8 @@ export interface SessionManagerOptions {
    * only sets how often to look.
    */
   mcpSessionTimeoutMs?: number;
+  /** Idle time after which a reclaimable session may give its place; default {@linkcode RECLAIM_IDLE_MS}. */
+  reclaimIdleMs?: number;
 }
 
 /**
@@ -85,16 +90,24 @@ export class SessionManager {
   }
 
   /**
-   * Opens a session of `principal` (default `local`).
+   * Opens a session of `principal` (default `local`). At a limit, a session
+   * that may `reclaim` (an MCP HTTP initialize) takes the place of the same
+   * principal's longest-idle reclaimable session, idle at least
+   * `reclaimIdleMs`: clients that never DELETE their sessions
+   * then replace their own abandoned ones instead of being refused.
    *
    * @throws {SessionLimitError} at the limit, or while draining.
    */
-  open(closeConnection: CloseConnection, principal: Principal = LOCAL): Session {
-    const perPrincipal = this.#options.maxSessionsPerPrincipal ?? 0;
-    if (
-      this.#draining || this.#sessions.size >= this.#options.maxSessions ||
-      (perPrincipal > 0 && this.#count(principal) >= perPrincipal)
-    ) {
+  open(
+    closeConnection: CloseConnection,
+    principal: Principal = LOCAL,
+    options: { reclaim?: boolean } = {},
+  ): Session {
+    if (this.#draining) {
+      this.#deps.metrics.sessionsRefused++;
+      throw new SessionLimitError();
+    }
+    if (this.#full(principal) && !(options.reclaim === true && this.#reclaim(principal))) {
       this.#deps.metrics.sessionsRefused++;
       throw new SessionLimitError();
     }
@@ -102,6 +115,29 @@ export class SessionManager {
     this.#sessions.set(session.id, session);
     this.#deps.metrics.sessionsOpened++;
     return session;
+  }
+
+  /** Whether a session of `principal` would exceed a limit. */
+  #full(principal: Principal): boolean {
+    const perPrincipal = this.#options.maxSessionsPerPrincipal ?? 0;
+    return this.#sessions.size >= this.#options.maxSessions ||
+      (perPrincipal > 0 && this.#count(principal) >= perPrincipal);
+  }
+
+  /** Ends `principal`'s longest-idle reclaimable session, if one has been idle long enough. */
+  #reclaim(principal: Principal, now = performance.now()): boolean {
+    let oldest: Session | undefined;
+    for (const s of this.#sessions.values()) {
+      if (!s.reclaimable || s.inFlight || s.principal.id !== principal.id) continue;
+      if (s.idleMs(now) < (this.#options.reclaimIdleMs ?? RECLAIM_IDLE_MS)) continue;
+      if (oldest === undefined || s.idleMs(now) > oldest.idleMs(now)) oldest = s;
+    }
+    if (oldest === undefined) return false;
+    this.#sessions.delete(oldest.id);
+    this.#deps.metrics.sessionsReclaimed++;
+    oldest.closeConnection(1000, "Session replaced by a newer one");
+    void oldest.end("disconnect");
+    return !this.#full(principal);
   }
 
   /** Sessions of `principal` open now. */

@@ -181,6 +181,8 @@ Deno.test("list shows state, status, pid, timing, exit, detached, attached and n
     const onlyRunning = (await b.request("list", { state: "running" })).result.executions;
     assert.deepEqual(onlyRunning.map((e: Msg) => e.execution_id), [liveId]);
     assert.equal(onlyRunning[0].attached, false, "nobody follows it after the disconnect");
+    const health = await (await fetch(`${server.httpUrl}/health`)).json();
+    assert.deepEqual(health.detached_executions, { running: 1, unattached: 1 });
     const endedOnly = (await b.request("list", { state: "ended" })).result.executions;
     assert.deepEqual(endedOnly.map((e: Msg) => e.execution_id), [done.result.execution_id]);
     // A run is controlled from any connection of its principal; followers hear of it.
@@ -285,5 +287,31 @@ Deno.test("another principal's runs cannot be attached to or listed; an admin's 
     await ops.request("control", { type: "CANCEL", execution_id: id });
     await alice.event("completed", id);
     for (const c of [alice, bob, ops]) await c.close();
+  });
+});
+
+Deno.test("max-detached-per-principal bounds a principal's detached runs over all its connections", async () => {
+  await withServer({ "max-detached-per-principal": "2", "kill-grace": "0.5" }, async (server) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await TestClient.open(server);
+      const r = await c.request("execute", { args: ["sleep", "1000"], detach: true });
+      ids.push(r.result.execution_id);
+      await c.close();
+    }
+    const c = await TestClient.open(server);
+    const refused = await c.request("execute", { args: ["sleep", "1000"], detach: true });
+    assert.equal(refused.error.code, -32602);
+    assert.match(refused.error.message, /max-detached-per-principal/);
+    // A run that is not detached is not counted.
+    const plain = await c.request("execute", { args: ["true"] });
+    assert.equal(plain.error, undefined);
+    await c.event("completed", plain.result.execution_id);
+    await c.request("control", { type: "CANCEL", execution_id: ids[0] });
+    await server.registry.get(ids[0]!)!.done;
+    const room = await c.request("execute", { args: ["true"], detach: true });
+    assert.equal(room.error, undefined, JSON.stringify(room.error));
+    await c.request("control", { type: "CANCEL", execution_id: ids[1] });
+    await c.close();
   });
 });

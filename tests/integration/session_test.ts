@@ -198,3 +198,32 @@ Deno.test("Session.get() and executions() see the principal's runs, finished one
   await manager.remove(theirs);
   assert.equal(b.state, "canceled");
 });
+
+Deno.test("at the session limit a new MCP HTTP session takes the place of its principal's idle one, never another's or a busy one", async () => {
+  const { manager } = makeSessionManager({
+    maxSessions: 3,
+    sessionTimeoutMs: 60_000,
+    reclaimIdleMs: 0,
+  });
+  const closed: string[] = [];
+  const open = (name: string, principal?: { id: string; admin: boolean }, reclaim = true) => {
+    const s = manager.open(() => void closed.push(name), principal, { reclaim });
+    s.reclaimable = reclaim;
+    return s;
+  };
+  const bob = { id: "bob", admin: false };
+  const theirs = open("bob's", bob);
+  const busy = open("busy");
+  const release = busy.hold();
+  const legacy = open("legacy", undefined, false);
+  // Full: only a reclaimable, idle session of the same principal may go.
+  assert.throws(() => open("new"), { code: -32003 });
+  release();
+  const fresh = open("new");
+  assert.deepEqual(closed, ["busy"]);
+  assert.equal(manager.get(busy.id), undefined);
+  assert.ok(manager.get(theirs.id) && manager.get(legacy.id) && manager.get(fresh.id));
+  // A legacy session is never reclaimed for one, whatever its principal.
+  assert.throws(() => manager.open(() => {}, bob, { reclaim: false }), { code: -32003 });
+  for (const s of [theirs, legacy, fresh]) await manager.remove(s);
+});

@@ -155,7 +155,8 @@ export class McpHttpEndpoint {
     let session: Session;
     try {
       // Expiry and shutdown close the session through its transport.
-      session = this.#sessions.open(() => void transport.close(), principal);
+      session = this.#sessions.open(() => void transport.close(), principal, { reclaim: true });
+      session.reclaimable = true;
     } catch (err) {
       if (!(err instanceof SessionLimitError)) throw err;
       return errorResponse(503, err.code, err.message, initializeId(messages));
