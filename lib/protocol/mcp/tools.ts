@@ -287,6 +287,7 @@ export class McpTools {
       } finally {
         heartbeat?.stop();
       }
+      // A long wait is a use too: the detach-timeout starts again when it ends.
       exec.feed.touch();
     }
     const max = Math.min(p.max_bytes ?? Infinity, this.#config.mcpOutputLimit);
@@ -394,8 +395,8 @@ export class McpTools {
 
   /**
    * An execution this session may see (its principal's, from any session),
-   * or a -32002 error naming the id. Reading a run counts as using it: a
-   * detached run's `detach-timeout` starts again.
+   * or a -32002 error naming the id. Looking it up counts as using it (see
+   * `Session.get`).
    */
   #own(executionId: string): Execution {
     const exec = this.#session.get(executionId);
@@ -405,7 +406,6 @@ export class McpTools {
           `${this.#config.executionRetention}s)`,
       );
     }
-    exec.feed.touch();
     return exec;
   }
 
