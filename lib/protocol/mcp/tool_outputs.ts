@@ -16,7 +16,7 @@ const Seconds = z.number().min(0);
 const Count = z.number().int().min(0);
 
 /** A hook's outcome as the wire carries it (`hookFields`). */
-export const HookResult = z.looseObject({
+const HookResult = z.looseObject({
   hook: z.enum(["pre_execute", "post_execute", "on_timeout"]),
   name: z.string(),
   status: z.enum(["completed", "failed", "timeout", "error"]),
@@ -27,7 +27,22 @@ export const HookResult = z.looseObject({
   output: z.string(),
 });
 
-/** What every result says about a run (`summary()` in `tool_render.ts`). */
+/**
+ * What every result says about a run (`summary()` in `tool_render.ts`).
+ *
+ * @example Fields added later pass
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RunSummary } from "./tool_outputs.ts";
+ * const run = { execution_id: "e1", command: "true", state: "ended", status: "completed",
+ *   running: false, exit_code: 0, signal: null, error: null, duration_seconds: 0.01,
+ *   timeout: 60, timeout_source: "default", pid: 10, pgid: 10, stdin_open: false,
+ *   output_bytes: 0, started_at: "2026-01-01T00:00:00.000Z", principal: "local",
+ *   detached: true, attached: false, node: null };
+ * assert.ok(RunSummary.safeParse({ ...run, later: 1 }).success);
+ * assert.equal(RunSummary.safeParse({ ...run, state: "paused" }).success, false);
+ * ```
+ */
 export const RunSummary = z.looseObject({
   execution_id: z.string(),
   command: z.string(),
@@ -61,7 +76,7 @@ export const RunSummary = z.looseObject({
 });
 
 /** `execute`: the summary and the tail of each stream. */
-export const RunOutput = RunSummary.extend({
+const RunOutput = RunSummary.extend({
   stdout: z.string(),
   stderr: z.string(),
   stdout_omitted_bytes: Count,
@@ -70,7 +85,7 @@ export const RunOutput = RunSummary.extend({
 });
 
 /** `read_output`: the summary and one page of output. */
-export const PageOutput = RunSummary.extend({
+const PageOutput = RunSummary.extend({
   offset: Count,
   next_offset: Count,
   remaining_bytes: Count,
@@ -80,7 +95,7 @@ export const PageOutput = RunSummary.extend({
 });
 
 /** `send_input`. */
-export const StdinOutput = z.looseObject({
+const StdinOutput = z.looseObject({
   execution_id: z.string(),
   bytes_written: Count,
   bytes_pending: Count,
@@ -88,19 +103,29 @@ export const StdinOutput = z.looseObject({
 });
 
 /** `estimate_timeout`. */
-export const EstimateOutput = z.looseObject({
+const EstimateOutput = z.looseObject({
   timeout: z.number(),
   timeout_source: z.string(),
   reasoning: z.looseObject({ class: z.string(), rule: z.string() }),
 });
 
 /** `list_executions`. */
-export const ListOutput = z.looseObject({
+const ListOutput = z.looseObject({
   executions: z.array(RunSummary),
   total: Count,
 });
 
-/** A tool error (`errorResult()`): what failed, as a JSON-RPC error object. */
+/**
+ * A tool error (`errorResult()`): what failed, as a JSON-RPC error object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ToolErrorOutput } from "./tool_outputs.ts";
+ * assert.ok(ToolErrorOutput.safeParse({ error: { code: -32602, message: "Invalid params" } })
+ *   .success);
+ * ```
+ */
 export const ToolErrorOutput = z.looseObject({
   error: z.looseObject({
     code: z.number().int(),
@@ -109,7 +134,17 @@ export const ToolErrorOutput = z.looseObject({
   }),
 });
 
-/** Each tool's result, before errors are admitted. */
+/**
+ * Each tool's result, before errors are admitted.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OUTPUTS } from "./tool_outputs.ts";
+ * assert.ok(OUTPUTS.send_input.safeParse({ execution_id: "e1", bytes_written: 3,
+ *   bytes_pending: 0, stdin_open: true }).success);
+ * ```
+ */
 export const OUTPUTS = {
   execute: RunOutput,
   start: RunSummary,

@@ -81,8 +81,32 @@ function hookParts(exec: Execution): { text: string; structured: Record<string, 
   };
 }
 
-/** A `control` result: `text`, then the run's hooks, and the run's summary. */
-export function controlResult(exec: Execution, text: string): CallToolResult {
+/**
+ * A result of `start` or `control`: `text`, then the run's hooks, and the
+ * run's summary.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Execution } from "../../core/execution.ts";
+ * import { Metrics } from "../../ops/metrics.ts";
+ * import { summaryResult } from "./tool_render.ts";
+ * const exec = Execution.spawn({
+ *   id: "demo", sessionId: null, metrics: new Metrics(),
+ *   sink: { emit: () => {}, ready: () => Promise.resolve() },
+ *   spec: { argv: ["true"], display: "true", env: { PATH: "/usr/bin:/bin" },
+ *     timeout: 10, timeoutSource: "request", idleTimeout: null, framing: "chunk" },
+ *   limits: { chunkSize: 65536, lineLimit: 65536, flushIntervalMs: 5, killGraceMs: 1000,
+ *     orphanGraceMs: 500, outputRetention: 65536 },
+ * });
+ * exec.run();
+ * await exec.done;
+ * const r = summaryResult(exec, "Done.\n");
+ * assert.deepEqual(r.content, [{ type: "text", text: "Done.\n" }]);
+ * assert.equal((r.structuredContent as { state: string }).state, "ended");
+ * ```
+ */
+export function summaryResult(exec: Execution, text: string): CallToolResult {
   const hooks = hookParts(exec);
   return result(text + hooks.text, { ...summary(exec), ...hooks.structured });
 }
@@ -231,7 +255,7 @@ export function startResult(exec: Execution): CallToolResult {
     `${exec.spec.timeout ?? "none"}s (${exec.spec.timeoutSource})` +
     (exec.stdinOpen ? "; stdin is open for send_input" : "") +
     ". Use read_output to follow it.\n";
-  return controlResult(exec, text);
+  return summaryResult(exec, text);
 }
 
 /**

@@ -51,7 +51,6 @@ import {
 } from "./tool_schemas.ts";
 import { checkArgNames } from "./tool_args.ts";
 import {
-  controlResult,
   errorResult,
   listResult,
   outcome,
@@ -59,6 +58,7 @@ import {
   result,
   runResult,
   startResult,
+  summaryResult,
 } from "./tool_render.ts";
 
 export { errorResult };
@@ -357,23 +357,23 @@ export class McpTools {
     switch (p.type) {
       case "PAUSE": {
         if (exec.pause()) exec.announce("paused");
-        return controlResult(exec, `Paused ${exec.id}.\n`);
+        return summaryResult(exec, `Paused ${exec.id}.\n`);
       }
       case "RESUME": {
         if (exec.resume()) exec.announce("resumed");
-        return controlResult(exec, `Resumed ${exec.id}.\n`);
+        return summaryResult(exec, `Resumed ${exec.id}.\n`);
       }
       case "CANCEL": {
         const ended = exec.cancel("canceled");
         exec.announce("canceled");
         await ended;
-        return controlResult(exec, `${outcome(exec)}\n`);
+        return summaryResult(exec, `${outcome(exec)}\n`);
       }
       case "INTERRUPT":
       case "SIGNAL": {
         const signal = controlSignal(p)!;
         exec.signal(signal);
-        return controlResult(exec, `Sent SIG${signal} to ${exec.id}.\n`);
+        return summaryResult(exec, `Sent SIG${signal} to ${exec.id}.\n`);
       }
     }
   }
