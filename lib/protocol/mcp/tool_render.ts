@@ -7,6 +7,8 @@
  */
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import type { ExecutorError } from "../../errors.ts";
+import { hookFields } from "../../ops/hooks.ts";
+import type { HookOutcome } from "../../types.ts";
 import type { Execution } from "../../core/execution.ts";
 import { readOutput, tailOutput } from "../../output/text.ts";
 import { truncateText } from "../../output/text_truncate.ts";
@@ -32,6 +34,7 @@ export function summary(exec: Execution): Record<string, unknown> {
   return {
     execution_id: exec.id,
     command: exec.spec.display,
+    state: exec.active ? "running" : "ended",
     status: exec.state,
     running: exec.active,
     exit_code: x?.exitCode ?? null,
@@ -47,7 +50,65 @@ export function summary(exec: Execution): Record<string, unknown> {
     started_at: new Date(exec.startedAt).toISOString(),
     // Whose it is: the caller's own, unless the caller is an admin.
     principal: exec.principal,
+    detached: exec.detached,
+    attached: exec.attached,
+    // One node runs everything, for now.
+    node: null,
   };
+}
+
+/** One line on a hook's outcome, with what it printed when it failed. */
+function hookLine(o: HookOutcome): string {
+  const code = o.exitCode !== null ? ` (exit ${o.exitCode})` : "";
+  let line = `Hook ${o.kind} ${o.name}: ${o.status}${code} after ${secs(o.duration)}` +
+    (o.required ? ", required" : "") + (o.error !== null ? `: ${o.error}` : "") + "\n";
+  if (!o.ok && o.output.length > 0) {
+    line += o.output + (o.output.endsWith("\n") ? "" : "\n");
+  }
+  return line;
+}
+
+/**
+ * The hooks that ran for a run, for a result: a line each for the text and
+ * `hooks` (their wire fields) for the structured content; nothing when no
+ * hook ran.
+ */
+function hookParts(exec: Execution): { text: string; structured: Record<string, unknown> } {
+  if (exec.hooks.length === 0) return { text: "", structured: {} };
+  return {
+    text: exec.hooks.map(hookLine).join(""),
+    structured: { hooks: exec.hooks.map(hookFields) },
+  };
+}
+
+/**
+ * A result of `start` or `control`: `text`, then the run's hooks, and the
+ * run's summary.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Execution } from "../../core/execution.ts";
+ * import { Metrics } from "../../ops/metrics.ts";
+ * import { summaryResult } from "./tool_render.ts";
+ * const exec = Execution.spawn({
+ *   id: "demo", sessionId: null, metrics: new Metrics(),
+ *   sink: { emit: () => {}, ready: () => Promise.resolve() },
+ *   spec: { argv: ["true"], display: "true", env: { PATH: "/usr/bin:/bin" },
+ *     timeout: 10, timeoutSource: "request", idleTimeout: null, framing: "chunk" },
+ *   limits: { chunkSize: 65536, lineLimit: 65536, flushIntervalMs: 5, killGraceMs: 1000,
+ *     orphanGraceMs: 500, outputRetention: 65536 },
+ * });
+ * exec.run();
+ * await exec.done;
+ * const r = summaryResult(exec, "Done.\n");
+ * assert.deepEqual(r.content, [{ type: "text", text: "Done.\n" }]);
+ * assert.equal((r.structuredContent as { state: string }).state, "ended");
+ * ```
+ */
+export function summaryResult(exec: Execution, text: string): CallToolResult {
+  const hooks = hookParts(exec);
+  return result(text + hooks.text, { ...summary(exec), ...hooks.structured });
 }
 
 /** One sentence on where a run stands. */
@@ -161,8 +222,12 @@ export function runResult(exec: Execution, outputLimit: number): CallToolResult 
     text += `execution_id: ${exec.id}; timeout: ${exec.spec.timeout ?? "none"}s ` +
       `(${exec.spec.timeoutSource})\n`;
     if (x === null) {
-      text += `Continue with read_output from offset ${tail.next}.\n`;
+      text += "It goes on in the background: read_output with this execution_id and offset " +
+        `${tail.next} continues the output (wait_for "exit" waits for its end); control ` +
+        "CANCEL ends it.\n";
     }
+    const hooks = hookParts(exec);
+    text += hooks.text;
     if (omitted.stdout + omitted.stderr > 0) {
       text += "Earlier output was left out; read_output returns what the server still " +
         "retains from offset 0.\n";
@@ -173,6 +238,7 @@ export function runResult(exec: Execution, outputLimit: number): CallToolResult 
     ]);
     const built = result(text, {
       ...summary(exec),
+      ...hooks.structured,
       stdout: tail.stdout,
       stderr: tail.stderr,
       stdout_omitted_bytes: omitted.stdout,
@@ -189,17 +255,29 @@ export function startResult(exec: Execution): CallToolResult {
     `${exec.spec.timeout ?? "none"}s (${exec.spec.timeoutSource})` +
     (exec.stdinOpen ? "; stdin is open for send_input" : "") +
     ". Use read_output to follow it.\n";
-  return result(text, summary(exec));
+  return summaryResult(exec, text);
 }
 
-/** The `read_output` result: output from `offset`, at most `max` bytes. */
-export function pageResult(exec: Execution, offset: number, max: number): CallToolResult {
+/**
+ * The `read_output` result: at most `max` bytes of output from `from`, or
+ * the last `from.tail` bytes (at most `max`).
+ */
+export function pageResult(
+  exec: Execution,
+  from: number | { tail: number },
+  max: number,
+): CallToolResult {
   return fit(max, (limit) => {
+    const offset = typeof from === "number"
+      ? from
+      : Math.max(0, exec.output.next - Math.min(from.tail, limit));
     const page = readOutput(exec.output, offset, limit);
     let text = outcome(exec) + "\n";
     if (exec.exit !== null && exec.exit.exitCode !== null && exec.exit.status !== "completed") {
       text += `exit_code: ${exec.exit.exitCode}\n`;
     }
+    const hooks = hookParts(exec);
+    text += hooks.text;
     text += `Output bytes ${page.start} to ${page.next}; next_offset: ${page.next}`;
     if (page.remaining > 0) text += `; ${page.remaining} more bytes available now`;
     if (page.skipped > 0) text += `; ${page.skipped} bytes before it are no longer retained`;
@@ -209,6 +287,7 @@ export function pageResult(exec: Execution, offset: number, max: number): CallTo
     ]);
     const built = result(text, {
       ...summary(exec),
+      ...hooks.structured,
       offset: page.start,
       next_offset: page.next,
       remaining_bytes: page.remaining,

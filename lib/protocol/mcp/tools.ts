@@ -38,6 +38,7 @@ import {
   type SendProgress,
 } from "./progress.ts";
 import {
+  argNames,
   ControlTool,
   DEFAULT_SEND_WAIT_S,
   describeTools,
@@ -48,6 +49,7 @@ import {
   SendInputTool,
   type ToolName,
 } from "./tool_schemas.ts";
+import { checkArgNames } from "./tool_args.ts";
 import {
   errorResult,
   listResult,
@@ -56,7 +58,7 @@ import {
   result,
   runResult,
   startResult,
-  summary,
+  summaryResult,
 } from "./tool_render.ts";
 
 export { errorResult };
@@ -64,7 +66,16 @@ export { errorResult };
 /** Settings the tools apply or describe. */
 export type McpToolsConfig =
   & ExecRequestConfig
-  & Pick<Config, "mcpOutputLimit" | "outputRetention" | "executionRetention" | "stdinBuffer">;
+  & Pick<
+    Config,
+    | "mcpOutputLimit"
+    | "outputRetention"
+    | "executionRetention"
+    | "stdinBuffer"
+    | "mcpDefaultWait"
+    | "orphanGrace"
+    | "detachTimeout"
+  >;
 
 /** The abort reason of a call the client cancelled (`notifications/cancelled`). */
 export const CLIENT_CANCELLED = "cancelled by the client";
@@ -173,7 +184,8 @@ export class McpTools {
   }
 
   /**
-   * Runs a tool. Failures of the tool are results with `isError: true`.
+   * Runs a tool. Failures of the tool are results with `isError: true`,
+   * among them arguments the tool does not take (then nothing is done).
    *
    * @throws {ExecutorError} -32602 for an unknown tool.
    */
@@ -185,6 +197,7 @@ export class McpTools {
       throw new ExecutorError(ErrorCode.InvalidParams, `Unknown tool: ${name}`);
     }
     try {
+      checkArgNames(name, args, argNames(name as ToolName));
       return await handler(args ?? {}, call);
     } catch (err) {
       if (err instanceof ExecutorError) return errorResult(err);
@@ -228,7 +241,8 @@ export class McpTools {
     };
     call.signal.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.#watchers.waitFor(exec, () => !exec.active, wait_seconds, call.signal);
+      const waitS = wait_seconds ?? this.#config.mcpDefaultWait;
+      await this.#watchers.waitFor(exec, () => !exec.active, waitS, call.signal);
     } finally {
       call.signal.removeEventListener("abort", onAbort);
       unwatch();
@@ -247,26 +261,38 @@ export class McpTools {
 
   async #readOutput(args: unknown, call: ToolCall): Promise<CallToolResult> {
     const p = parseParams(ReadOutputTool, args);
+    if (p.tail_bytes !== undefined && p.offset !== undefined) {
+      throw new InvalidParamsError("Invalid params", {
+        data: {
+          field: "tail_bytes",
+          reason: "give offset (read forward from it) or tail_bytes (the last bytes), not both",
+        },
+      });
+    }
     const exec = this.#own(p.execution_id);
     const offset = p.offset ?? 0;
-    if (p.wait_seconds !== undefined && p.wait_seconds > 0) {
+    const waitS = p.wait_seconds ?? (p.wait_for === undefined ? 0 : this.#config.mcpDefaultWait);
+    if (waitS > 0) {
+      // With a tail, new output is output past the end as it is now.
+      const past = p.tail_bytes === undefined ? offset : exec.output.next;
+      const until = p.wait_for === "exit"
+        ? () => !exec.active
+        : () => exec.output.next > past || !exec.active;
       // A long wait still shows progress, so a client timeout that resets on it holds.
       const heartbeat = call.progress === null
         ? null
         : new ProgressReporter(call.progress, this.#progress);
       try {
-        await this.#watchers.waitFor(
-          exec,
-          () => exec.output.next > offset || !exec.active,
-          p.wait_seconds,
-          call.signal,
-        );
+        await this.#watchers.waitFor(exec, until, waitS, call.signal);
       } finally {
         heartbeat?.stop();
       }
+      // A long wait is a use too: the detach-timeout starts again when it ends.
+      exec.feed.touch();
     }
     const max = Math.min(p.max_bytes ?? Infinity, this.#config.mcpOutputLimit);
-    return pageResult(exec, offset, max);
+    const from = p.tail_bytes === undefined ? offset : { tail: p.tail_bytes };
+    return pageResult(exec, from, max);
   }
 
   async #sendInput(args: unknown, call: ToolCall): Promise<CallToolResult> {
@@ -331,23 +357,23 @@ export class McpTools {
     switch (p.type) {
       case "PAUSE": {
         if (exec.pause()) exec.announce("paused");
-        return result(`Paused ${exec.id}.\n`, summary(exec));
+        return summaryResult(exec, `Paused ${exec.id}.\n`);
       }
       case "RESUME": {
         if (exec.resume()) exec.announce("resumed");
-        return result(`Resumed ${exec.id}.\n`, summary(exec));
+        return summaryResult(exec, `Resumed ${exec.id}.\n`);
       }
       case "CANCEL": {
         const ended = exec.cancel("canceled");
         exec.announce("canceled");
         await ended;
-        return result(`${outcome(exec)}\n`, summary(exec));
+        return summaryResult(exec, `${outcome(exec)}\n`);
       }
       case "INTERRUPT":
       case "SIGNAL": {
         const signal = controlSignal(p)!;
         exec.signal(signal);
-        return result(`Sent SIG${signal} to ${exec.id}.\n`, summary(exec));
+        return summaryResult(exec, `Sent SIG${signal} to ${exec.id}.\n`);
       }
     }
   }
@@ -367,12 +393,16 @@ export class McpTools {
     return Promise.resolve(listResult(all));
   }
 
-  /** This session's execution, or a -32002 error naming the id. */
+  /**
+   * An execution this session may see (its principal's, from any session),
+   * or a -32002 error naming the id. Looking it up counts as using it (see
+   * `Session.get`).
+   */
   #own(executionId: string): Execution {
     const exec = this.#session.get(executionId);
     if (exec === undefined) {
       throw new NoProcessError(
-        `No execution with id ${executionId} in this session (ended runs are kept for ` +
+        `No execution with id ${executionId} for this API key (ended runs are kept for ` +
           `${this.#config.executionRetention}s)`,
       );
     }
