@@ -74,3 +74,27 @@ Deno.test("MCP runs can be attached to over the legacy protocol with the same ke
     await legacy.close();
   });
 });
+
+Deno.test("MCP: detach-timeout ends a run no session follows or reads; a call waiting on one keeps it", async () => {
+  await withServer({ "detach-timeout": "1", "kill-grace": "0.5" }, async (server) => {
+    const a = await connectHttp(server);
+    const left = await call(a.client, "start", { args: ["sleep", "1000"] });
+    const waited = await call(a.client, "start", { args: ["sleep", "3"] });
+    // DELETE: the session ends, and with it the last follower of both runs.
+    await a.transport.terminateSession();
+    await a.client.close();
+    const b = await connectHttp(server);
+    // Waits past three timeouts: the waiting call counts as attached.
+    const end = await call(b.client, "read_output", {
+      execution_id: waited.s.execution_id,
+      wait_for: "exit",
+      wait_seconds: 30,
+    });
+    assert.equal(end.s.status, "completed");
+    const abandoned = server.registry.get(left.s.execution_id)!;
+    const exit = await abandoned.done;
+    assert.equal(exit.status, "canceled");
+    assert.match(exit.error!, /detach-timeout/);
+    await closeHttp(b);
+  });
+});

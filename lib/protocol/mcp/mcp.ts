@@ -98,7 +98,7 @@ const INSTRUCTIONS = "cc-executor runs commands on the machine it is installed o
   "`execute` for a command you want the result of, and `start` for anything long-running " +
   "or interactive (servers, watchers, REPLs), then `read_output`, `send_input` and " +
   "`control` with its execution_id. `execute` waits at most about 30 s: if its result says " +
-  "`running: true`, continue with `read_output` (`wait_for: \"exit\"`) rather than running " +
+  '`running: true`, continue with `read_output` (`wait_for: "exit"`) rather than running ' +
   "the command again. Runs belong to your API key, not to this session: a new session finds " +
   "them with `list_executions`. Every run has a time limit, and ending a run ends every " +
   "process it started.";

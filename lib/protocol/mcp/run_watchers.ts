@@ -59,14 +59,14 @@ export class RunWatchers {
   }
 
   /**
-   * Calls `listener` with each further event of a run not yet ended (it
-   * neither paces the run nor counts as attached to it); returns the
-   * unsubscribe.
+   * Calls `listener` with each further event of a run not yet ended; returns
+   * the unsubscribe. It does not pace the run, but counts as attached: a
+   * call waiting on a detached run keeps `detach-timeout` from ending it.
    */
   watch(exec: Pick<Execution, "active" | "feed">, listener: Listener): () => void {
     if (!exec.active) return () => {};
     const sink: Sink = { emit: listener, ready: () => Promise.resolve() };
-    return exec.feed.subscribe(sink, { paces: false, attaches: false });
+    return exec.feed.subscribe(sink, { paces: false, attaches: true });
   }
 
   /**
