@@ -30,8 +30,9 @@ export const RUN_SETTINGS = [
     aliases: ["MAX_SESSIONS"],
     default: "100",
     doc: "Concurrent sessions (WebSocket and MCP HTTP); one more is refused with -32003 and " +
-      "close 1008, except that an MCP HTTP initialize takes the place of its own principal's " +
-      "session idle for 60 s or more (clients that never DELETE theirs)",
+      "close 1008, except that an MCP HTTP initialize takes the place of an MCP HTTP session " +
+      "idle for 60 s or more: its own principal's, or else one of the principal holding the " +
+      "most sessions (clients that never DELETE theirs)",
     kind: { type: "int", min: 1, max: 100_000 },
   },
   {

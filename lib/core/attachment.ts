@@ -8,12 +8,17 @@
  * The replay reads the run's output log, never copies of the live events,
  * so a replay costs no memory beyond the page it is sending; while it
  * catches up, live output events are left to the log and read from there.
+ * An attachment never holds the run back: it sends only while its client
+ * keeps up (each batch waits for the client's `ready()`), and a client that
+ * falls behind while live (its sink is `busy()`) goes back to reading the
+ * log, at its own pace, with a `gap` if the log let go of what it missed.
  *
  * @module
  */
 import type { Execution } from "./execution.ts";
 import { decoder } from "./framed_chunk.ts";
 import type { Sink } from "./sink.ts";
+import { utf8NextStart } from "../utf8.ts";
 import type { RetainedChunk } from "../output/output_log.ts";
 import type { ExecutionEvent, OutputChunk } from "../types.ts";
 
@@ -36,6 +41,12 @@ function replayed(exec: Execution, chunk: RetainedChunk, from: number): OutputCh
       return data ??= decoder.decode(exec.output.read(start, end));
     },
   };
+}
+
+/** Options of {@linkcode Attachment}. */
+export interface AttachOptions {
+  /** Also send the run's `started` (the attachment of the client that starts the run). */
+  withStart?: boolean;
 }
 
 /**
@@ -62,6 +73,7 @@ function replayed(exec: Execution, chunk: RetainedChunk, from: number): OutputCh
  * const attachment = new Attachment(exec, {
  *   emit: (e) => void events.push(e), ready: () => Promise.resolve() });
  * await attachment.start();
+ * await attachment.ended;
  * assert.deepEqual(events.map((e) => e.type), ["output", "completed"]);
  * assert.equal(events[0]!.type === "output" && events[0]!.chunk.data, "hi\n");
  * ```
@@ -69,43 +81,55 @@ function replayed(exec: Execution, chunk: RetainedChunk, from: number): OutputCh
 export class Attachment {
   /** The run attached to. */
   readonly exec: Execution;
-  #replayed: Promise<void> | null = null;
+  /** Resolves once the attachment has ended: the run's end was sent, or it was detached. */
+  readonly ended: Promise<void>;
+  readonly #endedResolve: () => void;
   readonly #sink: Sink;
+  readonly #withStart: boolean;
   /** The offset of the next byte the client gets. */
   #cursor: number;
   /** Live events go straight to the client (the replay has caught up). */
   #live = false;
+  #started = false;
   #closed = false;
+  /** The replay loop is running. */
+  #pumping = false;
+  /** Resolves when the first replay has caught up with the run. */
+  #caughtUp: Promise<void> | null = null;
   readonly #unsubscribe: () => void;
-  /** What the feed gets: live events, filtered while the replay catches up. */
-  readonly #feedSink: Sink;
 
   /**
    * Attaches `sink` to `exec` from byte offset `from` (default: the oldest
-   * retained). Events flow once {@linkcode start} is called (after the
-   * client has the reply that names the offsets); until then live output
-   * waits in the run's log.
+   * retained; an offset inside a character moves to the next character, so
+   * text is never decoded from the middle of one). Events flow once
+   * {@linkcode start} is called (after the client has the reply that names
+   * the offsets); until then live output waits in the run's log.
    */
-  constructor(exec: Execution, sink: Sink, from?: number) {
+  constructor(exec: Execution, sink: Sink, from?: number, options: AttachOptions = {}) {
     this.exec = exec;
     this.#sink = sink;
-    this.#cursor = Math.min(from ?? exec.output.first, exec.output.next);
-    this.#feedSink = {
+    this.#withStart = options.withStart === true;
+    const log = exec.output;
+    let cursor = Math.min(from ?? log.first, log.next);
+    if (cursor > log.first) {
+      cursor = utf8NextStart((i) => log.byteAt(i), cursor, Math.min(cursor + 4, log.next));
+    }
+    this.#cursor = cursor;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.ended = promise;
+    this.#endedResolve = resolve;
+    const feedSink: Sink = {
       emit: (event) => this.#onLive(event),
-      ready: () => sink.ready(),
+      ready: () => Promise.resolve(),
       gone: () => this.#closed || (sink.gone?.() ?? false),
     };
-    this.#unsubscribe = exec.feed.subscribe(this.#feedSink);
+    // It paces nothing: it keeps up or reads the log.
+    this.#unsubscribe = exec.feed.subscribe(feedSink, { paces: false });
   }
 
-  /** The offset the replay starts from. */
+  /** The offset the replay starts from (after moving to a character's start). */
   get from(): number {
     return this.#cursor;
-  }
-
-  /** Starts the replay; resolves once it has caught up with the run (or ended). Idempotent. */
-  start(): Promise<void> {
-    return this.#replayed ??= this.#replay();
   }
 
   /** Whether it has ended (detached, or the run's end was sent: it then holds nothing). */
@@ -113,10 +137,18 @@ export class Attachment {
     return this.#closed;
   }
 
+  /** Starts the replay; resolves once it has caught up with the run (or ended). Idempotent. */
+  start(): Promise<void> {
+    this.#started = true;
+    return this.#caughtUp ??= this.#pump();
+  }
+
   /** Stops sending; the run goes on. Idempotent. */
   detach(): void {
+    if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe();
+    this.#endedResolve();
   }
 
   #send(event: ExecutionEvent): void {
@@ -124,22 +156,25 @@ export class Attachment {
   }
 
   #onLive(event: ExecutionEvent): void {
-    if (this.#closed || this.#replayed === null) {
-      // Before the start only events the log does not keep are lost: none matter yet.
-      if (this.#closed || event.type === "output" || event.type === "completed") return;
-    }
+    if (this.#closed) return;
     switch (event.type) {
       case "output": {
         // Until the replay has caught up, the log has this chunk: it is read from there.
         if (!this.#live) return;
         const c = event.chunk;
-        if (c.seq + c.bytes <= this.#cursor) return;
+        if (c.seq !== this.#cursor || this.#sink.busy?.()) {
+          // Behind: the rest comes from the log, as fast as the client takes it.
+          this.#live = false;
+          void this.#pump();
+          return;
+        }
         this.#cursor = c.seq + c.bytes;
         this.#send(event);
         return;
       }
       case "started":
-        // Sent before anyone could attach, or else replayed from the log as output.
+        // Before anyone could attach, unless this attachment starts the run.
+        if (this.#withStart) this.#send(event);
         return;
       case "completed":
         // After the replay's last byte: the replay sends it once caught up.
@@ -148,14 +183,28 @@ export class Attachment {
         this.detach();
         return;
       default:
-        this.#send(event);
+        if (this.#started) this.#send(event);
     }
   }
 
-  async #replay(): Promise<void> {
+  /** Sends from the log until caught up, a batch at a time, each once the client is ready. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      await this.#catchUp();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async #catchUp(): Promise<void> {
     const exec = this.exec;
     const log = exec.output;
     while (!this.#closed) {
+      // First the client: a client that does not read gets nothing more queued.
+      await this.#sink.ready();
+      if (this.#closed) return;
       if (this.#sink.gone?.()) {
         this.detach();
         return;
@@ -184,12 +233,11 @@ export class Attachment {
       }
       let sent = 0;
       for (const chunk of log.chunksFrom(this.#cursor)) {
-        const event: ExecutionEvent = {
+        this.#send({
           type: "output",
           executionId: exec.id,
           chunk: replayed(exec, chunk, this.#cursor),
-        };
-        this.#send(event);
+        });
         this.#cursor = chunk.seq + chunk.bytes;
         sent += chunk.bytes;
         if (sent >= REPLAY_BATCH_BYTES) break;
@@ -199,9 +247,7 @@ export class Attachment {
         const next = log.next;
         this.#send({ type: "gap", executionId: exec.id, from: this.#cursor, to: next });
         this.#cursor = next;
-        continue;
       }
-      await this.#sink.ready();
     }
   }
 }

@@ -133,7 +133,7 @@ export class Execution {
         if (this.active) void this.cancel("abandoned");
       },
     });
-    this.feed.subscribe(options.sink);
+    if (options.sink !== undefined) this.feed.subscribe(options.sink);
     this.#limits = options.limits;
     this.#metrics = options.metrics;
     this.#receivedAt = options.receivedAt;

@@ -28,8 +28,8 @@ export interface ExecutionOptions {
   /** Who started it (lib/security/principal.ts): only it, or an admin, may see or control it. Default `local`. */
   principal?: string;
   spec: ExecSpec;
-  /** Where its events go first (the starting client); more may subscribe to `feed`. */
-  sink: Sink;
+  /** Where its events go first (the starting client); more may subscribe to `feed`. Absent: no one yet. */
+  sink?: Sink | undefined;
   /** The run survives its consumers (see lib/core/run_feed.ts); default false. */
   detached?: boolean;
   limits: ExecutionLimits;

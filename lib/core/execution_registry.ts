@@ -60,6 +60,8 @@ export interface RegistryOptions {
  */
 export class ExecutionRegistry {
   readonly #all = new Map<string, Execution>();
+  /** Detached runs being started, by principal. */
+  readonly #startingDetached = new Map<string, number>();
   /** Finished ids in the order they finished, with when and the output bytes they keep. */
   readonly #finished: { id: string; at: number; bytes: number }[] = [];
   /** Output bytes kept by the finished runs, all together. */
@@ -116,13 +118,31 @@ export class ExecutionRegistry {
     return { running, unattached };
   }
 
-  /** Detached executions of `principal` not yet ended. */
+  /** Detached executions of `principal` not yet ended, and those being started ({@linkcode holdDetached}). */
   runningDetached(principal: string): number {
-    let n = 0;
+    let n = this.#startingDetached.get(principal) ?? 0;
     for (const e of this.#all.values()) {
       if (e.active && e.detached && e.principal === principal) n++;
     }
     return n;
+  }
+
+  /**
+   * Counts a detached run of `principal` as running while it is being
+   * started (its hooks may take a while), so concurrent starts in any
+   * session cannot overshoot a limit; call the returned release once it has
+   * been spawned or has failed.
+   */
+  holdDetached(principal: string): () => void {
+    this.#startingDetached.set(principal, (this.#startingDetached.get(principal) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const n = (this.#startingDetached.get(principal) ?? 1) - 1;
+      if (n > 0) this.#startingDetached.set(principal, n);
+      else this.#startingDetached.delete(principal);
+    };
   }
 
   /** Executions not yet ended. */

@@ -3,8 +3,11 @@
  * (the connection that started it, connections attached to it later, MCP
  * calls waiting on it), so a run can outlive the connection that started
  * it. The feed is the run's {@linkcode Sink}: it fans events out, paces the
- * child by its pacing consumers, and keeps the detach clock of a detached
- * run (ended after `detach-timeout` with no one attached or reading it).
+ * child by its pacing consumers (a run that is not detached: the classic
+ * back-pressure from the client's socket to the child's pipe; a detached
+ * run is paced by no one, its followers read its log when they lag), and
+ * keeps the detach clock of a detached run (ended after `detach-timeout`
+ * with no one attached or reading it).
  *
  * @module
  */
@@ -140,6 +143,8 @@ export class RunFeed implements Sink {
   }
 
   ready(): Promise<void> {
+    // A detached run is held back by no one: followers that lag read its log.
+    if (this.#options.detached) return RESOLVED;
     let one: Promise<void> | null = null;
     let all: Promise<void>[] | null = null;
     for (const [sink, o] of this.#subs) {

@@ -43,4 +43,12 @@ export interface Sink {
    * being ended). Absent: never gone.
    */
   gone?(): boolean;
+  /**
+   * Whether the consumer is behind now (a socket queue above its high-water
+   * mark). A sink that can say so follows a detached run through an
+   * attachment (lib/core/attachment.ts), which reads from the run's log when
+   * the consumer lags, so no consumer holds a detached run back. Absent: it
+   * never lags.
+   */
+  busy?(): boolean;
 }

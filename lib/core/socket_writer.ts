@@ -67,6 +67,11 @@ export class SocketWriter {
     return this.#closed || this.#socket.readyState !== OPEN;
   }
 
+  /** Whether more than the high-water mark is queued: a producer that need not wait should fall back. */
+  get busy(): boolean {
+    return !this.closed && this.#socket.bufferedAmount > this.#high;
+  }
+
   /** Bytes queued on the socket now. */
   get queued(): number {
     return this.#socket.bufferedAmount;

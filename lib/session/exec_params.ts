@@ -70,10 +70,13 @@ const SignalName = z.string().trim().transform((s) => s.toUpperCase().replace(/^
   z.enum(CLIENT_SIGNALS, { error: `one of ${CLIENT_SIGNALS.join(", ")}` }),
 );
 
+/** An execution id as clients send it (ours are UUIDs; anything longer is not one). */
+const ExecutionIdParam = z.string().min(1).max(128);
+
 /** Params of `control`. */
 export const ControlParams = z.looseObject({
   type: z.enum(["PAUSE", "RESUME", "CANCEL", "INTERRUPT", "SIGNAL"]),
-  execution_id: z.string().optional(),
+  execution_id: ExecutionIdParam.optional(),
   signal: SignalName.optional().describe(
     `For SIGNAL: the signal to send the whole group, one of ${CLIENT_SIGNALS.join(", ")}.`,
   ),
@@ -106,13 +109,14 @@ export function controlSignal(p: ControlParams): ClientSignal | null {
 
 /** Params of `attach`. */
 export const AttachParams = z.looseObject({
-  execution_id: z.string().min(1),
+  execution_id: ExecutionIdParam,
   from_seq: z.number().int().min(0).optional(),
 });
 
 /** Params of `list`. */
 export const ListParams = z.looseObject({
   state: z.enum(["running", "ended", "all"]).default("all"),
+  limit: z.number().int().min(1).max(1000).default(100),
 });
 
 /** Validated `control` params. */

@@ -129,8 +129,11 @@ export class Session {
   readonly principal: Principal;
   readonly #deps: SessionDeps;
   readonly #closeConnection: CloseConnection;
-  /** Executions this session started, not yet ended, in start order, with the sink of each. */
-  readonly #active = new Map<Execution, Sink>();
+  /**
+   * Executions this session started, not yet ended, in start order, with the
+   * sink subscribed to each (null: it follows the run through an attachment).
+   */
+  readonly #active = new Map<Execution, Sink | null>();
   /** Runs this session attached to (`attach`), by execution id. */
   readonly #attachments = new Map<string, Attachment>();
   /** Requests being handled now (an MCP call waiting on a run): the session is not idle. */
@@ -268,7 +271,7 @@ export class Session {
   /** @throws {BusyError} when the principal has `max-detached-per-principal` detached runs running. */
   #checkDetachedCapacity(): void {
     const max = this.#deps.config.maxDetachedPerPrincipal;
-    if (this.#deps.registry.runningDetached(this.principal.id) + this.#starting < max) return;
+    if (this.#deps.registry.runningDetached(this.principal.id) < max) return;
     throw new BusyError(
       `${max} detached executions of this API key are running, the limit ` +
         "(max-detached-per-principal): wait for one to end or cancel one",
@@ -294,6 +297,10 @@ export class Session {
     // Reserved before any await, so concurrent starts cannot overshoot the limit.
     if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
     if (options.detached === true) this.#checkDetachedCapacity();
+    // Held before any await, in every session of the principal alike.
+    const release = options.detached === true
+      ? this.#deps.registry.holdDetached(this.principal.id)
+      : () => {};
     const id = options.id ?? crypto.randomUUID();
     this.#starting++;
     let exec: Execution;
@@ -301,13 +308,16 @@ export class Session {
     try {
       pre = await this.#preExecute(id, spec, sink);
       if (this.#closed) throw new NoProcessError("Session is closed");
+      // A detached run's client follows it through an attachment when it can
+      // fall behind (a socket): then it reads the log instead of holding the run back.
+      const follows = options.detached === true && sink.busy !== undefined;
       exec = this.#deps.registry.spawn({
         ...options,
         id,
         sessionId: this.id,
         principal: this.principal.id,
         spec,
-        sink,
+        sink: follows ? undefined : sink,
         limits: executionLimits(this.#deps.config),
         metrics: this.#deps.metrics,
       });
@@ -324,10 +334,18 @@ export class Session {
       throw err;
     } finally {
       this.#starting--;
+      release();
     }
     // Sent to the client already, before the run existed.
     for (const outcome of pre) exec.recordHook(outcome, false);
-    this.#active.set(exec, sink);
+    if (exec.feed.has(sink)) {
+      this.#active.set(exec, sink);
+    } else {
+      const attachment = new Attachment(exec, sink, 0, { withStart: true });
+      this.#attachments.set(exec.id, attachment);
+      void attachment.start();
+      this.#active.set(exec, null);
+    }
     // The principal's name, never its key.
     const ids = { session: this.id, principal: this.principal.id, exec: exec.id, pid: exec.pid };
     // The command, never its env (values may be secrets).
@@ -410,10 +428,19 @@ export class Session {
     if (this.#closed) throw new NoProcessError("Session is closed");
     const exec = this.get(executionId);
     if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
+    if (from !== undefined && from > exec.output.next) {
+      throw new InvalidParamsError("Invalid params", {
+        data: {
+          field: "from_seq",
+          reason: `past the run's output: next_seq is ${exec.output.next}`,
+          next_seq: exec.output.next,
+        },
+      });
+    }
     this.#attachments.get(executionId)?.detach();
     // The run's starting sink, if it is this session's, would send everything twice.
     const own = this.#active.get(exec);
-    if (own !== undefined) exec.feed.unsubscribe(own);
+    if (own !== undefined && own !== null) exec.feed.unsubscribe(own);
     const attachment = new Attachment(exec, sink, from);
     this.#attachments.set(executionId, attachment);
     return attachment;
@@ -422,7 +449,7 @@ export class Session {
   /** Whether this session gets `exec`'s events (it started it, or attached to it). */
   watches(exec: Execution): boolean {
     const own = this.#active.get(exec);
-    return (own !== undefined && exec.feed.has(own)) ||
+    return (own !== undefined && own !== null && exec.feed.has(own)) ||
       this.#attachments.get(exec.id)?.closed === false;
   }
 
@@ -461,15 +488,27 @@ export class Session {
     close?: { code: number; reason: string },
   ): Promise<void> {
     this.#closed = true;
-    for (const attachment of this.#attachments.values()) attachment.detach();
+    const attachments = [...this.#attachments.values()];
     this.#attachments.clear();
     const ending: Execution[] = [];
     for (const [exec, sink] of this.#active) {
       // A detached run goes on without us (shutdown ends every run through the registry).
-      if (exec.detached && reason === "disconnect") exec.feed.unsubscribe(sink);
-      else ending.push(exec);
+      if (exec.detached && reason === "disconnect") {
+        if (sink !== null) exec.feed.unsubscribe(sink);
+      } else {
+        ending.push(exec);
+      }
     }
-    await Promise.all(ending.map((e) => e.cancel(reason)));
+    if (reason === "shutdown") {
+      // Every run is being ended: clients attached to one still get its end.
+      await Promise.all([
+        ...ending.map((e) => e.cancel(reason)),
+        ...attachments.map((a) => a.ended),
+      ]);
+    } else {
+      for (const attachment of attachments) attachment.detach();
+      await Promise.all(ending.map((e) => e.cancel(reason)));
+    }
     if (close) this.#closeConnection(close.code, close.reason);
   }
 

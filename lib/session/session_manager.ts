@@ -124,19 +124,42 @@ export class SessionManager {
       (perPrincipal > 0 && this.#count(principal) >= perPrincipal);
   }
 
-  /** Ends `principal`'s longest-idle reclaimable session, if one has been idle long enough. */
+  /**
+   * Ends a reclaimable session idle long enough to make room for one of
+   * `principal`: its own longest-idle one, or else (when the server-wide
+   * limit is what is full) the longest-idle one of the principal holding the
+   * most sessions, if that is more than `principal` holds, so that no tenant
+   * can keep the others out by never ending its sessions.
+   */
   #reclaim(principal: Principal, now = performance.now()): boolean {
-    let oldest: Session | undefined;
-    for (const s of this.#sessions.values()) {
-      if (!s.reclaimable || s.inFlight || s.principal.id !== principal.id) continue;
-      if (s.idleMs(now) < (this.#options.reclaimIdleMs ?? RECLAIM_IDLE_MS)) continue;
-      if (oldest === undefined || s.idleMs(now) > oldest.idleMs(now)) oldest = s;
+    const minIdle = this.#options.reclaimIdleMs ?? RECLAIM_IDLE_MS;
+    const idle = [...this.#sessions.values()].filter((s) =>
+      s.reclaimable && !s.inFlight && s.idleMs(now) >= minIdle
+    );
+    const longest = (of: Session[]) =>
+      of.reduce<Session | undefined>(
+        (a, s) => a === undefined || s.idleMs(now) > a.idleMs(now) ? s : a,
+        undefined,
+      );
+    let victim = longest(idle.filter((s) => s.principal.id === principal.id));
+    if (victim === undefined && this.#sessions.size >= this.#options.maxSessions) {
+      const counts = new Map<string, number>();
+      for (const s of this.#sessions.values()) {
+        counts.set(s.principal.id, (counts.get(s.principal.id) ?? 0) + 1);
+      }
+      const mine = counts.get(principal.id) ?? 0;
+      let hog: string | undefined;
+      for (const s of idle) {
+        const n = counts.get(s.principal.id)!;
+        if (n > mine + 1 && (hog === undefined || n > counts.get(hog)!)) hog = s.principal.id;
+      }
+      if (hog !== undefined) victim = longest(idle.filter((s) => s.principal.id === hog));
     }
-    if (oldest === undefined) return false;
-    this.#sessions.delete(oldest.id);
+    if (victim === undefined) return false;
+    this.#sessions.delete(victim.id);
     this.#deps.metrics.sessionsReclaimed++;
-    oldest.closeConnection(1000, "Session replaced by a newer one");
-    void oldest.end("disconnect");
+    victim.closeConnection(1000, "Session replaced by a newer one");
+    void victim.end("disconnect");
     return !this.#full(principal);
   }
 

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { eventually, type Msg, TestClient, withServer } from "../_helpers.ts";
+import { eventually, type Msg, TestClient, testServer, withServer } from "../_helpers.ts";
 import { RawWebSocket } from "../_raw_ws.ts";
 import type { ServerHandle } from "../../main.ts";
 
@@ -314,4 +314,105 @@ Deno.test("max-detached-per-principal bounds a principal's detached runs over al
     await c.request("control", { type: "CANCEL", execution_id: ids[1] });
     await c.close();
   });
+});
+
+Deno.test("a client that never reads cannot pile up replays or list replies in the server", async () => {
+  await withServer({}, async (server) => {
+    const a = await TestClient.open(server);
+    const run = await a.run({ command: "seq 1 600000", detach: true }, 30_000);
+    const raw = await RawWebSocket.connect(server.wsUrl);
+    for (let i = 0; i < 200; i++) {
+      await raw.sendText(JSON.stringify({
+        jsonrpc: "2.0",
+        id: i,
+        method: i % 2 === 0 ? "attach" : "list",
+        params: i % 2 === 0 ? { execution_id: run.result.execution_id, from_seq: 0 } : {},
+      }));
+    }
+    // The server goes on serving others meanwhile; what it queues for the reader stays bounded.
+    let peak = 0;
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual((await a.request("ping")).result, {});
+      const h = await (await fetch(`${server.httpUrl}/health`)).json();
+      peak = Math.max(peak, h.queued_bytes);
+    }
+    // Unbounded, 100 replays of 4.5 MB would queue 450 MB.
+    assert.ok(peak < 8 * 1024 * 1024, `queued ${peak} bytes`);
+    raw.close();
+    await a.close();
+  });
+});
+
+Deno.test("list entries carry a bounded command, newest `limit` of them, and the total", async () => {
+  await withServer({}, async (server) => {
+    const c = await TestClient.open(server);
+    const long = `true ${"x".repeat(5000)}`;
+    for (let i = 0; i < 3; i++) await c.run({ command: long, detach: true });
+    const r = (await c.request("list", { limit: 2 })).result;
+    assert.equal(r.total, 3);
+    assert.equal(r.executions.length, 2);
+    for (const e of r.executions) assert.ok(e.command.length <= 1001, `${e.command.length}`);
+    await c.close();
+  });
+});
+
+Deno.test("max-detached-per-principal holds against starts from many connections at once", async () => {
+  await withServer({ "max-detached-per-principal": "3", "kill-grace": "0.5" }, async (server) => {
+    const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(server)));
+    const replies = await Promise.all(
+      clients.map((c) => c.request("execute", { args: ["sleep", "1000"], detach: true })),
+    );
+    const accepted = replies.filter((r) => r.result !== undefined);
+    assert.equal(accepted.length, 3);
+    for (const r of replies) if (r.error) assert.match(r.error.message, /max-detached/);
+    for (const r of accepted) {
+      await clients[0]!.request("control", { type: "CANCEL", execution_id: r.result.execution_id });
+    }
+    await Promise.all(accepted.map((r) => server.registry.get(r.result.execution_id)!.done));
+    for (const c of clients) await c.close();
+  });
+});
+
+Deno.test("offsets count the child's bytes: `bytes` on each message, attach inside a character starts at the next", async () => {
+  await withServer({}, async (server) => {
+    const c = await TestClient.open(server);
+    const bad = await c.run({ command: "printf 'ab\\377\\376cd\\n'; printf 'step 1 é€\\n' >&2" });
+    const outs = bad.events.filter((e) => e.method === "process.output");
+    const first = outs[0]!.params;
+    assert.equal(first.data, "ab\ufffd\ufffdcd\n");
+    assert.equal(first.bytes, 7, "the child wrote 7 bytes, whatever the text's length");
+    assert.equal(outs[1]!.params.seq, first.seq + first.bytes);
+    // "step 1 é€\n" starts at 7: é is bytes 14-15, € 16-18.
+    const mid = await c.request("attach", { execution_id: bad.result.execution_id, from_seq: 15 });
+    assert.equal(mid.result.from_seq, 16);
+    const m = await c.event("output", bad.result.execution_id);
+    assert.equal(m.params.seq, 16);
+    assert.equal(m.params.data, "€\n");
+    await c.event("completed", bad.result.execution_id);
+    const past = await c.request("attach", { execution_id: bad.result.execution_id, from_seq: 99 });
+    assert.equal(past.error.code, -32602);
+    assert.equal(past.error.data.field, "from_seq");
+    assert.equal(past.error.data.next_seq, 20);
+    await c.close();
+  });
+});
+
+Deno.test("at shutdown a client attached to a detached run still gets its process.completed", async () => {
+  const server = await testServer({ "kill-grace": "0.5" });
+  try {
+    const a = await TestClient.open(server);
+    const r = await a.request("execute", { args: ["sleep", "1000"], detach: true });
+    const id = r.result.execution_id;
+    await a.close();
+    const b = await TestClient.open(server);
+    await b.request("attach", { execution_id: id });
+    const stopping = server.shutdown();
+    const done = await b.event("completed", id);
+    assert.equal(done.params.status, "canceled");
+    assert.match(done.params.error, /shutting down/);
+    await stopping;
+    await b.closed;
+  } finally {
+    await server.shutdown();
+  }
 });

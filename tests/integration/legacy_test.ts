@@ -48,6 +48,7 @@ Deno.test("execute streams stdout and stderr and ends with one process.completed
     assert.equal(typeof run.completed.execution_time, "number");
     const output = run.events.find((e) => e.method === "process.output");
     assert.deepEqual(Object.keys(output.params).sort(), [
+      "bytes",
       "chunk_index",
       "data",
       "execution_id",

@@ -225,5 +225,37 @@ Deno.test("at the session limit a new MCP HTTP session takes the place of its pr
   assert.ok(manager.get(theirs.id) && manager.get(legacy.id) && manager.get(fresh.id));
   // A legacy session is never reclaimed for one, whatever its principal.
   assert.throws(() => manager.open(() => {}, bob, { reclaim: false }), { code: -32003 });
-  for (const s of [theirs, legacy, fresh]) await manager.remove(s);
+  // bob's newcomer takes bob's own idle session, not local's (local holds only one more than bob).
+  const bobs = manager.open(() => {}, bob, { reclaim: true });
+  bobs.reclaimable = true;
+  assert.deepEqual(closed, ["busy", "bob's"]);
+  // carol holds none and local two: local's idle one makes room for her.
+  const carol = manager.open(() => {}, { id: "carol", admin: false }, { reclaim: true });
+  assert.deepEqual(closed, ["busy", "bob's", "new"]);
+  // Now each holds one: nobody's session is taken for a fourth principal.
+  assert.throws(() => manager.open(() => {}, { id: "dave", admin: false }, { reclaim: true }), {
+    code: -32003,
+  });
+  for (const s of [bobs, legacy, carol]) await manager.remove(s);
+});
+
+Deno.test("a tenant that fills every session with idle MCP HTTP ones cannot keep another out", async () => {
+  const { manager } = makeSessionManager({
+    maxSessions: 4,
+    sessionTimeoutMs: 60_000,
+    reclaimIdleMs: 0,
+  });
+  const closed: string[] = [];
+  const hog = { id: "hog", admin: false };
+  const sessions = [0, 1, 2, 3].map((i) => {
+    const s = manager.open(() => void closed.push(`hog${i}`), hog, { reclaim: true });
+    s.reclaimable = true;
+    return s;
+  });
+  const bob = manager.open(() => void closed.push("bob"), { id: "bob", admin: false }, {
+    reclaim: true,
+  });
+  assert.deepEqual(closed.length, 1, "one of the hog's idle sessions made room");
+  assert.ok(manager.get(bob.id));
+  for (const s of [...sessions, bob]) await manager.remove(s);
 });

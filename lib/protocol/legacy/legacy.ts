@@ -19,6 +19,7 @@ import {
   parseParams,
 } from "../../session/exec_params.ts";
 import { logger } from "../../log.ts";
+import { truncateText } from "../../output/text_truncate.ts";
 import type { Session, SessionServices } from "../../session/session.ts";
 import type { Execution } from "../../core/execution.ts";
 import type { Sink } from "../../core/sink.ts";
@@ -55,6 +56,12 @@ type Handler = (
 
 const log = logger("legacy");
 
+/** Methods whose reply may be large or whose effect is a stream of messages. */
+const HEAVY = new Set(["attach", "list", "history", "estimate", "hook_status"]);
+
+/** Longest command text in a `list` entry, in characters (cut on a code point boundary). */
+const LIST_COMMAND_CHARS = 1000;
+
 /**
  * Encodes one execution event as its `process.*` notification.
  *
@@ -89,6 +96,8 @@ export function encodeEvent(event: ExecutionEvent): string {
         total_chunks: c.totalChunks,
         execution_id: executionId,
         seq: c.seq,
+        // Bytes the child wrote: `data`'s length differs where invalid UTF-8 became U+FFFD.
+        bytes: c.bytes,
       });
     }
     case "paused":
@@ -160,7 +169,7 @@ export function listEntry(exec: Execution): Record<string, unknown> {
   const x = exec.exit;
   return {
     execution_id: exec.id,
-    command: exec.spec.display,
+    command: truncateText(exec.spec.display, LIST_COMMAND_CHARS),
     state: exec.active ? "running" : "ended",
     status: exec.state,
     pid: exec.pid,
@@ -205,6 +214,7 @@ export class LegacyProtocol {
       emit: (event) => writer.send(() => encodeEvent(event)),
       ready: () => writer.ready(),
       gone: () => writer.closed,
+      busy: () => writer.busy,
     };
     this.#handlers = {
       execute: (p, t) => this.#execute(p, t),
@@ -264,6 +274,9 @@ export class LegacyProtocol {
       if (handler === undefined) {
         throw new ExecutorError(ErrorCode.MethodNotFound, `Unknown method: ${msg.method}`);
       }
+      // A reply that may be large waits until the client takes what is queued:
+      // a client that never reads cannot pile them up in the server.
+      if (HEAVY.has(msg.method)) await this.#writer.ready();
       const pending = handler(msg.params, receivedAt);
       const handled = pending instanceof Promise ? await pending : pending;
       if (handled === null) return;
@@ -305,6 +318,8 @@ export class LegacyProtocol {
         status: "attached",
         execution_id: exec.id,
         state: exec.active ? "running" : "ended",
+        run_status: exec.state,
+        from_seq: attachment.from,
         next_seq: exec.output.next,
         oldest_seq: exec.output.first,
       },
@@ -312,13 +327,13 @@ export class LegacyProtocol {
     };
   }
 
-  /** `list`: the principal's executions (an admin's: all), oldest first. */
+  /** `list`: the principal's newest `limit` executions (an admin's: anyone's), oldest first. */
   #list(params: unknown): Handled {
     const p = parseParams(ListParams, params);
-    const executions = this.#session.executions()
-      .filter((e) => p.state === "all" || (p.state === "running") === e.active)
-      .map(listEntry);
-    return { result: { executions } };
+    const all = this.#session.executions()
+      .filter((e) => p.state === "all" || (p.state === "running") === e.active);
+    const executions = all.slice(-p.limit).map(listEntry);
+    return { result: { executions, total: all.length } };
   }
 
   #control(params: unknown): Handled {

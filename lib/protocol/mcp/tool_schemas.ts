@@ -21,7 +21,7 @@ export const DEFAULT_SEND_WAIT_S = 1;
 export const MAX_SEND_WAIT_S = 30;
 
 const WaitSeconds = z.number().min(0).finite();
-const ExecutionId = z.string().min(1).describe(
+const ExecutionId = z.string().min(1).max(128).describe(
   "The `execution_id` returned by `execute` or `start`.",
 );
 

@@ -210,7 +210,8 @@ export class McpTools {
     try {
       return await this.#session.execute(params, this.#watchers.sink);
     } catch (err) {
-      if (err instanceof BusyError) {
+      // The session's own limit; the principal's (max-detached-per-principal) says itself.
+      if (err instanceof BusyError && this.#session.runningCount >= this.#session.maxExecutions) {
         throw new BusyError(
           `This session already runs ${this.#session.maxExecutions} executions, its limit: ` +
             "wait for one to end (read_output with wait_seconds) or cancel one (control)",
