@@ -7,6 +7,8 @@
 /** Bytes read from a pipe at once. */
 export const READ_BYTES = 64 * 1024;
 
+const EMPTY = new ArrayBuffer(0);
+
 /**
  * Reads a pipe into one buffer that every read reuses (a BYOB reader), so
  * streaming output allocates nothing per read: a fresh 64 KiB buffer per
@@ -45,8 +47,13 @@ export class PipeReader {
     return (this.#byob ?? this.#plain!).cancel();
   }
 
-  /** Lets go of the stream. */
+  /**
+   * Lets go of the stream, and of the buffer: a finished run's pipes stay
+   * reachable for as long as its record, and a hundred of them would
+   * otherwise hold 64 KiB per pipe each outside the JS heap.
+   */
   releaseLock(): void {
+    this.#buffer = EMPTY;
     (this.#byob ?? this.#plain!).releaseLock();
   }
 }
