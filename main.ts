@@ -22,7 +22,7 @@ import { Metrics } from "./lib/ops/metrics.ts";
 import { SpillStore } from "./lib/output/spill.ts";
 import { ResourceMonitor } from "./lib/ops/monitor.ts";
 import { Containment, killCgroup } from "./lib/process/cgroup.ts";
-import { McpHttpEndpoint } from "./lib/protocol/mcp/mcp_http.ts";
+import { LazyMcpHttpEndpoint } from "./lib/protocol/mcp/lazy.ts";
 import { checkExposure, loadKeyring, reloadKeyring } from "./lib/security/access.ts";
 import { ApiKeyring } from "./lib/security/auth.ts";
 import { HostCheck, parseAllowedHosts } from "./lib/security/host_check.ts";
@@ -242,7 +242,7 @@ export async function startServer(
     return total;
   };
 
-  const mcpHttp = new McpHttpEndpoint(sessions, config, { timeLimits, hooks });
+  const mcpHttp = new LazyMcpHttpEndpoint(sessions, config, { timeLimits, hooks });
 
   // The Host check needs the bound port: it is made once the listener is
   // bound, before any request is handled.

@@ -5,7 +5,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { McpHttpEndpoint } from "../lib/protocol/mcp/mcp_http.ts";
+import type { McpHttpHandler } from "../lib/protocol/mcp/lazy.ts";
 import type { SessionManager } from "../lib/session/session_manager.ts";
 import type { GuardEnv } from "./guard.ts";
 
@@ -13,7 +13,7 @@ import type { GuardEnv } from "./guard.ts";
 export interface McpHttpDeps {
   sessions: SessionManager;
   /** The sessions behind `/mcp`; made by the server, which the access guard asks too. */
-  endpoint: McpHttpEndpoint;
+  endpoint: McpHttpHandler;
 }
 
 /** The MCP HTTP route. */

@@ -20,8 +20,9 @@ import { SocketWriter } from "../core/socket_writer.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
 import { classifyMessage, encodeError, parseJson, toErrorObject } from "./jsonrpc.ts";
 import { type LegacyConfig, LegacyProtocol } from "./legacy/legacy.ts";
-import { type McpConfig, McpProtocol } from "./mcp/mcp.ts";
-import { McpSocketTransport } from "./mcp/socket_transport.ts";
+import { loadMcp } from "./mcp/lazy.ts";
+import type { McpConfig } from "./mcp/mcp.ts";
+import type { McpSocketTransport } from "./mcp/socket_transport.ts";
 import { exceedsUtf8 } from "../utf8.ts";
 
 /** What a connection needs from the server. */
@@ -76,6 +77,7 @@ export function attachSocket(
   let pinger: ReturnType<typeof setInterval> | undefined;
   /** Whether the protocol is settled; until the first request, legacy may turn into MCP. */
   let decided = false;
+  let closed = false;
   const close = (code: number, reason: string) => {
     try {
       socket.close(code, reason);
@@ -113,11 +115,25 @@ export function attachSocket(
     // to WebSocket ping frames (`ws-ping-timeout`).
     if (pinger !== undefined) clearInterval(pinger);
     pinger = undefined;
-    mcp = new McpSocketTransport(writer, close);
-    protocol = mcp;
-    void new McpProtocol(session, mcp, deps.config, deps.services, {
-      ready: () => writer.ready(),
-    }).start();
+    // MCP is loaded on the first MCP session (mcp/lazy.ts): what arrives
+    // meanwhile waits, in order, for the transport.
+    const waiting: Array<(p: SocketProtocol) => void> = [];
+    protocol = {
+      receive: (value) => waiting.push((p) => p.receive(value)),
+      sendError: (code, message) => waiting.push((p) => p.sendError(code, message)),
+    };
+    loadMcp().then((m) => {
+      if (closed) return;
+      mcp = new m.McpSocketTransport(writer, close);
+      protocol = mcp;
+      void new m.McpProtocol(session, mcp, deps.config, deps.services, {
+        ready: () => writer.ready(),
+      }).start();
+      for (const deliver of waiting) deliver(mcp);
+    }, (err) => {
+      log.error("MCP could not be loaded: {error}", { error: String(err) });
+      close(1011, "MCP unavailable");
+    });
   };
 
   socket.onmessage = (event: MessageEvent) => {
@@ -160,6 +176,7 @@ export function attachSocket(
   };
 
   socket.onclose = () => {
+    closed = true;
     if (pinger !== undefined) clearInterval(pinger);
     writer?.close();
     mcp?.closed();
