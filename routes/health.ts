@@ -97,6 +97,12 @@ function outputFigures(metrics: Metrics) {
   };
 }
 
+/** The service's own memory, in bytes: resident, and the JS heap and what lives outside it. */
+function processMemory(): Record<string, number> {
+  const m = Deno.memoryUsage();
+  return { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external };
+}
+
 /** The health routes. */
 export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
   const app = new Hono<GuardEnv>();
@@ -139,6 +145,7 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       active_sessions: deps.sessions.size,
       max_sessions: deps.config.maxSessions,
       uptime_seconds: (performance.now() - deps.startedAt) / 1000,
+      memory: processMemory(),
       // The service's own process (`deno task start` runs it under a launcher).
       pid: Deno.pid,
       running_executions: deps.registry.runningCount,

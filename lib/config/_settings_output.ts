@@ -98,7 +98,7 @@ export const OUTPUT_SETTINGS = [
   {
     key: "retainedOutputTotal",
     flag: "retained-output-total",
-    default: String(32 * MiB),
+    default: String(8 * MiB),
     doc: "Output bytes kept in memory by all finished executions together (the oldest move " +
       "out of memory first: to their spill, or dropped without one)",
     kind: { type: "int", min: 0, max: 4096 * MiB, unit: "bytes" },
@@ -106,7 +106,7 @@ export const OUTPUT_SETTINGS = [
   {
     key: "outputMemoryBudget",
     flag: "output-memory-budget",
-    default: String(64 * MiB),
+    default: String(32 * MiB),
     doc: "Bytes of output the server holds at once, retained by all executions and queued " +
       "on all sockets together; past it finished runs' output leaves memory (oldest first; " +
       "to its spill, or dropped without one), " +

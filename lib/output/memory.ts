@@ -25,8 +25,8 @@
 import type { LogMemory, OutputLog } from "./output_log.ts";
 import type { SpillStore } from "./spill.ts";
 
-/** Default budget: 64 MiB. */
-export const DEFAULT_OUTPUT_BUDGET = 64 * 1024 * 1024;
+/** Default budget: 32 MiB. */
+export const DEFAULT_OUTPUT_BUDGET = 32 * 1024 * 1024;
 /** Size of a page of running output. */
 export const OUTPUT_PAGE_BYTES = 16 * 1024;
 /** What a running run keeps however short the budget runs: 64 KiB. */
@@ -41,6 +41,31 @@ export const QUEUE_FLOOR = 64 * 1024;
 const POOL_BYTES = 4 * 1024 * 1024;
 /** How long a sum of the send queues is reused: they are summed at most once a millisecond. */
 const QUEUED_TTL_MS = 1;
+
+/**
+ * Frees the memory of `bytes` now, when it owns its whole buffer and nothing
+ * else refers to it (the caller's promise): a dropped page would otherwise
+ * stay allocated outside the JS heap until a full collection, and rounds of
+ * output piled up that way between collections.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { release } from "./memory.ts";
+ * const page = new Uint8Array(1024);
+ * release(page);
+ * assert.equal(page.buffer.byteLength, 0);
+ * const view = new Uint8Array(new ArrayBuffer(8), 2);
+ * release(view); // a view into a larger buffer is left alone
+ * assert.equal(view.buffer.byteLength, 8);
+ * ```
+ */
+export function release(bytes: Uint8Array): void {
+  const buffer = bytes.buffer;
+  if (!(buffer instanceof ArrayBuffer) || bytes.byteOffset !== 0) return;
+  if (bytes.length !== buffer.byteLength || buffer.byteLength === 0) return;
+  buffer.transfer(0);
+}
 
 /** Something whose queued bytes count against the budget (a socket's send queue). */
 export interface QueuedBytes {
@@ -179,6 +204,7 @@ export class OutputMemory implements LogMemory {
   give(_log: OutputLog, page: Uint8Array): void {
     this.#retained -= this.pageSize;
     if (this.pooled < POOL_BYTES && page.length === this.pageSize) this.#pool.push(page);
+    else release(page);
   }
 
   charge(_log: OutputLog, delta: number): void {

@@ -27,6 +27,7 @@
  */
 import type { StreamName } from "../types.ts";
 import { CHUNK_META_BYTES, ChunkIndex } from "./chunk_index.ts";
+import { release } from "./memory.ts";
 import type { RunSpill, SpillStore } from "./spill.ts";
 
 /** A retained chunk: where it sits in the run's output and how it was framed. */
@@ -461,7 +462,10 @@ export class OutputLog {
 
   #setSealed(sealed: Uint8Array | null): void {
     this.#memory?.charge(this, (sealed?.length ?? 0) - (this.#sealed?.length ?? 0));
+    const old = this.#sealed;
     this.#sealed = sealed;
     this.#sealedBase = this.#first;
+    // Only this log refers to its sealed buffer: free it now, not at the next full collection.
+    if (old !== null && old !== sealed) release(old);
   }
 }
