@@ -165,6 +165,11 @@ export class OutputLog {
     return this.#finished;
   }
 
+  /** Resolves once the spill has no write under way (its write buffers are then freed). */
+  settled(): Promise<void> {
+    return this.#spill?.settled() ?? Promise.resolve();
+  }
+
   /** Memory this log holds: its pages (or exact buffer), chunk metadata, the spill's write buffer. */
   get held(): number {
     return this.#pages.length * this.#pageSize + (this.#sealed?.length ?? 0) +
@@ -404,6 +409,8 @@ export class OutputLog {
       const memory = this.#memory;
       this.#spill = memory?.spill?.run(this.#name, this.#first, (d) => memory.charge(this, d)) ??
         undefined;
+      // A finished run's output moves to disk at once, not through the write queue.
+      if (this.#finished) this.#spill?.finish();
     }
     const spill = this.#spill;
     return spill === undefined || spill.discarded ? null : spill;

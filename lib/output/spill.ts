@@ -8,11 +8,17 @@
  * and flags, piece index, piece count) and the chunk's bytes, so chunks read
  * back framed exactly as they were written. A sparse index in memory (one
  * entry every {@linkcode INDEX_EVERY} bytes of file) finds the record an
- * offset falls in after reading at most that much. Writes are gathered in a
- * buffer of {@linkcode WRITE_BUFFER_BYTES} and written when it fills, when
- * the run ends and before every read. I/O is synchronous: it is a page-cache
- * copy, and an async write would leave the log's range unsettled across
- * turns of the event loop.
+ * offset falls in after reading at most that much.
+ *
+ * Writes are gathered in a buffer of {@linkcode WRITE_BUFFER_BYTES}; a full
+ * buffer joins the run's write queue, written off the main thread (one write
+ * at a time, in order, each at its own file position), so the pipe-reading
+ * path only copies bytes. At most {@linkcode WRITE_QUEUE} buffers wait: past
+ * that a buffer is written at once, synchronously, so a slow disk costs time
+ * as it did before, never memory. Every buffer a run holds is charged to the
+ * output memory budget. Readers never wait for a write: bytes still in a
+ * buffer are read from it. {@linkcode RunSpill.flush} and
+ * {@linkcode RunSpill.finish} write what is queued synchronously.
  *
  * Past its cap (`output-spill-per-run`) a run's oldest segment is deleted;
  * past the server's cap (`output-spill-total`) the oldest finished runs'
@@ -34,7 +40,9 @@ export const SEGMENT_BYTES = 8 * 1024 * 1024;
 /** File bytes between two entries of the sparse index: 64 KiB. */
 export const INDEX_EVERY = 64 * 1024;
 /** Size of a run's write buffer (larger if a record needs it), and of the shared read block: 64 KiB. */
-export const WRITE_BUFFER_BYTES = 64 * 1024;
+export const WRITE_BUFFER_BYTES = 256 * 1024;
+/** Full write buffers a run queues for writing off the main thread at most; past it, writes are synchronous. */
+export const WRITE_QUEUE = 1;
 /** Bytes of a record's header. */
 export const RECORD_HEADER_BYTES = 16;
 
@@ -60,20 +68,36 @@ export interface SpillOptions {
 /** One segment file of a run's spill. */
 interface Segment {
   path: string;
-  /** Open descriptor while it is the one written to, else -1. */
-  fd: number;
+  /** The write queue's file while it is the one written to, else null. */
+  file: Deno.FsFile | null;
+  /** Where the write queue's file is positioned. */
+  filePos: number;
+  /** Descriptor of synchronous writes (opened when one is needed), else -1. */
+  syncFd: number;
+  /** Its descriptors close once the write queue holds nothing of it. */
+  closing: boolean;
+  /** Buffers holding bytes of it that may not be in the file yet, by position. */
+  pending: Pending[];
   /** Offset of its first record's first byte. */
   first: number;
   /** Offset just past its last record. */
   end: number;
   /** File bytes written, buffered ones included. */
   size: number;
-  /** File bytes actually written (the rest is in the write buffer). */
-  flushed: number;
   /** Sparse index: [offset, file position] pairs of record starts, ascending. */
   index: number[];
   /** Deleted (its records are gone). */
   gone: boolean;
+}
+
+/** A write buffer: `len` bytes for file position `pos` of `seg`. */
+interface Pending {
+  seg: Segment;
+  pos: number;
+  buf: Uint8Array;
+  len: number;
+  /** Written synchronously already (a queued write of it may still be under way). */
+  synced: boolean;
 }
 
 /** A record found while reading: its chunk and where its bytes start in the file. */
@@ -174,9 +198,16 @@ export class RunSpill {
   #count = 0;
   #first: number;
   #next: number;
-  #buffer: Uint8Array | null = null;
-  #view: DataView | null = null;
-  #buffered = 0;
+  /** The buffer being filled (the tail segment's last entry in `pending`). */
+  #current: Pending | null = null;
+  /** Buffers handed over to be written off the main thread, in order; the first is under way. */
+  #queue: Pending[] = [];
+  #busy = false;
+  /** Buffers free for reuse. */
+  #free: Uint8Array[] = [];
+  /** Bytes of every buffer held (current, queued, free), charged to `#charge`. */
+  #held = 0;
+  #waiters: (() => void)[] = [];
   #state: "open" | "finished" | "gone" = "open";
   /** File bytes, buffered ones included. */
   #disk = 0;
@@ -215,9 +246,15 @@ export class RunSpill {
     return this.#disk;
   }
 
-  /** Memory held: the write buffer while the run writes. */
+  /** Memory held: write buffers, being filled or waiting to be written. */
   get held(): number {
-    return this.#buffer?.length ?? 0;
+    return this.#held;
+  }
+
+  /** Resolves once no write is queued or under way (its buffers are then free). */
+  settled(): Promise<void> {
+    if (!this.#busy && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
   /** Whether the run has ended ({@linkcode finish}). */
@@ -257,10 +294,19 @@ export class RunSpill {
     }
   }
 
-  /** Writes what is buffered. Never throws: on a disk error the spill is discarded. */
+  /**
+   * Writes what is buffered or queued, synchronously. Never throws: on a
+   * disk error the spill is discarded.
+   */
   flush(): void {
+    if (this.#state === "gone") return;
     try {
-      this.#flush();
+      this.#handOff(false);
+      for (const e of [...this.#queue]) {
+        if (!e.synced && !e.seg.gone) this.#writeSync(e);
+      }
+      this.#dropQueued();
+      this.#settle();
     } catch (err) {
       this.#fail(err);
     }
@@ -273,7 +319,8 @@ export class RunSpill {
   finish(): void {
     if (this.#state === "gone") return;
     this.flush();
-    this.#releaseBuffer();
+    if (this.discarded) return;
+    this.#releaseBuffers();
     const tail = this.#segments.at(-1);
     if (tail !== undefined) this.#closeFd(tail);
     if (this.#state !== "open") return;
@@ -286,7 +333,8 @@ export class RunSpill {
     if (this.#state === "gone") return;
     this.#dropAll();
     this.#state = "gone";
-    this.#releaseBuffer();
+    this.#dropQueued();
+    this.#releaseBuffers();
     this.#store._forget(this);
     this.#removeDir();
   }
@@ -295,7 +343,7 @@ export class RunSpill {
   dropOldest(): void {
     const seg = this.#segments.shift();
     if (seg === undefined) return;
-    if (this.#segments.length === 0) this.#buffered = 0;
+    if (this.#segments.length === 0) this.#dropCurrent();
     this.#remove(seg);
     this.#first = this.#segments[0]?.first ?? this.#next;
   }
@@ -323,7 +371,6 @@ export class RunSpill {
    */
   *chunksBackward(): Generator<RetainedChunk> {
     try {
-      this.#prepareRead();
       for (let s = this.#segments.length - 1; s >= 0; s--) {
         const seg = this.#segments[s]!;
         for (let i = seg.index.length - 2; i >= 0; i -= 2) {
@@ -392,7 +439,6 @@ export class RunSpill {
 
   /** Records from the one `offset` falls in (or the oldest) to the newest. */
   *#records(offset: number): Generator<Found> {
-    this.#prepareRead();
     if (offset >= this.#next) return;
     const target = Math.max(offset, this.#first);
     let s = 0;
@@ -426,7 +472,6 @@ export class RunSpill {
   *#walk(seg: Segment, pos: number, seq: number, stop: number): Generator<Found> {
     const store = this.#store;
     while (pos < Math.min(stop, seg.size) && !seg.gone) {
-      if (pos >= seg.flushed) this.#prepareRead(); // appended while the reader waited
       const at = store._header(seg, pos);
       const h = store._view;
       const bytes = h.getUint32(at, true);
@@ -447,10 +492,6 @@ export class RunSpill {
     }
   }
 
-  #prepareRead(): void {
-    if (this.#buffered > 0) this.flush();
-  }
-
   #write(chunk: RetainedChunk, need: number, copy: (t: Uint8Array, at: number) => void): void {
     const store = this.#store;
     let seg = this.#segments.at(-1);
@@ -458,17 +499,15 @@ export class RunSpill {
     if (seg.index.length === 0 || seg.size - seg.index.at(-1)! >= store.indexEvery) {
       seg.index.push(chunk.seq, seg.size);
     }
-    if (this.#buffered + need > (this.#buffer?.length ?? 0)) this.#flush();
-    if (need > (this.#buffer?.length ?? 0)) {
-      // Room for the largest record yet (a chunk is at most `line-limit`, 160 KiB).
-      const size = Math.max(WRITE_BUFFER_BYTES, Math.ceil(need / 16384) * 16384);
-      this.#charge?.(size - (this.#buffer?.length ?? 0));
-      this.#buffer = new Uint8Array(size);
-      this.#view = new DataView(this.#buffer.buffer);
+    let cur = this.#current;
+    if (cur !== null && cur.len + need > cur.buf.length) {
+      this.#handOff(true);
+      cur = null;
     }
-    const target = this.#buffer!;
-    const at = this.#buffered;
-    const view = this.#view!;
+    if (cur === null) cur = this.#current = this.#open(seg, need);
+    const target = cur.buf;
+    const at = cur.len;
+    const view = new DataView(target.buffer, target.byteOffset, target.length);
     let flags = chunk.stream === "stderr" ? STDERR : 0;
     if (chunk.truncated) flags |= TRUNCATED;
     view.setUint32(at, chunk.bytes, true);
@@ -480,14 +519,158 @@ export class RunSpill {
     seg.end = chunk.seq + chunk.bytes;
     this.#disk += need;
     store._grew(need);
-    this.#buffered += need;
+    cur.len += need;
+  }
+
+  /** A buffer to fill for `seg` from its end, with room for `need` bytes. */
+  #open(seg: Segment, need: number): Pending {
+    let buf = this.#free.pop();
+    if (buf === undefined || buf.length < need) {
+      if (buf !== undefined) this.#drop(buf);
+      // Room for the largest record yet (a chunk is at most `line-limit`, 160 KiB).
+      const size = Math.max(WRITE_BUFFER_BYTES, Math.ceil(need / 16384) * 16384);
+      buf = new Uint8Array(size);
+      this.#held += size;
+      this.#charge?.(size);
+    }
+    const entry: Pending = { seg, pos: seg.size, buf, len: 0, synced: false };
+    seg.pending.push(entry);
+    return entry;
+  }
+
+  /**
+   * The buffer being filled goes to be written: to the queue when `queue`,
+   * the run is running and the queue has room; else at once, synchronously
+   * (a finished run's output moving to disk is not on the streaming path).
+   */
+  #handOff(queue: boolean): void {
+    const cur = this.#current;
+    if (cur === null || cur.len === 0) return;
+    this.#current = null;
+    const seg = cur.seg;
+    if (
+      queue && this.#state === "open" && this.#queue.length < WRITE_QUEUE
+    ) {
+      // Closed when the run ended; a finished run's output may still move here.
+      if (seg.file === null) {
+        seg.file = Deno.openSync(seg.path, { read: true, write: true });
+        seg.filePos = 0;
+      }
+      seg.closing = false;
+      this.#queue.push(cur);
+      this.#next_();
+      return;
+    }
+    this.#writeSync(cur);
+    this.#recycle(cur.buf);
+  }
+
+  /** Writes `e` now, synchronously; it leaves the segment's pending buffers. */
+  #writeSync(e: Pending): void {
+    const seg = e.seg;
+    if (seg.syncFd < 0) seg.syncFd = fs.openSync(seg.path, "r+");
+    writeAll(seg.syncFd, e.buf.subarray(0, e.len), e.pos);
+    e.synced = true;
+    this.#unpend(e);
+    this.#store._wrote();
+  }
+
+  #unpend(e: Pending): void {
+    const at = e.seg.pending.indexOf(e);
+    if (at >= 0) e.seg.pending.splice(at, 1);
+  }
+
+  /** Starts writing the first queued buffer, off the main thread, unless a write is under way. */
+  #next_(): void {
+    while (!this.#busy && this.#queue.length > 0) {
+      const e = this.#queue[0]!;
+      if (e.seg.gone || e.synced) {
+        this.#queue.shift();
+        this.#recycle(e.buf);
+        this.#closeIfIdle(e.seg);
+        continue;
+      }
+      this.#busy = true;
+      this.#writeAsync(e).then((err) => this.#written(e, err));
+    }
+    this.#settle();
+  }
+
+  /** Writes `e` through its segment's file, on a blocking thread; resolves with the error if any. */
+  async #writeAsync(e: Pending): Promise<unknown> {
+    const seg = e.seg;
+    const file = seg.file!;
+    try {
+      if (seg.filePos !== e.pos) {
+        seg.filePos = -1;
+        await file.seek(e.pos, Deno.SeekMode.Start);
+        seg.filePos = e.pos;
+      }
+      const bytes = e.buf.subarray(0, e.len);
+      let done = 0;
+      while (done < bytes.length) done += await file.write(bytes.subarray(done));
+      seg.filePos += done;
+      return null;
+    } catch (err) {
+      seg.filePos = -1;
+      return err;
+    }
+  }
+
+  /** A queued write ended, with `err` if it failed. */
+  #written(e: Pending, err: unknown): void {
+    this.#busy = false;
+    if (this.#queue[0] === e) this.#queue.shift();
+    if (!e.synced) this.#unpend(e);
+    this.#recycle(e.buf);
+    this.#closeIfIdle(e.seg);
+    if (e.seg.gone || this.#state === "gone") {
+      // Its output is gone already: neither news nor an error.
+    } else if (err) {
+      this.#fail(err);
+    } else {
+      this.#store._wrote();
+    }
+    if (this.#state === "gone") {
+      this.#settle();
+      return;
+    }
+    try {
+      this.#next_();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  /** Wakes {@linkcode settled} waiters once nothing is queued. */
+  #settle(): void {
+    if (this.#busy || this.#queue.length > 0 || this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** A buffer is no longer written from: kept for reuse while the run writes, else freed. */
+  #recycle(buf: Uint8Array): void {
+    if (
+      this.#state === "open" && buf.length === WRITE_BUFFER_BYTES && this.#free.length < WRITE_QUEUE
+    ) {
+      this.#free.push(buf);
+    } else {
+      this.#drop(buf);
+    }
+  }
+
+  #drop(buf: Uint8Array): void {
+    this.#held -= buf.length;
+    this.#charge?.(-buf.length);
   }
 
   /** Starts a new segment (the previous one is written out and closed). */
   #roll(): Segment {
     const prev = this.#segments.at(-1);
     if (prev !== undefined) {
-      this.#flush();
+      this.#handOff(true);
       this.#closeFd(prev);
     }
     if (!this.#made) {
@@ -495,14 +678,23 @@ export class RunSpill {
       this.#made = true;
     }
     const path = `${this.#dir}/${String(++this.#count).padStart(6, "0")}.seg`;
-    const fd = fs.openSync(path, "w+", 0o600);
+    const file = Deno.openSync(path, {
+      read: true,
+      write: true,
+      create: true,
+      truncate: true,
+      mode: 0o600,
+    });
     const seg: Segment = {
       path,
-      fd,
+      file,
+      filePos: 0,
+      syncFd: -1,
+      closing: false,
+      pending: [],
       first: this.#next,
       end: this.#next,
       size: 0,
-      flushed: 0,
       index: [],
       gone: false,
     };
@@ -510,34 +702,61 @@ export class RunSpill {
     return seg;
   }
 
-  #flush(): void {
-    if (this.#buffered === 0) return;
-    const seg = this.#segments.at(-1)!;
-    // Closed when the run ended; a finished run's output may still move here.
-    if (seg.fd < 0) seg.fd = fs.openSync(seg.path, "r+");
-    const n = this.#buffered;
-    this.#buffered = 0;
-    writeAll(seg.fd, this.#buffer!.subarray(0, n), seg.flushed);
-    seg.flushed += n;
-    this.#store._wrote();
+  /** Queued buffers not under way leave the queue (they are written, or their segment is gone). */
+  #dropQueued(): void {
+    const rest = this.#busy ? this.#queue.splice(1) : this.#queue.splice(0);
+    for (const e of rest) {
+      this.#unpend(e);
+      this.#recycle(e.buf);
+      this.#closeIfIdle(e.seg);
+    }
   }
 
-  #releaseBuffer(): void {
-    if (this.#buffer === null) return;
-    this.#charge?.(-this.#buffer.length);
-    this.#buffer = null;
-    this.#view = null;
-    this.#buffered = 0;
+  /** The buffer being filled is emptied (its segment is gone). */
+  #dropCurrent(): void {
+    const cur = this.#current;
+    if (cur === null) return;
+    this.#current = null;
+    this.#unpend(cur);
+    this.#recycle(cur.buf);
   }
 
+  /** Frees the buffers not being written from. */
+  #releaseBuffers(): void {
+    const cur = this.#current;
+    if (cur !== null) {
+      this.#unpend(cur);
+      this.#drop(cur.buf);
+      this.#current = null;
+    }
+    for (const buf of this.#free) this.#drop(buf);
+    this.#free = [];
+  }
+
+  /** Closes `seg`'s descriptors, once the write queue holds nothing of it. */
   #closeFd(seg: Segment): void {
-    if (seg.fd < 0) return;
+    seg.closing = true;
+    this.#closeIfIdle(seg);
+  }
+
+  #closeIfIdle(seg: Segment): void {
+    if (!seg.closing || this.#queue.some((e) => e.seg === seg)) return;
     try {
-      fs.closeSync(seg.fd);
+      seg.file?.close();
     } catch {
       // already closed
     }
-    seg.fd = -1;
+    seg.file = null;
+    for (const fd of [seg.syncFd]) {
+      if (fd < 0) continue;
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+    seg.syncFd = -1;
+    seg.closing = false;
   }
 
   /** Deletes one segment's file and its accounting. */
@@ -558,7 +777,7 @@ export class RunSpill {
   #dropAll(): void {
     for (const seg of this.#segments) this.#remove(seg);
     this.#segments = [];
-    this.#buffered = 0;
+    this.#dropCurrent();
     this.#first = this.#next;
   }
 
@@ -639,7 +858,9 @@ export class SpillStore {
   readonly #block = new Uint8Array(WRITE_BUFFER_BYTES);
   readonly #blockView = new DataView(this.#block.buffer);
   #blockSeg: Segment | null = null;
+  /** The read descriptor, of segment #fdSeg. */
   #blockFd = -1;
+  #fdSeg: Segment | null = null;
   #blockPos = 0;
   #blockLen = 0;
 
@@ -715,7 +936,7 @@ export class SpillStore {
 
   /**
    * A new spill for the run `name` (an execution id), starting at offset
-   * `start`, whose write buffer is reported to `charge`; null once closed.
+   * `start`, whose write buffers are reported to `charge`; null once closed.
    */
   run(
     name: string,
@@ -795,7 +1016,7 @@ export class SpillStore {
 
   /** @internal A segment was deleted: the read block may not refer to it. */
   _dropped(seg: Segment): void {
-    if (this.#blockSeg === seg) this.#dropBlock();
+    if (this.#blockSeg === seg || this.#fdSeg === seg) this.#dropBlock();
   }
 
   /** @internal The read block, where {@linkcode _header} puts headers. */
@@ -815,7 +1036,37 @@ export class SpillStore {
       target.set(this.#block.subarray(from, from + length), at);
       return;
     }
-    this.#load(seg, pos, 0);
+    this.#fill(seg, target, at, pos, length);
+  }
+
+  /**
+   * Copies `length` bytes at `pos` of `seg` into `target` at `at`: from
+   * the buffers that hold them while they may not be written yet, the
+   * rest from the file.
+   */
+  #fill(seg: Segment, target: Uint8Array, at: number, pos: number, length: number): void {
+    const end = pos + length;
+    let p = pos;
+    for (const e of seg.pending) {
+      const stop = Math.min(e.pos + e.len, end);
+      if (stop <= p) continue;
+      if (e.pos >= end) break;
+      if (e.pos > p) {
+        this.#readFile(seg, target, at + (p - pos), e.pos - p, p);
+        p = e.pos;
+      }
+      target.set(e.buf.subarray(p - e.pos, stop - e.pos), at + (p - pos));
+      p = stop;
+    }
+    if (p < end) this.#readFile(seg, target, at + (p - pos), end - p, p);
+  }
+
+  #readFile(seg: Segment, target: Uint8Array, at: number, length: number, pos: number): void {
+    if (this.#fdSeg !== seg) {
+      this.#closeBlockFd();
+      this.#blockFd = fs.openSync(seg.path, "r");
+      this.#fdSeg = seg;
+    }
     readAll(this.#blockFd, target, at, length, pos);
   }
 
@@ -827,20 +1078,22 @@ export class SpillStore {
     ) {
       return pos - this.#blockPos;
     }
-    if (this.#blockSeg !== seg) {
-      this.#dropBlock();
-      this.#blockFd = fs.openSync(seg.path, "r");
-      this.#blockSeg = seg;
-    }
-    const len = Math.min(this.#block.length, seg.flushed - pos);
+    const len = Math.max(Math.min(this.#block.length, seg.size - pos), length);
     this.#blockLen = 0;
-    readAll(this.#blockFd, this.#block, 0, Math.max(len, length), pos);
+    this.#fill(seg, this.#block, 0, pos, len);
+    this.#blockSeg = seg;
     this.#blockPos = pos;
-    this.#blockLen = Math.max(len, length);
+    this.#blockLen = len;
     return 0;
   }
 
   #dropBlock(): void {
+    this.#closeBlockFd();
+    this.#blockSeg = null;
+    this.#blockLen = 0;
+  }
+
+  #closeBlockFd(): void {
     if (this.#blockFd >= 0) {
       try {
         fs.closeSync(this.#blockFd);
@@ -849,8 +1102,7 @@ export class SpillStore {
       }
     }
     this.#blockFd = -1;
-    this.#blockSeg = null;
-    this.#blockLen = 0;
+    this.#fdSeg = null;
   }
 
   #oldestFinished(except: RunSpill): RunSpill | null {
