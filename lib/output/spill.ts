@@ -10,13 +10,16 @@
  * entry every {@linkcode INDEX_EVERY} bytes of file) finds the record an
  * offset falls in after reading at most that much.
  *
- * Writes are gathered in a buffer of {@linkcode WRITE_BUFFER_BYTES}; a full
- * buffer joins the run's write queue, written off the main thread (one write
- * at a time, in order, each at its own file position), so the pipe-reading
- * path only copies bytes. At most {@linkcode WRITE_QUEUE} buffers wait: past
- * that a buffer is written at once, synchronously, so a slow disk costs time
- * as it did before, never memory. Every buffer a run holds is charged to the
- * output memory budget. Readers never wait for a write: bytes still in a
+ * Writes are gathered in a buffer of {@linkcode WRITE_BUFFER_BYTES}, written
+ * synchronously when it fills (a page-cache copy). A run that has spilled
+ * {@linkcode LARGE_AFTER} (a big streaming output) gathers them in buffers
+ * of {@linkcode LARGE_BUFFER_BYTES} instead, while all runs' large buffers
+ * stay within {@linkcode LARGE_TOTAL}: a full one joins the run's write
+ * queue, written off the main thread (one write at a time, each at its
+ * file position), so the pipe-reading path only copies bytes. At most
+ * {@linkcode WRITE_QUEUE} buffers wait: past that a buffer is written at
+ * once, synchronously, so a slow disk costs time as it did before, never
+ * memory. Every buffer a run holds is charged to the output memory budget. Readers never wait for a write: bytes still in a
  * buffer are read from it. {@linkcode RunSpill.flush} and
  * {@linkcode RunSpill.finish} write what is queued synchronously.
  *
@@ -40,8 +43,14 @@ export const SEGMENT_BYTES = 8 * 1024 * 1024;
 /** File bytes between two entries of the sparse index: 64 KiB. */
 export const INDEX_EVERY = 64 * 1024;
 /** Size of a run's write buffer (larger if a record needs it), and of the shared read block: 64 KiB. */
-export const WRITE_BUFFER_BYTES = 256 * 1024;
-/** Full write buffers a run queues for writing off the main thread at most; past it, writes are synchronous. */
+export const WRITE_BUFFER_BYTES = 64 * 1024;
+/** Size of the write buffers of a run that spills a lot, written off the main thread: 256 KiB. */
+export const LARGE_BUFFER_BYTES = 256 * 1024;
+/** Bytes a run spills through {@linkcode WRITE_BUFFER_BYTES} buffers before it may take large ones: 4 MiB. */
+export const LARGE_AFTER = 4 * 1024 * 1024;
+/** Bytes of large write buffers all runs together hold at most: 4 MiB. */
+export const LARGE_TOTAL = 4 * 1024 * 1024;
+/** Full large write buffers a run queues for writing off the main thread at most; past it, writes are synchronous. */
 export const WRITE_QUEUE = 1;
 /** Bytes of a record's header. */
 export const RECORD_HEADER_BYTES = 16;
@@ -207,6 +216,10 @@ export class RunSpill {
   #free: Uint8Array[] = [];
   /** Bytes of every buffer held (current, queued, free), charged to `#charge`. */
   #held = 0;
+  /** Its buffers of {@linkcode LARGE_BUFFER_BYTES}, counted in the store's {@linkcode LARGE_TOTAL}. */
+  readonly #large = new Set<Uint8Array>();
+  /** Bytes appended since it was made. */
+  #appended = 0;
   #waiters: (() => void)[] = [];
   #state: "open" | "finished" | "gone" = "open";
   /** File bytes, buffered ones included. */
@@ -520,16 +533,31 @@ export class RunSpill {
     this.#disk += need;
     store._grew(need);
     cur.len += need;
+    this.#appended += need;
   }
 
   /** A buffer to fill for `seg` from its end, with room for `need` bytes. */
   #open(seg: Segment, need: number): Pending {
     let buf = this.#free.pop();
-    if (buf === undefined || buf.length < need) {
-      if (buf !== undefined) this.#drop(buf);
+    if (buf !== undefined && buf.length < need) {
+      this.#drop(buf);
+      buf = undefined;
+    }
+    // A run that spills a lot writes large buffers off the main thread, while the server has some.
+    const largeWanted = this.#state === "open" && this.#appended >= LARGE_AFTER &&
+      need <= LARGE_BUFFER_BYTES && (buf === undefined || !this.#large.has(buf));
+    const large = largeWanted && this.#store._takeLarge(LARGE_BUFFER_BYTES);
+    if (large && buf !== undefined) {
+      this.#drop(buf);
+      buf = undefined;
+    }
+    if (buf === undefined) {
       // Room for the largest record yet (a chunk is at most `line-limit`, 160 KiB).
-      const size = Math.max(WRITE_BUFFER_BYTES, Math.ceil(need / 16384) * 16384);
+      const size = large
+        ? LARGE_BUFFER_BYTES
+        : Math.max(WRITE_BUFFER_BYTES, Math.ceil(need / 16384) * 16384);
       buf = new Uint8Array(size);
+      if (large) this.#large.add(buf);
       this.#held += size;
       this.#charge?.(size);
     }
@@ -540,8 +568,10 @@ export class RunSpill {
 
   /**
    * The buffer being filled goes to be written: to the queue when `queue`,
-   * the run is running and the queue has room; else at once, synchronously
-   * (a finished run's output moving to disk is not on the streaming path).
+   * the run is running, the buffer is a large one and the queue has room;
+   * else at once, synchronously (a finished run's output moving to disk is
+   * not on the streaming path, and a 64 KiB write costs the main thread less
+   * done synchronously than handed to a thread).
    */
   #handOff(queue: boolean): void {
     const cur = this.#current;
@@ -549,7 +579,8 @@ export class RunSpill {
     this.#current = null;
     const seg = cur.seg;
     if (
-      queue && this.#state === "open" && this.#queue.length < WRITE_QUEUE
+      queue && this.#state === "open" && this.#large.has(cur.buf) &&
+      this.#queue.length < WRITE_QUEUE
     ) {
       // Closed when the run ended; a finished run's output may still move here.
       if (seg.file === null) {
@@ -652,9 +683,8 @@ export class RunSpill {
 
   /** A buffer is no longer written from: kept for reuse while the run writes, else freed. */
   #recycle(buf: Uint8Array): void {
-    if (
-      this.#state === "open" && buf.length === WRITE_BUFFER_BYTES && this.#free.length < WRITE_QUEUE
-    ) {
+    const reusable = buf.length === WRITE_BUFFER_BYTES || this.#large.has(buf);
+    if (this.#state === "open" && reusable && this.#free.length < WRITE_QUEUE) {
       this.#free.push(buf);
     } else {
       this.#drop(buf);
@@ -662,6 +692,7 @@ export class RunSpill {
   }
 
   #drop(buf: Uint8Array): void {
+    if (this.#large.delete(buf)) this.#store._takeLarge(-buf.length);
     this.#held -= buf.length;
     this.#charge?.(-buf.length);
   }
@@ -848,6 +879,8 @@ export class SpillStore {
   failedRuns = 0;
   #lastFailure: string | null = null;
   #bytes = 0;
+  /** Bytes of large write buffers held by all runs. */
+  #large = 0;
   #closed = false;
   #lock: DatabaseSync | null = null;
   #names = 0;
@@ -981,6 +1014,13 @@ export class SpillStore {
         return false;
       }
     }
+    return true;
+  }
+
+  /** @internal Takes `bytes` of large write buffers (frees them when negative); false when there is no room. */
+  _takeLarge(bytes: number): boolean {
+    if (bytes > 0 && this.#large + bytes > LARGE_TOTAL) return false;
+    this.#large += bytes;
     return true;
   }
 

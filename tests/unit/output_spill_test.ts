@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { configure, reset } from "@logtape/logtape";
 import { OutputMemory } from "../../lib/output/memory.ts";
 import { OutputLog, type RetainedChunk } from "../../lib/output/output_log.ts";
-import { SpillStore, WRITE_BUFFER_BYTES, WRITE_QUEUE } from "../../lib/output/spill.ts";
+import { LARGE_BUFFER_BYTES, SpillStore, WRITE_QUEUE } from "../../lib/output/spill.ts";
 import { readOutput, tailOutput } from "../../lib/output/text.ts";
 import { canBreakDisks, chattr } from "../_disk.ts";
 
@@ -75,8 +75,8 @@ Deno.test("OutputLog with 8 MiB retention reads a 64 MiB output back byte-exact 
   assert.equal(log.first, 0, "all of it is replayable");
   assert.ok(log.bytes <= 8 * MiB, `${log.bytes} in memory`);
   assert.equal(log.spilled + log.bytes, log.next);
-  // Memory, and the spill's write buffers: one being filled, the rest queued.
-  const buffers = (WRITE_QUEUE + 1) * WRITE_BUFFER_BYTES;
+  // Memory, and the spill's (large, past 4 MiB) write buffers: one being filled, the rest queued.
+  const buffers = (WRITE_QUEUE + 1) * LARGE_BUFFER_BYTES;
   assert.ok(s.memory.retained <= 8 * MiB + buffers, `${s.memory.retained} held`);
   assert.ok(s.store.bytes > log.spilled, "disk bytes are counted on disk only");
   // Page through it as read_output does, and compare with what was written.

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { type RunSpill, SpillStore } from "../../lib/output/spill.ts";
+import {
+  LARGE_AFTER,
+  LARGE_BUFFER_BYTES,
+  type RunSpill,
+  SpillStore,
+  WRITE_QUEUE,
+} from "../../lib/output/spill.ts";
 import type { RetainedChunk } from "../../lib/output/output_log.ts";
 import { canBreakDisks, chattr, dirAndFiles, fillDisk, mountTmpfs, umount } from "../_disk.ts";
 
@@ -167,6 +173,68 @@ Deno.test("SpillStore.open removes what gone instances left, keeps live ones; cl
   live.close();
   assert.deepEqual(names(), []);
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("RunSpill of a run that spills a lot writes off the main thread; reads stay byte-exact meanwhile", async () => {
+  using t = tempStore({ segmentBytes: 1 * MiB });
+  const spill = t.store.run("big", 0)!;
+  const chunks: RetainedChunk[] = [];
+  let large = false;
+  for (let i = 0; spill.next < LARGE_AFTER + 4 * MiB; i++) {
+    chunks.push(add(spill, 40_000));
+    large ||= spill.held >= LARGE_BUFFER_BYTES;
+    assert.ok(spill.held <= (WRITE_QUEUE + 1) * LARGE_BUFFER_BYTES, `${spill.held} held`);
+    if (i % 7 === 0) {
+      // Bytes still in a buffer, queued or under way, read back all the same.
+      const from = Math.max(0, spill.next - 300_000);
+      assertBytes(spill.read(from, spill.next), pattern(from, spill.next - from), "while writing");
+    }
+    if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.ok(large, "past LARGE_AFTER it writes through large buffers");
+  assertBytes(spill.read(0, spill.next), pattern(0, spill.next), "all of it, while writing");
+  spill.finish();
+  await spill.settled();
+  assert.equal(spill.held, 0, "its buffers are freed once written");
+  assertBytes(spill.read(0, spill.next), pattern(0, spill.next), "all of it, written");
+  assert.deepEqual(
+    [...spill.chunksFrom(0)].map((c) => [c.seq, c.bytes]),
+    chunks.map((c) => [c.seq, c.bytes]),
+  );
+});
+
+Deno.test({
+  name:
+    "RunSpill whose write off the main thread fails is discarded, says so once, and never throws",
+  ignore: !canBreakDisks,
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "spill_full_" });
+    await mountTmpfs(dir, "6m");
+    try {
+      const store = SpillStore.open({ dir, perRun: 64 * MiB, total: 64 * MiB });
+      let spill: RunSpill | null = null;
+      const warnings = await captureWarnings(async () => {
+        spill = store.run("full", 0)!;
+        for (let i = 0; i < 250; i++) {
+          add(spill, 40_000);
+          if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        await spill.settled();
+      });
+      const s = spill! as RunSpill;
+      assert.equal(s.discarded, true);
+      assert.equal(s.bytes, 0);
+      assert.equal(s.held, 0);
+      assert.equal(warnings.length, 1, "one warning");
+      assert.match(String(warnings[0]!.properties.error), /No space|ENOSPC|os error 28/i);
+      assert.equal(store.bytes, 0);
+      assert.deepEqual([...Deno.readDirSync(store.dir)], [], "its files were deleted");
+      store.close();
+    } finally {
+      await umount(dir);
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
 });
 
 Deno.test({
