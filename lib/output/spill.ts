@@ -684,7 +684,7 @@ export class RunSpill {
   /** A buffer is no longer written from: kept for reuse while the run writes, else freed. */
   #recycle(buf: Uint8Array): void {
     const reusable = buf.length === WRITE_BUFFER_BYTES || this.#large.has(buf);
-    if (this.#state === "open" && reusable && this.#free.length < WRITE_QUEUE) {
+    if (this.#state === "open" && reusable && this.#free.length <= WRITE_QUEUE) {
       this.#free.push(buf);
     } else {
       this.#drop(buf);
