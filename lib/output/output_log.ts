@@ -170,7 +170,7 @@ export class OutputLog {
     return this.#spill?.settled() ?? Promise.resolve();
   }
 
-  /** Memory this log holds: its pages (or exact buffer), chunk metadata, the spill's write buffer. */
+  /** Memory this log holds: its pages (or exact buffer), chunk metadata, the spill's write buffers. */
   get held(): number {
     return this.#pages.length * this.#pageSize + (this.#sealed?.length ?? 0) +
       this.#index.heldBytes + (this.#spill?.held ?? 0);
