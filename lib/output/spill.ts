@@ -622,7 +622,13 @@ export class RunSpill {
         continue;
       }
       this.#busy = true;
-      this.#writeAsync(e).then((err) => this.#written(e, err));
+      this.#writeAsync(e).then((err) => this.#written(e, err)).catch((error) => {
+        try {
+          this.#fail(error);
+        } catch {
+          // nothing here reaches the pipe path, nor goes unhandled
+        }
+      });
     }
     this.#settle();
   }
