@@ -168,10 +168,14 @@ export class RunFeed implements Sink {
   #startClock(): void {
     this.#stopClock();
     if (!this.#options.detached || this.#closed || this.#attached > 0) return;
-    this.#timer = longTimeout(() => {
-      this.#timer = undefined;
-      this.#options.abandoned();
-    }, this.#options.detachTimeoutMs, true);
+    this.#timer = longTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#options.abandoned();
+      },
+      this.#options.detachTimeoutMs,
+      true,
+    );
   }
 
   #stopClock(): void {
