@@ -5,6 +5,42 @@
  * @module
  */
 
+/**
+ * The longest delay `setTimeout` keeps (2^31 - 1 ms, about 24.8 days): a
+ * longer one fires at once. Longer waits arm for this and arm again.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Calls `fire` once `ms` have passed, however long that is (past
+ * {@linkcode MAX_TIMER_MS} it re-arms); returns the cancel.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { longTimeout } from "./async.ts";
+ * let fired = false;
+ * const cancel = longTimeout(() => fired = true, 30 * 86400 * 1000); // 30 days
+ * await new Promise((r) => setTimeout(r, 20));
+ * assert.equal(fired, false, "not at once, as setTimeout would");
+ * cancel();
+ * ```
+ */
+export function longTimeout(fire: () => void, ms: number, unref = false): () => void {
+  const due = performance.now() + ms;
+  let handle: ReturnType<typeof setTimeout> | undefined;
+  const arm = (left: number) => {
+    handle = setTimeout(() => {
+      const rest = due - performance.now();
+      if (rest > 1) arm(rest);
+      else fire();
+    }, Math.min(Math.max(0, left), MAX_TIMER_MS));
+    if (unref) Deno.unrefTimer(handle);
+  };
+  arm(ms);
+  return () => clearTimeout(handle);
+}
+
 /** True once `promise` is done, false if `ms` pass first; the timer is cleared either way. */
 async function beforeTimeout(promise: Promise<true>, ms: number): Promise<boolean> {
   let handle: ReturnType<typeof setTimeout> | undefined;

@@ -144,6 +144,41 @@ export function utf8NextStart(
   return at;
 }
 
+/**
+ * Where a reader starting at `offset` should start so as not to decode from
+ * the middle of a character: the end of the well-formed multi-byte
+ * character of `[start, end)` that `offset` falls inside, or `offset` itself
+ * (at a character's start, or among bytes that form no character: those are
+ * text of their own, each decoded as U+FFFD, and must not be skipped).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { utf8CharEnd } from "./utf8.ts";
+ * const bytes = new TextEncoder().encode("é€"); // c3 a9 e2 82 ac
+ * const at = (i: number) => bytes[i]!;
+ * assert.equal(utf8CharEnd(at, 0, 1, 5), 2);
+ * assert.equal(utf8CharEnd(at, 0, 3, 5), 5);
+ * assert.equal(utf8CharEnd(at, 0, 2, 5), 2);
+ * const stray = new Uint8Array([0x61, 0x82, 0xac]); // continuation bytes with no lead
+ * assert.equal(utf8CharEnd((i) => stray[i]!, 0, 1, 3), 1);
+ * ```
+ */
+export function utf8CharEnd(
+  byteAt: (index: number) => number,
+  start: number,
+  offset: number,
+  end: number,
+): number {
+  const lead = utf8Boundary(byteAt, start, offset);
+  if (lead === offset) return offset;
+  const b = byteAt(lead);
+  const charEnd = lead + (b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2);
+  if (charEnd > end) return offset;
+  for (let i = lead + 1; i < charEnd; i++) if (!isContinuation(byteAt(i))) return offset;
+  return charEnd;
+}
+
 const isHighSurrogate = (c: number) => c >= 0xd800 && c < 0xdc00;
 const isLowSurrogate = (c: number) => c >= 0xdc00 && c < 0xe000;
 

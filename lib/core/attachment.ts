@@ -18,7 +18,7 @@
 import type { Execution } from "./execution.ts";
 import { decoder } from "./framed_chunk.ts";
 import type { Sink } from "./sink.ts";
-import { utf8NextStart } from "../utf8.ts";
+import { utf8CharEnd } from "../utf8.ts";
 import type { RetainedChunk } from "../output/output_log.ts";
 import type { ExecutionEvent, OutputChunk } from "../types.ts";
 
@@ -112,7 +112,14 @@ export class Attachment {
     const log = exec.output;
     let cursor = Math.min(from ?? log.first, log.next);
     if (cursor > log.first) {
-      cursor = utf8NextStart((i) => log.byteAt(i), cursor, Math.min(cursor + 4, log.next));
+      // Within the chunk that holds it: a character never spans two chunks.
+      for (const chunk of log.chunksFrom(cursor)) {
+        if (chunk.seq < cursor) {
+          const end = chunk.seq + chunk.bytes;
+          cursor = utf8CharEnd((i) => log.byteAt(i), Math.max(chunk.seq, log.first), cursor, end);
+        }
+        break;
+      }
     }
     this.#cursor = cursor;
     const { promise, resolve } = Promise.withResolvers<void>();

@@ -272,10 +272,11 @@ export class Execution {
    * Sends `name` (SIGINT for `INTERRUPT`) to the whole group. The run goes
    * on if the command survives it; a paused group gets it once resumed.
    *
-   * @throws {NoProcessError} when the run has ended or is being ended.
+   * @throws {NoProcessError} when the run has ended.
    */
   signal(name: ClientSignal): void {
-    if (this.#state !== "running" && this.#state !== "paused") throw new NoProcessError();
+    // While terminating too: a client may send KILL rather than wait out the grace.
+    if (!this.active) throw new NoProcessError();
     void this.#group.signal(`SIG${name}`);
   }
 

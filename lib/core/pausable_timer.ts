@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { MAX_TIMER_MS } from "../async.ts";
 
 /**
  * Fires `onFire` once after `ms` of un-paused time.
@@ -77,6 +78,13 @@ export class PausableTimer {
     this.#startedAt = performance.now();
     this.#handle = setTimeout(() => {
       this.#handle = undefined;
+      // A limit beyond what one timer holds (about 24.8 days) arms again for the rest.
+      const elapsed = performance.now() - this.#startedAt;
+      if (elapsed < this.#remaining - 1) {
+        this.#remaining -= elapsed;
+        this.#arm();
+        return;
+      }
       const sinceTouch = performance.now() - this.#touchedAt;
       if (sinceTouch < this.#ms) {
         this.#remaining = this.#ms - sinceTouch;
@@ -85,6 +93,6 @@ export class PausableTimer {
       }
       this.#done = true;
       this.#onFire();
-    }, this.#remaining);
+    }, Math.min(this.#remaining, MAX_TIMER_MS));
   }
 }

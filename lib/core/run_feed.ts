@@ -12,6 +12,7 @@
  * @module
  */
 import type { Sink } from "./sink.ts";
+import { longTimeout } from "../async.ts";
 import type { ExecutionEvent } from "../types.ts";
 
 /** How a consumer takes part in a run. */
@@ -64,7 +65,8 @@ export class RunFeed implements Sink {
   readonly #subs = new Map<Sink, Required<SubscribeOptions>>();
   readonly #options: RunFeedOptions;
   #attached = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the running detach clock; undefined while none runs. */
+  #timer: (() => void) | undefined;
   #closed = false;
 
   /** A feed with no consumers; a detached one starts its clock at the first {@linkcode release}. */
@@ -166,15 +168,18 @@ export class RunFeed implements Sink {
   #startClock(): void {
     this.#stopClock();
     if (!this.#options.detached || this.#closed || this.#attached > 0) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#options.abandoned();
-    }, this.#options.detachTimeoutMs);
-    Deno.unrefTimer(this.#timer);
+    this.#timer = longTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#options.abandoned();
+      },
+      this.#options.detachTimeoutMs,
+      true,
+    );
   }
 
   #stopClock(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
   }
 }

@@ -342,7 +342,7 @@ export class Session {
       this.#active.set(exec, sink);
     } else {
       const attachment = new Attachment(exec, sink, 0, { withStart: true });
-      this.#attachments.set(exec.id, attachment);
+      this.#track(attachment);
       void attachment.start();
       this.#active.set(exec, null);
     }
@@ -442,8 +442,17 @@ export class Session {
     const own = this.#active.get(exec);
     if (own !== undefined && own !== null) exec.feed.unsubscribe(own);
     const attachment = new Attachment(exec, sink, from);
-    this.#attachments.set(executionId, attachment);
+    this.#track(attachment);
     return attachment;
+  }
+
+  /** Keeps `attachment` until it ends, so a long session does not pile up ended ones. */
+  #track(attachment: Attachment): void {
+    const id = attachment.exec.id;
+    this.#attachments.set(id, attachment);
+    void attachment.ended.then(() => {
+      if (this.#attachments.get(id) === attachment) this.#attachments.delete(id);
+    });
   }
 
   /** Whether this session gets `exec`'s events (it started it, or attached to it). */

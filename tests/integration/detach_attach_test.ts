@@ -416,3 +416,43 @@ Deno.test("at shutdown a client attached to a detached run still gets its proces
     await server.shutdown();
   }
 });
+
+Deno.test("limits beyond what one timer holds (24.8 days) do not fire at once", async () => {
+  const month = String(30 * 86400);
+  await withServer({ "detach-timeout": month, "max-timeout": month }, async (server) => {
+    const a = await TestClient.open(server);
+    const long = await a.run({ args: ["sleep", "0.3"], timeout: 30 * 86400 - 1 });
+    assert.equal(long.completed.status, "completed", long.completed.error);
+    const r = await a.request("execute", { args: ["sleep", "1000"], detach: true });
+    const id = r.result.execution_id;
+    await a.close();
+    // Its session is gone: the detach clock runs, a month long.
+    await eventually(() => server.sessions.size === 0, 10_000, "the session to end");
+    const b = await TestClient.open(server);
+    const [entry] = (await b.request("list", { state: "running" })).result.executions;
+    assert.equal(entry.execution_id, id, "still running after its connection left");
+    await b.request("control", { type: "CANCEL", execution_id: id });
+    const exit = await server.registry.get(id)!.done;
+    assert.equal(exit.error, "Canceled by client");
+    await b.close();
+  });
+});
+
+Deno.test("a run being canceled can still be sent KILL, and a second CANCEL is not announced twice", async () => {
+  await withServer({ "kill-grace": "30" }, async (server) => {
+    const c = await TestClient.open(server);
+    const r = await c.request("execute", { command: "trap '' TERM; echo armed; sleep 1000" });
+    const id = r.result.execution_id;
+    await c.event("output", id);
+    assert.equal((await c.request("control", { type: "CANCEL" })).result.status, "canceled");
+    await c.event("canceled", id);
+    assert.equal((await c.request("control", { type: "CANCEL" })).result.status, "canceled");
+    // Not 30 s of grace: KILL now.
+    const kill = await c.request("control", { type: "SIGNAL", signal: "KILL", execution_id: id });
+    assert.deepEqual(kill.result, { status: "signaled", signal: "SIGKILL" });
+    const done = await c.event("completed", id);
+    assert.equal(done.params.status, "canceled");
+    assert.equal(c.pending().filter((m) => m.method === "process.canceled").length, 0);
+    await c.close();
+  });
+});

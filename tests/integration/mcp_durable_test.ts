@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { assertGroupGone, TestClient, withServer } from "../_helpers.ts";
+import { assertGroupGone, eventually, TestClient, withServer } from "../_helpers.ts";
 import { call, closeHttp, connectHttp, connectWs } from "../_mcp.ts";
 
 Deno.test("MCP HTTP: session A starts and closes without DELETE; session B lists, reads and cancels the run", async () => {
@@ -96,5 +96,30 @@ Deno.test("MCP: detach-timeout ends a run no session follows or reads; a call wa
     assert.equal(exit.status, "canceled");
     assert.match(exit.error!, /detach-timeout/);
     await closeHttp(b);
+  });
+});
+
+Deno.test("MCP: a client's own request timeout leaves the run going; an explicit cancel ends it", async () => {
+  await withServer({ "kill-grace": "0.5" }, async (server) => {
+    const c = await connectHttp(server);
+    // The SDK gives up after 300 ms and sends notifications/cancelled "Request timed out".
+    await assert.rejects(
+      call(c.client, "execute", { args: ["sleep", "1000"], wait_seconds: 30 }, { timeout: 300 }),
+      /timed out/i,
+    );
+    const running = await call(c.client, "list_executions", { running_only: true });
+    assert.equal(running.s.executions.length, 1, "the run outlives the client's impatience");
+    const id = running.s.executions[0].execution_id;
+    const controller = new AbortController();
+    const waiting = call(c.client, "execute", { args: ["sleep", "1000"], wait_seconds: 30 }, {
+      signal: controller.signal,
+    });
+    await eventually(() => server.registry.running().length === 2, 10_000, "the second run");
+    const second = server.registry.running().find((e) => e.id !== id)!;
+    controller.abort("the user pressed Esc");
+    await assert.rejects(waiting);
+    assert.equal((await second.done).status, "canceled");
+    await call(c.client, "control", { type: "CANCEL", execution_id: id });
+    await closeHttp(c);
   });
 });

@@ -222,3 +222,21 @@ Deno.test("Attachment to a range no longer retained sends a gap first", async ()
   for (let i = 1; i <= 2000; i++) expected += `${i}\n`;
   assert.equal(a.text(), expected.slice(exec.output.first));
 });
+
+Deno.test("Attachment inside a character starts after it, but never skips stray bytes or the other stream", async () => {
+  // stdout "a\377\376b€", then stderr "\360\237" (an incomplete emoji), then stdout "\230\200d".
+  const exec = spawn([
+    "sh",
+    "-c",
+    "printf 'a\\377\\376b\\342\\202\\254'; sleep 0.05; printf '\\360\\237' >&2; sleep 0.05; printf '\\230\\200d'",
+  ]);
+  await exec.done;
+  // Inside "€" (bytes 4-6): from its end.
+  assert.equal(collect(exec, 5).attachment.from, 7);
+  // Inside the stray stderr bytes (7-8): from where asked; so for stdout's stray bytes (9-10).
+  assert.equal(collect(exec, 8).attachment.from, 8);
+  const tail = collect(exec, 9);
+  assert.equal(tail.attachment.from, 9);
+  await tail.done;
+  assert.equal(tail.text(), "\ufffd\ufffdd");
+});

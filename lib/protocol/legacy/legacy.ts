@@ -354,9 +354,15 @@ export class LegacyProtocol {
           after: changed ? () => this.#announce(exec, "resumed") : undefined,
         };
       }
-      case "CANCEL":
+      case "CANCEL": {
+        // A second CANCEL while the first ends the group is answered, not announced again.
+        const first = exec.state !== "terminating";
         void exec.cancel("canceled");
-        return { result: { status: "canceled" }, after: () => this.#announce(exec, "canceled") };
+        return {
+          result: { status: "canceled" },
+          after: first ? () => this.#announce(exec, "canceled") : undefined,
+        };
+      }
       case "INTERRUPT":
       case "SIGNAL": {
         const signal = controlSignal(p)!;

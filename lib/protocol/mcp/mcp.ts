@@ -346,7 +346,12 @@ export class McpProtocol {
     const signal = extra.signal;
     const onAbort = () => {
       const cancelled = !this.#closed;
-      controller.abort(cancelled ? CLIENT_CANCELLED : "connection closed");
+      // A client that gave up waiting (the SDK's request timeout says "Request timed out")
+      // did not ask for the run to end: it goes on, and list_executions finds it.
+      const gaveUp = cancelled && /timed? ?out/i.test(String(signal.reason ?? ""));
+      controller.abort(
+        !cancelled ? "connection closed" : gaveUp ? "the client stopped waiting" : CLIENT_CANCELLED,
+      );
       if (cancelled) this.#cancelled(requestId);
     };
     if (signal.aborted) onAbort();

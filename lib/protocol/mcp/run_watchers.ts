@@ -9,6 +9,7 @@
  */
 import type { Execution } from "../../core/execution.ts";
 import type { Sink } from "../../core/sink.ts";
+import { MAX_TIMER_MS } from "../../async.ts";
 import type { ExecutionEvent, ExitInfo, HookOutcome } from "../../types.ts";
 
 /** A listener of one execution's events. */
@@ -95,7 +96,8 @@ export class RunWatchers {
       const unwatch = this.watch(exec, () => {
         if (ready()) finish();
       });
-      if (seconds !== undefined) timer = setTimeout(finish, seconds * 1000);
+      // Past what one timer holds (about 24.8 days) it would fire at once: such a wait is that long.
+      if (seconds !== undefined) timer = setTimeout(finish, Math.min(seconds * 1000, MAX_TIMER_MS));
       signal.addEventListener("abort", finish, { once: true });
       void exec.done.then(finish);
     });
