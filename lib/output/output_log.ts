@@ -28,6 +28,7 @@
 import type { StreamName } from "../types.ts";
 import { CHUNK_META_BYTES, ChunkIndex } from "./chunk_index.ts";
 import { release } from "./memory.ts";
+import { checkRange, readClipped } from "./byte_range.ts";
 import type { RunSpill, SpillStore } from "./spill.ts";
 
 /** A retained chunk: where it sits in the run's output and how it was framed. */
@@ -335,11 +336,7 @@ export class OutputLog {
 
   /** A copy of the retained bytes (disk included) from `from` to `to` (clipped to what is retained). */
   read(from: number, to: number): Uint8Array {
-    const start = Math.max(from, this.first);
-    const end = Math.min(to, this.#next);
-    const out = new Uint8Array(Math.max(0, end - start));
-    this.copyTo(start, end, out, 0);
-    return out;
+    return readClipped(this, this.first, this.#next, from, to);
   }
 
   /**
@@ -349,10 +346,7 @@ export class OutputLog {
    * @throws {RangeError} when they are not all retained, or the disk fails.
    */
   copyTo(from: number, to: number, target: Uint8Array, at: number): void {
-    if (to <= from) return;
-    if (from < this.first || to > this.#next) {
-      throw new RangeError(`Bytes ${from} to ${to} are not retained`);
-    }
+    if (!checkRange(from, to, this.first, this.#next, "retained")) return;
     if (from < this.#first) {
       const split = Math.min(to, this.#first);
       this.#spill!.copyTo(from, split, target, at);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { checkRange, readClipped } from "./byte_range.ts";
 import * as fs from "node:fs";
 import { logger } from "../log.ts";
 import type { RetainedChunk } from "./output_log.ts";
@@ -305,11 +306,7 @@ export class RunSpill {
 
   /** A copy of the bytes from `from` to `to`, clipped to what is on disk. */
   read(from: number, to: number): Uint8Array {
-    const start = Math.max(from, this.#first);
-    const end = Math.min(to, this.#next);
-    const out = new Uint8Array(Math.max(0, end - start));
-    this.copyTo(start, end, out, 0);
-    return out;
+    return readClipped(this, this.#first, this.#next, from, to);
   }
 
   /**
@@ -319,10 +316,7 @@ export class RunSpill {
    * reading them (the spill is then discarded).
    */
   copyTo(from: number, to: number, target: Uint8Array, at: number): void {
-    if (to <= from) return;
-    if (from < this.#first || to > this.#next) {
-      throw new RangeError(`Bytes ${from} to ${to} are not spilled`);
-    }
+    if (!checkRange(from, to, this.#first, this.#next, "spilled")) return;
     try {
       for (const { chunk, seg, data } of this.#records(from)) {
         const a = Math.max(chunk.seq, from);
