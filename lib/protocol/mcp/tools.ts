@@ -14,7 +14,6 @@
  */
 import type { z } from "zod";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types";
-import type { Config } from "../../config/config.ts";
 import {
   BusyError,
   ErrorCode,
@@ -41,6 +40,7 @@ import {
   argNames,
   ControlTool,
   DEFAULT_SEND_WAIT_S,
+  type DescribeConfig,
   describeTools,
   ExecuteTool,
   ListTool,
@@ -63,19 +63,8 @@ import {
 
 export { errorResult };
 
-/** Settings the tools apply or describe. */
-export type McpToolsConfig =
-  & ExecRequestConfig
-  & Pick<
-    Config,
-    | "mcpOutputLimit"
-    | "outputRetention"
-    | "executionRetention"
-    | "stdinBuffer"
-    | "mcpDefaultWait"
-    | "orphanGrace"
-    | "detachTimeout"
-  >;
+/** Settings the tools apply or describe (those the descriptions quote are the ones they apply). */
+export type McpToolsConfig = ExecRequestConfig & DescribeConfig;
 
 /** The abort reason of a call the client cancelled (`notifications/cancelled`). */
 export const CLIENT_CANCELLED = "cancelled by the client";
