@@ -105,7 +105,18 @@ async function survivesDiskFailure(options: {
     await eventually(async () => (await health(server)).status === "healthy", 10_000, "healthy");
     assert.equal((await health(server)).crash_journal.ok, true);
     const after = await client.run({ command: "echo after" });
-    await eventually(async () => (await historyIds(client)).includes(after.result.execution_id));
+    try {
+      await eventually(async () => (await historyIds(client)).includes(after.result.execution_id));
+    } catch (err) {
+      // Say what the server saw, so a failure here can be told apart from a slow machine.
+      const h = await health(server).catch(() => ({}));
+      const ids = await historyIds(client).catch((e) => [`history failed: ${e}`]);
+      throw new Error(
+        `the record of ${after.result.execution_id} never came: ${err}; history ` +
+          `${JSON.stringify(ids.slice(0, 5))}; store ${JSON.stringify(h.store)}; journal ` +
+          `${JSON.stringify(h.crash_journal)}; server output:\n${server.output().slice(-3000)}`,
+      );
+    }
     const ids = await historyIds(client);
     assert.ok(ids.includes(warm.result.execution_id));
     await client.close();
