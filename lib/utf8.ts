@@ -122,29 +122,6 @@ export function utf8Boundary(
 }
 
 /**
- * `offset`, or past the continuation bytes (at most three) that follow it
- * before `end`: where the next character of UTF-8 text starts.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { utf8NextStart } from "./utf8.ts";
- * const bytes = new TextEncoder().encode("€a"); // e2 82 ac 61
- * assert.equal(utf8NextStart((i) => bytes[i]!, 1, 4), 3);
- * assert.equal(utf8NextStart((i) => bytes[i]!, 0, 4), 0);
- * ```
- */
-export function utf8NextStart(
-  byteAt: (index: number) => number,
-  offset: number,
-  end: number,
-): number {
-  let at = offset;
-  while (at < end && at - offset < 3 && isContinuation(byteAt(at))) at++;
-  return at;
-}
-
-/**
  * Where a reader starting at `offset` should start so as not to decode from
  * the middle of a character: the end of the well-formed multi-byte
  * character of `[start, end)` that `offset` falls inside, or `offset` itself

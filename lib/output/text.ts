@@ -12,7 +12,7 @@
  */
 import type { OutputLog } from "./output_log.ts";
 import type { StreamName } from "../types.ts";
-import { utf8Boundary, utf8NextStart } from "../utf8.ts";
+import { utf8Boundary, utf8CharEnd } from "../utf8.ts";
 
 /** What {@linkcode readOutput} returns. */
 export interface OutputPage {
@@ -97,13 +97,22 @@ export function readOutput(log: OutputLog, from: number, maxBytes: number): Outp
   const end = log.next;
   const at = Math.max(0, Math.min(from, end));
   const skipped = Math.max(0, Math.min(log.first, end) - at);
-  const start = at + skipped;
+  let start = at + skipped;
   const ranges: Ranges = { stdout: [], stderr: [] };
   let pos = start;
   let budget = maxBytes;
+  let first = true;
   for (const chunk of log.chunksFrom(pos)) {
     const chunkEnd = chunk.seq + chunk.bytes;
-    if (chunk.seq < pos) pos = utf8NextStart((i) => log.byteAt(i), pos, chunkEnd);
+    if (chunk.seq < pos) {
+      // Not from inside a character (stray bytes are text of their own: kept).
+      pos = utf8CharEnd((i) => log.byteAt(i), Math.max(chunk.seq, log.first), pos, chunkEnd);
+    }
+    if (first) {
+      // The page starts where its text does.
+      start = pos;
+      first = false;
+    }
     const bytes = chunkEnd - pos;
     if (bytes <= budget) {
       if (bytes > 0) add(ranges[chunk.stream], pos, chunkEnd);
@@ -153,7 +162,7 @@ export function tailOutput(log: OutputLog, maxBytes: number): OutputTail {
     const end = chunk.seq + chunk.bytes;
     let from = chunk.seq;
     if (chunk.bytes > budget) {
-      from = utf8NextStart((i) => log.byteAt(i), end - budget, end);
+      from = utf8CharEnd((i) => log.byteAt(i), Math.max(chunk.seq, log.first), end - budget, end);
       full[stream] = true;
     }
     if (from < end) {

@@ -123,3 +123,24 @@ Deno.test("MCP: a client's own request timeout leaves the run going; an explicit
     await closeHttp(c);
   });
 });
+
+Deno.test("MCP read_output: an offset past the output is an error naming next_offset", async () => {
+  await withServer({}, async (server) => {
+    const c = await connectWs(server);
+    const run = await call(c.client, "execute", { command: "printf 'hello'" });
+    const past = await call(c.client, "read_output", {
+      execution_id: run.s.execution_id,
+      offset: 1000,
+    });
+    assert.equal(past.result.isError, true);
+    assert.equal(past.s.error.data.field, "offset");
+    assert.equal(past.s.error.data.next_offset, 5);
+    const end = await call(c.client, "read_output", {
+      execution_id: run.s.execution_id,
+      offset: 5,
+    });
+    assert.equal(end.result.isError, undefined);
+    assert.equal(end.s.stdout, "");
+    await c.client.close();
+  });
+});

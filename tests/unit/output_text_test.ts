@@ -55,10 +55,26 @@ Deno.test("readOutput() never splits a character, and resumes past one cut acros
   assert.equal(p2.stdout, "€b");
   const p3 = readOutput(log, p2.next, 4);
   assert.equal(p3.stdout, "😀");
-  // An offset inside a character starts after it.
+  // An offset inside a character starts after it, and the page says where its text starts.
   const odd = readOutput(log, 2, 100);
   assert.equal(odd.stdout, "b😀c");
-  assert.equal(odd.start, 2);
+  assert.equal(odd.start, 4);
+});
+
+Deno.test("readOutput() from among stray bytes keeps them: they are text of their own", () => {
+  const bytes = new Uint8Array([0x61, 0x82, 0xac, 0x62]); // a, two continuation bytes with no lead, b
+  const log = new OutputLog(1024);
+  log.append({
+    stream: "stdout",
+    seq: 0,
+    bytes: 4,
+    truncated: false,
+    chunkIndex: null,
+    totalChunks: null,
+  }, bytes);
+  const page = readOutput(log, 1, 100);
+  assert.equal(page.start, 1);
+  assert.equal(page.stdout, "\ufffd\ufffdb");
 });
 
 Deno.test("readOutput() counts bytes no longer retained as skipped", () => {

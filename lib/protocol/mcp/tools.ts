@@ -261,6 +261,16 @@ export class McpTools {
     }
     const exec = this.#own(p.execution_id);
     const offset = p.offset ?? 0;
+    if (offset > exec.output.next) {
+      // A stale offset (another run's, or a typo) is said, not quietly read as "the end".
+      throw new InvalidParamsError("Invalid params", {
+        data: {
+          field: "offset",
+          reason: `past the run's output: next_offset is ${exec.output.next}`,
+          next_offset: exec.output.next,
+        },
+      });
+    }
     const waitS = p.wait_seconds ?? (p.wait_for === undefined ? 0 : this.#config.mcpDefaultWait);
     if (waitS > 0) {
       // With a tail, new output is output past the end as it is now.
