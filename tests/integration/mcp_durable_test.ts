@@ -124,7 +124,7 @@ Deno.test("MCP: a client's own request timeout leaves the run going; an explicit
   });
 });
 
-Deno.test("MCP read_output: an offset past the output is an error naming next_offset", async () => {
+Deno.test("MCP read_output: an offset past an ended run's output is an error naming next_offset", async () => {
   await withServer({}, async (server) => {
     const c = await connectWs(server);
     const run = await call(c.client, "execute", { command: "printf 'hello'" });

@@ -87,7 +87,7 @@ Deno.test("read_output pages reassemble a large multi-byte output byte for byte"
         assert.equal(all.stdout, out + "end €", `stdout in pages of ${size}`);
         assert.equal(all.stderr, err, `stderr in pages of ${size}`);
       }
-      // An offset inside a character starts at the next one.
+      // An offset inside a character starts at the next one, and says so.
       const bytes = enc.encode(out);
       const euro = bytes.indexOf(0xe2);
       const odd = await call(client, "read_output", {
@@ -95,7 +95,7 @@ Deno.test("read_output pages reassemble a large multi-byte output byte for byte"
         offset: euro + 1,
         max_bytes: 256,
       });
-      assert.equal(odd.s.offset, euro + 1);
+      assert.equal(odd.s.offset, euro + 3);
       assert.ok(odd.s.stdout.length > 0);
       assert.ok(dec.decode(bytes.subarray(euro + 3)).startsWith(odd.s.stdout));
       await client.close();

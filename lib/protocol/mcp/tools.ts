@@ -261,8 +261,9 @@ export class McpTools {
     }
     const exec = this.#own(p.execution_id);
     const offset = p.offset ?? 0;
-    if (offset > exec.output.next) {
-      // A stale offset (another run's, or a typo) is said, not quietly read as "the end".
+    if (offset > exec.output.next && !exec.active) {
+      // Never reached now: a stale offset (another run's, a typo) is said, not read as "the end".
+      // While the run goes on, an offset ahead is a wait for output up to there.
       throw new InvalidParamsError("Invalid params", {
         data: {
           field: "offset",
