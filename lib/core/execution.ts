@@ -241,6 +241,19 @@ export class Execution {
     return this.#stdin?.capacity ?? 0;
   }
 
+  /** The node that runs it, for listings; null on a single node (no multi-node deployment yet). */
+  readonly node: string | null = null;
+
+  /** Wall-clock seconds the run took, or has taken so far. */
+  get durationSeconds(): number {
+    return this.#exit?.executionTime ?? Math.round(Date.now() - this.startedAt) / 1000;
+  }
+
+  /** `running` until the run has ended, then `ended` (what `list` filters on). */
+  get phase(): "running" | "ended" {
+    return this.active ? "running" : "ended";
+  }
+
   /** Whether the run survives its connection (legacy `detach: true`, every MCP run). */
   get detached(): boolean {
     return this.feed.detached;

@@ -170,17 +170,17 @@ export function listEntry(exec: Execution): Record<string, unknown> {
   return {
     execution_id: exec.id,
     command: truncateText(exec.spec.display, LIST_COMMAND_CHARS),
-    state: exec.active ? "running" : "ended",
+    state: exec.phase,
     status: exec.state,
     pid: exec.pid,
     pgid: exec.pgid,
     started_at: new Date(exec.startedAt).toISOString(),
-    duration_s: x?.executionTime ?? Math.round(Date.now() - exec.startedAt) / 1000,
+    duration_s: exec.durationSeconds,
     exit_code: x?.exitCode ?? null,
     signal: x?.signal ?? null,
     detached: exec.detached,
     attached: exec.attached,
-    node: null,
+    node: exec.node,
     principal: exec.principal,
     oldest_seq: exec.output.first,
     next_seq: exec.output.next,
@@ -317,7 +317,7 @@ export class LegacyProtocol {
       result: {
         status: "attached",
         execution_id: exec.id,
-        state: exec.active ? "running" : "ended",
+        state: exec.phase,
         run_status: exec.state,
         from_seq: attachment.from,
         next_seq: exec.output.next,
@@ -331,7 +331,7 @@ export class LegacyProtocol {
   #list(params: unknown): Handled {
     const p = parseParams(ListParams, params);
     const all = this.#session.executions()
-      .filter((e) => p.state === "all" || (p.state === "running") === e.active);
+      .filter((e) => p.state === "all" || p.state === e.phase);
     const executions = all.slice(-p.limit).map(listEntry);
     return { result: { executions, total: all.length } };
   }

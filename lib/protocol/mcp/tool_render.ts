@@ -23,24 +23,19 @@ const MIN_BUDGET = 256;
 /** Seconds, for text. */
 const secs = (s: number) => `${Math.round(s * 1000) / 1000}s`;
 
-/** Wall-clock seconds a run has taken so far, or in total. */
-function duration(exec: Execution): number {
-  return exec.exit?.executionTime ?? Math.round(Date.now() - exec.startedAt) / 1000;
-}
-
 /** What every result says about a run. */
 export function summary(exec: Execution): Record<string, unknown> {
   const x = exec.exit;
   return {
     execution_id: exec.id,
     command: exec.spec.display,
-    state: exec.active ? "running" : "ended",
+    state: exec.phase,
     status: exec.state,
     running: exec.active,
     exit_code: x?.exitCode ?? null,
     signal: x?.signal ?? null,
     error: x?.error ?? null,
-    duration_seconds: duration(exec),
+    duration_seconds: exec.durationSeconds,
     timeout: exec.spec.timeout,
     timeout_source: exec.spec.timeoutSource,
     pid: exec.pid,
@@ -52,8 +47,7 @@ export function summary(exec: Execution): Record<string, unknown> {
     principal: exec.principal,
     detached: exec.detached,
     attached: exec.attached,
-    // One node runs everything, for now.
-    node: null,
+    node: exec.node,
   };
 }
 
@@ -115,7 +109,7 @@ export function summaryResult(exec: Execution, text: string): CallToolResult {
 export function outcome(exec: Execution): string {
   const x = exec.exit;
   if (x === null) {
-    return `Still running (${exec.state}) after ${secs(duration(exec))}; ` +
+    return `Still running (${exec.state}) after ${secs(exec.durationSeconds)}; ` +
       `execution_id ${exec.id}.`;
   }
   const after = `after ${secs(x.executionTime)}`;
@@ -306,7 +300,7 @@ export function listResult(all: Execution[]): CallToolResult {
     const code = e.exit?.signal ?? e.exit?.exitCode;
     const command = truncateText(e.spec.display, 200);
     return `${e.id}  ${e.state}${code !== undefined && code !== null ? ` (${code})` : ""}  ` +
-      `${secs(duration(e))}  ${command}`;
+      `${secs(e.durationSeconds)}  ${command}`;
   });
   const text = shown.length === 0
     ? "No executions.\n"
