@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execLimits, execSpec } from "../_exec.ts";
 import { ExecutionRegistry } from "../../lib/core/execution_registry.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { SpillStore } from "../../lib/output/spill.ts";
@@ -6,24 +7,9 @@ import { SpillStore } from "../../lib/output/spill.ts";
 function spawn(registry: ExecutionRegistry, argv: string[], metrics = new Metrics()) {
   return registry.spawn({
     sessionId: null,
-    spec: {
-      argv,
-      display: argv.join(" "),
-      env: { PATH: "/usr/bin:/bin" },
-      timeout: null,
-      timeoutSource: "default",
-      idleTimeout: null,
-      framing: "chunk",
-    },
+    spec: execSpec(argv, { timeout: null, timeoutSource: "default" }),
     sink: { emit: () => {}, ready: () => Promise.resolve() },
-    limits: {
-      chunkSize: 1024,
-      lineLimit: 1024,
-      flushIntervalMs: 5,
-      killGraceMs: 500,
-      orphanGraceMs: 100,
-      outputRetention: 1024,
-    },
+    limits: execLimits({ orphanGraceMs: 100, outputRetention: 1024 }),
     metrics,
   });
 }

@@ -2,20 +2,10 @@ import assert from "node:assert/strict";
 import { Execution } from "../../lib/core/execution.ts";
 import { Metrics } from "../../lib/ops/metrics.ts";
 import { eventually } from "../_helpers.ts";
+import { execLimits, execSpec } from "../_exec.ts";
 import type { ExecSpec, ExecutionEvent } from "../../lib/types.ts";
 
-function spec(argv: string[], extra: Partial<ExecSpec> = {}): ExecSpec {
-  return {
-    argv,
-    display: argv.join(" "),
-    env: { PATH: "/usr/bin:/bin" },
-    timeout: 30,
-    timeoutSource: "request",
-    idleTimeout: null,
-    framing: "chunk",
-    ...extra,
-  };
-}
+const spec = execSpec;
 
 function start(s: ExecSpec, metrics = new Metrics()) {
   const events: ExecutionEvent[] = [];
@@ -24,14 +14,7 @@ function start(s: ExecSpec, metrics = new Metrics()) {
     sessionId: null,
     spec: s,
     sink: { emit: (e) => void events.push(e), ready: () => Promise.resolve() },
-    limits: {
-      chunkSize: 1024,
-      lineLimit: 1024,
-      flushIntervalMs: 5,
-      killGraceMs: 500,
-      orphanGraceMs: 200,
-      outputRetention: 64,
-    },
+    limits: execLimits(),
     metrics,
     receivedAt: performance.now(),
   });

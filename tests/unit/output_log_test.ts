@@ -1,23 +1,9 @@
 import assert from "node:assert/strict";
-import { OutputLog, PAGE_BYTES, type RetainedChunk } from "../../lib/output/output_log.ts";
+import { OutputLog, PAGE_BYTES } from "../../lib/output/output_log.ts";
 import type { StreamName } from "../../lib/types.ts";
+import { appendChunk as add } from "../_output.ts";
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** Appends `text` as the next chunk of `log`. */
-function add(log: OutputLog, text: string, extra: Partial<RetainedChunk> = {}): void {
-  const data = enc.encode(text);
-  log.append({
-    stream: "stdout",
-    seq: log.next,
-    bytes: data.length,
-    truncated: false,
-    chunkIndex: null,
-    totalChunks: null,
-    ...extra,
-  }, data);
-}
 
 /** Asserts two byte arrays are equal (node's deepEqual is slow on large typed arrays). */
 function assertBytes(actual: Uint8Array, expected: Uint8Array, message?: string): void {

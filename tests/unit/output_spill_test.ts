@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { configure, reset } from "@logtape/logtape";
 import { OutputMemory } from "../../lib/output/memory.ts";
-import { OutputLog, type RetainedChunk } from "../../lib/output/output_log.ts";
+import { OutputLog } from "../../lib/output/output_log.ts";
 import { LARGE_BUFFER_BYTES, SpillStore, WRITE_QUEUE } from "../../lib/output/spill.ts";
 import { readOutput, tailOutput } from "../../lib/output/text.ts";
 import { canBreakDisks, chattr } from "../_disk.ts";
+import { appendChunk as add } from "../_output.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,18 +29,6 @@ function spilling(budget = 64 * MiB, options: { perRun?: number; total?: number 
       Deno.removeSync(dir, { recursive: true });
     },
   };
-}
-
-function add(log: OutputLog, data: Uint8Array, extra: Partial<RetainedChunk> = {}): void {
-  log.append({
-    stream: "stdout",
-    seq: log.next,
-    bytes: data.length,
-    truncated: false,
-    chunkIndex: null,
-    totalChunks: null,
-    ...extra,
-  }, data);
 }
 
 /** `seq 1 n`-like output cut into chunks of at most `size` bytes (on line ends). */

@@ -6,6 +6,7 @@ import { Metrics } from "../../lib/ops/metrics.ts";
 import type { Sink } from "../../lib/core/sink.ts";
 import type { ExecutionEvent } from "../../lib/types.ts";
 import { fakeClock } from "../_clock.ts";
+import { execLimits, execSpec } from "../_exec.ts";
 
 const event: ExecutionEvent = { type: "paused", executionId: "e", pid: 1, pgid: 1 };
 
@@ -124,24 +125,9 @@ function spawn(argv: string[], retention = 1 << 20) {
     id: crypto.randomUUID(),
     sessionId: null,
     detached: true,
-    spec: {
-      argv,
-      display: argv.join(" "),
-      env: { PATH: "/usr/bin:/bin" },
-      timeout: 30,
-      timeoutSource: "request",
-      idleTimeout: null,
-      framing: "chunk",
-    },
+    spec: execSpec(argv),
     sink: { emit: () => {}, ready: () => Promise.resolve() },
-    limits: {
-      chunkSize: 1024,
-      lineLimit: 1024,
-      flushIntervalMs: 5,
-      killGraceMs: 500,
-      orphanGraceMs: 200,
-      outputRetention: retention,
-    },
+    limits: execLimits({ outputRetention: retention }),
     metrics: new Metrics(),
   });
   exec.run();
