@@ -134,7 +134,9 @@ export class RunFeed implements Sink {
   }
 
   emit(event: ExecutionEvent): void {
-    for (const sink of [...this.#subs.keys()]) {
+    // Per output chunk, so no copy: a Map's iteration skips entries removed meanwhile (an
+    // attachment ends on `completed`), and one added meanwhile gets the event it then sees.
+    for (const sink of this.#subs.keys()) {
       try {
         sink.emit(event);
       } catch (err) {
