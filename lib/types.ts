@@ -130,6 +130,12 @@ export interface OutputChunk extends LinePiece {
   seq: number;
   /** Raw bytes this chunk came from (before any U+FFFD replacement). */
   bytes: number;
+  /**
+   * The child's bytes themselves, for clients that want them exactly
+   * (legacy `encoding: "base64"`); valid only while the event is being sent,
+   * like `data`. Absent: encode `data`.
+   */
+  raw?(): Uint8Array;
 }
 
 /** How a run ended. */

@@ -40,6 +40,7 @@ function replayed(exec: Execution, chunk: RetainedChunk, from: number): OutputCh
     get data() {
       return data ??= decoder.decode(exec.output.read(start, end));
     },
+    raw: () => exec.output.read(start, end),
   };
 }
 

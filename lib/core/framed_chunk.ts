@@ -54,6 +54,14 @@ export class FramedChunk implements OutputChunk {
     return this.#data;
   }
 
+  /** The child's bytes (a view: copy them to keep them past the event). */
+  raw(): Uint8Array {
+    if (this.#sealed) {
+      throw new TypeError("Output bytes read after their event: they have been reused");
+    }
+    return this.#raw;
+  }
+
   /** The event is over: the bytes it points into are about to be reused. */
   seal(): void {
     this.#sealed = true;
