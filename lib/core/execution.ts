@@ -231,6 +231,11 @@ export class Execution {
     return this.#stdin?.open ?? false;
   }
 
+  /** Bytes of input accepted for the child's stdin since the start, the initial `stdin` included. */
+  get stdinAccepted(): number {
+    return this.#stdin?.accepted ?? 0;
+  }
+
   /** Bytes of input accepted and not yet taken by the child's stdin. */
   get stdinPending(): number {
     return this.#stdin?.pending ?? 0;
@@ -361,7 +366,7 @@ export class Execution {
   }
 
   /**
-   * Accepts `text` for the command's stdin, to be written after input
+   * Accepts `input` (text or bytes) for the command's stdin, to be written after input
    * accepted before, then closes stdin if `close` is set. Only for runs
    * spawned with `spec.stdinOpen`. Returns at once; the result tells how
    * much has been written and when all of it is. Input that does not fit in
@@ -371,13 +376,14 @@ export class Execution {
    * @throws {InvalidParamsError} (-32602) when it does not fit the buffer
    * (the process is not reading its stdin); nothing of it is kept.
    */
-  queueInput(text: string, close = false): StdinWrite {
+  queueInput(input: string | Uint8Array, close = false): StdinWrite {
     if (!this.active) throw new NoProcessError();
     const stdin = this.#stdin;
     if (stdin === null || !stdin.open) throw new NoProcessError("stdin is not open");
+    if (typeof input !== "string") return stdin.write(input, close);
     // Checked before encoding: refused input costs no copy.
-    stdin.check(utf8Length(text));
-    return stdin.write(new TextEncoder().encode(text), close);
+    stdin.check(utf8Length(input));
+    return stdin.write(new TextEncoder().encode(input), close);
   }
 
   /**
@@ -389,7 +395,7 @@ export class Execution {
    * the child no longer reads it.
    * @throws {InvalidParamsError} (-32602) when it does not fit the buffer.
    */
-  async writeInput(text: string, close = false): Promise<number> {
+  async writeInput(text: string | Uint8Array, close = false): Promise<number> {
     const write = this.queueInput(text, close);
     await write.done;
     return write.bytes;

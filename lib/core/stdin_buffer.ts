@@ -65,6 +65,7 @@ export class StdinBuffer {
   readonly #onPending: (delta: number) => void;
   readonly #queue: Pending[] = [];
   #pending = 0;
+  #accepted = 0;
   #writing = false;
   /** Why no more input is taken, once none is. */
   #shut: "closing" | "failed" | "aborted" | null = null;
@@ -81,6 +82,11 @@ export class StdinBuffer {
     this.#writer = writer;
     this.capacity = capacity;
     this.#onPending = onPending;
+  }
+
+  /** Bytes of input accepted since the start, written or not (the stdin stream's length). */
+  get accepted(): number {
+    return this.#accepted;
   }
 
   /** Whether input is still taken (stdin not closed, nor asked to close). */
@@ -143,6 +149,7 @@ export class StdinBuffer {
     // Nobody need wait for it: an input whose caller has answered already may still fail.
     done.catch(() => {});
     const write = { bytes: data.length, written: 0, done };
+    this.#accepted += data.length;
     this.#queue.push({ data, off: 0, close, write, resolve, reject });
     this.#add(data.length);
     if (!this.#writing) void this.#pump();
