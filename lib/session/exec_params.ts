@@ -65,6 +65,27 @@ export const ExecuteParams = z.looseObject({
 /** Validated `execute` params. */
 export type ExecuteParams = z.infer<typeof ExecuteParams>;
 
+/** How a legacy client gets output `data`: decoded text (the default) or the child's bytes. */
+const OutputEncoding = z.enum(["utf8", "base64"]).optional().describe(
+  "`utf8` (default): `data` is text, invalid bytes as U+FFFD; `base64`: `data` is the child's " +
+    'bytes exactly, base64-encoded, and the message has `encoding: "base64"`.',
+);
+
+/** Params of the legacy `execute`: {@linkcode ExecuteParams} and what only that protocol has. */
+export const LegacyExecuteParams = ExecuteParams.extend({
+  stdin_open: z.boolean().optional().describe(
+    "Keep stdin open after `stdin` for `input` requests, until one has `close: true`.",
+  ),
+  detach_timeout: Seconds.describe(
+    "With `detach`: end the run after this many seconds with no one attached (at most the " +
+      "server's `detach-timeout`).",
+  ),
+  encoding: OutputEncoding,
+});
+
+/** Validated legacy `execute` params. */
+export type LegacyExecuteParams = z.infer<typeof LegacyExecuteParams>;
+
 /** A signal name as clients write it: `INT`, `SIGINT`, `int`. */
 const SignalName = z.string().trim().transform((s) => s.toUpperCase().replace(/^SIG/, "")).pipe(
   z.enum(CLIENT_SIGNALS, { error: `one of ${CLIENT_SIGNALS.join(", ")}` }),
@@ -111,6 +132,29 @@ export function controlSignal(p: ControlParams): ClientSignal | null {
 export const AttachParams = z.looseObject({
   execution_id: ExecutionIdParam,
   from_seq: z.number().int().min(0).optional(),
+  tail_bytes: z.number().int().min(0).optional().describe(
+    "Instead of `from_seq`: start this many bytes before the end of the output so far.",
+  ),
+  encoding: OutputEncoding,
+}).refine((p) => p.from_seq === undefined || p.tail_bytes === undefined, {
+  message: "give from_seq or tail_bytes, not both",
+  path: ["tail_bytes"],
+});
+
+/** Params of the legacy `input`: bytes for a run's stdin, which must have been kept open. */
+export const InputParams = z.looseObject({
+  execution_id: ExecutionIdParam,
+  data: z.string().optional().describe("Text to write."),
+  data_base64: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "expected base64").optional()
+    .describe("Bytes to write, base64-encoded (instead of `data`)."),
+  offset: z.number().int().min(0).optional().describe(
+    "Where the input starts in the run's stdin stream, in bytes: bytes already accepted are " +
+      "skipped, so a client may resend after a reconnect without doubling them.",
+  ),
+  close: z.boolean().optional().describe("Close stdin after this input."),
+}).refine((p) => p.data === undefined || p.data_base64 === undefined, {
+  message: "give data or data_base64, not both",
+  path: ["data_base64"],
 });
 
 /** Params of `list`. */

@@ -50,6 +50,8 @@ export type ExecuteRequest = Omit<ExecuteParams, "detach"> & {
   stdin_open?: boolean | undefined;
   /** The run survives the session (legacy `detach: true`); MCP sessions detach every run. */
   detach?: boolean | undefined;
+  /** Seconds a detached run waits with no one attached, at most `detach-timeout`. */
+  detach_timeout?: number | null | undefined;
 };
 
 /** A run spawned by {@linkcode Session.execute}, whose output is not flowing yet. */
@@ -238,12 +240,16 @@ export class Session {
     receivedAt: number = performance.now(),
   ): Promise<Spawned> {
     this.checkCapacity();
-    const { stdin_open, detach, ...params } = request;
+    const { stdin_open, detach, detach_timeout, ...params } = request;
     const spec = await resolveExecSpec(params, this.#deps.config, this.#deps.timeLimits);
     const exec = await this.start(
       stdin_open === undefined ? spec : { ...spec, stdinOpen: stdin_open },
       sink,
-      { receivedAt, detached: detach === true || this.detachAll },
+      {
+        receivedAt,
+        detached: detach === true || this.detachAll,
+        ...(detach_timeout != null ? { detachTimeoutS: detach_timeout } : {}),
+      },
     );
     let started = false;
     return {
@@ -291,7 +297,7 @@ export class Session {
   async start(
     spec: ExecSpec,
     sink: Sink,
-    options: { id?: string; receivedAt?: number; detached?: boolean } = {},
+    options: { id?: string; receivedAt?: number; detached?: boolean; detachTimeoutS?: number } = {},
   ): Promise<Execution> {
     if (this.#closed) throw new NoProcessError("Session is closed");
     // Reserved before any await, so concurrent starts cannot overshoot the limit.
@@ -311,14 +317,20 @@ export class Session {
       // A detached run's client follows it through an attachment when it can
       // fall behind (a socket): then it reads the log instead of holding the run back.
       const follows = options.detached === true && sink.busy !== undefined;
+      const { detachTimeoutS, ...spawnOptions } = options;
+      const limits = executionLimits(this.#deps.config);
       exec = this.#deps.registry.spawn({
-        ...options,
+        ...spawnOptions,
         id,
         sessionId: this.id,
         principal: this.principal.id,
         spec,
         sink: follows ? undefined : sink,
-        limits: executionLimits(this.#deps.config),
+        // A client's own detach timeout can shorten the server's, never lengthen it.
+        limits: detachTimeoutS === undefined ? limits : {
+          ...limits,
+          detachTimeoutMs: Math.min(limits.detachTimeoutMs ?? Infinity, detachTimeoutS * 1000),
+        },
         metrics: this.#deps.metrics,
       });
     } catch (err) {

@@ -6,15 +6,16 @@
  * @module
  */
 import { hookFields } from "../../ops/hooks.ts";
-import { ErrorCode, ExecutorError } from "../../errors.ts";
+import { ErrorCode, ExecutorError, InvalidParamsError, NoProcessError } from "../../errors.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
 import {
   AttachParams,
   ControlParams,
   controlSignal,
   EstimateParams,
-  ExecuteParams,
   HistoryParams,
+  InputParams,
+  LegacyExecuteParams,
   ListParams,
   parseParams,
 } from "../../session/exec_params.ts";
@@ -43,6 +44,11 @@ interface Handled {
   result: unknown;
   /** Runs right after the result is sent (notifications that must follow it). */
   after?: () => void;
+  /**
+   * The reply comes later, without holding the next messages back: `result`
+   * is then ignored and this is sent (or its error) once it settles.
+   */
+  later?: Promise<unknown>;
 }
 
 /**
@@ -74,7 +80,7 @@ const LIST_COMMAND_CHARS = 1000;
  *   { status: "started", pid: 7, pgid: 7, exit_code: null, error: null, execution_id: "e1" } });
  * ```
  */
-export function encodeEvent(event: ExecutionEvent): string {
+export function encodeEvent(event: ExecutionEvent, base64 = false): string {
   const executionId = event.executionId;
   switch (event.type) {
     case "started":
@@ -88,6 +94,20 @@ export function encodeEvent(event: ExecutionEvent): string {
       });
     case "output": {
       const c = event.chunk;
+      if (base64) {
+        const raw = c.raw?.() ?? new TextEncoder().encode(c.data);
+        return encodeNotification("process.output", {
+          type: c.stream,
+          data: raw.toBase64(),
+          encoding: "base64",
+          truncated: c.truncated,
+          chunk_index: c.chunkIndex,
+          total_chunks: c.totalChunks,
+          execution_id: executionId,
+          seq: c.seq,
+          bytes: c.bytes,
+        });
+      }
       return encodeNotification("process.output", {
         type: c.stream,
         data: c.data,
@@ -203,6 +223,8 @@ export class LegacyProtocol {
   readonly #sink: Sink;
   readonly #handlers: Record<string, Handler>;
   #queue: Promise<void> = Promise.resolve();
+  /** Runs whose output this client asked for as bytes (`encoding: "base64"`). */
+  readonly #base64 = new Set<string>();
 
   /** Binds the protocol to a session and its socket. */
   constructor(session: Session, writer: SocketWriter, services: SessionServices) {
@@ -211,7 +233,11 @@ export class LegacyProtocol {
     this.#services = services;
     this.#sink = {
       // Encoded (and its output decoded) only while the client is there to get it.
-      emit: (event) => writer.send(() => encodeEvent(event)),
+      emit: (event) => {
+        const base64 = this.#base64.has(event.executionId);
+        writer.send(() => encodeEvent(event, base64));
+        if (event.type === "completed") this.#base64.delete(event.executionId);
+      },
       ready: () => writer.ready(),
       gone: () => writer.closed,
       busy: () => writer.busy,
@@ -220,6 +246,7 @@ export class LegacyProtocol {
       execute: (p, t) => this.#execute(p, t),
       control: (p) => this.#control(p),
       attach: (p) => this.#attach(p),
+      input: (p) => this.#input(p),
       list: (p) => this.#list(p),
       hook_status: () => ({ result: this.#services.hooks.status() }),
       estimate: (p) => this.#estimate(p),
@@ -280,6 +307,13 @@ export class LegacyProtocol {
       const pending = handler(msg.params, receivedAt);
       const handled = pending instanceof Promise ? await pending : pending;
       if (handled === null) return;
+      if (handled.later !== undefined) {
+        void handled.later.then(
+          (result) => id !== undefined && this.#writer.send(encodeResult(id, result)),
+          (err) => id !== undefined && this.#writer.send(encodeError(id, toErrorObject(err))),
+        );
+        return;
+      }
       if (id !== undefined) this.#writer.send(encodeResult(id, handled.result));
       handled.after?.();
     } catch (err) {
@@ -292,8 +326,9 @@ export class LegacyProtocol {
   }
 
   async #execute(params: unknown, receivedAt: number): Promise<Handled> {
-    const request = parseParams(ExecuteParams, params);
+    const { encoding, ...request } = parseParams(LegacyExecuteParams, params);
     const { exec, run } = await this.#session.execute(request, this.#sink, receivedAt);
+    if (encoding === "base64") this.#base64.add(exec.id);
     return {
       result: {
         status: "started",
@@ -311,8 +346,16 @@ export class LegacyProtocol {
   /** `attach`: replay from `from_seq`, then follow live (PROTOCOL.md part 3). */
   #attach(params: unknown): Handled {
     const p = parseParams(AttachParams, params);
-    const attachment = this.#session.attach(p.execution_id, this.#sink, p.from_seq);
+    let from = p.from_seq;
+    if (p.tail_bytes !== undefined) {
+      const log = this.#session.get(p.execution_id)?.output;
+      // A tail is "the last bytes there are": never a gap before them.
+      if (log !== undefined) from = Math.max(log.first, log.next - p.tail_bytes);
+    }
+    const attachment = this.#session.attach(p.execution_id, this.#sink, from);
     const exec = attachment.exec;
+    if (p.encoding === "base64") this.#base64.add(exec.id);
+    else this.#base64.delete(exec.id);
     return {
       result: {
         status: "attached",
@@ -322,8 +365,50 @@ export class LegacyProtocol {
         from_seq: attachment.from,
         next_seq: exec.output.next,
         oldest_seq: exec.output.first,
+        started_at: new Date(exec.startedAt).toISOString(),
+        timeout: exec.spec.timeout,
+        timeout_source: exec.spec.timeoutSource,
       },
       after: () => void attachment.start(),
+    };
+  }
+
+  /**
+   * `input`: bytes for the stdin of a run started with `stdin_open`. Queued
+   * in arrival order at once; the reply comes when the child has taken them,
+   * without holding back the messages after it (a CANCEL must get through
+   * while a child does not read). With `offset`, bytes already accepted are
+   * skipped, so a client that lost its connection may send again.
+   */
+  #input(params: unknown): Handled {
+    const p = parseParams(InputParams, params);
+    const exec = this.#session.get(p.execution_id);
+    if (exec === undefined) throw new NoProcessError(`No execution with id ${p.execution_id}`);
+    let data = p.data_base64 !== undefined
+      ? Uint8Array.fromBase64(p.data_base64)
+      : new TextEncoder().encode(p.data ?? "");
+    if (!exec.active) throw new NoProcessError(`Execution ${exec.id} has ended`);
+    if (p.offset !== undefined) {
+      const accepted = exec.stdinAccepted;
+      if (p.offset > accepted) {
+        throw new InvalidParamsError("Invalid params", {
+          data: {
+            field: "offset",
+            reason: `past the input accepted so far: ${accepted} bytes`,
+            accepted,
+          },
+        });
+      }
+      data = data.subarray(Math.min(data.length, accepted - p.offset));
+    }
+    const write = exec.queueInput(data, p.close === true);
+    return {
+      result: null,
+      later: write.done.then(() => ({
+        bytes_written: write.bytes,
+        accepted: exec.stdinAccepted,
+        stdin_open: exec.stdinOpen,
+      })),
     };
   }
 
