@@ -385,13 +385,21 @@ function readEnv(name: string): string | undefined {
 }
 
 if (import.meta.main) {
-  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  // The compiled binary is the client too (`cc-executor run -- ls`); the
+  // server takes only flags, so any other first word is a subcommand.
+  const first = Deno.args[0];
+  if (first !== undefined && first !== "serve" && !first.startsWith("-")) {
+    const { cli } = await import("./cli/main.ts");
+    Deno.exit(await cli(Deno.args));
+  }
+  const args = first === "serve" ? Deno.args.slice(1) : Deno.args;
+  if (args.includes("--help") || args.includes("-h")) {
     console.log("cc-executor: run commands over WebSocket.\n\nSettings:\n" + settingsTable());
     Deno.exit(0);
   }
   let config, keyring, warning;
   try {
-    config = loadConfig({ args: Deno.args });
+    config = loadConfig({ args });
     keyring = await loadKeyring(config);
     warning = checkExposure(config, keyring);
   } catch (err) {

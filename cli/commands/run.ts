@@ -1,0 +1,213 @@
+/**
+ * `run` and `attach`: start a command (or join a running one) and follow it
+ * like a local command: its stdout to stdout and stderr to stderr, byte for
+ * byte and live, and its exit status as the CLI's.
+ *
+ * @module
+ */
+import { ConnectionError, RpcError } from "../client.ts";
+import { EXIT_REFUSED, EXIT_TRANSPORT } from "../exit_status.ts";
+import { numberFlag, parseFlags, resolveTarget, UsageError } from "../options.ts";
+import { type LocalStream, OutputWriter } from "../output_writer.ts";
+import { ProgressLine } from "../progress.ts";
+import { RemoteRun } from "../remote_run.ts";
+import { follow } from "./follow.ts";
+
+/** How long the CLI tries to get a lost connection back (`--reconnect-timeout`). */
+const DEFAULT_RECONNECT_S = 60;
+/**
+ * How much longer than that a run waits for its CLI before the server ends
+ * it: a CLI killed outright leaves nothing running for long.
+ */
+const DETACH_MARGIN_S = 60;
+
+/** `run --help`. */
+export const RUN_HELP = `Usage: cc-executor run [flags] -- COMMAND [ARGS...]
+       cc-executor run [flags] --shell 'COMMAND LINE'
+
+Runs a command on the server and follows it as if it ran here: its stdout
+and stderr go to yours, byte for byte, and its exit status is yours (128+N
+for a signal, 124 for its time limit, 255 when its end was not seen).
+Ctrl-C interrupts it (SIGINT); a second Ctrl-C within 2 s cancels it.
+A lost connection is made again, resuming exactly where the output stopped.
+
+Flags:
+  --shell CMD             run CMD with the server's shell (pipes, globs); without it
+                          the words after -- are the program and its arguments
+  --timeout S             time limit in seconds (0: no automatic limit); default:
+                          the server's automatic limit, learned from similar runs
+  --idle-timeout S        end the run after S seconds without output
+  --cwd DIR               working directory on the server
+  --env K=V               an environment variable for the command (repeatable)
+  --stdin                 stream this terminal's stdin to the command
+  --detach                start it and print only its id (see: attach, logs, ps)
+  --json                  NDJSON events on stdout instead of the output itself
+  --quiet, -q             no progress line (there is none unless stderr is a terminal)
+  --reconnect-timeout S   give up reconnecting after S seconds (default ${DEFAULT_RECONNECT_S})
+  --url URL               server (default $CC_EXECUTOR_URL or ws://127.0.0.1:8003/ws/mcp)
+  --key-file FILE         file holding the API key (default $CC_EXECUTOR_API_KEY)
+`;
+
+/** `attach --help`. */
+export const ATTACH_HELP = `Usage: cc-executor attach ID [--from N] [flags]
+
+Follows a run started elsewhere (run --detach, another client, an MCP tool):
+replays its retained output from byte offset N (default: the oldest kept),
+then streams it live, and exits with its exit status, as run does.
+Ctrl-C interrupts the run; a second within 2 s cancels it.
+
+Flags:
+  --from N                byte offset to replay from
+  --json, --quiet, --reconnect-timeout S, --url URL, --key-file FILE: as for run
+`;
+
+const FOLLOW_FLAGS = {
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  "reconnect-timeout": { type: "string" },
+} as const;
+
+const RUN_FLAGS = {
+  ...FOLLOW_FLAGS,
+  shell: { type: "string" },
+  timeout: { type: "string" },
+  "idle-timeout": { type: "string" },
+  cwd: { type: "string" },
+  env: { type: "string", multiple: true },
+  stdin: { type: "boolean" },
+  detach: { type: "boolean" },
+} as const;
+
+/** The output writer and, on a terminal, the progress line watching it. */
+function localOutput(quiet: boolean, json: boolean): {
+  writer: OutputWriter;
+  progress: ProgressLine | null;
+} {
+  if (quiet || json || !Deno.stderr.isTerminal()) {
+    return { writer: new OutputWriter(), progress: null };
+  }
+  const terminals = new Set<LocalStream>(["stderr"]);
+  if (Deno.stdout.isTerminal()) terminals.add("stdout");
+  const progress = new ProgressLine(terminals);
+  return { writer: new OutputWriter(undefined, progress), progress };
+}
+
+/** `K=V` pairs as an env object. */
+function envFlags(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (pairs === undefined || pairs.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--env ${pair}: expected NAME=VALUE`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+/** A refusal or failure before the run started, said once. */
+function startFailure(err: unknown, json: boolean): number {
+  const refused = err instanceof RpcError;
+  const message = refused
+    ? `the server refused the request: ${err.message} (${err.code})` +
+      (err.data ? ` ${JSON.stringify(err.data)}` : "")
+    : err instanceof ConnectionError
+    ? err.message
+    : String(err);
+  const exit = refused ? EXIT_REFUSED : EXIT_TRANSPORT;
+  if (json) console.log(JSON.stringify({ event: "error", message, exit }));
+  else console.error(`cc-executor: ${message}`);
+  return exit;
+}
+
+/** `cc-executor run`. */
+export async function runCommand(args: string[]): Promise<number> {
+  const { values, positionals, command } = parseFlags(args, RUN_FLAGS);
+  if (values.help) {
+    console.log(RUN_HELP);
+    return 0;
+  }
+  const argv = command.length > 0 ? command : positionals;
+  if (values.shell !== undefined && argv.length > 0) {
+    throw new UsageError("give either --shell 'COMMAND LINE' or -- COMMAND ARGS, not both");
+  }
+  if (values.shell === undefined && argv.length === 0) {
+    throw new UsageError("no command: cc-executor run -- COMMAND [ARGS...]");
+  }
+  const target = resolveTarget(values);
+  const reconnectS = values["reconnect-timeout"] === undefined
+    ? DEFAULT_RECONNECT_S
+    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
+  const json = values.json === true;
+  const detach = values.detach === true;
+  const { writer, progress } = localOutput(values.quiet === true || detach, json);
+  const run = new RemoteRun({
+    ...target,
+    writer,
+    progress,
+    json,
+    reconnectTimeoutMs: reconnectS * 1000,
+  });
+  const params: Record<string, unknown> = {
+    ...(values.shell !== undefined ? { command: values.shell } : { args: argv }),
+    ...(values.timeout !== undefined ? { timeout: numberFlag("timeout", values.timeout) } : {}),
+    ...(values["idle-timeout"] !== undefined
+      ? { idle_timeout: numberFlag("idle-timeout", values["idle-timeout"]) }
+      : {}),
+    ...(values.cwd !== undefined ? { cwd: values.cwd } : {}),
+    ...(envFlags(values.env) !== undefined ? { env: envFlags(values.env) } : {}),
+    ...(values.stdin ? { stdin_open: true } : {}),
+    // Always detached, so a dropped connection can be resumed; without
+    // --detach the server ends it soon after its CLI is gone for good.
+    detach: true,
+    ...(detach ? {} : { detach_timeout: reconnectS + DETACH_MARGIN_S }),
+  };
+  let started: Record<string, unknown>;
+  try {
+    started = await run.start(params);
+  } catch (err) {
+    return startFailure(err, json);
+  }
+  if (detach) {
+    run.close();
+    console.log(
+      json ? JSON.stringify({ event: "detached", ...started }) : String(started.execution_id),
+    );
+    return 0;
+  }
+  if (json) console.log(JSON.stringify({ event: "execute", ...started }));
+  return await follow(run, { writer, progress, json, stdin: values.stdin === true });
+}
+
+/** `cc-executor attach`. */
+export async function attachCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    ...FOLLOW_FLAGS,
+    from: { type: "string" },
+  });
+  if (values.help) {
+    console.log(ATTACH_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError("expected one execution id: attach ID");
+  const target = resolveTarget(values);
+  const json = values.json === true;
+  const reconnectS = values["reconnect-timeout"] === undefined
+    ? DEFAULT_RECONNECT_S
+    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
+  const from = values.from === undefined ? undefined : numberFlag("from", values.from, true);
+  const { writer, progress } = localOutput(values.quiet === true, json);
+  const run = new RemoteRun({
+    ...target,
+    writer,
+    progress,
+    json,
+    reconnectTimeoutMs: reconnectS * 1000,
+  });
+  try {
+    const attached = await run.attach(positionals[0]!, from);
+    if (json) console.log(JSON.stringify({ event: "attach", ...attached }));
+  } catch (err) {
+    return startFailure(err, json);
+  }
+  return await follow(run, { writer, progress, json, stdin: false });
+}

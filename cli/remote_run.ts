@@ -1,0 +1,430 @@
+/**
+ * Follows one remote run to its end, as `run` and `attach` do: its output
+ * to the local streams (each byte once, in order, by its offset), controls
+ * sent (and kept while disconnected), and the connection made again with
+ * back-off when it drops, resuming with `attach` from the next byte
+ * offset. A reader slower than the run (`| less`) is kept up with the same
+ * way: past a high-water mark the connection is let go and taken up again,
+ * from the offset reached, once the output has been written.
+ *
+ * @module
+ */
+import { ConnectionError, type Notification, RpcClient, RpcError } from "./client.ts";
+import type { RunEnd } from "./exit_status.ts";
+import type { OutputWriter } from "./output_writer.ts";
+import type { ProgressLine } from "./progress.ts";
+
+/** Output bytes queued for the local streams past which the connection is let go. */
+const HIGH_WATER = 8 * 1024 * 1024;
+/** The first wait before connecting again; it doubles up to {@linkcode MAX_BACKOFF_MS}. */
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 5000;
+
+/** How a followed run ended for the CLI. */
+export type Outcome =
+  | { kind: "ended"; end: RunEnd & Record<string, unknown> }
+  /** The end was not seen: the connection could not be had back, or the run is gone. */
+  | { kind: "failed"; message: string }
+  /** The user stopped waiting (a third Ctrl-C). */
+  | { kind: "abandoned" }
+  /** The local reader went away (`| head`); the run was canceled. */
+  | { kind: "broken-pipe" };
+
+/** Options of {@linkcode RemoteRun}. */
+export interface RemoteRunOptions {
+  url: string;
+  key?: string | undefined;
+  writer: OutputWriter;
+  /** The progress line, when one is shown. */
+  progress?: ProgressLine | null;
+  /** Write NDJSON events to stdout instead of the output itself. */
+  json?: boolean;
+  /** Stop trying to connect again after this long without a connection. */
+  reconnectTimeoutMs: number;
+}
+
+/** A request to start a run (legacy `execute` params). */
+export type ExecuteParams = Record<string, unknown>;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One run, followed.
+ *
+ * @example Against a running server
+ * ```ts ignore
+ * const writer = new OutputWriter();
+ * const run = new RemoteRun({ url: "ws://127.0.0.1:8003/ws/mcp", writer, reconnectTimeoutMs: 60_000 });
+ * await run.start({ args: ["echo", "hi"] });
+ * const outcome = await run.outcome;
+ * ```
+ */
+export class RemoteRun {
+  readonly #options: RemoteRunOptions;
+  #client: RpcClient | null = null;
+  #id: string | null = null;
+  /** The offset of the next byte of output to write. */
+  #next = 0;
+  #bytes = 0;
+  readonly #outcome = Promise.withResolvers<Outcome>();
+  #ended = false;
+  /** Controls not yet delivered (sent again after a reconnect). */
+  readonly #pendingControls: string[] = [];
+  /** Set while the connection is let go for a slow local reader. */
+  #holding = false;
+  /** Set while connecting again, so a second loss does not start a second loop. */
+  #reconnecting = false;
+  #flushing = false;
+  /** Resolves when a connection is open again (for requests made meanwhile). */
+  #reconnected = Promise.withResolvers<void>();
+  readonly #decoder = new TextDecoder();
+
+  /** A run to follow; call {@linkcode start} or {@linkcode attach}. */
+  constructor(options: RemoteRunOptions) {
+    this.#options = options;
+    void options.writer.brokenPipe.then(() => this.#brokenPipe());
+  }
+
+  /** How the run ended for the CLI. */
+  get outcome(): Promise<Outcome> {
+    return this.#outcome.promise;
+  }
+
+  /** The run's id, once known. */
+  get id(): string | null {
+    return this.#id;
+  }
+
+  /** The byte offset of the output written (or queued) so far. */
+  get offset(): number {
+    return this.#next;
+  }
+
+  /**
+   * Connects and starts the run.
+   *
+   * @returns the `execute` result.
+   * @throws {ConnectionError} when the server cannot be reached.
+   * @throws {RpcError} when it refuses the request.
+   */
+  async start(params: ExecuteParams): Promise<Record<string, unknown>> {
+    const client = await this.#connect();
+    let result: Record<string, unknown>;
+    try {
+      result = await client.request("execute", { ...params, encoding: "base64" }) as Record<
+        string,
+        unknown
+      >;
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    this.#id = String(result.execution_id);
+    this.#setLimit(result);
+    return result;
+  }
+
+  /**
+   * Connects and attaches to run `id` from byte offset `from` (default: the
+   * oldest retained).
+   *
+   * @returns the `attach` result.
+   */
+  async attach(id: string, from?: number): Promise<Record<string, unknown>> {
+    this.#id = id;
+    const client = await this.#connect();
+    try {
+      const result = await this.#attachOn(client, from);
+      return result;
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  /** Lets the connection go (after `start` with `detach`, or once the run ended). */
+  close(): void {
+    this.#client?.close();
+  }
+
+  /**
+   * Sends a control (`INTERRUPT`, `CANCEL`) to the run; while disconnected,
+   * it is sent once the connection is back.
+   */
+  control(type: string): void {
+    if (this.#ended) return;
+    this.#pendingControls.push(type);
+    void this.#flushControls();
+  }
+
+  /** Stops waiting: the outcome is "abandoned". */
+  abandon(): void {
+    this.#finish({ kind: "abandoned" });
+  }
+
+  /**
+   * A request on the current connection; while there is none, it waits for
+   * the next one and is sent then.
+   *
+   * @throws {RpcError} for an error reply.
+   */
+  async request(method: string, params: Record<string, unknown>): Promise<unknown> {
+    while (!this.#ended) {
+      const client = this.#client;
+      if (client === null || !client.open) {
+        await Promise.race([this.#reconnected.promise, this.#outcome.promise]);
+        continue;
+      }
+      try {
+        return await client.request(method, params);
+      } catch (err) {
+        if (!(err instanceof ConnectionError)) throw err;
+      }
+    }
+    throw new ConnectionError("the run has ended", false);
+  }
+
+  /** Tells the user, on stderr (or as an event in `--json`). */
+  say(message: string, event?: Record<string, unknown>): void {
+    if (this.#options.json) {
+      this.#event({ event: "notice", message, ...event });
+    } else {
+      this.#options.writer.write("stderr", new TextEncoder().encode(`[cc-executor] ${message}\n`));
+    }
+  }
+
+  async #connect(): Promise<RpcClient> {
+    const client = await RpcClient.connect({
+      url: this.#options.url,
+      key: this.#options.key,
+      onNotification: (n) => this.#notified(n),
+      onClose: (reason) => void this.#lost(reason),
+    });
+    this.#client = client;
+    this.#reconnected.resolve();
+    this.#reconnected = Promise.withResolvers<void>();
+    return client;
+  }
+
+  async #attachOn(client: RpcClient, from?: number): Promise<Record<string, unknown>> {
+    const result = await client.request("attach", {
+      execution_id: this.#id,
+      encoding: "base64",
+      ...(from !== undefined ? { from_seq: from } : {}),
+    }) as Record<string, unknown>;
+    if (typeof result.from_seq === "number" && from === undefined) this.#next = result.from_seq;
+    this.#setLimit(result);
+    const p = this.#options.progress;
+    if (p && typeof result.started_at === "string") {
+      p.state.startedAt = Date.parse(result.started_at);
+    }
+    void this.#flushControls();
+    return result;
+  }
+
+  #setLimit(result: Record<string, unknown>): void {
+    const p = this.#options.progress;
+    if (!p) return;
+    if (typeof result.timeout === "number") p.state.timeout = result.timeout;
+    if (typeof result.timeout_source === "string") p.state.timeoutSource = result.timeout_source;
+  }
+
+  #notified(n: Notification): void {
+    const params = n.params;
+    if (this.#ended || params.execution_id !== this.#id) return;
+    const progress = this.#options.progress;
+    switch (n.method) {
+      case "process.started":
+        if (progress) progress.state.startedAt ??= Date.now();
+        if (this.#options.json) this.#event({ event: "started", ...params });
+        return;
+      case "process.output":
+        this.#output(params);
+        return;
+      case "process.gap": {
+        const to = Number(params.to);
+        if (to > this.#next) this.#missing(this.#next, to);
+        return;
+      }
+      case "process.paused":
+      case "process.resumed":
+      case "process.canceled": {
+        const what = n.method.slice("process.".length);
+        if (progress) progress.state.status = what === "paused" ? "paused" : null;
+        if (this.#options.json) this.#event({ event: what, ...params });
+        return;
+      }
+      case "process.completed":
+        if (this.#options.json) this.#event({ event: "completed", ...params });
+        this.#finish({ kind: "ended", end: params as RunEnd & Record<string, unknown> });
+        return;
+      default:
+        if (this.#options.json && n.method.startsWith("hook.")) {
+          this.#event({ event: n.method, ...params });
+        }
+    }
+  }
+
+  #output(params: Record<string, unknown>): void {
+    const seq = Number(params.seq);
+    let bytes: Uint8Array = Uint8Array.fromBase64(String(params.data ?? ""));
+    // Bytes before `next` were written already (a replay after a reconnect overlaps).
+    if (seq + bytes.length <= this.#next) return;
+    if (seq > this.#next) this.#missing(this.#next, seq);
+    if (seq < this.#next) bytes = bytes.subarray(this.#next - seq);
+    this.#next = seq + Number(params.bytes ?? bytes.length);
+    this.#bytes += bytes.length;
+    const stream = params.type === "stderr" ? "stderr" : "stdout";
+    if (this.#options.progress) this.#options.progress.state.bytes = this.#bytes;
+    if (this.#options.json) {
+      this.#event({
+        event: "output",
+        stream,
+        seq: this.#next - bytes.length,
+        bytes: bytes.length,
+        data: this.#decoder.decode(bytes),
+      });
+    } else {
+      this.#options.writer.write(stream, bytes);
+    }
+    if (this.#options.writer.queued > HIGH_WATER && !this.#holding) void this.#hold();
+  }
+
+  /** Output between `from` and `to` is gone from the server: said, never silently skipped. */
+  #missing(from: number, to: number): void {
+    this.say(`${to - from} bytes of output (offsets ${from} to ${to}) are no longer retained`, {
+      event: "gap",
+      from,
+      to,
+    });
+    this.#next = to;
+  }
+
+  #event(event: Record<string, unknown>): void {
+    this.#options.writer.write("stdout", new TextEncoder().encode(JSON.stringify(event) + "\n"));
+  }
+
+  /** Lets go of the connection until the local reader has caught up, then attaches again. */
+  async #hold(): Promise<void> {
+    this.#holding = true;
+    this.#client?.close();
+    this.#client = null;
+    await this.#options.writer.drained();
+    this.#holding = false;
+    if (this.#ended) return;
+    await this.#reconnect(null);
+  }
+
+  /** The connection dropped: connect again, with back-off, until the bound. */
+  async #lost(reason: string): Promise<void> {
+    if (this.#ended || this.#holding || this.#reconnecting) return;
+    this.#client = null;
+    this.say(`${reason}; reconnecting`, { event: "reconnecting" });
+    await this.#reconnect(reason);
+  }
+
+  async #reconnect(reason: string | null): Promise<void> {
+    if (this.#reconnecting) return;
+    this.#reconnecting = true;
+    try {
+      await this.#reconnectLoop(reason);
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  async #reconnectLoop(reason: string | null): Promise<void> {
+    const progress = this.#options.progress;
+    if (progress && reason !== null) progress.state.status = "reconnecting";
+    const deadline = Date.now() + this.#options.reconnectTimeoutMs;
+    let wait = reason === null ? 0 : FIRST_BACKOFF_MS;
+    let last = reason ?? "";
+    for (let attempt = 1; !this.#ended; attempt++) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      // Jittered, so many clients of a restarted server do not come back at once.
+      await delay(Math.min(left, wait * (0.75 + Math.random() / 2)));
+      wait = Math.min(MAX_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, wait * 2));
+      if (this.#ended) return;
+      let client: RpcClient;
+      try {
+        client = await this.#connect();
+      } catch (err) {
+        if (err instanceof ConnectionError && err.retry) {
+          last = err.message;
+          continue;
+        }
+        this.#finish({ kind: "failed", message: (err as Error).message });
+        return;
+      }
+      try {
+        await this.#attachOn(client, this.#next);
+      } catch (err) {
+        if (err instanceof ConnectionError) continue;
+        const gone = err instanceof RpcError
+          ? `the run is gone from the server (${err.message}): was the server restarted?`
+          : String(err);
+        this.#finish({ kind: "failed", message: gone });
+        client.close();
+        return;
+      }
+      if (progress) progress.state.status = null;
+      if (reason !== null) {
+        this.say(`reconnected (attempt ${attempt}); resuming at byte ${this.#next}`, {
+          event: "reconnected",
+          from_seq: this.#next,
+        });
+      }
+      return;
+    }
+    if (this.#ended) return;
+    const s = Math.round(this.#options.reconnectTimeoutMs / 1000);
+    this.#finish({
+      kind: "failed",
+      message: `could not reconnect within ${s}s (${last}); the run may still be going: ` +
+        `cc-executor attach ${this.#id} --from ${this.#next}`,
+    });
+  }
+
+  async #flushControls(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      await this.#sendControls();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #sendControls(): Promise<void> {
+    while (this.#pendingControls.length > 0 && !this.#ended) {
+      // The current connection each time: a reconnect may have replaced it meanwhile.
+      const client = this.#client;
+      if (client === null || !client.open) return;
+      const type = this.#pendingControls[0]!;
+      try {
+        await client.request("control", { type, execution_id: this.#id });
+      } catch (err) {
+        // Lost on the way: kept for the next connection (whose attach flushes again).
+        if (err instanceof ConnectionError) continue;
+        // Refused (the run has just ended, say): nothing more to do about it.
+      }
+      this.#pendingControls.shift();
+    }
+  }
+
+  async #brokenPipe(): Promise<void> {
+    if (this.#ended) return;
+    // As a local producer would die of SIGPIPE, the remote run is ended.
+    this.control("CANCEL");
+    await Promise.race([this.#outcome.promise, delay(5000)]);
+    this.#finish({ kind: "broken-pipe" });
+  }
+
+  #finish(outcome: Outcome): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#client?.close();
+    this.#outcome.resolve(outcome);
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * `run --stdin`: the CLI's stdin streamed to the remote process, one chunk
+ * at a time (each sent once the child has taken the one before, so a child
+ * that does not read holds the CLI's reading back, not the server's memory).
+ * Every chunk names its offset in the stream, so one resent after a
+ * reconnect is not written twice.
+ *
+ * @module
+ */
+import { RpcError } from "./client.ts";
+
+/** Bytes per `input` request. */
+const CHUNK = 64 * 1024;
+
+/** Where the input goes: a request on the run's connection, which waits out reconnects. */
+export type InputRequest = (params: Record<string, unknown>) => Promise<unknown>;
+
+/**
+ * Streams `input` to run `executionId` through `request`, then closes its
+ * stdin. Resolves when all of it has been taken, or when the run no longer
+ * takes input (it ended, or closed its stdin): there is nothing to report
+ * then, the run's own end says what happened.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pumpStdin } from "./stdin_pump.ts";
+ * const sent: Record<string, unknown>[] = [];
+ * const input = ReadableStream.from([new TextEncoder().encode("hi\n")]);
+ * await pumpStdin(input, "e1", (p) => (sent.push(p), Promise.resolve({})));
+ * assert.deepEqual(sent.map((p) => [p.offset, p.data_base64, p.close]),
+ *   [[0, "aGkK", undefined], [3, undefined, true]]);
+ * ```
+ */
+export async function pumpStdin(
+  input: ReadableStream<Uint8Array>,
+  executionId: string,
+  request: InputRequest,
+): Promise<void> {
+  let offset = 0;
+  try {
+    for await (const data of input) {
+      for (let at = 0; at < data.length; at += CHUNK) {
+        const piece = data.subarray(at, at + CHUNK);
+        await request({ execution_id: executionId, data_base64: piece.toBase64(), offset });
+        offset += piece.length;
+      }
+    }
+    await request({ execution_id: executionId, close: true, offset });
+  } catch (err) {
+    // -32002: the run has ended or its stdin is closed; anything else is the run's business too.
+    if (!(err instanceof RpcError)) throw err;
+  }
+}
