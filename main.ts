@@ -249,7 +249,7 @@ export async function startServer(
   const hosts: { check?: HostCheck } = {};
   const app = createApp({
     hostCheck: () => hosts.check!,
-    guard: { keyring, allowedOrigins: config.allowedOrigins, connections, messages },
+    guard: { keyring, allowedOrigins: config.allowedOrigins, connections, messages, metrics },
     health: {
       config,
       sessions,

@@ -24,7 +24,10 @@ export interface AppDeps {
    */
   hostCheck: () => HostCheck;
   /** Keys, origins and rate limits of the access guard. */
-  guard: Pick<GuardDeps, "keyring" | "allowedOrigins" | "connections" | "messages">;
+  guard: Pick<
+    GuardDeps,
+    "keyring" | "allowedOrigins" | "connections" | "messages" | "metrics"
+  >;
   health: HealthDeps;
   ws: WsDeps;
   mcpHttp: McpHttpDeps;
