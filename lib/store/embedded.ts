@@ -92,6 +92,7 @@ const EXPIRE_EVERY_MS = 60_000;
  * const store = await EmbeddedStore.open({ path: "/proc/no/such/dir/store.db" });
  * assert.equal(store.health().ok, false);
  * await assert.rejects(store.history("cmd:ls"), StoreUnavailableError);
+ * assert.equal(store.failures, 1);
  * await store.close();
  * ```
  */

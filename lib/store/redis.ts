@@ -86,6 +86,7 @@ const PAGE = 200;
  * const store = await RedisStore.open({ url: "redis://127.0.0.1:1" });
  * assert.equal(store.health().ok, false);
  * await assert.rejects(store.history("cmd:ls"), StoreUnavailableError);
+ * assert.equal(store.failures, 1);
  * await store.close();
  * ```
  */
