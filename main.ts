@@ -19,6 +19,7 @@ import { logger, setupLogging } from "./lib/log.ts";
 import { EventLoopLag } from "./lib/ops/event_loop_lag.ts";
 import { HookRunner } from "./lib/ops/hooks.ts";
 import { Metrics } from "./lib/ops/metrics.ts";
+import { PrometheusExporter } from "./lib/ops/prometheus.ts";
 import { SpillStore } from "./lib/output/spill.ts";
 import { ResourceMonitor } from "./lib/ops/monitor.ts";
 import { Containment, killCgroup } from "./lib/process/cgroup.ts";
@@ -242,6 +243,16 @@ export async function startServer(
     return total;
   };
 
+  // Before any run: its histograms are fed from the first one on.
+  const exporter = new PrometheusExporter({
+    metrics,
+    runningExecutions: () => registry.runningCount,
+    sessions: () => sessions.countByProtocol(),
+    store,
+    rateLimits: { connections, messages },
+    eventLoopLag,
+    recovery,
+  });
   const mcpHttp = new LazyMcpHttpEndpoint(sessions, config, { timeLimits, hooks });
 
   // The Host check needs the bound port: it is made once the listener is
@@ -249,7 +260,7 @@ export async function startServer(
   const hosts: { check?: HostCheck } = {};
   const app = createApp({
     hostCheck: () => hosts.check!,
-    guard: { keyring, allowedOrigins: config.allowedOrigins, connections, messages },
+    guard: { keyring, allowedOrigins: config.allowedOrigins, connections, messages, metrics },
     health: {
       config,
       sessions,
@@ -268,6 +279,7 @@ export async function startServer(
       runAs,
       eventLoopLag,
     },
+    metrics: { keyring, connections, exporter, metrics },
     ws: {
       sessions,
       services: { timeLimits, hooks },

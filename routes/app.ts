@@ -1,6 +1,6 @@
 /**
- * The Hono app: the Host check, the access guard, the health, WebSocket and
- * MCP HTTP routes, and the JSON answers for unknown paths and unhandled
+ * The Hono app: the Host check, the access guard, the health, metrics,
+ * WebSocket and MCP HTTP routes, and the JSON answers for unknown paths and unhandled
  * errors. `main.ts` builds the services and hands them in.
  *
  * @module
@@ -13,6 +13,7 @@ import type { HostCheck } from "../lib/security/host_check.ts";
 import { accessGuard, type GuardDeps, type GuardEnv } from "./guard.ts";
 import { type HealthDeps, healthRoutes } from "./health.ts";
 import { hostGuard } from "./host_guard.ts";
+import { type MetricsRouteDeps, metricsRoutes } from "./metrics.ts";
 import { type McpHttpDeps, mcpHttpRoutes } from "./mcp_http.ts";
 import { type WsDeps, wsRoutes } from "./ws.ts";
 
@@ -24,8 +25,12 @@ export interface AppDeps {
    */
   hostCheck: () => HostCheck;
   /** Keys, origins and rate limits of the access guard. */
-  guard: Pick<GuardDeps, "keyring" | "allowedOrigins" | "connections" | "messages">;
+  guard: Pick<
+    GuardDeps,
+    "keyring" | "allowedOrigins" | "connections" | "messages" | "metrics"
+  >;
   health: HealthDeps;
+  metrics: MetricsRouteDeps;
   ws: WsDeps;
   mcpHttp: McpHttpDeps;
 }
@@ -52,6 +57,7 @@ export function createApp(deps: AppDeps): Hono<GuardEnv> {
   // the guard mounted on both would spend two tokens per request.
   for (const path of ["/ws/*", "/mcp/*"]) app.use(path, guard);
   app.route("/", healthRoutes(deps.health));
+  app.route("/", metricsRoutes(deps.metrics));
   app.route("/", wsRoutes(deps.ws));
   app.route("/", mcpHttpRoutes(deps.mcpHttp));
   app.notFound((c) => c.json({ error: "Not found" }, 404));

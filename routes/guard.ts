@@ -14,6 +14,7 @@ import { logger } from "../lib/log.ts";
 import { isOriginAllowed } from "../lib/security/origin_check.ts";
 import { LOCAL, type Principal } from "../lib/security/principal.ts";
 import type { RateLimiter } from "../lib/security/rate_limit.ts";
+import type { Metrics } from "../lib/ops/metrics.ts";
 
 const log = logger("access");
 
@@ -42,6 +43,8 @@ export interface GuardDeps {
   connections: RateLimiter;
   /** Requests within a live MCP HTTP session (GET, POST or DELETE: one each). */
   messages: RateLimiter;
+  /** Counts the 401s; absent: not counted. */
+  metrics?: Pick<Metrics, "authFailures">;
   /** Whether `/mcp` holds a session with this `Mcp-Session-Id` now, of this principal. */
   hasMcpSession: (id: string, principal: Principal) => boolean;
 }
@@ -156,6 +159,7 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
     }
     if (principal === null) {
       log.warning("Unauthorized request for {url} from {address}", where);
+      if (deps.metrics) deps.metrics.authFailures++;
       return refused(c, 401, "Unauthorized", {
         "WWW-Authenticate": 'Bearer realm="cc-executor"',
       });

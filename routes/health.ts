@@ -4,10 +4,9 @@
  *
  * @module
  */
-import type { RateLimiter } from "../lib/security/rate_limit.ts";
-import { type GuardEnv, remoteAddress } from "./guard.ts";
+import type { GuardEnv } from "./guard.ts";
 import { Hono } from "hono";
-import { type ApiKeyring, extractKey } from "../lib/security/auth.ts";
+import { figuresAccess, type FiguresAccessDeps } from "./figures_access.ts";
 import type { EventLoopLag } from "../lib/ops/event_loop_lag.ts";
 import type { HookRunner } from "../lib/ops/hooks.ts";
 import type { ResourceMonitor } from "../lib/ops/monitor.ts";
@@ -24,7 +23,7 @@ import type { Sandbox } from "../lib/security/sandbox.ts";
 import type { RunAs } from "../lib/security/run_as.ts";
 
 /** What the health routes read. */
-export interface HealthDeps {
+export interface HealthDeps extends FiguresAccessDeps {
   config: Pick<Config, "maxSessions" | "highWaterMark"> & PermissionConfig;
   sessions: SessionManager;
   registry: ExecutionRegistry;
@@ -32,13 +31,6 @@ export interface HealthDeps {
   startedAt: number;
   /** Bytes queued on all sockets now. */
   queuedBytes: () => number;
-  /** When it holds keys, figures beyond `status` need one. */
-  keyring: ApiKeyring;
-  /**
-   * New connections per address: a `/health` request that presents a key
-   * spends a token, so keys cannot be guessed here faster than at `/ws`.
-   */
-  connections?: RateLimiter;
   store: Store;
   monitor: ResourceMonitor;
   hooks: HookRunner;
@@ -122,22 +114,9 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       ...(journal === null || journal.ok ? [] : [`crash journal: ${journal.reason}`]),
     ];
     const status = draining ? "draining" : reasons.length === 0 ? "healthy" : "degraded";
-    if (deps.keyring.hasKeys) {
-      const presented = extractKey(c.req.raw).key;
-      // Charged before the check, right key or wrong, so the answer to a
-      // guess past the limit says nothing about the key.
-      const taken = presented === null
-        ? { ok: true as const }
-        : deps.connections?.take(`addr:${remoteAddress(c)}`) ?? { ok: true as const };
-      if (!taken.ok) {
-        return c.json({ error: "Too many requests", retry_after_ms: taken.retryAfterMs }, 429, {
-          "Retry-After": String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))),
-        });
-      }
-      if (await deps.keyring.verify(presented) === null) {
-        return c.json({ status }, draining ? 503 : 200);
-      }
-    }
+    const access = await figuresAccess(c, deps);
+    if (access.kind === "limited") return access.response;
+    if (access.kind === "denied") return c.json({ status }, draining ? 503 : 200);
     const body = {
       status,
       service: "cc_executor_mcp",

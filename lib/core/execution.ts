@@ -478,7 +478,7 @@ export class Execution {
     this.#state = final;
     this.#exit = exit;
     this.output.finish();
-    this.#metrics.executionsFinished++;
+    this.#metrics.recordFinish(exit);
     this.#emit({ type: "completed", executionId: this.id, pid: this.pid, pgid: this.pgid, exit });
     this.feed.close();
     this.#resolveDone(exit);

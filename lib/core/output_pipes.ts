@@ -129,6 +129,7 @@ export class OutputPipes {
     this.#seq += bytes;
     this.#bytes[stream] += bytes;
     this.#o.metrics.bytesStreamed += bytes;
+    this.#o.metrics.outputBytes[stream] += bytes;
     this.#o.output.append(chunk, frame.bytes);
     // A gone client's output is only retained: no event, so no text is decoded.
     if (this.#o.sink.gone?.()) return;

@@ -5,11 +5,23 @@
  * @module
  */
 import { DEFAULT_OUTPUT_BUDGET, OutputMemory } from "../output/memory.ts";
+import type { ExitInfo, FinalStatus, StreamName } from "../types.ts";
 
 /** Options of {@linkcode Metrics}. */
 export interface MetricsOptions {
   /** Bytes of retained and queued output the server holds at most (`output-memory-budget`). */
   outputMemoryBudget?: number;
+}
+
+/**
+ * Told of each run's start latency and end, once per run (what a histogram
+ * needs and a counter cannot hold: lib/ops/prometheus.ts).
+ */
+export interface RunObserver {
+  /** The time from receiving `execute` to sending `process.started`, ms. */
+  started(latencyMs: number): void;
+  /** How a run ended. */
+  finished(exit: ExitInfo): void;
 }
 
 /**
@@ -23,6 +35,8 @@ export interface MetricsOptions {
  * m.recordStartLatency(2);
  * m.recordStartLatency(4);
  * assert.equal(m.meanStartLatencyMs, 3);
+ * m.recordFinish({ status: "failed", exitCode: 3, signal: null, error: null, executionTime: 0.1 });
+ * assert.equal(m.executionsByStatus.failed, 1);
  * ```
  */
 export class Metrics {
@@ -34,6 +48,8 @@ export class Metrics {
   readonly outputMemory: OutputMemory;
   /** Output bytes read from children and sent to clients. */
   bytesStreamed = 0;
+  /** {@linkcode bytesStreamed}, by the stream it was read from. */
+  readonly outputBytes: Record<StreamName, number> = { stdout: 0, stderr: 0 };
   /** Messages sent on WebSockets. */
   messagesSent = 0;
   /** Messages for WebSockets that had closed, dropped without being encoded. */
@@ -50,6 +66,17 @@ export class Metrics {
   executionsStarted = 0;
   /** Executions finished since startup. */
   executionsFinished = 0;
+  /** {@linkcode executionsFinished}, by final status. */
+  readonly executionsByStatus: Record<FinalStatus, number> = {
+    completed: 0,
+    failed: 0,
+    canceled: 0,
+    timeout: 0,
+  };
+  /** Requests refused (401) for a missing or wrong API key. */
+  authFailures = 0;
+  /** Told of each run's start and end; null: nobody is. */
+  observer: RunObserver | null = null;
   /** Sessions opened since startup. */
   sessionsOpened = 0;
   /** Sessions refused at the limit since startup. */
@@ -70,6 +97,14 @@ export class Metrics {
   recordStartLatency(ms: number): void {
     this.#latencyTotalMs += ms;
     this.#latencyCount++;
+    this.observer?.started(ms);
+  }
+
+  /** Records how a run ended. */
+  recordFinish(exit: ExitInfo): void {
+    this.executionsFinished++;
+    this.executionsByStatus[exit.status]++;
+    this.observer?.finished(exit);
   }
 
   /** Mean execute-to-start latency in ms (0 before the first run). */

@@ -111,6 +111,7 @@ export function attachSocket(
 
   const startMcp = (session: Session, writer: SocketWriter) => {
     decided = true;
+    session.protocol = "mcp_ws";
     // MCP has no `ping` notification (its ping is a request): keep-alive is left
     // to WebSocket ping frames (`ws-ping-timeout`).
     if (pinger !== undefined) clearInterval(pinger);

@@ -50,6 +50,7 @@ interface Bucket {
  * assert.deepEqual(limiter.take("10.0.0.1", 0), { ok: true });
  * assert.deepEqual(limiter.take("10.0.0.1", 0), { ok: false, retryAfterMs: 500 });
  * assert.deepEqual(limiter.take("10.0.0.1", 500), { ok: true });
+ * assert.equal(limiter.refused, 1);
  * ```
  */
 export class RateLimiter {
@@ -59,6 +60,7 @@ export class RateLimiter {
   readonly #idleMs: number;
   /** In least- to most-recently used order: a Map iterates in insertion order. */
   readonly #buckets = new Map<string, Bucket>();
+  #refused = 0;
 
   /**
    * Creates a limiter.
@@ -82,6 +84,11 @@ export class RateLimiter {
     this.#burst = burst;
     this.#maxKeys = maxKeys;
     this.#idleMs = idleMs;
+  }
+
+  /** Takes refused since the limiter was made (for `/metrics`). */
+  get refused(): number {
+    return this.#refused;
   }
 
   /** How many buckets are kept. */
@@ -111,6 +118,7 @@ export class RateLimiter {
       bucket.tokens -= 1;
       return { ok: true };
     }
+    this.#refused++;
     return { ok: false, retryAfterMs: Math.ceil(((1 - bucket.tokens) / this.#rate) * 1000) };
   }
 

@@ -64,6 +64,13 @@ export interface Spawned {
 /** The services a protocol uses beside its session, passed to it explicitly. */
 export type SessionServices = Pick<SessionDeps, "timeLimits" | "hooks">;
 
+/**
+ * What a session speaks: the legacy protocol over a WebSocket (until an
+ * MCP `initialize` turns it into MCP), MCP over a WebSocket, or MCP over
+ * Streamable HTTP.
+ */
+export type SessionProtocol = "legacy_ws" | "mcp_ws" | "mcp_http";
+
 /** Closes the client's connection (code and reason as for a WebSocket close). */
 export type CloseConnection = (code: number, reason: string) => void;
 
@@ -164,6 +171,8 @@ export class Session {
    * holds it open, and most clients never DELETE theirs).
    */
   reclaimable = false;
+  /** What it speaks; set by the transport that opened it (`/metrics` counts sessions by it). */
+  protocol: SessionProtocol = "legacy_ws";
 
   /**
    * Creates a session of `principal` (default `local`); `closeConnection`

@@ -8,7 +8,12 @@
  */
 import { LOCAL, type Principal } from "../security/principal.ts";
 import { SessionLimitError } from "../errors.ts";
-import { type CloseConnection, Session, type SessionDeps } from "./session.ts";
+import {
+  type CloseConnection,
+  Session,
+  type SessionDeps,
+  type SessionProtocol,
+} from "./session.ts";
 
 /** Idle time after which a reclaimable session may give its place to a new one of its principal. */
 export const RECLAIM_IDLE_MS = 60_000;
@@ -55,6 +60,7 @@ export interface SessionManagerOptions {
  * }, { maxSessions: 1, sessionTimeoutMs: 60_000 });
  * const session = manager.open(() => {});
  * assert.throws(() => manager.open(() => {}), { code: -32003 });
+ * assert.deepEqual(manager.countByProtocol(), { legacy_ws: 1, mcp_ws: 0, mcp_http: 0 });
  * await manager.remove(session);
  * await manager.remove(session); // idempotent
  * assert.equal(manager.size, 0);
@@ -77,6 +83,13 @@ export class SessionManager {
   /** Open sessions. */
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /** Open sessions by protocol (a walk over at most `max-sessions`, for `/metrics`). */
+  countByProtocol(): Record<SessionProtocol, number> {
+    const counts: Record<SessionProtocol, number> = { legacy_ws: 0, mcp_ws: 0, mcp_http: 0 };
+    for (const session of this.#sessions.values()) counts[session.protocol]++;
+    return counts;
   }
 
   /** Whether shutdown has begun (new sessions are refused). */

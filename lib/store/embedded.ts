@@ -92,6 +92,7 @@ const EXPIRE_EVERY_MS = 60_000;
  * const store = await EmbeddedStore.open({ path: "/proc/no/such/dir/store.db" });
  * assert.equal(store.health().ok, false);
  * await assert.rejects(store.history("cmd:ls"), StoreUnavailableError);
+ * assert.equal(store.failures, 1);
  * await store.close();
  * ```
  */
@@ -102,6 +103,7 @@ export class EmbeddedStore implements Store {
   readonly #bounds: ResolvedBounds;
   readonly #retryMs: number;
   #open: Open | null = null;
+  #failures = 0;
   /** Why the last write (or open) failed; cleared by the next success. */
   #failure: string | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -197,6 +199,11 @@ export class EmbeddedStore implements Store {
       return this.#write(({ sql }) => void sql.probe.run(Date.now()));
     }
     return this.#read(({ sql }) => void sql.read.get());
+  }
+
+  /** Calls that rejected since open. */
+  get failures(): number {
+    return this.#failures;
   }
 
   /** Ok unless closed or the last write failed (then the reason). */
@@ -296,6 +303,8 @@ export class EmbeddedStore implements Store {
   }
 
   #unavailable(e: unknown): StoreUnavailableError {
+    // Every rejection of #write and #read comes through here.
+    this.#failures++;
     if (e instanceof StoreUnavailableError) return e;
     const reason = reasonOf(e);
     this.#fail(reason);

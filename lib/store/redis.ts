@@ -86,6 +86,7 @@ const PAGE = 200;
  * const store = await RedisStore.open({ url: "redis://127.0.0.1:1" });
  * assert.equal(store.health().ok, false);
  * await assert.rejects(store.history("cmd:ls"), StoreUnavailableError);
+ * assert.equal(store.failures, 1);
  * await store.close();
  * ```
  */
@@ -101,6 +102,7 @@ export class RedisStore implements Store {
   readonly #connecting: Promise<void>[] = [];
   /** The last connection error, cleared when the connection is ready. */
   #connectionError: string | undefined = "connecting";
+  #failures = 0;
   /** The last command failure, cleared by the next success. */
   #commandError: string | undefined;
   #closed = false;
@@ -209,6 +211,11 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Calls that rejected since open. */
+  get failures(): number {
+    return this.#failures;
+  }
+
   /** Connected and the last command did not fail; else the reason. */
   health(): StoreHealth {
     if (this.#closed) return { backend: this.backend, ok: false, reason: "store is closed" };
@@ -302,6 +309,7 @@ export class RedisStore implements Store {
       this.#commandError = undefined;
       return result;
     } catch (e) {
+      this.#failures++;
       if (e instanceof DeadlineError) {
         // The late outcome has nobody to go to.
         work.catch(() => {});

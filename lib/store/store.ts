@@ -95,6 +95,11 @@ export interface Store {
   ping(): Promise<void>;
   /** The last known health, without a round trip (cheap enough for every `/health`). */
   health(): StoreHealth;
+  /**
+   * Calls that rejected since the store was opened (reads, writes and
+   * probes): each {@linkcode StoreUnavailableError}, for `/metrics`.
+   */
+  readonly failures: number;
   /** Closes connections and stops reconnecting. Idempotent. */
   close(): Promise<void>;
 }

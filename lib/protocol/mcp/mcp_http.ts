@@ -157,6 +157,7 @@ export class McpHttpEndpoint {
       // Expiry and shutdown close the session through its transport.
       session = this.#sessions.open(() => void transport.close(), principal, { reclaim: true });
       session.reclaimable = true;
+      session.protocol = "mcp_http";
     } catch (err) {
       if (!(err instanceof SessionLimitError)) throw err;
       return errorResponse(503, err.code, err.message, initializeId(messages));
