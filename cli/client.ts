@@ -63,10 +63,17 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** Why a connection attempt failed, as a user should read it. */
 function connectFailure(url: string, message: string): ConnectionError {
   const status = /status code:? (\d{3})/i.exec(message)?.[1];
-  if (status === "401" || status === "403") {
+  if (status === "401") {
     return new ConnectionError(
-      `${url} refused the API key (HTTP ${status}): set CC_EXECUTOR_API_KEY or --key-file ` +
+      `${url} refused the API key (HTTP 401): set CC_EXECUTOR_API_KEY or --key-file ` +
         "to a key the server holds",
+      false,
+    );
+  }
+  if (status === "403") {
+    return new ConnectionError(
+      `${url} refused the connection (HTTP 403): the server does not accept this host name ` +
+        "(its allowed-hosts) or origin",
       false,
     );
   }

@@ -121,6 +121,8 @@ export class RemoteRun {
     }
     this.#id = String(result.execution_id);
     this.#setLimit(result);
+    // Before the run's first event: they are written in order, through the same writer.
+    if (this.#options.json) this.#event({ event: "execute", ...result });
     return result;
   }
 
@@ -135,6 +137,7 @@ export class RemoteRun {
     const client = await this.#connect();
     try {
       const result = await this.#attachOn(client, from);
+      if (this.#options.json) this.#event({ event: "attach", ...result });
       return result;
     } catch (err) {
       client.close();
@@ -212,7 +215,9 @@ export class RemoteRun {
       encoding: "base64",
       ...(from !== undefined ? { from_seq: from } : {}),
     }) as Record<string, unknown>;
-    if (typeof result.from_seq === "number" && from === undefined) this.#next = result.from_seq;
+    // Where the replay starts: the offset asked for, or where the server put
+    // it (the oldest retained, or the start of the character it fell in).
+    if (typeof result.from_seq === "number") this.#next = Math.max(this.#next, result.from_seq);
     this.#setLimit(result);
     const p = this.#options.progress;
     if (p && typeof result.started_at === "string") {

@@ -76,6 +76,10 @@ export async function follow(run: RemoteRun, options: FollowOptions): Promise<nu
       console.error(`[cc-executor] ${message}`);
     }
   };
+  // Nobody reads the output any more (`| head`): as a local producer would die of SIGPIPE.
+  if (writer.broken === "stdout" || outcome.kind === "broken-pipe") {
+    return signalStatus("SIGPIPE") ?? EXIT_TRANSPORT;
+  }
   switch (outcome.kind) {
     case "ended": {
       const end = outcome.end;
@@ -91,8 +95,6 @@ export async function follow(run: RemoteRun, options: FollowOptions): Promise<nu
     case "abandoned":
       say(`stopped waiting; run ${run.id} may still be ending (cc-executor ps)`);
       return killedBy !== null ? signalStatus(killedBy) ?? EXIT_INTERRUPTED : EXIT_INTERRUPTED;
-    case "broken-pipe":
-      return signalStatus("SIGPIPE") ?? EXIT_TRANSPORT;
     case "failed":
       say(outcome.message);
       return EXIT_TRANSPORT;

@@ -174,7 +174,6 @@ export async function runCommand(args: string[]): Promise<number> {
     );
     return 0;
   }
-  if (json) console.log(JSON.stringify({ event: "execute", ...started }));
   return await follow(run, { writer, progress, json, stdin: values.stdin === true });
 }
 
@@ -204,8 +203,7 @@ export async function attachCommand(args: string[]): Promise<number> {
     reconnectTimeoutMs: reconnectS * 1000,
   });
   try {
-    const attached = await run.attach(positionals[0]!, from);
-    if (json) console.log(JSON.stringify({ event: "attach", ...attached }));
+    await run.attach(positionals[0]!, from);
   } catch (err) {
     return startFailure(err, json);
   }
