@@ -1,0 +1,199 @@
+/**
+ * Test helpers for the command-line client: the CLI run as a user runs it
+ * (its own process, `deno task cli`'s permissions), its output collected
+ * as bytes, and a TCP proxy the test can cut and restore.
+ *
+ * @module
+ */
+
+/** The CLI's entry point. */
+export const CLI_MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
+
+/** The permissions of `deno task cli` (deno.json). */
+export const CLI_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-env=CC_EXECUTOR_URL,CC_EXECUTOR_API_KEY",
+];
+
+/** A CLI process, its output collected as it comes. */
+export class CliProcess {
+  readonly child: Deno.ChildProcess;
+  #stdout: Uint8Array[] = [];
+  #stderr: Uint8Array[] = [];
+  #waiters: (() => void)[] = [];
+  readonly #pumps: Promise<void>;
+
+  /** Starts the CLI with `args`, `url` as its server and `env` added. */
+  constructor(
+    args: string[],
+    options: { url: string; env?: Record<string, string>; stdin?: boolean } = { url: "" },
+  ) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, ...args],
+      env: { CC_EXECUTOR_URL: options.url, NO_COLOR: "1", ...options.env },
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#pumps = Promise.all([
+      this.#collect(this.child.stdout, this.#stdout),
+      this.#collect(this.child.stderr, this.#stderr),
+    ]).then(() => {});
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>, into: Uint8Array[]): Promise<void> {
+    for await (const chunk of stream) {
+      into.push(chunk);
+      for (const w of this.#waiters.splice(0)) w();
+    }
+  }
+
+  /** Everything on stdout so far. */
+  get stdout(): Uint8Array {
+    return concat(this.#stdout);
+  }
+
+  /** Everything on stderr so far, as text. */
+  get stderr(): string {
+    return new TextDecoder().decode(concat(this.#stderr));
+  }
+
+  /** Bytes on stdout so far. */
+  get stdoutBytes(): number {
+    return this.#stdout.reduce((n, c) => n + c.length, 0);
+  }
+
+  /** Resolves once `check` holds of the output (checked on every chunk), or throws after `ms`. */
+  async until(check: (p: CliProcess) => boolean, ms = 30_000, what = "output"): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (!check(this)) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#waiters.push(resolve)),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, Math.min(left, 1000))),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for the exit; returns the code and all output. */
+  async done(): Promise<{ code: number; stdout: Uint8Array; stderr: string; text: string }> {
+    const status = await this.child.status;
+    await this.#pumps;
+    const stdout = this.stdout;
+    return {
+      code: status.code,
+      stdout,
+      stderr: this.stderr,
+      text: new TextDecoder().decode(stdout),
+    };
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** Runs the CLI to its end. */
+export function cli(
+  url: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: Uint8Array; stderr: string; text: string }> {
+  return new CliProcess(args, { url, env }).done();
+}
+
+/**
+ * A TCP proxy from a port of its own to `target`, which the test can cut
+ * (every connection dropped, nothing listening) and restore on the same port.
+ */
+export class TcpProxy {
+  readonly port: number;
+  readonly #target: number;
+  #listener: Deno.TcpListener | null = null;
+  readonly #conns = new Set<Deno.Conn>();
+  /** Connections accepted since the start. */
+  accepted = 0;
+
+  private constructor(port: number, target: number) {
+    this.port = port;
+    this.#target = target;
+  }
+
+  /** A proxy to `target` on a free port, listening. */
+  static start(target: number): TcpProxy {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const proxy = new TcpProxy(port, target);
+    proxy.restore();
+    return proxy;
+  }
+
+  /** Listens again on the same port. */
+  restore(): void {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+    this.#listener = listener;
+    void (async () => {
+      for await (const conn of listener) {
+        this.accepted++;
+        void this.#pipe(conn);
+      }
+    })().catch(() => {});
+  }
+
+  async #pipe(client: Deno.Conn): Promise<void> {
+    let upstream: Deno.Conn;
+    try {
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port: this.#target });
+    } catch {
+      client.close();
+      return;
+    }
+    this.#conns.add(client);
+    this.#conns.add(upstream);
+    const close = () => {
+      for (const c of [client, upstream]) {
+        this.#conns.delete(c);
+        try {
+          c.close();
+        } catch {
+          // closed already
+        }
+      }
+    };
+    await Promise.race([
+      client.readable.pipeTo(upstream.writable, { preventClose: true }).catch(() => {}),
+      upstream.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}),
+    ]);
+    close();
+  }
+
+  /** Drops every connection abruptly and stops listening. */
+  cut(): void {
+    this.#listener?.close();
+    this.#listener = null;
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // closed already
+      }
+    }
+    this.#conns.clear();
+  }
+
+  /** Drops every connection and stops listening for good. */
+  close(): void {
+    this.cut();
+  }
+}
