@@ -15,7 +15,7 @@ import { ConfigError, loadConfig, settingsTable } from "./lib/config/config.ts";
 import type { Config } from "./lib/config/config.ts";
 import { CrashRecovery, ProcessGroupReaper, withCgroups } from "./lib/core/crash_recovery.ts";
 import { ExecutionRegistry } from "./lib/core/execution_registry.ts";
-import { logger, setupLogging } from "./lib/log.ts";
+import { logger, setLogNode, setupLogging } from "./lib/log.ts";
 import { EventLoopLag } from "./lib/ops/event_loop_lag.ts";
 import { HookRunner } from "./lib/ops/hooks.ts";
 import { Metrics } from "./lib/ops/metrics.ts";
@@ -375,6 +375,11 @@ export async function startServer(
   };
 }
 
+/** `host:port`, an IPv6 address in brackets: the node name on log lines. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /** An env var, or undefined when it is unset or not granted. */
 function readEnv(name: string): string | undefined {
   try {
@@ -399,7 +404,12 @@ if (import.meta.main) {
     console.error(`cc-executor: ${err.message}`);
     Deno.exit(2);
   }
-  await setupLogging(config.logLevel);
+  // One node for now: json lines name it by the address it listens on, the
+  // asked-for one until the listener is bound (see Logs in README.md).
+  await setupLogging(config.logLevel, {
+    format: config.logFormat,
+    node: hostPort(config.host, config.port),
+  });
   const mainLog = logger("main");
   if (warning !== null) mainLog.warning(warning);
   // Signal handlers go in before the listener opens, so a SIGTERM that
@@ -458,6 +468,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   running.server = server;
+  setLogNode(hostPort(server.hostname, server.port));
   mainLog.info("cc-executor listening on {url}", { url: server.wsUrl });
   // A bug in a handler must never take the server (and its children's supervision) down.
   globalThis.addEventListener("unhandledrejection", (e) => {

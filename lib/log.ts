@@ -1,18 +1,27 @@
 /**
  * Logging through logtape. Categories are scoped under `cc-executor`, and
- * loggers carry ids (`session`, `exec`, `pid`) as properties via `.with()`.
+ * loggers carry ids as properties via `.with()`, named alike everywhere
+ * (`runFields`, `sessionFields`): `execution_id`, `session`, `principal`.
+ * The `text` format prints the message only; `json` prints one object per
+ * line with every property and the `node` (`setLogNode`).
  *
  * @module
  */
 import {
   configure,
   getConsoleSink,
+  getJsonLinesFormatter,
   getLogger,
   type Logger,
+  type LogRecord,
   reset,
   type Sink,
+  type TextFormatter,
 } from "@logtape/logtape";
 import type { Config } from "./config/config.ts";
+
+/** How records are written: `text` for people, `json` (JSON Lines) for collectors. */
+export type LogFormat = Config["logFormat"];
 
 let configured = false;
 
@@ -71,20 +80,137 @@ export function deferredSink(sink: Sink): Sink & Disposable {
   });
 }
 
+/** The node every json line names (see {@linkcode setLogNode}). */
+let node: string | undefined;
+
 /**
- * Sets up the console sink at the configured level. Idempotent, so tests that
- * start several servers in one process can call it freely.
+ * Names the node on every json line from now on, e.g. the bound `host:port`
+ * once the listener is up (before, with `--port 0`, only the asked-for one is
+ * known). `undefined` leaves `node` out.
+ *
+ * @example
+ * ```ts
+ * import { setLogNode } from "./log.ts";
+ * setLogNode("127.0.0.1:8003");
+ * setLogNode(undefined);
+ * ```
  */
-export async function setupLogging(level: Config["logLevel"]): Promise<void> {
+export function setLogNode(id: string | undefined): void {
+  node = id;
+}
+
+const flatJsonLines = getJsonLinesFormatter({ properties: "flatten" });
+
+/**
+ * A JSON Lines formatter: logtape's, with the properties at the top level
+ * and `node` first among them. An error in the message is rendered as
+ * `Name: message` (JSON would make it `{}`); its stack stays in the property.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jsonLineFormatter } from "./log.ts";
+ * const line = jsonLineFormatter(() => "127.0.0.1:8003")({
+ *   category: ["cc-executor", "session"], level: "info", timestamp: 0,
+ *   message: ["Ended ", "e1", ""], rawMessage: "Ended {execution_id}",
+ *   properties: { execution_id: "e1", session: "s1", principal: "local" },
+ * });
+ * assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
+ * assert.deepEqual(JSON.parse(line), {
+ *   "@timestamp": "1970-01-01T00:00:00.000Z", level: "INFO", message: 'Ended "e1"',
+ *   logger: "cc-executor.session", node: "127.0.0.1:8003",
+ *   execution_id: "e1", session: "s1", principal: "local",
+ * });
+ * ```
+ */
+export function jsonLineFormatter(nodeId: () => string | undefined): TextFormatter {
+  return (record: LogRecord) => {
+    let message = record.message;
+    if (message.some((part) => part instanceof Error)) {
+      message = message.map((part) => part instanceof Error ? String(part) : part);
+    }
+    return flatJsonLines({
+      ...record,
+      message,
+      properties: { node: nodeId(), ...record.properties },
+    });
+  };
+}
+
+/**
+ * Sets up the console sink at the configured level and format: json goes to
+ * the same streams as text (console.info/debug to stdout, warn/error to
+ * stderr). Idempotent, so tests that start several servers in one process
+ * can call it freely.
+ *
+ * @example
+ * ```ts
+ * import { logger, setupLogging } from "./log.ts";
+ * import { reset } from "@logtape/logtape";
+ * await setupLogging("warning", { format: "json", node: "127.0.0.1:8003" });
+ * logger("doc").info("below the level: nothing is written");
+ * await reset();
+ * ```
+ */
+export async function setupLogging(
+  level: Config["logLevel"],
+  options: { format?: LogFormat; node?: string } = {},
+): Promise<void> {
   if (configured) await reset();
+  setLogNode(options.node);
+  const console = getConsoleSink(
+    options.format === "json" ? { formatter: jsonLineFormatter(() => node) } : {},
+  );
   await configure({
-    sinks: { console: deferredSink(getConsoleSink()) },
+    sinks: { console: deferredSink(console) },
     loggers: [
       { category: ["cc-executor"], lowestLevel: level, sinks: ["console"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
     ],
   });
   configured = true;
+}
+
+/**
+ * The properties that name a session on a log line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sessionFields } from "./log.ts";
+ * assert.deepEqual(sessionFields({ id: "s1", principal: { id: "alice" } }),
+ *   { session: "s1", principal: "alice" });
+ * ```
+ */
+export function sessionFields(
+  session: { id: string; principal: { id: string } },
+): { session: string; principal: string } {
+  // The principal's name, never its key.
+  return { session: session.id, principal: session.principal.id };
+}
+
+/**
+ * The properties that name a run on a log line: `session` only while the
+ * run has one (a run found again after a crash has none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runFields } from "./log.ts";
+ * assert.deepEqual(runFields({ id: "e1", sessionId: "s1", principal: "alice" }),
+ *   { execution_id: "e1", session: "s1", principal: "alice" });
+ * assert.deepEqual(runFields({ id: "e2", sessionId: null, principal: "alice" }),
+ *   { execution_id: "e2", principal: "alice" });
+ * ```
+ */
+export function runFields(
+  exec: { id: string; sessionId?: string | null; principal?: string | undefined },
+): { execution_id: string; session?: string; principal?: string } {
+  return {
+    execution_id: exec.id,
+    ...(exec.sessionId ? { session: exec.sessionId } : {}),
+    ...(exec.principal !== undefined ? { principal: exec.principal } : {}),
+  };
 }
 
 /**
