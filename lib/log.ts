@@ -20,6 +20,8 @@ import {
 } from "@logtape/logtape";
 import type { Config } from "./config/config.ts";
 
+export type { Logger };
+
 /** How records are written: `text` for people, `json` (JSON Lines) for collectors. */
 export type LogFormat = Config["logFormat"];
 
