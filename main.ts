@@ -286,6 +286,9 @@ export async function startServer(
     onListen: () => {},
   }, (req, info) => app.fetch(req, info));
   const addr = server.addr as Deno.NetAddr;
+  // The node json log lines name: the configured host (as the user wrote
+  // it) with the bound port, which differs only for port 0.
+  setLogNode(hostPort(config.host, addr.port));
   hosts.check = new HostCheck({
     listen: config.host,
     bound: addr.hostname,
@@ -468,7 +471,6 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   running.server = server;
-  setLogNode(hostPort(server.hostname, server.port));
   mainLog.info("cc-executor listening on {url}", { url: server.wsUrl });
   // A bug in a handler must never take the server (and its children's supervision) down.
   globalThis.addEventListener("unhandledrejection", (e) => {

@@ -2,7 +2,7 @@
  * Logging through logtape. Categories are scoped under `cc-executor`, and
  * loggers carry ids as properties via `.with()`, named alike everywhere
  * (`runFields`, `sessionFields`): `execution_id`, `session`, `principal`.
- * The `text` format prints the message only; `json` prints one object per
+ * The `text` format prints time, level, category and message; `json` one object per
  * line with every property and the `node` (`setLogNode`).
  *
  * @module
@@ -86,9 +86,9 @@ export function deferredSink(sink: Sink): Sink & Disposable {
 let node: string | undefined;
 
 /**
- * Names the node on every json line from now on, e.g. the bound `host:port`
- * once the listener is up (before, with `--port 0`, only the asked-for one is
- * known). `undefined` leaves `node` out.
+ * Names the node on every json line logged from now on, e.g. the bound
+ * `host:port` once the listener is up (before, with `--port 0`, only the
+ * asked-for one is known). `undefined` leaves `node` out.
  *
  * @example
  * ```ts
@@ -101,21 +101,46 @@ export function setLogNode(id: string | undefined): void {
   node = id;
 }
 
+/**
+ * `sink` with `node` added to every record's properties, first, as it is
+ * logged: a record written later (deferred) still names the node of its time.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { LogRecord } from "@logtape/logtape";
+ * import { withNode } from "./log.ts";
+ * const seen: LogRecord[] = [];
+ * const sink = withNode((record) => void seen.push(record), () => "127.0.0.1:8003");
+ * sink({ category: ["x"], level: "info", message: ["hi"], rawMessage: "hi",
+ *   timestamp: 0, properties: { session: "s1" } });
+ * assert.deepEqual(seen[0]!.properties, { node: "127.0.0.1:8003", session: "s1" });
+ * ```
+ */
+export function withNode<S extends Sink>(sink: S, nodeId: () => string | undefined): S {
+  const stamped = (record: LogRecord) => {
+    const id = nodeId();
+    sink(id === undefined ? record : { ...record, properties: { node: id, ...record.properties } });
+  };
+  // Keeps what the sink is besides a function: Disposable, for logtape's reset.
+  return Object.assign(stamped, sink);
+}
+
 const flatJsonLines = getJsonLinesFormatter({ properties: "flatten" });
 
 /**
- * A JSON Lines formatter: logtape's, with the properties at the top level
- * and `node` first among them. An error in the message is rendered as
- * `Name: message` (JSON would make it `{}`); its stack stays in the property.
+ * The json format: logtape's JSON Lines formatter with the properties at the
+ * top level. An error in the message is rendered as `Name: message` (JSON
+ * would make it `{}`); its stack stays in the property.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { jsonLineFormatter } from "./log.ts";
- * const line = jsonLineFormatter(() => "127.0.0.1:8003")({
+ * const line = jsonLineFormatter({
  *   category: ["cc-executor", "session"], level: "info", timestamp: 0,
  *   message: ["Ended ", "e1", ""], rawMessage: "Ended {execution_id}",
- *   properties: { execution_id: "e1", session: "s1", principal: "local" },
+ *   properties: { node: "127.0.0.1:8003", execution_id: "e1", session: "s1", principal: "local" },
  * });
  * assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
  * assert.deepEqual(JSON.parse(line), {
@@ -125,24 +150,17 @@ const flatJsonLines = getJsonLinesFormatter({ properties: "flatten" });
  * });
  * ```
  */
-export function jsonLineFormatter(nodeId: () => string | undefined): TextFormatter {
-  return (record: LogRecord) => {
-    let message = record.message;
-    if (message.some((part) => part instanceof Error)) {
-      message = message.map((part) => part instanceof Error ? String(part) : part);
-    }
-    return flatJsonLines({
-      ...record,
-      message,
-      properties: { node: nodeId(), ...record.properties },
-    });
-  };
-}
+export const jsonLineFormatter: TextFormatter = (record: LogRecord) => {
+  if (!record.message.some((part) => part instanceof Error)) return flatJsonLines(record);
+  const message = record.message.map((part) => part instanceof Error ? String(part) : part);
+  return flatJsonLines({ ...record, message });
+};
 
 /**
  * Sets up the console sink at the configured level and format: json goes to
  * the same streams as text (console.info/debug to stdout, warn/error to
- * stderr). Idempotent, so tests that start several servers in one process
+ * stderr) and names `options.node` on every line until {@linkcode setLogNode}
+ * changes it. Idempotent, so tests that start several servers in one process
  * can call it freely.
  *
  * @example
@@ -160,11 +178,12 @@ export async function setupLogging(
 ): Promise<void> {
   if (configured) await reset();
   setLogNode(options.node);
-  const console = getConsoleSink(
-    options.format === "json" ? { formatter: jsonLineFormatter(() => node) } : {},
-  );
+  // Text prints the message only, so it needs no node.
+  const console = options.format === "json"
+    ? withNode(deferredSink(getConsoleSink({ formatter: jsonLineFormatter })), () => node)
+    : deferredSink(getConsoleSink());
   await configure({
-    sinks: { console: deferredSink(console) },
+    sinks: { console },
     loggers: [
       { category: ["cc-executor"], lowestLevel: level, sinks: ["console"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
-import { jsonLineFormatter, runFields, sessionFields } from "../../lib/log.ts";
+import { jsonLineFormatter, runFields, sessionFields, withNode } from "../../lib/log.ts";
 
 function record(over: Partial<LogRecord> = {}): LogRecord {
   return {
@@ -23,7 +23,9 @@ function record(over: Partial<LogRecord> = {}): LogRecord {
 }
 
 Deno.test("jsonLineFormatter() writes one object per line with the ids and node flattened", () => {
-  const line = jsonLineFormatter(() => "127.0.0.1:8003")(record());
+  const line = jsonLineFormatter(
+    record({ properties: { node: "127.0.0.1:8003", ...record().properties } }),
+  );
   assert.equal(line.indexOf("\n"), line.length - 1);
   assert.deepEqual(JSON.parse(line), {
     "@timestamp": "2026-12-01T14:05:54.243Z",
@@ -39,7 +41,7 @@ Deno.test("jsonLineFormatter() writes one object per line with the ids and node 
 });
 
 Deno.test("jsonLineFormatter() keeps a multi-line message on one line", () => {
-  const line = jsonLineFormatter(() => "n")(record({
+  const line = jsonLineFormatter(record({
     message: ["Unexpected error: ", "a\nb\r\nc", ""],
     properties: { error: "a\nb\r\nc" },
   }));
@@ -50,7 +52,7 @@ Deno.test("jsonLineFormatter() keeps a multi-line message on one line", () => {
 Deno.test("jsonLineFormatter() renders an error in the message by name and message, its stack in the property", () => {
   const error = new TypeError("bad thing");
   const parsed = JSON.parse(
-    jsonLineFormatter(() => "n")(record({
+    jsonLineFormatter(record({
       level: "error",
       message: ["Unexpected error in ", "execute", ": ", error, ""],
       properties: { method: "execute", error },
@@ -62,12 +64,29 @@ Deno.test("jsonLineFormatter() renders an error in the message by name and messa
   assert.match(parsed.error.stack, /bad thing/);
 });
 
-Deno.test("jsonLineFormatter() reads the node at each line, and leaves it out while there is none", () => {
+Deno.test("withNode() stamps the node of the time a record is logged, none while there is none", () => {
   let node: string | undefined;
-  const format = jsonLineFormatter(() => node);
-  assert.ok(!("node" in JSON.parse(format(record()))));
+  const seen: LogRecord[] = [];
+  const sink = withNode((r: LogRecord) => void seen.push(r), () => node);
+  sink(record());
   node = "[::1]:9000";
-  assert.equal(JSON.parse(format(record())).node, "[::1]:9000");
+  sink(record());
+  node = "[::1]:9001";
+  assert.ok(!("node" in seen[0]!.properties));
+  assert.equal(seen[1]!.properties.node, "[::1]:9000");
+  assert.equal(JSON.parse(jsonLineFormatter(seen[1]!)).node, "[::1]:9000");
+});
+
+Deno.test("withNode() keeps the sink disposable", () => {
+  let disposed = false;
+  const sink = withNode(
+    Object.assign((_: LogRecord) => {}, {
+      [Symbol.dispose]: () => void (disposed = true),
+    }),
+    () => "n",
+  );
+  sink[Symbol.dispose]();
+  assert.ok(disposed);
 });
 
 Deno.test("sessionFields() and runFields() name a session and a run the same way", () => {
