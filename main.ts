@@ -15,7 +15,7 @@ import { ConfigError, loadConfig, settingsTable } from "./lib/config/config.ts";
 import type { Config } from "./lib/config/config.ts";
 import { CrashRecovery, ProcessGroupReaper, withCgroups } from "./lib/core/crash_recovery.ts";
 import { ExecutionRegistry } from "./lib/core/execution_registry.ts";
-import { logger, setupLogging } from "./lib/log.ts";
+import { logger, setLogNode, setupLogging } from "./lib/log.ts";
 import { EventLoopLag } from "./lib/ops/event_loop_lag.ts";
 import { HookRunner } from "./lib/ops/hooks.ts";
 import { Metrics } from "./lib/ops/metrics.ts";
@@ -298,6 +298,9 @@ export async function startServer(
     onListen: () => {},
   }, (req, info) => app.fetch(req, info));
   const addr = server.addr as Deno.NetAddr;
+  // The node json log lines name: the configured host (as the user wrote
+  // it) with the bound port, which differs only for port 0.
+  setLogNode(hostPort(config.host, addr.port));
   hosts.check = new HostCheck({
     listen: config.host,
     bound: addr.hostname,
@@ -387,6 +390,11 @@ export async function startServer(
   };
 }
 
+/** `host:port`, an IPv6 address in brackets: the node name on log lines. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /** An env var, or undefined when it is unset or not granted. */
 function readEnv(name: string): string | undefined {
   try {
@@ -419,7 +427,12 @@ if (import.meta.main) {
     console.error(`cc-executor: ${err.message}`);
     Deno.exit(2);
   }
-  await setupLogging(config.logLevel);
+  // One node for now: json lines name it by the address it listens on, the
+  // asked-for one until the listener is bound (see Logs in README.md).
+  await setupLogging(config.logLevel, {
+    format: config.logFormat,
+    node: hostPort(config.host, config.port),
+  });
   const mainLog = logger("main");
   if (warning !== null) mainLog.warning(warning);
   // Signal handlers go in before the listener opens, so a SIGTERM that

@@ -129,6 +129,16 @@ export const STORE_SETTINGS = [
     kind: { type: "enum", values: ["trace", "debug", "info", "warning", "error", "fatal"] },
   },
   {
+    key: "logFormat",
+    flag: "log-format",
+    default: "text",
+    doc: "`text`: a line of time, level, logger and message per record, for people; " +
+      "`json`: one JSON object per line " +
+      "(time, level, logger, message, `node` and the record's ids such as `execution_id`, " +
+      "`session`, `principal`; see Logs), on the same stream",
+    kind: { type: "enum", values: ["text", "json"] },
+  },
+  {
     key: "mcpMaxExecutions",
     flag: "mcp-max-executions",
     default: "8",

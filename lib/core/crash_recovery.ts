@@ -31,7 +31,7 @@ import {
 } from "./group_reaper.ts";
 import type { Execution } from "./execution.ts";
 import type { GroupTracker } from "./execution_registry.ts";
-import { logger } from "../log.ts";
+import { logger, runFields } from "../log.ts";
 import { bootId, StartClock } from "../process/proc_stat.ts";
 import { type ExecutionRecord, type Store, StoreUnavailableError } from "../store/store.ts";
 import { classify, type CommandLine } from "../timing/classify.ts";
@@ -143,7 +143,10 @@ export class CrashRecovery implements GroupTracker {
       this.#add(journal, exec, before, after);
     } catch (e) {
       // Never at the cost of the run, which has started.
-      log.error("Run {exec} not journaled: {error}", { exec: exec.id, error: String(e) });
+      log.error("Run {execution_id} not journaled: {error}", {
+        ...runFields(exec),
+        error: String(e),
+      });
     }
   }
 
@@ -218,9 +221,9 @@ export class CrashRecovery implements GroupTracker {
         }));
         if (outcome.result === "killed") killed++;
         if (outcome.result === "not_ours") {
-          log.warning("Left group {pgid} of lost run {exec} alone: {why}", {
+          log.warning("Left group {pgid} of lost run {execution_id} alone: {why}", {
+            ...runFields({ id: record.executionId, principal: record.principal }),
             pgid: record.pgid,
-            exec: record.executionId,
             why: outcome.why,
           });
         }
@@ -257,8 +260,8 @@ export class CrashRecovery implements GroupTracker {
         if (this.#closed) return;
         if (!(e instanceof StoreUnavailableError)) {
           // Not the store's fault: retrying would not help.
-          log.error("Lost run {exec} not recorded: {error}", {
-            exec: p.records[0]!.execution_id,
+          log.error("Lost run {execution_id} not recorded: {error}", {
+            ...runFields({ id: p.records[0]!.execution_id, principal: p.records[0]!.principal }),
             error: String(e),
           });
           p.records.shift();

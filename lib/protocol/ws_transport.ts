@@ -12,7 +12,7 @@
 import type { Principal } from "../security/principal.ts";
 import type { Config } from "../config/config.ts";
 import { ErrorCode, SessionLimitError } from "../errors.ts";
-import { logger } from "../log.ts";
+import { logger, sessionFields } from "../log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Session, SessionServices } from "../session/session.ts";
 import type { SessionManager } from "../session/session_manager.ts";
@@ -96,10 +96,7 @@ export function attachSocket(
       return;
     }
     writer = new SocketWriter(socket, deps.config.highWaterMark, deps.metrics);
-    log.debug("Session {session} opened for {principal}", {
-      session: session.id,
-      principal: session.principal.id,
-    });
+    log.debug("Session {session} opened for {principal}", sessionFields(session));
     // An MCP client is sent nothing before it initializes.
     if (options.mcp) return startMcp(session, writer);
     const legacy = new LegacyProtocol(session, writer, deps.services);
@@ -132,7 +129,10 @@ export function attachSocket(
       }).start();
       for (const deliver of waiting) deliver(mcp);
     }, (err) => {
-      log.error("MCP could not be loaded: {error}", { error: String(err) });
+      log.error("MCP could not be loaded: {error}", {
+        ...sessionFields(session),
+        error: String(err),
+      });
       close(1011, "MCP unavailable");
     });
   };
@@ -182,7 +182,7 @@ export function attachSocket(
     writer?.close();
     mcp?.closed();
     if (session !== undefined) {
-      log.debug("Session {session} closed", { session: session.id });
+      log.debug("Session {session} closed", sessionFields(session));
       void deps.sessions.remove(session);
     }
   };

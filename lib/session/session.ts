@@ -10,7 +10,7 @@ import { BusyError, CommandRefusedError, InvalidParamsError, NoProcessError } fr
 import { Attachment } from "../core/attachment.ts";
 import type { Execution, ExecutionLimits } from "../core/execution.ts";
 import type { ExecutionRegistry } from "../core/execution_registry.ts";
-import { logger } from "../log.ts";
+import { type Logger, logger, sessionFields } from "../log.ts";
 import { LOCAL, type Principal } from "../security/principal.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { truncateText } from "../output/text_truncate.ts";
@@ -138,6 +138,8 @@ export class Session {
   readonly principal: Principal;
   readonly #deps: SessionDeps;
   readonly #closeConnection: CloseConnection;
+  /** Every line of this session names it and its principal. */
+  readonly #log: Logger;
   /**
    * Executions this session started, not yet ended, in start order, with the
    * sink subscribed to each (null: it follows the run through an attachment).
@@ -183,6 +185,7 @@ export class Session {
     this.principal = principal;
     this.#closeConnection = closeConnection;
     this.maxExecutions = deps.config.maxExecutionsPerSession;
+    this.#log = log.with(sessionFields(this));
   }
 
   /** Executions running now. */
@@ -367,12 +370,10 @@ export class Session {
       void attachment.start();
       this.#active.set(exec, null);
     }
-    // The principal's name, never its key.
-    const ids = { session: this.id, principal: this.principal.id, exec: exec.id, pid: exec.pid };
+    const runLog = this.#log.with({ execution_id: exec.id, pid: exec.pid });
     // The command, never its env (values may be secrets).
     logLater(() =>
-      log.info("Started {exec} for {principal} (pid {pid}): {command}", {
-        ...ids,
+      runLog.info("Started {execution_id} for {principal} (pid {pid}): {command}", {
         command: truncateText(spec.display, PREVIEW_CHARS),
       })
     );
@@ -383,8 +384,7 @@ export class Session {
       // Once its hooks have reported, the ended run lets go of its followers.
       void this.#postExecute(exec).finally(() => exec.feed.clear());
       logLater(() =>
-        log.info("Ended {exec}: {status} in {seconds}s", {
-          ...ids,
+        runLog.info("Ended {execution_id}: {status} in {seconds}s", {
           status: exit.status,
           seconds: exit.executionTime,
         })

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Execution } from "../core/execution.ts";
-import { logger } from "../log.ts";
+import { logger, runFields } from "../log.ts";
 import {
   type ExecutionRecord,
   type RecordQuery,
@@ -186,8 +186,8 @@ export class TimeLimits {
         principal: exec.principal,
       });
     } catch (err) {
-      log.warning("Run {exec} not recorded: {error}", {
-        exec: exec.id,
+      log.warning("Run {execution_id} not recorded: {error}", {
+        ...runFields(exec),
         error: err instanceof Error ? err.message : String(err),
       });
     }

@@ -19,7 +19,7 @@ import {
   ListParams,
   parseParams,
 } from "../../session/exec_params.ts";
-import { logger } from "../../log.ts";
+import { type Logger, logger, sessionFields } from "../../log.ts";
 import { truncateText } from "../../output/text_truncate.ts";
 import type { Session, SessionServices } from "../../session/session.ts";
 import type { Execution } from "../../core/execution.ts";
@@ -217,6 +217,8 @@ export type LegacyConfig = ExecRequestConfig;
  */
 export class LegacyProtocol {
   readonly #session: Session;
+  /** Every line names the session and its principal. */
+  readonly #log: Logger;
   readonly #writer: SocketWriter;
   readonly #services: SessionServices;
   /** Every run's events: each names its run. */
@@ -229,6 +231,7 @@ export class LegacyProtocol {
   /** Binds the protocol to a session and its socket. */
   constructor(session: Session, writer: SocketWriter, services: SessionServices) {
     this.#session = session;
+    this.#log = log.with(sessionFields(session));
     this.#writer = writer;
     this.#services = services;
     this.#sink = {
@@ -318,7 +321,10 @@ export class LegacyProtocol {
       handled.after?.();
     } catch (err) {
       if (!(err instanceof ExecutorError)) {
-        log.error("Unexpected error in {method}: {error}", { method: msg.method, error: err });
+        this.#log.error("Unexpected error in {method}: {error}", {
+          method: msg.method,
+          error: err,
+        });
       }
       // A notification is never answered, not even with an error.
       if (id !== undefined) this.#writer.send(encodeError(id, toErrorObject(err)));

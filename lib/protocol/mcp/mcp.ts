@@ -45,7 +45,7 @@ import type {
 import type { Config } from "../../config/config.ts";
 import { ErrorCode, ExecutorError, InvalidParamsError } from "../../errors.ts";
 import type { Execution } from "../../core/execution.ts";
-import { logger } from "../../log.ts";
+import { type Logger, logger, sessionFields } from "../../log.ts";
 import type { Session, SessionServices } from "../../session/session.ts";
 import type { ExitInfo, HookOutcome } from "../../types.ts";
 import { toErrorObject } from "../jsonrpc.ts";
@@ -149,6 +149,8 @@ function wireError(err: unknown): Error {
 class ExecutorServer extends Server {
   /** Set once `initialize` has been answered. */
   initialized = false;
+  /** The session's logger, set by its protocol (handlers are registered before: in `super`). */
+  log: Logger = log;
 
   // deno-lint-ignore no-explicit-any
   override setRequestHandler(schema: any, handler: any): void {
@@ -169,7 +171,7 @@ class ExecutorServer extends Server {
           return result;
         } catch (err) {
           if (!(err instanceof ExecutorError)) {
-            log.error("Unexpected error in {method}: {error}", { method, error: err });
+            this.log.error("Unexpected error in {method}: {error}", { method, error: err });
           }
           throw wireError(err);
         }
@@ -247,6 +249,8 @@ class ExecutorServer extends Server {
  */
 export class McpProtocol {
   readonly #session: Session;
+  /** Every line names the session and its principal. */
+  readonly #log: Logger;
   readonly #transport: Transport;
   readonly #server: ExecutorServer;
   readonly #tools: McpTools;
@@ -263,6 +267,7 @@ export class McpProtocol {
     options: McpOptions = {},
   ) {
     this.#session = session;
+    this.#log = log.with(sessionFields(session));
     this.#transport = transport;
     // MCP clients start and execute side by side: the legacy limit of one does not fit.
     session.maxExecutions = config.mcpMaxExecutions;
@@ -294,7 +299,9 @@ export class McpProtocol {
         return {};
       },
     );
-    server.onerror = (error) => log.debug("Transport error: {error}", { error: String(error) });
+    server.onerror = (error) =>
+      this.#log.debug("Transport error: {error}", { error: String(error) });
+    server.log = this.#log;
     this.#server = server;
   }
 
@@ -315,7 +322,7 @@ export class McpProtocol {
     transport.send = (message, options) =>
       send(message, options).catch((err) => {
         if (!(err instanceof RangeError && "result" in message)) throw err;
-        log.error("Result of request {id} exceeds the message cap", { id: message.id });
+        this.#log.error("Result of request {id} exceeds the message cap", { id: message.id });
         return send({
           jsonrpc: "2.0",
           id: message.id,
@@ -332,7 +339,7 @@ export class McpProtocol {
     this.#server.notification({
       method: "notifications/message",
       params: { level, logger: "cc-executor", data },
-    }).catch((err) => log.debug("Send failed: {error}", { error: String(err) }));
+    }).catch((err) => this.#log.debug("Send failed: {error}", { error: String(err) }));
   }
 
   async #callTool(
@@ -364,7 +371,7 @@ export class McpProtocol {
         void extra.sendNotification({
           method: "notifications/progress",
           params: { progressToken: token, progress, message },
-        }).catch((err: unknown) => log.debug("Send failed: {error}", { error: String(err) }));
+        }).catch((err: unknown) => this.#log.debug("Send failed: {error}", { error: String(err) }));
     try {
       return {
         ...await this.#tools.call(params.name, params.arguments, {
