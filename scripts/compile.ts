@@ -6,6 +6,12 @@
  * the settings you will run it with, e.g.
  * `CC_EXECUTOR_HOST=10.0.0.5 deno task compile`.
  *
+ * The binary is the CLI too (`cc-executor run -- ls`): it may also reach
+ * the server that `CC_EXECUTOR_URL` names at build time (default
+ * 127.0.0.1:8003, the server's own default address) and read the CLI's
+ * env vars. A `--key-file` must then lie in a path the service may read;
+ * `CC_EXECUTOR_API_KEY` always works.
+ *
  * `deno compile` downloads its runtime base (`denort`) the first time; with
  * no internet access, set `DENORT_BIN` to a local copy.
  *
@@ -13,8 +19,23 @@
  */
 import { permissionFlagsOrExit } from "./_permission_flags.ts";
 import { v8FlagsArgs } from "./_v8_flags.ts";
+import { DEFAULT_URL, wsUrl } from "../cli/options.ts";
 
-const flags = await permissionFlagsOrExit(Deno.args);
+/** `flags` with a scoped `--allow-<name>=...` widened by `more` (an unscoped one stays). */
+function widen(flags: string[], name: string, more: string[]): string[] {
+  const prefix = `--allow-${name}=`;
+  return flags.map((f) => {
+    if (!f.startsWith(prefix)) return f;
+    const scope = new Set([...f.slice(prefix.length).split(","), ...more]);
+    return `${prefix}${[...scope].join(",")}`;
+  });
+}
+
+const cliTarget = new URL(wsUrl(Deno.env.get("CC_EXECUTOR_URL") ?? DEFAULT_URL));
+const cliPort = cliTarget.port || (cliTarget.protocol === "wss:" ? "443" : "80");
+let flags = await permissionFlagsOrExit(Deno.args);
+flags = widen(flags, "net", [`${cliTarget.hostname}:${cliPort}`]);
+flags = widen(flags, "env", ["CC_EXECUTOR_URL", "CC_EXECUTOR_API_KEY"]);
 const root = new URL("..", import.meta.url).pathname;
 const args = [
   "compile",
