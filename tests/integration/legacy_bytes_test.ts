@@ -1,0 +1,128 @@
+/**
+ * What the legacy protocol gives clients that need exact bytes (the CLI):
+ * `encoding: "base64"` output, live and replayed; `attach` with
+ * `tail_bytes`; `input` into a run kept open with `stdin_open`, resent
+ * safely by `offset`, its reply waiting for the child without holding a
+ * CANCEL back; and a client's own, shorter `detach_timeout`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type Msg, TestClient, withServer } from "../_helpers.ts";
+
+/** Output messages of `executionId` until its `process.completed`. */
+async function collect(client: TestClient, executionId: string) {
+  const out: Msg[] = [];
+  for (;;) {
+    const m = await client.next((x) => x.params?.execution_id === executionId);
+    if (m.method === "process.output") out.push(m.params);
+    if (m.method === "process.completed") return { out, completed: m.params };
+  }
+}
+
+/** The bytes of base64 output messages, in order. */
+function bytesOf(out: Msg[]): Uint8Array {
+  const parts = out.map((p) => Uint8Array.fromBase64(p.data));
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return all;
+}
+
+Deno.test("legacy encoding base64: invalid UTF-8 arrives exactly, live and replayed; tail_bytes", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    // ff fe: not UTF-8; c3 a9: "é"; then a line.
+    const reply = await client.request("execute", {
+      command: "printf '\\377\\376\\303\\251ok\\n'",
+      encoding: "base64",
+      detach: true,
+    });
+    const id = reply.result.execution_id;
+    const live = await collect(client, id);
+    assert.ok(live.out.every((p) => p.encoding === "base64"));
+    const expected = new Uint8Array([0xff, 0xfe, 0xc3, 0xa9, 0x6f, 0x6b, 0x0a]);
+    assert.deepEqual(bytesOf(live.out), expected);
+    const replay = await client.request("attach", { execution_id: id, encoding: "base64" });
+    assert.equal(replay.result.from_seq, 0);
+    assert.equal(typeof replay.result.started_at, "string");
+    assert.deepEqual(bytesOf((await collect(client, id)).out), expected);
+    // tail_bytes: the last 3 bytes ("ok\n").
+    const tail = await client.request("attach", { execution_id: id, tail_bytes: 3 });
+    assert.equal(tail.result.from_seq, 4);
+    const text = (await collect(client, id)).out.map((p) => p.data).join("");
+    assert.equal(text, "ok\n", "without encoding, text as before");
+    const both = await client.request("attach", { execution_id: id, tail_bytes: 1, from_seq: 0 });
+    assert.equal(both.error.code, -32602);
+    await client.close();
+  });
+});
+
+Deno.test("legacy input: bytes to an open stdin, resent by offset without doubling, then closed", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    const r = await client.request("execute", { args: ["cat"], stdin_open: true });
+    const id = r.result.execution_id;
+    const first = await client.request("input", { execution_id: id, data: "abc", offset: 0 });
+    assert.equal(first.result.accepted, 3);
+    // A resend after a lost reply: the overlap is skipped.
+    const again = await client.request("input", {
+      execution_id: id,
+      data_base64: new TextEncoder().encode("abcdef").toBase64(),
+      offset: 0,
+    });
+    assert.equal(again.result.bytes_written, 3);
+    assert.equal(again.result.accepted, 6);
+    const ahead = await client.request("input", { execution_id: id, data: "x", offset: 10 });
+    assert.equal(ahead.error.code, -32602);
+    assert.equal(ahead.error.data.accepted, 6);
+    const closed = await client.request("input", { execution_id: id, close: true, offset: 6 });
+    assert.equal(closed.result.stdin_open, false);
+    const { out, completed } = await collect(client, id);
+    assert.equal(out.map((p) => p.data).join(""), "abcdef");
+    assert.equal(completed.exit_code, 0);
+    const late = await client.request("input", { execution_id: id, data: "z" });
+    assert.equal(late.error.code, -32002);
+    await client.close();
+  });
+});
+
+Deno.test("legacy input: a child that does not read holds its reply, not a CANCEL after it", async () => {
+  await withServer({ "stdin-buffer": "1048576" }, async (server) => {
+    const client = await TestClient.open(server);
+    const r = await client.request("execute", { args: ["sleep", "30"], stdin_open: true });
+    const id = r.result.execution_id;
+    // More than a pipe holds: the reply waits for a reader that never comes.
+    client.send({
+      jsonrpc: "2.0",
+      id: "in",
+      method: "input",
+      params: { execution_id: id, data: "x".repeat(512 * 1024) },
+    });
+    const cancel = await client.request("control", { type: "CANCEL", execution_id: id });
+    assert.equal(cancel.result.status, "canceled");
+    const input = await client.next((m) => m.id === "in");
+    assert.equal(input.error.code, -32002, "the run ended before its child took the input");
+    await client.next((m) => m.method === "process.completed");
+    await client.close();
+  });
+});
+
+Deno.test("legacy detach_timeout: a run nobody attaches to ends after the client's shorter wait", async () => {
+  await withServer({ "detach-timeout": "3600" }, async (server) => {
+    const client = await TestClient.open(server);
+    const r = await client.request("execute", {
+      args: ["sleep", "30"],
+      detach: true,
+      detach_timeout: 0.5,
+    });
+    const exec = server.registry.get(r.result.execution_id)!;
+    await client.close();
+    const exit = await exec.done;
+    assert.equal(exit.status, "canceled");
+    assert.match(exit.error ?? "", /detach/i);
+  });
+});
