@@ -42,7 +42,13 @@ export async function estimateCommand(args: string[]): Promise<number> {
     console.log(JSON.stringify(result));
   } else {
     console.log(`${result.timeout}s (${result.timeout_source})`);
-    if (typeof result.reasoning === "string") console.log(result.reasoning);
+    const why = result.reasoning as Record<string, unknown> | string | undefined;
+    if (typeof why === "string") console.log(why);
+    else if (why !== undefined) {
+      // The class it was judged by, and the rule that gave the figure.
+      if (typeof why.class === "string") console.log(`class ${why.class}`);
+      if (typeof why.rule === "string") console.log(why.rule);
+    }
   }
   return 0;
 }
