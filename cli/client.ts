@@ -55,7 +55,17 @@ export interface ConnectOptions {
   onClose?: (reason: string) => void;
   /** Give up connecting after this long (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * Ping the server this often, and take a connection that leaves a ping
+   * unanswered this long for dead (default 15 s; 0: never). A network that
+   * drops packets without a reset would otherwise leave the CLI waiting
+   * for ever.
+   */
+  keepaliveMs?: number;
 }
+
+/** How often a connection is pinged, and how long a ping may go unanswered. */
+const KEEPALIVE_MS = 15_000;
 
 /** How long a connection attempt may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -103,6 +113,7 @@ export class RpcClient {
   #closed: ConnectionError | null = null;
   /** Closed by this side: the close is nobody's news. */
   #closing = false;
+  #pinger: ReturnType<typeof setInterval> | undefined;
 
   private constructor(ws: WebSocket, sessionId: string) {
     this.#ws = ws;
@@ -147,6 +158,7 @@ export class RpcClient {
           const params = (msg.params ?? {}) as Record<string, unknown>;
           clearTimeout(timer);
           client = new RpcClient(ws, String(params.session_id ?? ""));
+          client.#keepalive(options.keepaliveMs ?? KEEPALIVE_MS, options.onClose);
           resolve(client);
         } else if (msg.error !== undefined) {
           const e = msg.error as { code: number; message: string; data?: unknown };
@@ -234,8 +246,29 @@ export class RpcClient {
     }
   }
 
+  #keepalive(ms: number, onClose: ConnectOptions["onClose"]): void {
+    if (ms <= 0) return;
+    this.#pinger = setInterval(() => {
+      const deadline = setTimeout(() => {
+        // A dead link's close handshake never completes: drop it here and now.
+        const reason = `no answer to a ping within ${ms / 1000}s`;
+        if (this.#closed !== null) return;
+        this.#closing = true;
+        this.#fail(new ConnectionError(reason, true));
+        try {
+          this.#ws.close(4000, "no answer to ping");
+        } catch {
+          // already closing
+        }
+        onClose?.(reason);
+      }, ms);
+      this.request("ping").catch(() => {}).finally(() => clearTimeout(deadline));
+    }, ms);
+  }
+
   #fail(error: ConnectionError): void {
     if (this.#closed !== null) return;
+    clearInterval(this.#pinger);
     this.#closed = error;
     for (const waiter of this.#pending.values()) waiter.reject(error);
     this.#pending.clear();

@@ -41,6 +41,8 @@ export interface RemoteRunOptions {
   json?: boolean;
   /** Stop trying to connect again after this long without a connection. */
   reconnectTimeoutMs: number;
+  /** Ping interval, and how long a ping may go unanswered (default 15 s). */
+  keepaliveMs?: number;
 }
 
 /** A request to start a run (legacy `execute` params). */
@@ -200,6 +202,9 @@ export class RemoteRun {
     const client = await RpcClient.connect({
       url: this.#options.url,
       key: this.#options.key,
+      ...(this.#options.keepaliveMs !== undefined
+        ? { keepaliveMs: this.#options.keepaliveMs }
+        : {}),
       onNotification: (n) => this.#notified(n),
       onClose: (reason) => void this.#lost(reason),
     });

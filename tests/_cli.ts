@@ -130,18 +130,28 @@ export class TcpProxy {
   }
 
   /** A proxy to `target` on a free port, listening. */
-  static start(target: number): TcpProxy {
+  static async start(target: number): Promise<TcpProxy> {
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;
     probe.close();
     const proxy = new TcpProxy(port, target);
-    proxy.restore();
+    await proxy.restore();
     return proxy;
   }
 
   /** Listens again on the same port. */
-  restore(): void {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+  async restore(): Promise<void> {
+    let listener: Deno.TcpListener;
+    for (let tries = 0;; tries++) {
+      try {
+        listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+        break;
+      } catch (err) {
+        // A listener closed this turn lets its port go once its pending accept is dropped.
+        if (!(err instanceof Deno.errors.AddrInUse) || tries > 200) throw err;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
     this.#listener = listener;
     void (async () => {
       for await (const conn of listener) {
@@ -171,11 +181,45 @@ export class TcpProxy {
         }
       }
     };
-    await Promise.race([
-      client.readable.pipeTo(upstream.writable, { preventClose: true }).catch(() => {}),
-      upstream.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}),
-    ]);
+    await Promise.race([this.#copy(client, upstream), this.#copy(upstream, client)]);
     close();
+  }
+
+  /** Copies `from` to `to`, holding each chunk while the proxy is frozen. */
+  async #copy(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) return;
+        await this.#thawed;
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+    } catch {
+      // cut
+    }
+  }
+
+  #thawed: Promise<void> = Promise.resolve();
+  #thaw: (() => void) | null = null;
+
+  /**
+   * Stops passing bytes on, both ways, while keeping every connection open:
+   * a network that drops packets without a reset.
+   */
+  freeze(): void {
+    if (this.#thaw !== null) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#thawed = promise;
+    this.#thaw = resolve;
+  }
+
+  /** Passes bytes on again. */
+  thaw(): void {
+    this.#thaw?.();
+    this.#thaw = null;
+    this.#thawed = Promise.resolve();
   }
 
   /** Drops every connection abruptly and stops listening. */
@@ -194,6 +238,7 @@ export class TcpProxy {
 
   /** Drops every connection and stops listening for good. */
   close(): void {
+    this.thaw();
     this.cut();
   }
 }

@@ -44,7 +44,7 @@ interface Entry {
  * import { psTable } from "./ps.ts";
  * const text = psTable([{ execution_id: "e1", command: "sleep 5", state: "running",
  *   status: "running", pid: 42, started_at: "2026-01-01T00:00:00.000Z", duration_s: 1.5,
- *   exit_code: null, signal: null, detached: true, attached: false, node: null }]);
+ *   exit_code: null, signal: null, detached: true, attached: true, node: null }]);
  * assert.match(text, /^ID +STATUS +PID +STARTED +DURATION +EXIT +COMMAND$/m);
  * assert.match(text, /^e1 +running +42 .* sleep 5$/m);
  * ```

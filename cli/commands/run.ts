@@ -44,6 +44,8 @@ Flags:
   --json                  NDJSON events on stdout instead of the output itself
   --quiet, -q             no progress line (there is none unless stderr is a terminal)
   --reconnect-timeout S   give up reconnecting after S seconds (default ${DEFAULT_RECONNECT_S})
+  --keepalive S           ping the server every S seconds; a ping unanswered for S
+                          seconds means the connection is dead (default 15; 0: off)
   --url URL               server (default $CC_EXECUTOR_URL or ws://127.0.0.1:8003/ws/mcp)
   --key-file FILE         file holding the API key (default $CC_EXECUTOR_API_KEY)
 `;
@@ -58,14 +60,30 @@ Ctrl-C interrupts the run; a second within 2 s cancels it.
 
 Flags:
   --from N                byte offset to replay from
-  --json, --quiet, --reconnect-timeout S, --url URL, --key-file FILE: as for run
+  --json, --quiet, --reconnect-timeout S, --keepalive S, --url URL, --key-file FILE:
+                          as for run
 `;
 
 const FOLLOW_FLAGS = {
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   "reconnect-timeout": { type: "string" },
+  keepalive: { type: "string" },
 } as const;
+
+/** `--reconnect-timeout` and `--keepalive`, in ms. */
+function connectionFlags(values: { "reconnect-timeout"?: string; keepalive?: string }) {
+  const reconnectS = values["reconnect-timeout"] === undefined
+    ? DEFAULT_RECONNECT_S
+    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
+  return {
+    reconnectS,
+    reconnectTimeoutMs: reconnectS * 1000,
+    ...(values.keepalive !== undefined
+      ? { keepaliveMs: numberFlag("keepalive", values.keepalive) * 1000 }
+      : {}),
+  };
+}
 
 const RUN_FLAGS = {
   ...FOLLOW_FLAGS,
@@ -134,9 +152,7 @@ export async function runCommand(args: string[]): Promise<number> {
     throw new UsageError("no command: cc-executor run -- COMMAND [ARGS...]");
   }
   const target = resolveTarget(values);
-  const reconnectS = values["reconnect-timeout"] === undefined
-    ? DEFAULT_RECONNECT_S
-    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
+  const { reconnectS, ...connection } = connectionFlags(values);
   const json = values.json === true;
   const detach = values.detach === true;
   const { writer, progress } = localOutput(values.quiet === true || detach, json);
@@ -145,7 +161,7 @@ export async function runCommand(args: string[]): Promise<number> {
     writer,
     progress,
     json,
-    reconnectTimeoutMs: reconnectS * 1000,
+    ...connection,
   });
   const params: Record<string, unknown> = {
     ...(values.shell !== undefined ? { command: values.shell } : { args: argv }),
@@ -190,9 +206,8 @@ export async function attachCommand(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("expected one execution id: attach ID");
   const target = resolveTarget(values);
   const json = values.json === true;
-  const reconnectS = values["reconnect-timeout"] === undefined
-    ? DEFAULT_RECONNECT_S
-    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
+  const { reconnectTimeoutMs, keepaliveMs } = connectionFlags(values);
+  const connection = { reconnectTimeoutMs, ...(keepaliveMs !== undefined ? { keepaliveMs } : {}) };
   const from = values.from === undefined ? undefined : numberFlag("from", values.from, true);
   const { writer, progress } = localOutput(values.quiet === true, json);
   const run = new RemoteRun({
@@ -200,7 +215,7 @@ export async function attachCommand(args: string[]): Promise<number> {
     writer,
     progress,
     json,
-    reconnectTimeoutMs: reconnectS * 1000,
+    ...connection,
   });
   try {
     await run.attach(positionals[0]!, from);

@@ -224,7 +224,7 @@ Deno.test("cli: SIGTERM to the CLI cancels the run; a reader that goes away canc
 Deno.test("cli: a connection cut mid-run is made again and the output stays byte-exact", async () => {
   // The proxy's port is in the Host header.
   await withServer({ "allowed-hosts": "*" }, async (server) => {
-    const proxy = TcpProxy.start(server.port);
+    const proxy = await TcpProxy.start(server.port);
     try {
       // 1.3 MB, line by line, written over a second or two.
       const script = "z=$(printf %092d 0); i=0; while [ $i -lt 13000 ]; do " +
@@ -236,7 +236,7 @@ Deno.test("cli: a connection cut mid-run is made again and the output stays byte
       await p.until((c) => c.stdoutBytes > 200_000, 30_000, "the first 200 kB");
       proxy.cut();
       await p.until((c) => c.stderr.includes("reconnecting"), 30_000, "a reconnect notice");
-      proxy.restore();
+      await proxy.restore();
       const r = await p.done();
       assert.equal(r.code, 4, r.stderr);
       let expected = "";
@@ -254,9 +254,35 @@ Deno.test("cli: a connection cut mid-run is made again and the output stays byte
   });
 });
 
+Deno.test("cli: a connection that goes silent (no reset) is taken for dead by its keepalive and made again", async () => {
+  await withServer({ "allowed-hosts": "*" }, async (server) => {
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      const p = new CliProcess(
+        ["run", "--keepalive", "0.5", "--", "sh", "-c", "echo one; sleep 3; echo two"],
+        { url: `ws://127.0.0.1:${proxy.port}/ws/mcp` },
+      );
+      await p.until((c) => new TextDecoder().decode(c.stdout).includes("one"));
+      // Packets dropped, no FIN, no RST: only a ping notices.
+      proxy.freeze();
+      await p.until((c) => c.stderr.includes("no answer to a ping"), 30_000, "the keepalive");
+      // The frozen connection stays frozen; new ones pass.
+      proxy.cut();
+      proxy.thaw();
+      await proxy.restore();
+      const r = await p.done();
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.text, "one\ntwo\n");
+      assert.match(r.stderr, /reconnected/);
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
 Deno.test("cli: the connection does not come back: 255 and how to attach, the run left to its detach timeout", async () => {
   await withServer({ "allowed-hosts": "*" }, async (server) => {
-    const proxy = TcpProxy.start(server.port);
+    const proxy = await TcpProxy.start(server.port);
     const p = new CliProcess(
       ["run", "--reconnect-timeout", "1", "--", "sh", "-c", "echo ready; sleep 30"],
       { url: `ws://127.0.0.1:${proxy.port}/ws/mcp` },
