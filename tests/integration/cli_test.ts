@@ -384,3 +384,20 @@ Deno.test("cli: a server refusing the request is 1, with its message", async () 
     await server.shutdown();
   }
 });
+
+Deno.test("cli: main.ts (the compiled binary's entry) runs subcommands; `serve` and flags are the server", async () => {
+  await withServer({}, async (server) => {
+    const main = new URL("../../main.ts", import.meta.url).pathname;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...CLI_PERMISSIONS, main, "run", "--", "sh", "-c", "echo via-main; exit 6"],
+      env: { CC_EXECUTOR_URL: server.wsUrl },
+    }).output();
+    assert.equal(out.code, 6, new TextDecoder().decode(out.stderr));
+    assert.equal(new TextDecoder().decode(out.stdout), "via-main\n");
+    const help = await new Deno.Command(Deno.execPath(), {
+      args: ["run", main, "serve", "--help"],
+    }).output();
+    assert.equal(help.code, 0);
+    assert.match(new TextDecoder().decode(help.stdout), /Settings:/);
+  });
+});
