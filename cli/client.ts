@@ -29,11 +29,11 @@ export class RpcError extends Error {
 export class ConnectionError extends Error {
   readonly retry: boolean;
 
-  /** A failure to connect or a lost connection. */
-  constructor(message: string, retry: boolean) {
+  /** A failure to connect or a lost connection; `retry`: whether trying again may help. */
+  constructor(message: string, options: { retry: boolean }) {
     super(message);
     this.name = "ConnectionError";
-    this.retry = retry;
+    this.retry = options.retry;
   }
 }
 
@@ -77,20 +77,22 @@ function connectFailure(url: string, message: string): ConnectionError {
     return new ConnectionError(
       `${url} refused the API key (HTTP 401): set CC_EXECUTOR_API_KEY or --key-file ` +
         "to a key the server holds",
-      false,
+      { retry: false },
     );
   }
   if (status === "403") {
     return new ConnectionError(
       `${url} refused the connection (HTTP 403): the server does not accept this host name ` +
         "(its allowed-hosts) or origin",
-      false,
+      { retry: false },
     );
   }
   if (status === "404") {
-    return new ConnectionError(`${url}: no WebSocket endpoint at this path (HTTP 404)`, false);
+    return new ConnectionError(`${url}: no WebSocket endpoint at this path (HTTP 404)`, {
+      retry: false,
+    });
   }
-  return new ConnectionError(`cannot connect to ${url}: ${message}`, true);
+  return new ConnectionError(`cannot connect to ${url}: ${message}`, { retry: true });
 }
 
 /**
@@ -136,13 +138,15 @@ export class RpcClient {
       ws = new WebSocket(url, { headers });
     } catch (err) {
       return Promise.reject(
-        new ConnectionError(`${url}: ${err instanceof Error ? err.message : err}`, false),
+        new ConnectionError(`${url}: ${err instanceof Error ? err.message : err}`, {
+          retry: false,
+        }),
       );
     }
     let client: RpcClient | null = null;
     let refusal: RpcError | null = null;
     const timer = setTimeout(() => {
-      reject(new ConnectionError(`cannot connect to ${url}: no answer`, true));
+      reject(new ConnectionError(`cannot connect to ${url}: no answer`, { retry: true }));
       ws.close();
     }, options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
     ws.onmessage = (event) => {
@@ -179,13 +183,15 @@ export class RpcClient {
       if (client === null) {
         // The server refused the session (e.g. -32003 "Session limit exceeded", then 1008).
         const why = refusal?.message ?? (event.reason || `closed with ${event.code}`);
-        reject(new ConnectionError(`${url} refused the session: ${why}`, refusal !== null));
+        reject(
+          new ConnectionError(`${url} refused the session: ${why}`, { retry: refusal !== null }),
+        );
         return;
       }
       const reason = event.code === 1000 || event.code === 1005
         ? "the server closed the connection"
         : `the connection closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`;
-      client.#fail(new ConnectionError(reason, true));
+      client.#fail(new ConnectionError(reason, { retry: true }));
       if (!client.#closing) options.onClose?.(reason);
     };
     return promise;
@@ -218,7 +224,7 @@ export class RpcClient {
   /** Closes the connection (pending requests fail with a {@linkcode ConnectionError}). */
   close(code = 1000, reason = ""): void {
     this.#closing = true;
-    this.#fail(new ConnectionError("closed by the client", false));
+    this.#fail(new ConnectionError("closed by the client", { retry: false }));
     try {
       this.#ws.close(code, reason);
     } catch {
@@ -254,7 +260,7 @@ export class RpcClient {
         const reason = `no answer to a ping within ${ms / 1000}s`;
         if (this.#closed !== null) return;
         this.#closing = true;
-        this.#fail(new ConnectionError(reason, true));
+        this.#fail(new ConnectionError(reason, { retry: true }));
         try {
           this.#ws.close(4000, "no answer to ping");
         } catch {

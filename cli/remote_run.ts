@@ -186,7 +186,7 @@ export class RemoteRun {
         if (!(err instanceof ConnectionError)) throw err;
       }
     }
-    throw new ConnectionError("the run has ended", false);
+    throw new ConnectionError("the run has ended", { retry: false });
   }
 
   /** Tells the user, on stderr (or as an event in `--json`). */

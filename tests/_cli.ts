@@ -93,7 +93,8 @@ export class CliProcess {
   }
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+/** `chunks` end to end. */
+export function concat(chunks: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let off = 0;
   for (const c of chunks) {

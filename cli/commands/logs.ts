@@ -56,7 +56,7 @@ export async function logsCommand(args: string[]): Promise<number> {
     client = await RpcClient.connect({
       ...target,
       onNotification,
-      onClose: (reason) => done.reject(new ConnectionError(reason, true)),
+      onClose: (reason) => done.reject(new ConnectionError(reason, { retry: true })),
     });
   } catch (err) {
     throw new RequestFailure((err as Error).message, EXIT_TRANSPORT);

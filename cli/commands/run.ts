@@ -71,20 +71,6 @@ const FOLLOW_FLAGS = {
   keepalive: { type: "string" },
 } as const;
 
-/** `--reconnect-timeout` and `--keepalive`, in ms. */
-function connectionFlags(values: { "reconnect-timeout"?: string; keepalive?: string }) {
-  const reconnectS = values["reconnect-timeout"] === undefined
-    ? DEFAULT_RECONNECT_S
-    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
-  return {
-    reconnectS,
-    reconnectTimeoutMs: reconnectS * 1000,
-    ...(values.keepalive !== undefined
-      ? { keepaliveMs: numberFlag("keepalive", values.keepalive) * 1000 }
-      : {}),
-  };
-}
-
 const RUN_FLAGS = {
   ...FOLLOW_FLAGS,
   shell: { type: "string" },
@@ -95,6 +81,29 @@ const RUN_FLAGS = {
   stdin: { type: "boolean" },
   detach: { type: "boolean" },
 } as const;
+
+/** What `run` and `attach` follow a run with: the connection, the writer, the progress line. */
+function follower(
+  values: { "reconnect-timeout"?: string; keepalive?: string; url?: string; "key-file"?: string },
+  options: { quiet: boolean; json: boolean },
+) {
+  const reconnectS = values["reconnect-timeout"] === undefined
+    ? DEFAULT_RECONNECT_S
+    : numberFlag("reconnect-timeout", values["reconnect-timeout"]);
+  const keepalive = values.keepalive === undefined
+    ? {}
+    : { keepaliveMs: numberFlag("keepalive", values.keepalive) * 1000 };
+  const { writer, progress } = localOutput(options.quiet, options.json);
+  const run = new RemoteRun({
+    ...resolveTarget(values),
+    writer,
+    progress,
+    json: options.json,
+    reconnectTimeoutMs: reconnectS * 1000,
+    ...keepalive,
+  });
+  return { run, writer, progress, reconnectS };
+}
 
 /** The output writer and, on a terminal, the progress line watching it. */
 function localOutput(quiet: boolean, json: boolean): {
@@ -151,17 +160,12 @@ export async function runCommand(args: string[]): Promise<number> {
   if (values.shell === undefined && argv.length === 0) {
     throw new UsageError("no command: cc-executor run -- COMMAND [ARGS...]");
   }
-  const target = resolveTarget(values);
-  const { reconnectS, ...connection } = connectionFlags(values);
   const json = values.json === true;
   const detach = values.detach === true;
-  const { writer, progress } = localOutput(values.quiet === true || detach, json);
-  const run = new RemoteRun({
-    ...target,
-    writer,
-    progress,
-    json,
-    ...connection,
+  // With --detach, the one line printed at the end is all there is.
+  const { run, writer, progress, reconnectS } = follower(values, {
+    quiet: values.quiet === true || detach,
+    json: json && !detach,
   });
   const params: Record<string, unknown> = {
     ...(values.shell !== undefined ? { command: values.shell } : { args: argv }),
@@ -204,19 +208,9 @@ export async function attachCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError("expected one execution id: attach ID");
-  const target = resolveTarget(values);
   const json = values.json === true;
-  const { reconnectTimeoutMs, keepaliveMs } = connectionFlags(values);
-  const connection = { reconnectTimeoutMs, ...(keepaliveMs !== undefined ? { keepaliveMs } : {}) };
   const from = values.from === undefined ? undefined : numberFlag("from", values.from, true);
-  const { writer, progress } = localOutput(values.quiet === true, json);
-  const run = new RemoteRun({
-    ...target,
-    writer,
-    progress,
-    json,
-    ...connection,
-  });
+  const { run, writer, progress } = follower(values, { quiet: values.quiet === true, json });
   try {
     await run.attach(positionals[0]!, from);
   } catch (err) {

@@ -31,42 +31,12 @@ export interface PrometheusSources {
 }
 
 /** Run durations, 10 ms to 4 h: commands range from `echo` to overnight builds. */
-export const DURATION_BUCKETS: readonly number[] = [
-  0.01,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-  300,
-  900,
-  1800,
-  3600,
-  7200,
-  14400,
-];
+// deno-fmt-ignore
+export const DURATION_BUCKETS: readonly number[] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400];
 
 /** Execute-to-started latency, 1 ms to 10 s (a pre_execute hook can take seconds). */
-export const SPAWN_BUCKETS: readonly number[] = [
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-];
+// deno-fmt-ignore
+export const SPAWN_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 const PREFIX = "cc_executor_";
 

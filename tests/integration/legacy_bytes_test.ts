@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { type Msg, TestClient, withServer } from "../_helpers.ts";
+import { concat } from "../_cli.ts";
 
 /** Output messages of `executionId` until its `process.completed`. */
 async function collect(client: TestClient, executionId: string) {
@@ -22,14 +23,7 @@ async function collect(client: TestClient, executionId: string) {
 
 /** The bytes of base64 output messages, in order. */
 function bytesOf(out: Msg[]): Uint8Array {
-  const parts = out.map((p) => Uint8Array.fromBase64(p.data));
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    all.set(p, off);
-    off += p.length;
-  }
-  return all;
+  return concat(out.map((p) => Uint8Array.fromBase64(p.data)));
 }
 
 Deno.test("legacy encoding base64: invalid UTF-8 arrives exactly, live and replayed; tail_bytes", async () => {

@@ -94,23 +94,12 @@ export function encodeEvent(event: ExecutionEvent, base64 = false): string {
       });
     case "output": {
       const c = event.chunk;
-      if (base64) {
-        const raw = c.raw?.() ?? new TextEncoder().encode(c.data);
-        return encodeNotification("process.output", {
-          type: c.stream,
-          data: raw.toBase64(),
-          encoding: "base64",
-          truncated: c.truncated,
-          chunk_index: c.chunkIndex,
-          total_chunks: c.totalChunks,
-          execution_id: executionId,
-          seq: c.seq,
-          bytes: c.bytes,
-        });
-      }
       return encodeNotification("process.output", {
         type: c.stream,
-        data: c.data,
+        // As bytes, for a client that asked: the text would have U+FFFD for invalid UTF-8.
+        ...(base64
+          ? { data: (c.raw?.() ?? new TextEncoder().encode(c.data)).toBase64(), encoding: "base64" }
+          : { data: c.data }),
         truncated: c.truncated,
         chunk_index: c.chunkIndex,
         total_chunks: c.totalChunks,
