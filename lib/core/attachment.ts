@@ -48,6 +48,12 @@ function replayed(exec: Execution, chunk: RetainedChunk, from: number): OutputCh
 export interface AttachOptions {
   /** Also send the run's `started` (the attachment of the client that starts the run). */
   withStart?: boolean;
+  /**
+   * Hold the run to this client's pace (`sink.ready()`) while attached,
+   * even a detached run: the child's pipe is read only as fast as the
+   * client takes output, as with a local pipe.
+   */
+  paces?: boolean;
 }
 
 /**
@@ -126,13 +132,15 @@ export class Attachment {
     const { promise, resolve } = Promise.withResolvers<void>();
     this.ended = promise;
     this.#endedResolve = resolve;
+    const paces = options.paces === true;
     const feedSink: Sink = {
       emit: (event) => this.#onLive(event),
-      ready: () => Promise.resolve(),
+      // Never waits past the attachment's end: a client that left holds nothing.
+      ready: paces ? () => Promise.race([sink.ready(), this.ended]) : () => Promise.resolve(),
       gone: () => this.#closed || (sink.gone?.() ?? false),
     };
-    // It paces nothing: it keeps up or reads the log.
-    this.#unsubscribe = exec.feed.subscribe(feedSink, { paces: false });
+    // Unless it holds the run, it paces nothing: it keeps up or reads the log.
+    this.#unsubscribe = exec.feed.subscribe(feedSink, { paces, holds: paces });
   }
 
   /** The offset the replay starts from (after moving to a character's start). */

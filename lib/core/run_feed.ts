@@ -5,7 +5,8 @@
  * it. The feed is the run's {@linkcode Sink}: it fans events out, paces the
  * child by its pacing consumers (a run that is not detached: the classic
  * back-pressure from the client's socket to the child's pipe; a detached
- * run is paced by no one, its followers read its log when they lag), and
+ * run is paced only by consumers that asked to hold it, its other
+ * followers read its log when they lag), and
  * keeps the detach clock of a detached run (ended after `detach-timeout`
  * with no one attached or reading it).
  *
@@ -21,6 +22,12 @@ export interface SubscribeOptions {
   paces?: boolean;
   /** It counts as attached (stops the detach clock); default true. */
   attaches?: boolean;
+  /**
+   * It paces even a detached run, while it is subscribed: a client that
+   * asked to hold the run to its own pace (the CLI, as a local pipe would);
+   * default false.
+   */
+  holds?: boolean;
 }
 
 /** What a feed is made with. */
@@ -92,7 +99,11 @@ export class RunFeed implements Sink {
   /** Subscribes `sink` to every further event; returns the unsubscribe (idempotent). */
   subscribe(sink: Sink, options: SubscribeOptions = {}): () => void {
     if (this.#subs.has(sink)) return () => this.unsubscribe(sink);
-    const o = { paces: options.paces ?? true, attaches: options.attaches ?? true };
+    const o = {
+      paces: options.paces ?? true,
+      attaches: options.attaches ?? true,
+      holds: options.holds ?? false,
+    };
     this.#subs.set(sink, o);
     if (o.attaches) {
       this.#attached++;
@@ -147,12 +158,13 @@ export class RunFeed implements Sink {
   }
 
   ready(): Promise<void> {
-    // A detached run is held back by no one: followers that lag read its log.
-    if (this.#options.detached) return RESOLVED;
+    // A detached run is held back by no one but those who asked to hold it:
+    // other followers that lag read its log.
+    const detached = this.#options.detached;
     let one: Promise<void> | null = null;
     let all: Promise<void>[] | null = null;
     for (const [sink, o] of this.#subs) {
-      if (!o.paces || sink.gone?.()) continue;
+      if (!o.paces || (detached && !o.holds) || sink.gone?.()) continue;
       const ready = sink.ready();
       if (one === null) one = ready;
       else (all ??= [one]).push(ready);

@@ -52,6 +52,10 @@ export type ExecuteRequest = Omit<ExecuteParams, "detach"> & {
   detach?: boolean | undefined;
   /** Seconds a detached run waits with no one attached, at most `detach-timeout`. */
   detach_timeout?: number | null | undefined;
+  /** The run's id, chosen by the client (a UUID not in use): a start it can retry safely. */
+  execution_id?: string | undefined;
+  /** The client holds the run to its pace while attached, even a detached run. */
+  paced?: boolean | undefined;
 };
 
 /** A run spawned by {@linkcode Session.execute}, whose output is not flowing yet. */
@@ -252,7 +256,7 @@ export class Session {
     receivedAt: number = performance.now(),
   ): Promise<Spawned> {
     this.checkCapacity();
-    const { stdin_open, detach, detach_timeout, ...params } = request;
+    const { stdin_open, detach, detach_timeout, execution_id, paced, ...params } = request;
     const spec = await resolveExecSpec(params, this.#deps.config, this.#deps.timeLimits);
     const exec = await this.start(
       stdin_open === undefined ? spec : { ...spec, stdinOpen: stdin_open },
@@ -261,6 +265,8 @@ export class Session {
         receivedAt,
         detached: detach === true || this.detachAll,
         ...(detach_timeout != null ? { detachTimeoutS: detach_timeout } : {}),
+        ...(execution_id !== undefined ? { id: execution_id } : {}),
+        ...(paced === true ? { paced: true } : {}),
       },
     );
     let started = false;
@@ -309,11 +315,23 @@ export class Session {
   async start(
     spec: ExecSpec,
     sink: Sink,
-    options: { id?: string; receivedAt?: number; detached?: boolean; detachTimeoutS?: number } = {},
+    options: {
+      id?: string;
+      receivedAt?: number;
+      detached?: boolean;
+      detachTimeoutS?: number;
+      paced?: boolean;
+    } = {},
   ): Promise<Execution> {
     if (this.#closed) throw new NoProcessError("Session is closed");
     // Reserved before any await, so concurrent starts cannot overshoot the limit.
     if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
+    // A client's own id (a start it may retry): never one in use, whoever's it is.
+    if (options.id !== undefined && this.#deps.registry.get(options.id) !== undefined) {
+      throw new InvalidParamsError("Invalid params", {
+        data: { field: "execution_id", reason: "in use: choose another" },
+      });
+    }
     if (options.detached === true) this.#checkDetachedCapacity();
     // Held before any await, in every session of the principal alike.
     const release = options.detached === true
@@ -329,7 +347,7 @@ export class Session {
       // A detached run's client follows it through an attachment when it can
       // fall behind (a socket): then it reads the log instead of holding the run back.
       const follows = options.detached === true && sink.busy !== undefined;
-      const { detachTimeoutS, ...spawnOptions } = options;
+      const { detachTimeoutS, paced: _, ...spawnOptions } = options;
       const limits = executionLimits(this.#deps.config);
       exec = this.#deps.registry.spawn({
         ...spawnOptions,
@@ -365,7 +383,10 @@ export class Session {
     if (exec.feed.has(sink)) {
       this.#active.set(exec, sink);
     } else {
-      const attachment = new Attachment(exec, sink, 0, { withStart: true });
+      const attachment = new Attachment(exec, sink, 0, {
+        withStart: true,
+        paces: options.paced === true,
+      });
       this.#track(attachment);
       void attachment.start();
       this.#active.set(exec, null);
@@ -445,7 +466,12 @@ export class Session {
    *
    * @throws {NoProcessError} when the id is unknown (or another principal's).
    */
-  attach(executionId: string, sink: Sink, from?: number): Attachment {
+  attach(
+    executionId: string,
+    sink: Sink,
+    from?: number,
+    options: { paced?: boolean } = {},
+  ): Attachment {
     if (this.#closed) throw new NoProcessError("Session is closed");
     const exec = this.get(executionId);
     if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
@@ -462,7 +488,7 @@ export class Session {
     // The run's starting sink, if it is this session's, would send everything twice.
     const own = this.#active.get(exec);
     if (own !== undefined && own !== null) exec.feed.unsubscribe(own);
-    const attachment = new Attachment(exec, sink, from);
+    const attachment = new Attachment(exec, sink, from, { paces: options.paced === true });
     this.#track(attachment);
     return attachment;
   }
