@@ -71,6 +71,12 @@ const OutputEncoding = z.enum(["utf8", "base64"]).optional().describe(
     'bytes exactly, base64-encoded, and the message has `encoding: "base64"`.',
 );
 
+/** Flow control: at most this many bytes of output unacknowledged (`ack`); it paces the run. */
+const FlowWindow = z.number().int().min(64 * 1024).max(64 * 1024 * 1024).optional().describe(
+  "Send at most this many bytes of the run's output that the client has not acknowledged with " +
+    "`ack`; the run is held to the client's pace meanwhile (64 KiB to 64 MiB).",
+);
+
 /** Params of the legacy `execute`: {@linkcode ExecuteParams} and what only that protocol has. */
 export const LegacyExecuteParams = ExecuteParams.extend({
   stdin_open: z.boolean().optional().describe(
@@ -81,6 +87,11 @@ export const LegacyExecuteParams = ExecuteParams.extend({
       "server's `detach-timeout`).",
   ),
   encoding: OutputEncoding,
+  execution_id: z.uuid().optional().describe(
+    "The run's id, chosen by the client (a UUID not in use): a client that lost the reply can " +
+      "`attach` to it, or start it again if it is unknown, without running it twice.",
+  ),
+  window: FlowWindow,
 });
 
 /** Validated legacy `execute` params. */
@@ -136,9 +147,16 @@ export const AttachParams = z.looseObject({
     "Instead of `from_seq`: start this many bytes before the end of the output so far.",
   ),
   encoding: OutputEncoding,
+  window: FlowWindow,
 }).refine((p) => p.from_seq === undefined || p.tail_bytes === undefined, {
   message: "give from_seq or tail_bytes, not both",
   path: ["tail_bytes"],
+});
+
+/** Params of the legacy `ack`: the client has consumed a run's output up to `seq`. */
+export const AckParams = z.looseObject({
+  execution_id: ExecutionIdParam,
+  seq: z.number().int().min(0),
 });
 
 /** Params of the legacy `input`: bytes for a run's stdin, which must have been kept open. */

@@ -8,7 +8,9 @@
 import { hookFields } from "../../ops/hooks.ts";
 import { ErrorCode, ExecutorError, InvalidParamsError, NoProcessError } from "../../errors.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
+import { CreditWindow } from "./credit_window.ts";
 import {
+  AckParams,
   AttachParams,
   ControlParams,
   controlSignal,
@@ -216,6 +218,8 @@ export class LegacyProtocol {
   #queue: Promise<void> = Promise.resolve();
   /** Runs whose output this client asked for as bytes (`encoding: "base64"`). */
   readonly #base64 = new Set<string>();
+  /** Runs this client holds to its pace (`window`), by id. */
+  readonly #windows = new Map<string, CreditWindow>();
 
   /** Binds the protocol to a session and its socket. */
   constructor(session: Session, writer: SocketWriter, services: SessionServices) {
@@ -228,7 +232,10 @@ export class LegacyProtocol {
       emit: (event) => {
         const base64 = this.#base64.has(event.executionId);
         writer.send(() => encodeEvent(event, base64));
-        if (event.type === "completed") this.#base64.delete(event.executionId);
+        if (event.type === "completed") {
+          this.#base64.delete(event.executionId);
+          this.#windows.delete(event.executionId);
+        }
       },
       ready: () => writer.ready(),
       gone: () => writer.closed,
@@ -239,6 +246,7 @@ export class LegacyProtocol {
       control: (p) => this.#control(p),
       attach: (p) => this.#attach(p),
       input: (p) => this.#input(p),
+      ack: (p) => this.#ack(p),
       list: (p) => this.#list(p),
       hook_status: () => ({ result: this.#services.hooks.status() }),
       estimate: (p) => this.#estimate(p),
@@ -321,9 +329,15 @@ export class LegacyProtocol {
   }
 
   async #execute(params: unknown, receivedAt: number): Promise<Handled> {
-    const { encoding, ...request } = parseParams(LegacyExecuteParams, params);
-    const { exec, run } = await this.#session.execute(request, this.#sink, receivedAt);
+    const { encoding, window, ...request } = parseParams(LegacyExecuteParams, params);
+    const credit = window === undefined ? undefined : new CreditWindow(this.#sink, window, 0);
+    const { exec, run } = await this.#session.execute(
+      { ...request, ...(credit ? { paced: true } : {}) },
+      credit ?? this.#sink,
+      receivedAt,
+    );
     if (encoding === "base64") this.#base64.add(exec.id);
+    if (credit !== undefined) this.#windows.set(exec.id, credit);
     return {
       result: {
         status: "started",
@@ -347,10 +361,21 @@ export class LegacyProtocol {
       // A tail is "the last bytes there are": never a gap before them.
       if (log !== undefined) from = Math.max(log.first, log.next - p.tail_bytes);
     }
-    const attachment = this.#session.attach(p.execution_id, this.#sink, from);
+    const credit = p.window === undefined
+      ? undefined
+      : new CreditWindow(this.#sink, p.window, from ?? 0);
+    const attachment = this.#session.attach(
+      p.execution_id,
+      credit ?? this.#sink,
+      from,
+      { paced: credit !== undefined },
+    );
     const exec = attachment.exec;
     if (p.encoding === "base64") this.#base64.add(exec.id);
     else this.#base64.delete(exec.id);
+    this.#windows.get(exec.id)?.release();
+    if (credit !== undefined) this.#windows.set(exec.id, credit);
+    else this.#windows.delete(exec.id);
     return {
       result: {
         status: "attached",
@@ -405,6 +430,13 @@ export class LegacyProtocol {
         stdin_open: exec.stdinOpen,
       })),
     };
+  }
+
+  /** `ack`: the client has consumed a run's output up to `seq` (see `window`); never answered but on error. */
+  #ack(params: unknown): Handled | null {
+    const p = parseParams(AckParams, params);
+    this.#windows.get(p.execution_id)?.ack(p.seq);
+    return { result: {} };
   }
 
   /** `list`: the principal's newest `limit` executions (an admin's: anyone's), oldest first. */
