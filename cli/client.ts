@@ -7,6 +7,9 @@
  * @module
  */
 
+/** The server's code for a message over its rate limit: wait, then send again. */
+export const RATE_LIMITED = -32029;
+
 /** A JSON-RPC error the server sent in reply to a request (or with no id). */
 export class RpcError extends Error {
   /** Its wire code, e.g. -32002 for an unknown execution. */
@@ -190,6 +193,8 @@ export class RpcClient {
       }
       const reason = event.code === 1000 || event.code === 1005
         ? "the server closed the connection"
+        : event.code === 0 || event.code === 1006
+        ? "the connection was lost"
         : `the connection closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`;
       client.#fail(new ConnectionError(reason, { retry: true }));
       if (!client.#closing) options.onClose?.(reason);
@@ -219,6 +224,16 @@ export class RpcClient {
       // Closing already: the close event fails the request.
     }
     return waiter.promise;
+  }
+
+  /** Sends a notification (no reply); dropped if the connection is gone. */
+  notify(method: string, params: Record<string, unknown>): void {
+    if (this.#closed !== null) return;
+    try {
+      this.#ws.send(JSON.stringify({ jsonrpc: "2.0", method, params }));
+    } catch {
+      // Closing already.
+    }
   }
 
   /** Closes the connection (pending requests fail with a {@linkcode ConnectionError}). */

@@ -157,11 +157,13 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(args: string[], fla
  * import { numberFlag } from "./options.ts";
  * assert.equal(numberFlag("timeout", "2.5"), 2.5);
  * assert.throws(() => numberFlag("timeout", "soon"));
+ * assert.throws(() => numberFlag("timeout", "0x10"));
  * ```
  */
 export function numberFlag(name: string, value: string, integer = false): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+  // Decimal only: Number() would also take "0x10" and "1e3".
+  const n = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
     throw new UsageError(`--${name} ${value}: expected ${integer ? "a whole" : "a"} number >= 0`);
   }
   return n;

@@ -26,6 +26,7 @@ export interface WriteObserver {
 interface Queued {
   stream: LocalStream;
   bytes: Uint8Array;
+  written?: (() => void) | undefined;
 }
 
 /**
@@ -81,10 +82,14 @@ export class OutputWriter {
     return this.#brokenSignal.promise;
   }
 
-  /** Queues `bytes` for `stream`, after everything queued before (for either stream). */
-  write(stream: LocalStream, bytes: Uint8Array): void {
-    if (this.#broken !== null || bytes.length === 0) return;
-    this.#queue.push({ stream, bytes });
+  /**
+   * Queues `bytes` for `stream`, after everything queued before (for either
+   * stream); `written` is called once they are written.
+   */
+  write(stream: LocalStream, bytes: Uint8Array, written?: () => void): void {
+    // Nobody reads any more: the bytes are done with all the same (flow control must go on).
+    if (this.#broken !== null || bytes.length === 0) return written?.();
+    this.#queue.push({ stream, bytes, written });
     this.#queued += bytes.length;
     if (!this.#pumping) {
       this.#pumping = true;
@@ -101,7 +106,7 @@ export class OutputWriter {
   async #pump(): Promise<void> {
     try {
       while (this.#queue.length > 0 && this.#broken === null) {
-        const { stream, bytes } = this.#queue.shift()!;
+        const { stream, bytes, written } = this.#queue.shift()!;
         this.#observer?.beforeWrite(stream);
         try {
           let off = 0;
@@ -113,8 +118,10 @@ export class OutputWriter {
         }
         this.#queued -= bytes.length;
         this.#observer?.afterWrite(stream, bytes);
+        written?.();
       }
     } finally {
+      for (const q of this.#queue) q.written?.();
       this.#queue.length = 0;
       this.#queued = 0;
       this.#pumping = false;

@@ -3,19 +3,23 @@
  * to the local streams (each byte once, in order, by its offset), controls
  * sent (and kept while disconnected), and the connection made again with
  * back-off when it drops, resuming with `attach` from the next byte
- * offset. A reader slower than the run (`| less`) is kept up with the same
- * way: past a high-water mark the connection is let go and taken up again,
- * from the offset reached, once the output has been written.
+ * offset. The run is held to the local reader's pace (`window` and `ack`):
+ * a reader slower than the run (`| less`) slows the run, as a local pipe
+ * would, and the CLI never holds more than the window of unwritten output.
  *
  * @module
  */
-import { ConnectionError, type Notification, RpcClient, RpcError } from "./client.ts";
+import { ConnectionError, type Notification, RATE_LIMITED, RpcClient, RpcError } from "./client.ts";
 import type { RunEnd } from "./exit_status.ts";
 import type { OutputWriter } from "./output_writer.ts";
 import type { ProgressLine } from "./progress.ts";
 
-/** Output bytes queued for the local streams past which the connection is let go. */
-const HIGH_WATER = 8 * 1024 * 1024;
+/** Output bytes the server may send ahead of what the CLI has written (its `window`). */
+const WINDOW = 4 * 1024 * 1024;
+/** The CLI acknowledges what it has written at least this often (in bytes), or when idle. */
+const ACK_EVERY = 1024 * 1024;
+/** How often the last ack is sent again, in case the server dropped it. */
+const REACK_MS = 1000;
 /** The first wait before connecting again; it doubles up to {@linkcode MAX_BACKOFF_MS}. */
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 5000;
@@ -27,6 +31,8 @@ export type Outcome =
   | { kind: "failed"; message: string }
   /** The user stopped waiting (a third Ctrl-C). */
   | { kind: "abandoned" }
+  /** The output reached the offset {@linkcode RemoteRun.stopAt} asked for. */
+  | { kind: "caught-up" }
   /** The local reader went away (`| head`); the run was canceled. */
   | { kind: "broken-pipe" };
 
@@ -39,6 +45,11 @@ export interface RemoteRunOptions {
   progress?: ProgressLine | null;
   /** Write NDJSON events to stdout instead of the output itself. */
   json?: boolean;
+  /**
+   * When the local reader goes away (EPIPE): cancel the run (`run`: as
+   * SIGPIPE ends a local producer), or just stop following it (a viewer).
+   */
+  cancelOnBrokenPipe?: boolean;
   /** Stop trying to connect again after this long without a connection. */
   reconnectTimeoutMs: number;
   /** Ping interval, and how long a ping may go unanswered (default 15 s). */
@@ -49,6 +60,29 @@ export interface RemoteRunOptions {
 export type ExecuteParams = Record<string, unknown>;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Output bytes in a JSON event: `data` as text, and `data_base64` too when
+ * the bytes are not UTF-8 (the text then has U+FFFD and loses them).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jsonData } from "./remote_run.ts";
+ * assert.deepEqual(jsonData(new TextEncoder().encode("é\n")), { data: "é\n" });
+ * assert.deepEqual(jsonData(new Uint8Array([0xff])), { data: "\ufffd", data_base64: "/w==" });
+ * ```
+ */
+export function jsonData(bytes: Uint8Array): { data: string; data_base64?: string } {
+  try {
+    return { data: strict.decode(bytes) };
+  } catch {
+    return { data: lenient.decode(bytes), data_base64: bytes.toBase64() };
+  }
+}
 
 /**
  * One run, followed.
@@ -72,14 +106,27 @@ export class RemoteRun {
   #ended = false;
   /** Controls not yet delivered (sent again after a reconnect). */
   readonly #pendingControls: string[] = [];
-  /** Set while the connection is let go for a slow local reader. */
-  #holding = false;
+  /** The offset last acknowledged to the server. */
+  #acked = 0;
+  /** The end of the output written so far. */
+  #writtenEnd = 0;
+  /**
+   * Acknowledges again now and then: an ack is a notification, and one the
+   * server drops (over its message rate) would otherwise leave a full
+   * window waiting for ever.
+   */
+  readonly #reack = setInterval(() => {
+    if (this.#writtenEnd > 0 && this.#options.writer.queued === 0) {
+      this.#client?.notify("ack", { execution_id: this.#id, seq: this.#writtenEnd });
+    }
+  }, REACK_MS);
+  /** Once reached, the outcome is "caught-up" (`logs`: the output so far, then exit). */
+  #stopAt = Infinity;
   /** Set while connecting again, so a second loss does not start a second loop. */
   #reconnecting = false;
   #flushing = false;
   /** Resolves when a connection is open again (for requests made meanwhile). */
   #reconnected = Promise.withResolvers<void>();
-  readonly #decoder = new TextDecoder();
 
   /** A run to follow; call {@linkcode start} or {@linkcode attach}. */
   constructor(options: RemoteRunOptions) {
@@ -110,22 +157,53 @@ export class RemoteRun {
    * @throws {RpcError} when it refuses the request.
    */
   async start(params: ExecuteParams): Promise<Record<string, unknown>> {
-    const client = await this.#connect();
-    let result: Record<string, unknown>;
-    try {
-      result = await client.request("execute", { ...params, encoding: "base64" }) as Record<
-        string,
-        unknown
-      >;
-    } catch (err) {
-      client.close();
-      throw err;
+    // Chosen here, so a start whose reply is lost can be found (or made) again, never twice.
+    this.#id = crypto.randomUUID();
+    const request = { ...params, execution_id: this.#id, encoding: "base64", window: WINDOW };
+    const deadline = Date.now() + this.#options.reconnectTimeoutMs;
+    let wait = FIRST_BACKOFF_MS;
+    let client = await this.#connect();
+    for (;;) {
+      try {
+        const result = await client.request("execute", request) as Record<string, unknown>;
+        this.#setLimit(result);
+        // Before the run's first event: they are written in order, through the same writer.
+        if (this.#options.json) this.#event({ event: "execute", ...result });
+        return result;
+      } catch (err) {
+        if (!(err instanceof ConnectionError) || !err.retry) {
+          client.close();
+          throw err;
+        }
+      }
+      // The reply was lost: the run may or may not have started. Find out, then go on.
+      for (;;) {
+        if (Date.now() >= deadline) {
+          throw new ConnectionError(
+            `lost the connection while starting the run; it may have started: ` +
+              `cc-executor attach ${this.#id}`,
+            { retry: false },
+          );
+        }
+        await delay(wait);
+        wait = Math.min(MAX_BACKOFF_MS, wait * 2);
+        try {
+          client = await this.#connect();
+        } catch (err) {
+          if (err instanceof ConnectionError && err.retry) continue;
+          throw err;
+        }
+        try {
+          const attached = await this.#attachOn(client, 0);
+          return { status: "started", ...attached };
+        } catch (err) {
+          if (err instanceof ConnectionError) continue;
+          // Unknown: it never started; start it (the same id) again.
+          if (err instanceof RpcError) break;
+          throw err;
+        }
+      }
     }
-    this.#id = String(result.execution_id);
-    this.#setLimit(result);
-    // Before the run's first event: they are written in order, through the same writer.
-    if (this.#options.json) this.#event({ event: "execute", ...result });
-    return result;
   }
 
   /**
@@ -134,11 +212,11 @@ export class RemoteRun {
    *
    * @returns the `attach` result.
    */
-  async attach(id: string, from?: number): Promise<Record<string, unknown>> {
+  async attach(id: string, from?: number, tail?: number): Promise<Record<string, unknown>> {
     this.#id = id;
     const client = await this.#connect();
     try {
-      const result = await this.#attachOn(client, from);
+      const result = await this.#attachOn(client, from, tail);
       if (this.#options.json) this.#event({ event: "attach", ...result });
       return result;
     } catch (err) {
@@ -147,8 +225,15 @@ export class RemoteRun {
     }
   }
 
+  /** Ends following once the output reaches `offset` (`logs`). */
+  stopAt(offset: number): void {
+    this.#stopAt = offset;
+    if (this.#next >= offset) this.#finish({ kind: "caught-up" });
+  }
+
   /** Lets the connection go (after `start` with `detach`, or once the run ended). */
   close(): void {
+    clearInterval(this.#reack);
     this.#client?.close();
   }
 
@@ -214,12 +299,20 @@ export class RemoteRun {
     return client;
   }
 
-  async #attachOn(client: RpcClient, from?: number): Promise<Record<string, unknown>> {
+  async #attachOn(
+    client: RpcClient,
+    from?: number,
+    tail?: number,
+  ): Promise<Record<string, unknown>> {
     const result = await client.request("attach", {
       execution_id: this.#id,
       encoding: "base64",
+      window: WINDOW,
       ...(from !== undefined ? { from_seq: from } : {}),
+      ...(tail !== undefined ? { tail_bytes: tail } : {}),
     }) as Record<string, unknown>;
+    // The server counts unacknowledged output from here on this connection.
+    this.#acked = this.#next;
     // Where the replay starts: the offset asked for, or where the server put
     // it (the oldest retained, or the start of the character it fell in).
     if (typeof result.from_seq === "number") this.#next = Math.max(this.#next, result.from_seq);
@@ -286,18 +379,28 @@ export class RemoteRun {
     this.#bytes += bytes.length;
     const stream = params.type === "stderr" ? "stderr" : "stdout";
     if (this.#options.progress) this.#options.progress.state.bytes = this.#bytes;
+    const end = this.#next;
+    const written = () => this.#written(end);
     if (this.#options.json) {
       this.#event({
         event: "output",
         stream,
-        seq: this.#next - bytes.length,
+        seq: end - bytes.length,
         bytes: bytes.length,
-        data: this.#decoder.decode(bytes),
-      });
+        ...jsonData(bytes),
+      }, written);
     } else {
-      this.#options.writer.write(stream, bytes);
+      this.#options.writer.write(stream, bytes, written);
     }
-    if (this.#options.writer.queued > HIGH_WATER && !this.#holding) void this.#hold();
+  }
+
+  /** Output up to `end` is written: the server hears of it, and may send more. */
+  #written(end: number): void {
+    this.#writtenEnd = Math.max(this.#writtenEnd, end);
+    if (end >= this.#stopAt) this.#finish({ kind: "caught-up" });
+    if (end - this.#acked < ACK_EVERY && this.#options.writer.queued > 0) return;
+    this.#acked = end;
+    this.#client?.notify("ack", { execution_id: this.#id, seq: end });
   }
 
   /** Output between `from` and `to` is gone from the server: said, never silently skipped. */
@@ -308,26 +411,17 @@ export class RemoteRun {
       to,
     });
     this.#next = to;
+    if (to >= this.#stopAt) this.#finish({ kind: "caught-up" });
   }
 
-  #event(event: Record<string, unknown>): void {
-    this.#options.writer.write("stdout", new TextEncoder().encode(JSON.stringify(event) + "\n"));
-  }
-
-  /** Lets go of the connection until the local reader has caught up, then attaches again. */
-  async #hold(): Promise<void> {
-    this.#holding = true;
-    this.#client?.close();
-    this.#client = null;
-    await this.#options.writer.drained();
-    this.#holding = false;
-    if (this.#ended) return;
-    await this.#reconnect(null);
+  #event(event: Record<string, unknown>, written?: () => void): void {
+    const line = new TextEncoder().encode(JSON.stringify(event) + "\n");
+    this.#options.writer.write("stdout", line, written);
   }
 
   /** The connection dropped: connect again, with back-off, until the bound. */
   async #lost(reason: string): Promise<void> {
-    if (this.#ended || this.#holding || this.#reconnecting) return;
+    if (this.#ended || this.#reconnecting) return;
     this.#client = null;
     this.say(`${reason}; reconnecting`, { event: "reconnecting" });
     await this.#reconnect(reason);
@@ -417,6 +511,10 @@ export class RemoteRun {
       } catch (err) {
         // Lost on the way: kept for the next connection (whose attach flushes again).
         if (err instanceof ConnectionError) continue;
+        if (err instanceof RpcError && err.code === RATE_LIMITED) {
+          await delay(100);
+          continue;
+        }
         // Refused (the run has just ended, say): nothing more to do about it.
       }
       this.#pendingControls.shift();
@@ -425,15 +523,19 @@ export class RemoteRun {
 
   async #brokenPipe(): Promise<void> {
     if (this.#ended) return;
-    // As a local producer would die of SIGPIPE, the remote run is ended.
-    this.control("CANCEL");
-    await Promise.race([this.#outcome.promise, delay(5000)]);
+    if (this.#options.cancelOnBrokenPipe) {
+      // As a local producer would die of SIGPIPE, the remote run is ended.
+      this.control("CANCEL");
+      await Promise.race([this.#outcome.promise, delay(5000)]);
+    }
+    // A viewer's reader left: the run goes on for whoever else follows it.
     this.#finish({ kind: "broken-pipe" });
   }
 
   #finish(outcome: Outcome): void {
     if (this.#ended) return;
     this.#ended = true;
+    clearInterval(this.#reack);
     this.#client?.close();
     this.#outcome.resolve(outcome);
   }

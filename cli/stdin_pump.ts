@@ -7,10 +7,27 @@
  *
  * @module
  */
-import { RpcError } from "./client.ts";
+import { RATE_LIMITED, RpcError } from "./client.ts";
 
-/** Bytes per `input` request. */
-const CHUNK = 64 * 1024;
+/**
+ * Bytes per `input` request: large enough that a fast producer stays under
+ * the server's message rate limit (500/s by default), small enough that
+ * the base64 message stays under its message size limit (1 MiB).
+ */
+const CHUNK = 256 * 1024;
+
+/** Sends `params`, waiting and sending again while the server says it is over its rate. */
+async function send(request: InputRequest, params: Record<string, unknown>): Promise<void> {
+  for (let wait = 50;; wait = Math.min(1000, wait * 2)) {
+    try {
+      await request(params);
+      return;
+    } catch (err) {
+      if (!(err instanceof RpcError) || err.code !== RATE_LIMITED) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
 
 /** Where the input goes: a request on the run's connection, which waits out reconnects. */
 export type InputRequest = (params: Record<string, unknown>) => Promise<unknown>;
@@ -42,13 +59,13 @@ export async function pumpStdin(
     for await (const data of input) {
       for (let at = 0; at < data.length; at += CHUNK) {
         const piece = data.subarray(at, at + CHUNK);
-        await request({ execution_id: executionId, data_base64: piece.toBase64(), offset });
+        await send(request, { execution_id: executionId, data_base64: piece.toBase64(), offset });
         offset += piece.length;
       }
     }
-    await request({ execution_id: executionId, close: true, offset });
+    await send(request, { execution_id: executionId, close: true, offset });
   } catch (err) {
-    // -32002: the run has ended or its stdin is closed; anything else is the run's business too.
+    // -32002: the run has ended or its stdin is closed; its own end says what happened.
     if (!(err instanceof RpcError)) throw err;
   }
 }

@@ -76,14 +76,21 @@ export async function follow(run: RemoteRun, options: FollowOptions): Promise<nu
       console.error(`[cc-executor] ${message}`);
     }
   };
-  // Nobody reads the output any more (`| head`): as a local producer would die of SIGPIPE.
-  if (writer.broken === "stdout" || outcome.kind === "broken-pipe") {
+  // Nobody reads the output any more (`| head`): as a local writer would die of SIGPIPE.
+  if (writer.broken !== null || outcome.kind === "broken-pipe") {
     return signalStatus("SIGPIPE") ?? EXIT_TRANSPORT;
   }
   switch (outcome.kind) {
+    case "caught-up":
+      return 0;
     case "ended": {
       const end = outcome.end;
       if (killedBy !== null) return signalStatus(killedBy) ?? EXIT_TRANSPORT;
+      // The server ended it as it shut down: not the command's doing (its text is the wire's).
+      if (end.status === "canceled" && String(end.error ?? "").startsWith("Server shutting down")) {
+        say(`the server shut down; the run was canceled`);
+        return EXIT_TRANSPORT;
+      }
       const status = exitStatus(end, { interrupted: keys.pressed });
       // Why a run was ended (its limit, a cancel) is news; a plain exit code is not.
       if (!options.json && typeof end.error === "string" && end.status !== "failed") {

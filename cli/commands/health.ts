@@ -48,5 +48,10 @@ export async function healthCommand(args: string[]): Promise<number> {
     throw new RequestFailure(`${url} refused the API key (HTTP ${res.status})`, EXIT_TRANSPORT);
   }
   console.log(values.json ? JSON.stringify(body) : JSON.stringify(body, null, 2));
+  // A key the server does not hold gets the status alone, not a refusal: say so.
+  if (target.key !== undefined && !("running_executions" in body) && res.ok) {
+    console.error("cc-executor health: the server did not accept the API key: only the status");
+    return EXIT_REFUSED;
+  }
   return res.ok && body.status === "healthy" ? 0 : EXIT_REFUSED;
 }

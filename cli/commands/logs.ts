@@ -4,18 +4,21 @@
  *
  * @module
  */
-import { ConnectionError, type Notification, RpcClient, RpcError } from "../client.ts";
-import { EXIT_REFUSED, EXIT_TRANSPORT } from "../exit_status.ts";
-import { numberFlag, parseFlags, resolveTarget, UsageError } from "../options.ts";
+import { numberFlag, parseFlags, UsageError } from "../options.ts";
+import { RemoteRun } from "../remote_run.ts";
 import { OutputWriter } from "../output_writer.ts";
 import { RequestFailure } from "./request.ts";
+import { EXIT_REFUSED, EXIT_TRANSPORT, signalStatus } from "../exit_status.ts";
+import { RpcError } from "../client.ts";
+import { resolveTarget } from "../options.ts";
 
 /** `logs --help`. */
 export const LOGS_HELP = `Usage: cc-executor logs ID [--tail BYTES]
 
 Prints a run's output so far, stdout to stdout and stderr to stderr, byte for
-byte, and exits (attach follows it live instead). Runs that ended stay
-readable while the server retains them (execution-retention).
+byte, and exits (attach follows it live instead). Output no longer retained
+is said on stderr. Runs that ended stay readable while the server retains
+them (execution-retention).
 
 Flags:
   --tail BYTES  only the last BYTES bytes
@@ -30,54 +33,24 @@ export async function logsCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError("expected one execution id: logs ID");
-  const id = positionals[0]!;
   const tail = values.tail === undefined ? undefined : numberFlag("tail", values.tail, true);
-  const target = resolveTarget(values);
   const writer = new OutputWriter();
-  const done = Promise.withResolvers<void>();
-  let until = Infinity;
-  const onNotification = (n: Notification) => {
-    const p = n.params;
-    if (p.execution_id !== id) return;
-    if (n.method === "process.output") {
-      const bytes = Uint8Array.fromBase64(String(p.data ?? ""));
-      writer.write(p.type === "stderr" ? "stderr" : "stdout", bytes);
-      if (Number(p.seq) + Number(p.bytes) >= until) done.resolve();
-    } else if (n.method === "process.gap") {
-      const note = `[cc-executor] ${Number(p.to) - Number(p.from)} bytes before offset ${p.to} ` +
-        "are no longer retained\n";
-      writer.write("stderr", new TextEncoder().encode(note));
-    } else if (n.method === "process.completed") {
-      done.resolve();
-    }
-  };
-  let client: RpcClient;
+  // Paced like any follower: a slow reader slows the transfer, not the CLI's memory.
+  const run = new RemoteRun({ ...resolveTarget(values), writer, reconnectTimeoutMs: 60_000 });
+  let attached: Record<string, unknown>;
   try {
-    client = await RpcClient.connect({
-      ...target,
-      onNotification,
-      onClose: (reason) => done.reject(new ConnectionError(reason, { retry: true })),
-    });
-  } catch (err) {
-    throw new RequestFailure((err as Error).message, EXIT_TRANSPORT);
-  }
-  try {
-    const r = await client.request("attach", {
-      execution_id: id,
-      encoding: "base64",
-      ...(tail !== undefined ? { tail_bytes: tail } : {}),
-    }) as Record<string, number>;
-    until = r.next_seq!;
-    if (r.from_seq! >= until) done.resolve();
-    await done.promise;
+    attached = await run.attach(positionals[0]!, tail === undefined ? 0 : undefined, tail);
   } catch (err) {
     if (err instanceof RpcError) {
       throw new RequestFailure(`${err.message} (${err.code})`, EXIT_REFUSED);
     }
     throw new RequestFailure((err as Error).message, EXIT_TRANSPORT);
-  } finally {
-    client.close();
   }
+  run.stopAt(Number(attached.next_seq));
+  const outcome = await run.outcome;
+  run.close();
   await writer.drained();
+  if (writer.broken !== null) return signalStatus("SIGPIPE") ?? EXIT_TRANSPORT;
+  if (outcome.kind === "failed") throw new RequestFailure(outcome.message, EXIT_TRANSPORT);
   return 0;
 }

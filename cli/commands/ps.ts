@@ -19,6 +19,25 @@ Flags:
   --url URL, --key-file FILE: as for run
 `;
 
+/**
+ * `text` with control characters shown as `\xNN`: a command's text must not
+ * drive the terminal that lists it (escape sequences, carriage returns).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { printable } from "./ps.ts";
+ * assert.equal(printable("echo \x1b[31mred\n"), "echo \\x1b[31mred\\x0a");
+ * ```
+ */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /** One listed run, as `list` gives it. */
 interface Entry {
   execution_id: string;
@@ -61,7 +80,7 @@ export function psTable(entries: Entry[]): string {
       e.started_at.replace("T", " ").replace(/\.\d+Z$/, "Z"),
       `${e.duration_s.toFixed(1)}s`,
       exit,
-      e.command.replaceAll("\n", " "),
+      printable(e.command),
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

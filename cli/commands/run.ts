@@ -6,7 +6,7 @@
  * @module
  */
 import { ConnectionError, RpcError } from "../client.ts";
-import { EXIT_REFUSED, EXIT_TRANSPORT } from "../exit_status.ts";
+import { EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_TRANSPORT } from "../exit_status.ts";
 import { numberFlag, parseFlags, resolveTarget, UsageError } from "../options.ts";
 import { type LocalStream, OutputWriter } from "../output_writer.ts";
 import { ProgressLine } from "../progress.ts";
@@ -54,9 +54,10 @@ Flags:
 export const ATTACH_HELP = `Usage: cc-executor attach ID [--from N] [flags]
 
 Follows a run started elsewhere (run --detach, another client, an MCP tool):
-replays its retained output from byte offset N (default: the oldest kept),
-then streams it live, and exits with its exit status, as run does.
-Ctrl-C interrupts the run; a second within 2 s cancels it.
+replays its output from byte offset N (default 0; output no longer retained
+is said on stderr), then streams it live, and exits with its exit status, as
+run does. Ctrl-C interrupts the run; a second within 2 s cancels it. If your
+reader goes away (| head), the run goes on.
 
 Flags:
   --from N                byte offset to replay from
@@ -85,7 +86,7 @@ const RUN_FLAGS = {
 /** What `run` and `attach` follow a run with: the connection, the writer, the progress line. */
 function follower(
   values: { "reconnect-timeout"?: string; keepalive?: string; url?: string; "key-file"?: string },
-  options: { quiet: boolean; json: boolean },
+  options: { quiet: boolean; json: boolean; cancelOnBrokenPipe?: boolean },
 ) {
   const reconnectS = values["reconnect-timeout"] === undefined
     ? DEFAULT_RECONNECT_S
@@ -99,6 +100,7 @@ function follower(
     writer,
     progress,
     json: options.json,
+    cancelOnBrokenPipe: options.cancelOnBrokenPipe === true,
     reconnectTimeoutMs: reconnectS * 1000,
     ...keepalive,
   });
@@ -140,7 +142,9 @@ function startFailure(err: unknown, json: boolean): number {
     : err instanceof ConnectionError
     ? err.message
     : String(err);
-  const exit = refused ? EXIT_REFUSED : EXIT_TRANSPORT;
+  // As a shell says of a program it cannot find.
+  const notFound = refused && /program (or working directory )?not found/.test(err.message);
+  const exit = notFound ? EXIT_NOT_FOUND : refused ? EXIT_REFUSED : EXIT_TRANSPORT;
   if (json) console.log(JSON.stringify({ event: "error", message, exit }));
   else console.error(`cc-executor: ${message}`);
   return exit;
@@ -160,12 +164,16 @@ export async function runCommand(args: string[]): Promise<number> {
   if (values.shell === undefined && argv.length === 0) {
     throw new UsageError("no command: cc-executor run -- COMMAND [ARGS...]");
   }
+  if (values.detach && values.stdin) {
+    throw new UsageError("--stdin needs the CLI to stay: it cannot go with --detach");
+  }
   const json = values.json === true;
   const detach = values.detach === true;
   // With --detach, the one line printed at the end is all there is.
   const { run, writer, progress, reconnectS } = follower(values, {
     quiet: values.quiet === true || detach,
     json: json && !detach,
+    cancelOnBrokenPipe: true,
   });
   const params: Record<string, unknown> = {
     ...(values.shell !== undefined ? { command: values.shell } : { args: argv }),
@@ -209,7 +217,8 @@ export async function attachCommand(args: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError("expected one execution id: attach ID");
   const json = values.json === true;
-  const from = values.from === undefined ? undefined : numberFlag("from", values.from, true);
+  // From 0 unless told otherwise: output no longer retained is then said, never skipped silently.
+  const from = values.from === undefined ? 0 : numberFlag("from", values.from, true);
   const { run, writer, progress } = follower(values, { quiet: values.quiet === true, json });
   try {
     await run.attach(positionals[0]!, from);

@@ -401,3 +401,95 @@ Deno.test("cli: main.ts (the compiled binary's entry) runs subcommands; `serve` 
     assert.match(new TextDecoder().decode(help.stdout), /Settings:/);
   });
 });
+
+Deno.test("cli: a reader slower than the run slows the run; nothing is lost though far more than is retained", async () => {
+  // 1 MiB retained and nothing spilled: without flow control most of 24 MB would be gone.
+  await withServer({ "output-retention": "1048576", "output-spill": "false" }, async (server) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...CLI_PERMISSIONS,
+        CLI_MAIN,
+        "run",
+        "--",
+        "head",
+        "-c",
+        "24000000",
+        "/dev/zero",
+      ],
+      env: { CC_EXECUTOR_URL: server.wsUrl },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    // Read at about 8 MB/s: the run could write all of it in well under a second.
+    let total = 0;
+    let zeros = true;
+    const t0 = performance.now();
+    for await (const chunk of child.stdout) {
+      total += chunk.length;
+      zeros &&= chunk.every((b) => b === 0);
+      const due = t0 + total / 8000;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    const status = await child.status;
+    assert.equal(status.code, 0, await stderr);
+    assert.equal(total, 24_000_000);
+    assert.ok(zeros);
+    assert.doesNotMatch(await stderr, /no longer retained/);
+  });
+});
+
+Deno.test("cli: --stdin goes on under the server's message rate limit", async () => {
+  await withServer({ "msg-rate": "4", "msg-burst": "4" }, async (server) => {
+    const data = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+    const p = new CliProcess(["run", "--stdin", "--", "sha256sum"], {
+      url: server.wsUrl,
+      stdin: true,
+    });
+    const writer = p.child.stdin.getWriter();
+    await writer.write(data);
+    await writer.close();
+    const r = await p.done();
+    assert.equal(r.code, 0, r.stderr);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    assert.equal(r.text.split(" ")[0], hex);
+  });
+});
+
+Deno.test("cli: a viewer's reader going away leaves the run going; shutdown is 255; a missing program 127", async () => {
+  await withServer({}, async (server) => {
+    const d = await cli(server.wsUrl, [
+      "run",
+      "--detach",
+      "--",
+      "sh",
+      "-c",
+      "while :; do echo x; done",
+    ]);
+    const id = d.text.trim();
+    const viewer = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, "attach", id],
+      env: { CC_EXECUTOR_URL: server.wsUrl },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = viewer.stdout.getReader();
+    await reader.read();
+    await reader.cancel();
+    assert.equal((await viewer.status).code, 141);
+    assert.equal(server.registry.get(id)!.active, true, "the run goes on");
+    const missing = await cli(server.wsUrl, ["run", "--", "no-such-program-here"]);
+    assert.equal(missing.code, 127, missing.stderr);
+    const follower = new CliProcess(["run", "--", "sh", "-c", "echo up; exec sleep 30"], {
+      url: server.wsUrl,
+    });
+    await follower.until((c) => new TextDecoder().decode(c.stdout).includes("up"));
+    await server.shutdown();
+    const r = await follower.done();
+    assert.equal(r.code, 255, r.stderr);
+    assert.match(r.stderr, /server shut down/);
+  });
+});

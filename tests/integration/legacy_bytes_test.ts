@@ -120,3 +120,60 @@ Deno.test("legacy detach_timeout: a run nobody attaches to ends after the client
     assert.match(exit.error ?? "", /detach/i);
   });
 });
+
+Deno.test("legacy window and ack: a detached run is held to what the client acknowledges", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    const r = await client.request("execute", {
+      args: ["head", "-c", "2000000", "/dev/zero"],
+      detach: true,
+      window: 65536,
+    });
+    const id = r.result.execution_id;
+    let received = 0;
+    const take = async () => {
+      const m = await client.next((x) => x.params?.execution_id === id);
+      if (m.method === "process.output") received += m.params.bytes;
+      return m;
+    };
+    while (received < 65536) await take();
+    // Unacknowledged: the run waits on its pipe (at most one read past the window comes).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const m of client.pending()) {
+      if (m.params?.execution_id === id && m.method === "process.output") {
+        received += m.params.bytes;
+      }
+    }
+    client.drain();
+    assert.ok(received < 65536 + 2 * 65536, `${received} bytes sent past a 64 KiB window`);
+    assert.equal(server.registry.get(id)!.active, true);
+    // Acknowledging everything as it comes lets it run to the end, every byte there.
+    for (;;) {
+      client.send({ jsonrpc: "2.0", method: "ack", params: { execution_id: id, seq: received } });
+      const m = await take();
+      if (m.method === "process.completed") break;
+    }
+    assert.equal(received, 2_000_000);
+    await client.close();
+  });
+});
+
+Deno.test("legacy execution_id: a client's own id, never one in use", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    const id = crypto.randomUUID();
+    const r = await client.request("execute", { args: ["sleep", "30"], execution_id: id });
+    assert.equal(r.result.execution_id, id);
+    // Another connection (one run at a time per legacy session) cannot take it either.
+    const other = await TestClient.open(server);
+    const again = await other.request("execute", { args: ["true"], execution_id: id });
+    assert.equal(again.error.code, -32602);
+    assert.equal(again.error.data.field, "execution_id");
+    const bad = await other.request("execute", { args: ["true"], execution_id: "mine" });
+    assert.equal(bad.error.code, -32602);
+    assert.equal(bad.error.data.field, "execution_id");
+    await client.request("control", { type: "CANCEL", execution_id: id });
+    await other.close();
+    await client.close();
+  });
+});
