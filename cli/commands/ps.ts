@@ -31,11 +31,9 @@ Flags:
  * ```
  */
 export function printable(text: string): string {
+  const hex = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
   // deno-lint-ignore no-control-regex
-  return text.replace(
-    /[\x00-\x1f\x7f-\x9f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, hex);
 }
 
 /** One listed run, as `list` gives it. */
