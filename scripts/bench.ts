@@ -73,6 +73,10 @@
  * 11. `detached_memory`: 100 detached runs of 1 MiB each with no one
  *    attached: the server's peak RSS (target <= 128 MiB), and replays of 5
  *    of them byte-exact (see scripts/bench/durable.ts).
+ * 12. `cli`: the command-line client's `run -- cat` of a 64 MiB random
+ *    binary file, MB/s against a bare client of the same protocol (target
+ *    ratio >= 0.6), and its peak RSS with a reader at 16 MiB/s (target
+ *    <= 160 MB), byte-exact (see scripts/bench/cli.ts).
  *
  * Each figure group gets a fresh server, so one figure's heap does not show
  * up in another's memory. Units: MB = 10^6 bytes, for rates and memory alike;
@@ -116,6 +120,7 @@ import { stallFigure } from "./bench/stall.ts";
 import { restartReaping } from "./bench/restart_reaping.ts";
 import { tenantLookup } from "./bench/tenant_lookup.ts";
 import { detachedMemoryFigure, replayFigure } from "./bench/durable.ts";
+import { cliFigure } from "./bench/cli.ts";
 
 // ---------------------------------------------------------------- main
 
@@ -176,6 +181,12 @@ function summary(): void {
     (f) =>
       `${f.runs} runs: peak RSS ${f.server_peak_rss_mib} MiB; replays ${f.replay_bytes_lost} B ` +
       `lost`,
+  );
+  add(
+    "cli",
+    (f) =>
+      `${f.mb_per_s} MB/s vs bare client ${f.direct_mb_per_s} (ratio ${f.ratio}); slow reader ` +
+      `peak RSS ${f.slow_reader_peak_rss_mb} MB; ${f.bytes_lost} B lost`,
   );
   add(
     "stall",
@@ -248,6 +259,7 @@ async function main(): Promise<number> {
       [["tenant_lookup"], tenantLookup],
       [["replay"], () => replayFigure(tmp!)],
       [["detached_memory"], () => detachedMemoryFigure(tmp!)],
+      [["cli"], () => cliFigure(tmp!)],
     ];
     for (const [names, run] of figures) {
       const wanted = only;
