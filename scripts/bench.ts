@@ -76,7 +76,7 @@
  * 12. `cli`: the command-line client's `run -- cat` of a 64 MiB random
  *    binary file, MB/s against a bare client of the same protocol (target
  *    ratio >= 0.6), and its peak RSS with a reader at 16 MiB/s (target
- *    <= 160 MB), byte-exact (see scripts/bench/cli.ts).
+ *    <= 128 MB), byte-exact (see scripts/bench/cli.ts).
  *
  * Each figure group gets a fresh server, so one figure's heap does not show
  * up in another's memory. Units: MB = 10^6 bytes, for rates and memory alike;

@@ -13,7 +13,7 @@
  *   the CLI over it (target >= 0.6): what being a separate program that
  *   writes its output costs.
  * - A reader slower than the run: the bench reads the CLI's stdout at
- *   16 MiB/s. The CLI's peak RSS (VmRSS every 20 ms) against 160 MB: it holds
+ *   16 MiB/s. The CLI's peak RSS (VmRSS every 20 ms) against 128 MB: it holds
  *   at most 8 MiB of unwritten output and takes up the rest from the server
  *   once the reader has caught up. Byte-exact too.
  *
@@ -40,7 +40,7 @@ const FILE_BYTES = quick ? 8 * MiB : 64 * MiB;
 const ROUNDS = quick ? 1 : 3;
 const SLOW_READ_BYTES_PER_S = 16 * MiB;
 const RATIO_TARGET = 0.6;
-const SLOW_RSS_TARGET_MB = 160;
+const SLOW_RSS_TARGET_MB = 128;
 
 const CLI = new URL("cli/main.ts", root).pathname;
 /** The permissions of `deno task cli` (deno.json). */
