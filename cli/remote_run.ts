@@ -124,6 +124,8 @@ export class RemoteRun {
   #stopAt = Infinity;
   /** Set while connecting again, so a second loss does not start a second loop. */
   #reconnecting = false;
+  /** Set while {@linkcode start} runs: it finds a lost start again itself. */
+  #starting = false;
   #flushing = false;
   /** Resolves when a connection is open again (for requests made meanwhile). */
   #reconnected = Promise.withResolvers<void>();
@@ -160,6 +162,15 @@ export class RemoteRun {
     // Chosen here, so a start whose reply is lost can be found (or made) again, never twice.
     this.#id = crypto.randomUUID();
     const request = { ...params, execution_id: this.#id, encoding: "base64", window: WINDOW };
+    this.#starting = true;
+    try {
+      return await this.#start(request);
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  async #start(request: ExecuteParams): Promise<Record<string, unknown>> {
     const deadline = Date.now() + this.#options.reconnectTimeoutMs;
     let wait = FIRST_BACKOFF_MS;
     let client = await this.#connect();
@@ -421,7 +432,7 @@ export class RemoteRun {
 
   /** The connection dropped: connect again, with back-off, until the bound. */
   async #lost(reason: string): Promise<void> {
-    if (this.#ended || this.#reconnecting) return;
+    if (this.#ended || this.#reconnecting || this.#starting) return;
     this.#client = null;
     this.say(`${reason}; reconnecting`, { event: "reconnecting" });
     await this.#reconnect(reason);

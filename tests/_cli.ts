@@ -182,18 +182,28 @@ export class TcpProxy {
         }
       }
     };
-    await Promise.race([this.#copy(client, upstream), this.#copy(upstream, client)]);
+    await Promise.race([this.#copy(client, upstream), this.#copy(upstream, client, true)]);
     close();
   }
 
   /** Copies `from` to `to`, holding each chunk while the proxy is frozen. */
-  async #copy(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+  async #copy(from: Deno.Conn, to: Deno.Conn, fromServer = false): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     try {
       for (;;) {
         const n = await from.read(buf);
         if (n === null) return;
         await this.#thawed;
+        const trap = this.#trap;
+        if (
+          fromServer && trap !== null && new TextDecoder().decode(buf.subarray(0, n)).includes(trap)
+        ) {
+          // Server frames are not masked: the one the test named never reaches the client.
+          this.#trap = null;
+          this.cut();
+          this.#sprung?.();
+          return;
+        }
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }
@@ -203,6 +213,21 @@ export class TcpProxy {
   }
 
   #thawed: Promise<void> = Promise.resolve();
+  #trap: string | null = null;
+
+  /**
+   * The next chunk from the server that contains `text` is dropped, and
+   * every connection with it (a reply lost with its connection).
+   */
+  cutAtServerText(text: string): Promise<void> {
+    this.#trap = text;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#sprung = resolve;
+    return promise;
+  }
+
+  #sprung: (() => void) | null = null;
+
   #thaw: (() => void) | null = null;
 
   /**

@@ -280,6 +280,30 @@ Deno.test("cli: a connection that goes silent (no reset) is taken for dead by it
   });
 });
 
+Deno.test("cli: the execute reply lost with its connection: the run is found again, and runs once", async () => {
+  await withServer({ "allowed-hosts": "*" }, async (server) => {
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      const marker = await Deno.makeTempFile();
+      const sprung = proxy.cutAtServerText('"status":"started"');
+      const p = new CliProcess(
+        ["run", "--", "sh", "-c", `echo ran >> ${marker}; sleep 0.5; echo done`],
+        { url: `ws://127.0.0.1:${proxy.port}/ws/mcp` },
+      );
+      await sprung;
+      await proxy.restore();
+      const r = await p.done();
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.text, "done\n");
+      assert.equal(await Deno.readTextFile(marker), "ran\n", "started once");
+      assert.equal(server.registry.list().length, 1);
+      await Deno.remove(marker);
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
 Deno.test("cli: the connection does not come back: 255 and how to attach, the run left to its detach timeout", async () => {
   await withServer({ "allowed-hosts": "*" }, async (server) => {
     const proxy = await TcpProxy.start(server.port);
