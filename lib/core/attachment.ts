@@ -104,6 +104,8 @@ export class Attachment {
   /** Resolves when the first replay has caught up with the run. */
   #caughtUp: Promise<void> | null = null;
   readonly #unsubscribe: () => void;
+  /** Whether it holds the run to the client's pace. */
+  readonly #holds: boolean;
 
   /**
    * Attaches `sink` to `exec` from byte offset `from` (default: the oldest
@@ -133,6 +135,7 @@ export class Attachment {
     this.ended = promise;
     this.#endedResolve = resolve;
     const paces = options.paces === true;
+    this.#holds = paces;
     const feedSink: Sink = {
       emit: (event) => this.#onLive(event),
       // Never waits past the attachment's end: a client that left holds nothing.
@@ -157,6 +160,17 @@ export class Attachment {
   start(): Promise<void> {
     this.#started = true;
     return this.#caughtUp ??= this.#pump();
+  }
+
+  /**
+   * The client's connection dropped: stops sending, and if this attachment
+   * holds the run, the run keeps waiting for the client to come back
+   * (lib/core/run_feed.ts, `vacate`). Idempotent.
+   */
+  leave(): void {
+    if (this.#closed) return;
+    if (this.#holds) this.exec.feed.vacate();
+    this.detach();
   }
 
   /** Stops sending; the run goes on. Idempotent. */

@@ -360,6 +360,8 @@ export class Execution {
       this.#state = "terminating";
       this.#stopper.clear();
       this.#clocks.clear();
+      // Its last output is read as it ends, whoever was holding it to their pace.
+      this.feed.releaseHolds();
       void this.#group.terminate(this.#limits.killGraceMs);
     }
     return this.done;

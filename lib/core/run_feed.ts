@@ -23,9 +23,10 @@ export interface SubscribeOptions {
   /** It counts as attached (stops the detach clock); default true. */
   attaches?: boolean;
   /**
-   * It paces even a detached run, while it is subscribed: a client that
-   * asked to hold the run to its own pace (the CLI, as a local pipe would);
-   * default false.
+   * It paces even a detached run: a client that asked to hold the run to
+   * its own pace (the CLI's `run`, as a local pipe would); default false.
+   * One consumer holds a run at a time: the latest to ask (a client back
+   * from a lost connection takes over from its stale self).
    */
   holds?: boolean;
 }
@@ -72,6 +73,14 @@ export class RunFeed implements Sink {
   readonly #subs = new Map<Sink, Required<SubscribeOptions>>();
   readonly #options: RunFeedOptions;
   #attached = 0;
+  /**
+   * Set while the run's holder is away (its connection dropped): the run
+   * waits for it to come back, as it waited for it to read, until another
+   * consumer holds it, the run is being ended, or the detach clock runs out.
+   */
+  #vacancy: PromiseWithResolvers<void> | null = null;
+  /** Once the run is being ended, nothing holds it any more. */
+  #holdsReleased = false;
   /** Cancels the running detach clock; undefined while none runs. */
   #timer: (() => void) | undefined;
   #closed = false;
@@ -102,8 +111,12 @@ export class RunFeed implements Sink {
     const o = {
       paces: options.paces ?? true,
       attaches: options.attaches ?? true,
-      holds: options.holds ?? false,
+      holds: (options.holds ?? false) && !this.#holdsReleased,
     };
+    if (o.holds) {
+      for (const other of this.#subs.values()) other.holds = false;
+      this.#fillVacancy();
+    }
     this.#subs.set(sink, o);
     if (o.attaches) {
       this.#attached++;
@@ -122,6 +135,24 @@ export class RunFeed implements Sink {
     if (this.#attached === 0) this.#startClock();
   }
 
+  /** The holder left without ending its hold (its connection dropped): the run waits for it. */
+  vacate(): void {
+    if (this.#holdsReleased || this.#closed) return;
+    this.#vacancy ??= Promise.withResolvers<void>();
+  }
+
+  /** The run is being ended: no one holds it any more, so its last output is read at once. */
+  releaseHolds(): void {
+    this.#holdsReleased = true;
+    for (const o of this.#subs.values()) o.holds = false;
+    this.#fillVacancy();
+  }
+
+  #fillVacancy(): void {
+    this.#vacancy?.resolve();
+    this.#vacancy = null;
+  }
+
   /** Someone read or controlled the run: a detached run's clock starts again. */
   touch(): void {
     if (this.#timer !== undefined) this.#startClock();
@@ -133,6 +164,7 @@ export class RunFeed implements Sink {
    * clients' connections reachable.
    */
   clear(): void {
+    this.releaseHolds();
     this.#subs.clear();
     this.#attached = 0;
     this.#stopClock();
@@ -140,6 +172,7 @@ export class RunFeed implements Sink {
 
   /** The run has ended: no more events, no clock. */
   close(): void {
+    this.releaseHolds();
     this.#closed = true;
     this.#stopClock();
   }
@@ -161,7 +194,7 @@ export class RunFeed implements Sink {
     // A detached run is held back by no one but those who asked to hold it:
     // other followers that lag read its log.
     const detached = this.#options.detached;
-    let one: Promise<void> | null = null;
+    let one: Promise<void> | null = this.#vacancy?.promise ?? null;
     let all: Promise<void>[] | null = null;
     for (const [sink, o] of this.#subs) {
       if (!o.paces || (detached && !o.holds) || sink.gone?.()) continue;
@@ -185,6 +218,8 @@ export class RunFeed implements Sink {
     this.#timer = longTimeout(
       () => {
         this.#timer = undefined;
+        // Its holder did not come back in time: let its last output be read as it ends.
+        this.releaseHolds();
         this.#options.abandoned();
       },
       this.#options.detachTimeoutMs,

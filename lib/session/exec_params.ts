@@ -74,7 +74,14 @@ const OutputEncoding = z.enum(["utf8", "base64"]).optional().describe(
 /** Flow control: at most this many bytes of output unacknowledged (`ack`); it paces the run. */
 const FlowWindow = z.number().int().min(64 * 1024).max(64 * 1024 * 1024).optional().describe(
   "Send at most this many bytes of the run's output that the client has not acknowledged with " +
-    "`ack`; the run is held to the client's pace meanwhile (64 KiB to 64 MiB).",
+    "`ack` (64 KiB to 64 MiB); behind, the client reads on from what is retained.",
+);
+
+/** With a window: hold the run itself to the client's pace, even a detached run. */
+const Hold = z.boolean().optional().describe(
+  "With `window`: the run itself waits for this client (its pipes are read only as fast as the " +
+    "client acknowledges), even a detached run, and while the client is away after a dropped " +
+    "connection; one client holds a run at a time, the latest to ask.",
 );
 
 /** Params of the legacy `execute`: {@linkcode ExecuteParams} and what only that protocol has. */
@@ -92,6 +99,7 @@ export const LegacyExecuteParams = ExecuteParams.extend({
       "`attach` to it, or start it again if it is unknown, without running it twice.",
   ),
   window: FlowWindow,
+  hold: Hold,
 });
 
 /** Validated legacy `execute` params. */
@@ -148,6 +156,7 @@ export const AttachParams = z.looseObject({
   ),
   encoding: OutputEncoding,
   window: FlowWindow,
+  hold: Hold,
 }).refine((p) => p.from_seq === undefined || p.tail_bytes === undefined, {
   message: "give from_seq or tail_bytes, not both",
   path: ["tail_bytes"],

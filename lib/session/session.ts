@@ -562,7 +562,11 @@ export class Session {
         ...attachments.map((a) => a.ended),
       ]);
     } else {
-      for (const attachment of attachments) attachment.detach();
+      // A client that held a run to its pace may come back to it: the run waits (`leave`).
+      for (const attachment of attachments) {
+        if (reason === "disconnect") attachment.leave();
+        else attachment.detach();
+      }
       await Promise.all(ending.map((e) => e.cancel(reason)));
     }
     if (close) this.#closeConnection(close.code, close.reason);

@@ -329,10 +329,10 @@ export class LegacyProtocol {
   }
 
   async #execute(params: unknown, receivedAt: number): Promise<Handled> {
-    const { encoding, window, ...request } = parseParams(LegacyExecuteParams, params);
+    const { encoding, window, hold, ...request } = parseParams(LegacyExecuteParams, params);
     const credit = window === undefined ? undefined : new CreditWindow(this.#sink, window, 0);
     const { exec, run } = await this.#session.execute(
-      { ...request, ...(credit ? { paced: true } : {}) },
+      { ...request, ...(credit && hold === true ? { paced: true } : {}) },
       credit ?? this.#sink,
       receivedAt,
     );
@@ -368,7 +368,7 @@ export class LegacyProtocol {
       p.execution_id,
       credit ?? this.#sink,
       from,
-      { paced: credit !== undefined },
+      { paced: credit !== undefined && p.hold === true },
     );
     const exec = attachment.exec;
     if (p.encoding === "base64") this.#base64.add(exec.id);
