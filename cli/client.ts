@@ -119,6 +119,8 @@ export class RpcClient {
   /** Closed by this side: the close is nobody's news. */
   #closing = false;
   #pinger: ReturnType<typeof setInterval> | undefined;
+  /** When a message last arrived: any traffic shows the link is alive. */
+  #lastHeard = performance.now();
 
   private constructor(ws: WebSocket, sessionId: string) {
     this.#ws = ws;
@@ -173,6 +175,7 @@ export class RpcClient {
         }
         return;
       }
+      client.#lastHeard = performance.now();
       client.#receive(msg, options.onNotification);
     };
     ws.onerror = (event) => {
@@ -270,14 +273,17 @@ export class RpcClient {
   #keepalive(ms: number, onClose: ConnectOptions["onClose"]): void {
     if (ms <= 0) return;
     this.#pinger = setInterval(() => {
+      const sent = performance.now();
       const deadline = setTimeout(() => {
+        // Output arriving counts as an answer: on a slow link the reply waits behind it.
+        if (this.#lastHeard > sent) return;
         // A dead link's close handshake never completes: drop it here and now.
-        const reason = `no answer to a ping within ${ms / 1000}s`;
+        const reason = `nothing heard for ${ms / 1000}s, not even the answer to a ping`;
         if (this.#closed !== null) return;
         this.#closing = true;
         this.#fail(new ConnectionError(reason, { retry: true }));
         try {
-          this.#ws.close(4000, "no answer to ping");
+          this.#ws.close(4000, "no answer to a ping");
         } catch {
           // already closing
         }

@@ -15,6 +15,8 @@ export const EXIT_INTERRUPTED = 130;
 export const EXIT_TIMEOUT = 124;
 /** The status when the program (or its directory) does not exist, as a shell gives. */
 export const EXIT_NOT_FOUND = 127;
+/** The status when the program cannot be executed (permission denied), as a shell gives. */
+export const EXIT_NOT_EXECUTABLE = 126;
 /** The status of a usage error (unknown flag, missing argument). */
 export const EXIT_USAGE = 2;
 /** The status of a request the server refused (unknown id, invalid params). */

@@ -50,6 +50,11 @@ export interface RemoteRunOptions {
    * SIGPIPE ends a local producer), or just stop following it (a viewer).
    */
   cancelOnBrokenPipe?: boolean;
+  /**
+   * Hold the run to the local reader's pace, also while the connection is
+   * down (`run`: its owner); a viewer (`attach`, `logs`) holds nothing.
+   */
+  hold?: boolean;
   /** Stop trying to connect again after this long without a connection. */
   reconnectTimeoutMs: number;
   /** Ping interval, and how long a ping may go unanswered (default 15 s). */
@@ -126,6 +131,11 @@ export class RemoteRun {
   #reconnecting = false;
   /** Set while {@linkcode start} runs: it finds a lost start again itself. */
   #starting = false;
+  /**
+   * Notifications that arrived before the reply they follow was handled
+   * (several messages can be dispatched in one turn): handled right after it.
+   */
+  #early: Notification[] | null = null;
   #flushing = false;
   /** Resolves when a connection is open again (for requests made meanwhile). */
   #reconnected = Promise.withResolvers<void>();
@@ -161,12 +171,19 @@ export class RemoteRun {
   async start(params: ExecuteParams): Promise<Record<string, unknown>> {
     // Chosen here, so a start whose reply is lost can be found (or made) again, never twice.
     this.#id = crypto.randomUUID();
-    const request = { ...params, execution_id: this.#id, encoding: "base64", window: WINDOW };
+    const request = {
+      ...params,
+      execution_id: this.#id,
+      encoding: "base64",
+      window: WINDOW,
+      ...(this.#options.hold ? { hold: true } : {}),
+    };
     this.#starting = true;
     try {
       return await this.#start(request);
     } finally {
       this.#starting = false;
+      this.#handleEarly();
     }
   }
 
@@ -175,6 +192,7 @@ export class RemoteRun {
     let wait = FIRST_BACKOFF_MS;
     let client = await this.#connect();
     for (;;) {
+      this.#early = [];
       try {
         const result = await client.request("execute", request) as Record<string, unknown>;
         this.#setLimit(result);
@@ -182,6 +200,7 @@ export class RemoteRun {
         if (this.#options.json) this.#event({ event: "execute", ...result });
         return result;
       } catch (err) {
+        this.#early = null;
         if (!(err instanceof ConnectionError) || !err.retry) {
           client.close();
           throw err;
@@ -227,9 +246,7 @@ export class RemoteRun {
     this.#id = id;
     const client = await this.#connect();
     try {
-      const result = await this.#attachOn(client, from, tail);
-      if (this.#options.json) this.#event({ event: "attach", ...result });
-      return result;
+      return await this.#attachOn(client, from, tail, true);
     } catch (err) {
       client.close();
       throw err;
@@ -289,9 +306,19 @@ export class RemoteRun {
   say(message: string, event?: Record<string, unknown>): void {
     if (this.#options.json) {
       this.#event({ event: "notice", message, ...event });
-    } else {
-      this.#options.writer.write("stderr", new TextEncoder().encode(`[cc-executor] ${message}\n`));
+      return;
     }
+    // At once, not behind output a stalled reader has not taken yet.
+    const progress = this.#options.progress;
+    progress?.beforeWrite("stderr");
+    const line = new TextEncoder().encode(`[cc-executor] ${message}\n`);
+    try {
+      let off = 0;
+      while (off < line.length) off += Deno.stderr.writeSync(line.subarray(off));
+    } catch {
+      // No stderr to say it on.
+    }
+    progress?.afterWrite("stderr", line);
   }
 
   async #connect(): Promise<RpcClient> {
@@ -304,6 +331,8 @@ export class RemoteRun {
       onNotification: (n) => this.#notified(n),
       onClose: (reason) => void this.#lost(reason),
     });
+    // One connection at a time: a stale one left open would hold a window of its own.
+    if (this.#client !== null && this.#client !== client) this.#client.close();
     this.#client = client;
     this.#reconnected.resolve();
     this.#reconnected = Promise.withResolvers<void>();
@@ -314,11 +343,34 @@ export class RemoteRun {
     client: RpcClient,
     from?: number,
     tail?: number,
+    announce = false,
+  ): Promise<Record<string, unknown>> {
+    this.#early = [];
+    try {
+      return await this.#attachRequest(client, from, tail, announce);
+    } finally {
+      this.#handleEarly();
+    }
+  }
+
+  /** Handles what {@linkcode #notified} put aside while a reply was awaited. */
+  #handleEarly(): void {
+    const early = this.#early;
+    this.#early = null;
+    for (const n of early ?? []) this.#notified(n);
+  }
+
+  async #attachRequest(
+    client: RpcClient,
+    from: number | undefined,
+    tail: number | undefined,
+    announce: boolean,
   ): Promise<Record<string, unknown>> {
     const result = await client.request("attach", {
       execution_id: this.#id,
       encoding: "base64",
       window: WINDOW,
+      ...(this.#options.hold ? { hold: true } : {}),
       ...(from !== undefined ? { from_seq: from } : {}),
       ...(tail !== undefined ? { tail_bytes: tail } : {}),
     }) as Record<string, unknown>;
@@ -332,6 +384,7 @@ export class RemoteRun {
     if (p && typeof result.started_at === "string") {
       p.state.startedAt = Date.parse(result.started_at);
     }
+    if (announce && this.#options.json) this.#event({ event: "attach", ...result });
     void this.#flushControls();
     return result;
   }
@@ -344,6 +397,10 @@ export class RemoteRun {
   }
 
   #notified(n: Notification): void {
+    if (this.#early !== null) {
+      this.#early.push(n);
+      return;
+    }
     const params = n.params;
     if (this.#ended || params.execution_id !== this.#id) return;
     const progress = this.#options.progress;

@@ -67,7 +67,8 @@ export async function follow(run: RemoteRun, options: FollowOptions): Promise<nu
   const outcome = await run.outcome;
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   run.close();
-  await writer.drained();
+  // Output already here is the reader's, as a local pipe's buffer is; unless the user stopped waiting.
+  if (outcome.kind !== "abandoned") await writer.drained();
   progress?.stop();
   const say = (message: string) => {
     if (options.json) {

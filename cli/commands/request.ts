@@ -41,7 +41,9 @@ export async function requestOnce(
     return await client.request(method, params) as Record<string, unknown>;
   } catch (err) {
     if (err instanceof RpcError) {
-      throw new RequestFailure(`${err.message} (${err.code})`, EXIT_REFUSED);
+      // The detail (`data`: which field and why) is the useful part of "Invalid params".
+      const detail = err.data ? ` ${JSON.stringify(err.data)}` : "";
+      throw new RequestFailure(`${err.message} (${err.code})${detail}`, EXIT_REFUSED);
     }
     const message = err instanceof ConnectionError ? err.message : String(err);
     throw new RequestFailure(message, EXIT_TRANSPORT);

@@ -6,7 +6,12 @@
  * @module
  */
 import { ConnectionError, RpcError } from "../client.ts";
-import { EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_TRANSPORT } from "../exit_status.ts";
+import {
+  EXIT_NOT_EXECUTABLE,
+  EXIT_NOT_FOUND,
+  EXIT_REFUSED,
+  EXIT_TRANSPORT,
+} from "../exit_status.ts";
 import { numberFlag, parseFlags, resolveTarget, UsageError } from "../options.ts";
 import { type LocalStream, OutputWriter } from "../output_writer.ts";
 import { ProgressLine } from "../progress.ts";
@@ -86,7 +91,7 @@ const RUN_FLAGS = {
 /** What `run` and `attach` follow a run with: the connection, the writer, the progress line. */
 function follower(
   values: { "reconnect-timeout"?: string; keepalive?: string; url?: string; "key-file"?: string },
-  options: { quiet: boolean; json: boolean; cancelOnBrokenPipe?: boolean },
+  options: { quiet: boolean; json: boolean; owner?: boolean },
 ) {
   const reconnectS = values["reconnect-timeout"] === undefined
     ? DEFAULT_RECONNECT_S
@@ -100,7 +105,9 @@ function follower(
     writer,
     progress,
     json: options.json,
-    cancelOnBrokenPipe: options.cancelOnBrokenPipe === true,
+    // The run's owner holds it to its reader's pace and ends it when its reader leaves.
+    cancelOnBrokenPipe: options.owner === true,
+    hold: options.owner === true,
     reconnectTimeoutMs: reconnectS * 1000,
     ...keepalive,
   });
@@ -144,7 +151,14 @@ function startFailure(err: unknown, json: boolean): number {
     : String(err);
   // As a shell says of a program it cannot find.
   const notFound = refused && /program (or working directory )?not found/.test(err.message);
-  const exit = notFound ? EXIT_NOT_FOUND : refused ? EXIT_REFUSED : EXIT_TRANSPORT;
+  const denied = refused && /permission denied/i.test(err.message);
+  const exit = notFound
+    ? EXIT_NOT_FOUND
+    : denied
+    ? EXIT_NOT_EXECUTABLE
+    : refused
+    ? EXIT_REFUSED
+    : EXIT_TRANSPORT;
   if (json) console.log(JSON.stringify({ event: "error", message, exit }));
   else console.error(`cc-executor: ${message}`);
   return exit;
@@ -173,7 +187,8 @@ export async function runCommand(args: string[]): Promise<number> {
   const { run, writer, progress, reconnectS } = follower(values, {
     quiet: values.quiet === true || detach,
     json: json && !detach,
-    cancelOnBrokenPipe: true,
+    // A detached run has no owner here to hold it: it runs at its own pace.
+    owner: !detach,
   });
   const params: Record<string, unknown> = {
     ...(values.shell !== undefined ? { command: values.shell } : { args: argv }),

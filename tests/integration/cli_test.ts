@@ -222,8 +222,10 @@ Deno.test("cli: SIGTERM to the CLI cancels the run; a reader that goes away canc
 });
 
 Deno.test("cli: a connection cut mid-run is made again and the output stays byte-exact", async () => {
-  // The proxy's port is in the Host header.
-  await withServer({ "allowed-hosts": "*" }, async (server) => {
+  // The proxy's port is in the Host header. 256 KiB retained, nothing spilled: the run must
+  // wait for its CLI while the connection is down, or most of its output would be gone.
+  const flags = { "allowed-hosts": "*", "output-retention": "262144", "output-spill": "false" };
+  await withServer(flags, async (server) => {
     const proxy = await TcpProxy.start(server.port);
     try {
       // 1.3 MB, line by line, written over a second or two.
@@ -265,7 +267,11 @@ Deno.test("cli: a connection that goes silent (no reset) is taken for dead by it
       await p.until((c) => new TextDecoder().decode(c.stdout).includes("one"));
       // Packets dropped, no FIN, no RST: only a ping notices.
       proxy.freeze();
-      await p.until((c) => c.stderr.includes("no answer to a ping"), 30_000, "the keepalive");
+      await p.until(
+        (c) => c.stderr.includes("not even the answer to a ping"),
+        30_000,
+        "the keepalive",
+      );
       // The frozen connection stays frozen; new ones pass.
       proxy.cut();
       proxy.thaw();
@@ -515,5 +521,35 @@ Deno.test("cli: a viewer's reader going away leaves the run going; shutdown is 2
     const r = await follower.done();
     assert.equal(r.code, 255, r.stderr);
     assert.match(r.stderr, /server shut down/);
+  });
+});
+
+Deno.test("cli: a viewer that does not read holds back neither the run nor its owner", async () => {
+  await withServer({}, async (server) => {
+    const owner = new CliProcess(
+      [
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo go; read x < /dev/null; sleep 0.3; head -c 20000000 /dev/zero",
+      ],
+      { url: server.wsUrl },
+    );
+    await owner.until((c) => c.stdoutBytes > 0);
+    const id = server.registry.running()[0]!.id;
+    // A viewer whose stdout nobody reads.
+    const viewer = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, "attach", id],
+      env: { CC_EXECUTOR_URL: server.wsUrl },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const r = await owner.done();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.length, 3 + 20_000_000);
+    viewer.kill("SIGKILL");
+    await viewer.status;
+    await viewer.stdout.cancel();
   });
 });

@@ -128,6 +128,7 @@ Deno.test("legacy window and ack: a detached run is held to what the client ackn
       args: ["head", "-c", "2000000", "/dev/zero"],
       detach: true,
       window: 65536,
+      hold: true,
     });
     const id = r.result.execution_id;
     let received = 0;
@@ -175,5 +176,56 @@ Deno.test("legacy execution_id: a client's own id, never one in use", async () =
     await client.request("control", { type: "CANCEL", execution_id: id });
     await other.close();
     await client.close();
+  });
+});
+
+Deno.test("legacy hold: the run waits for its holder to come back; a window alone holds nothing", async () => {
+  await withServer({}, async (server) => {
+    const a = await TestClient.open(server);
+    const r = await a.request("execute", {
+      args: ["head", "-c", "3000000", "/dev/zero"],
+      detach: true,
+      window: 65536,
+      hold: true,
+    });
+    const id = r.result.execution_id;
+    await a.next((m) => m.method === "process.output" && m.params.execution_id === id);
+    const exec = server.registry.get(id)!;
+    // The holder goes away: the run keeps waiting for it (a pipe's worth read at most).
+    a.ws.close();
+    await a.closed;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(exec.active, true);
+    assert.ok(exec.output.next < 512 * 1024, `${exec.output.next} bytes read while away`);
+    // Back, from where it was: the rest, every byte.
+    const b = await TestClient.open(server);
+    const back = await b.request("attach", {
+      execution_id: id,
+      from_seq: 0,
+      window: 65536,
+      hold: true,
+    });
+    assert.equal(back.result.from_seq, 0);
+    let received = 0;
+    for (;;) {
+      const m = await b.next((x) => x.params?.execution_id === id);
+      if (m.method === "process.output") {
+        received += m.params.bytes;
+        b.send({ jsonrpc: "2.0", method: "ack", params: { execution_id: id, seq: received } });
+      }
+      if (m.method === "process.completed") break;
+    }
+    assert.equal(received, 3_000_000);
+    // A window without hold: the run is not held, though nothing is acknowledged.
+    const c = await b.request("execute", {
+      args: ["head", "-c", "3000000", "/dev/zero"],
+      detach: true,
+      window: 65536,
+    });
+    const free = server.registry.get(c.result.execution_id)!;
+    const exit = await free.done;
+    assert.equal(exit.exitCode, 0);
+    assert.equal(free.output.next, 3_000_000);
+    await b.close();
   });
 });
