@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { withServer } from "./_helpers.ts";
+import type { ServerHandle } from "../main.ts";
 
 /** The CLI's entry point. */
 export const CLI_MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
@@ -102,6 +104,27 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
     off += c.length;
   }
   return out;
+}
+
+/** The CLI as a bare child whose stdout the test reads (or not) itself. */
+export function spawnCli(
+  url: string,
+  args: string[],
+  stderr: "piped" | "null" = "null",
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, ...args],
+    env: { CC_EXECUTOR_URL: url },
+    stdout: "piped",
+    stderr,
+  }).spawn();
+}
+
+/** `run --detach --shell script`: the new run's id. */
+export async function startDetached(url: string, script: string): Promise<string> {
+  const r = await cli(url, ["run", "--detach", "--shell", script]);
+  if (r.code !== 0) throw new Error(`run --detach exited ${r.code}: ${r.stderr}`);
+  return r.text.trim();
 }
 
 /** Runs the CLI to its end. */
@@ -267,4 +290,23 @@ export class TcpProxy {
     this.thaw();
     this.cut();
   }
+}
+
+/**
+ * Runs `fn` against a fresh server (`flags`) behind a {@linkcode TcpProxy},
+ * whose URL it is given; the proxy's port is in the Host header, so the
+ * server accepts any host.
+ */
+export async function withProxy(
+  flags: Record<string, string>,
+  fn: (server: ServerHandle, proxy: TcpProxy, url: string) => Promise<void>,
+): Promise<void> {
+  await withServer({ "allowed-hosts": "*", ...flags }, async (server) => {
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      await fn(server, proxy, `ws://127.0.0.1:${proxy.port}/ws/mcp`);
+    } finally {
+      proxy.close();
+    }
+  });
 }

@@ -19,30 +19,15 @@
  *
  * @module
  */
-import {
-  closeQuietly,
-  MB,
-  median,
-  MiB,
-  openSocket,
-  procStatus,
-  quick,
-  report,
-  root,
-  round,
-  sha256Hex,
-  sleep,
-  startServer,
-  stopProcess,
-} from "./_common.ts";
+import * as common from "./_common.ts";
 
-const FILE_BYTES = quick ? 8 * MiB : 64 * MiB;
-const ROUNDS = quick ? 1 : 3;
-const SLOW_READ_BYTES_PER_S = 16 * MiB;
+const FILE_BYTES = common.quick ? 8 * common.MiB : 64 * common.MiB;
+const ROUNDS = common.quick ? 1 : 3;
+const SLOW_READ_BYTES_PER_S = 16 * common.MiB;
 const RATIO_TARGET = 0.6;
 const SLOW_RSS_TARGET_MB = 128;
 
-const CLI = new URL("cli/main.ts", root).pathname;
+const CLI = new URL("cli/main.ts", common.root).pathname;
 /** The permissions of `deno task cli` (deno.json). */
 const CLI_PERMISSIONS = [
   "--allow-net",
@@ -70,7 +55,7 @@ async function readAll(stream: ReadableStream<Uint8Array>, rate?: number): Promi
     if (rate !== undefined) {
       const due = t0 + (total / rate) * 1000;
       const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
+      if (wait > 0) await common.sleep(wait);
     }
   }
   const all = new Uint8Array(total);
@@ -95,7 +80,7 @@ async function cliRound(wsUrl: string, file: string, rate?: number) {
   let peak = 0;
   const sampler = setInterval(() => {
     try {
-      peak = Math.max(peak, procStatus(child.pid).VmRSS ?? 0);
+      peak = Math.max(peak, common.procStatus(child.pid).VmRSS ?? 0);
     } catch {
       // exited
     }
@@ -110,7 +95,7 @@ async function cliRound(wsUrl: string, file: string, rate?: number) {
   return {
     seconds,
     bytes: out.length,
-    sha: await sha256Hex(out),
+    sha: await common.sha256Hex(out),
     code: status.code,
     stderr: new TextDecoder().decode(err).slice(0, 500),
     peakRss: peak,
@@ -119,7 +104,7 @@ async function cliRound(wsUrl: string, file: string, rate?: number) {
 
 /** The same run by a bare client asking for base64 output; seconds and bytes. */
 async function directRound(wsUrl: string, file: string) {
-  const ws = await openSocket(wsUrl);
+  const ws = await common.openSocket(wsUrl);
   const chunks: string[] = [];
   const t0 = performance.now();
   try {
@@ -145,7 +130,7 @@ async function directRound(wsUrl: string, file: string) {
   } finally {
     ws.onmessage = null;
     ws.onclose = null;
-    closeQuietly(ws);
+    common.closeQuietly(ws);
   }
 }
 
@@ -154,8 +139,8 @@ export async function cliFigure(dir: string): Promise<void> {
   const file = `${dir}/cli.bin`;
   const data = randomBytes(FILE_BYTES);
   await Deno.writeFile(file, data);
-  const sha = await sha256Hex(data);
-  const server = await startServer();
+  const sha = await common.sha256Hex(data);
+  const server = await common.startServer();
   try {
     await cliRound(server.wsUrl, file);
     await directRound(server.wsUrl, file);
@@ -167,41 +152,41 @@ export async function cliFigure(dir: string): Promise<void> {
     let stderr = "";
     for (let i = 0; i < ROUNDS; i++) {
       const c = await cliRound(server.wsUrl, file);
-      cli.push(c.bytes / MB / c.seconds);
+      cli.push(c.bytes / common.MB / c.seconds);
       lost += FILE_BYTES - c.bytes;
       matches &&= c.sha === sha;
       codes += c.code;
       stderr ||= c.stderr;
       const d = await directRound(server.wsUrl, file);
-      direct.push(d.bytes / MB / d.seconds);
+      direct.push(d.bytes / common.MB / d.seconds);
       lost += FILE_BYTES - d.bytes;
     }
     const slow = await cliRound(server.wsUrl, file, SLOW_READ_BYTES_PER_S);
-    const ratio = median(cli) / median(direct);
-    const slowMb = slow.peakRss / MB;
-    report({
+    const ratio = common.median(cli) / common.median(direct);
+    const slowMb = slow.peakRss / common.MB;
+    common.report({
       figure: "cli",
-      quick,
+      common.quick,
       bytes: FILE_BYTES,
-      mb_per_s: round(median(cli), 1),
-      best_mb_per_s: round(Math.max(...cli), 1),
-      direct_mb_per_s: round(median(direct), 1),
-      ratio: round(ratio, 2),
+      mb_per_s: common.round(common.median(cli), 1),
+      best_mb_per_s: common.round(Math.max(...cli), 1),
+      direct_mb_per_s: common.round(common.median(direct), 1),
+      ratio: common.round(ratio, 2),
       bytes_lost: lost,
       sha256_match: matches,
       exit_codes_nonzero: codes,
       ...(stderr ? { stderr } : {}),
-      slow_reader_mb_per_s: round(SLOW_READ_BYTES_PER_S / MB, 1),
-      slow_reader_seconds: round(slow.seconds, 2),
-      slow_reader_peak_rss_mb: round(slowMb, 1),
+      slow_reader_mb_per_s: common.round(SLOW_READ_BYTES_PER_S / common.MB, 1),
+      slow_reader_seconds: common.round(slow.seconds, 2),
+      slow_reader_peak_rss_mb: common.round(slowMb, 1),
       slow_reader_bytes_lost: FILE_BYTES - slow.bytes,
       slow_reader_sha256_match: slow.sha === sha,
-      target: `ratio >= ${RATIO_TARGET}, slow reader peak RSS <= ${SLOW_RSS_TARGET_MB} MB, ` +
+      target: `ratio >= ${RATIO_TARGET}, slow reader peak RSS <= ${SLOW_RSS_TARGET_MB} common.MB, ` +
         "0 bytes lost",
       pass: ratio >= RATIO_TARGET && slowMb <= SLOW_RSS_TARGET_MB && lost === 0 && matches &&
         codes === 0 && slow.sha === sha,
     });
   } finally {
-    await stopProcess(server.proc);
+    await common.stopProcess(server.proc);
   }
 }

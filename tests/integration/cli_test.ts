@@ -9,7 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { assertGroupGone, pidsWithMarker, testServer, withServer } from "../_helpers.ts";
-import { cli, CLI_MAIN, CLI_PERMISSIONS, CliProcess, TcpProxy } from "../_cli.ts";
+import {
+  cli,
+  CLI_MAIN,
+  CLI_PERMISSIONS,
+  CliProcess,
+  spawnCli,
+  startDetached,
+  withProxy,
+} from "../_cli.ts";
 import { loadConfig } from "../../lib/config/config.ts";
 import { startServer } from "../../main.ts";
 
@@ -84,16 +92,10 @@ Deno.test("cli run: binary output and stdin byte for byte", async () => {
 
 Deno.test("cli: run --detach prints the id; attach replays and exits with the run's code; ps and logs", async () => {
   await withServer({}, async (server) => {
-    const d = await cli(server.wsUrl, [
-      "run",
-      "--detach",
-      "--",
-      "sh",
-      "-c",
+    const id = await startDetached(
+      server.wsUrl,
       "echo one; echo two >&2; read x < /dev/null; sleep 0.5; echo three; exit 3",
-    ]);
-    assert.equal(d.code, 0, d.stderr);
-    const id = d.text.trim();
+    );
     assert.match(id, /^[0-9a-f-]{36}$/);
     const ps = await cli(server.wsUrl, ["ps"]);
     assert.equal(ps.code, 0, ps.stderr);
@@ -205,12 +207,7 @@ Deno.test("cli: SIGTERM to the CLI cancels the run; a reader that goes away canc
     assert.equal(r.code, 143, r.stderr);
     await assertGroupGone(pgid);
     // `| head -c 1`: once the reader is gone, `yes` on the server is ended.
-    const yes = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, "run", "--", "yes"],
-      env: { CC_EXECUTOR_URL: server.wsUrl },
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const yes = spawnCli(server.wsUrl, ["run", "--", "yes"]);
     const reader = yes.stdout.getReader();
     assert.equal((await reader.read()).done, false);
     const ypgid = server.registry.running().find((e) => e.spec.argv[0] === "yes")!.pgid;
@@ -222,100 +219,84 @@ Deno.test("cli: SIGTERM to the CLI cancels the run; a reader that goes away canc
 });
 
 Deno.test("cli: a connection cut mid-run is made again and the output stays byte-exact", async () => {
-  // The proxy's port is in the Host header. 256 KiB retained, nothing spilled: the run must
-  // wait for its CLI while the connection is down, or most of its output would be gone.
-  const flags = { "allowed-hosts": "*", "output-retention": "262144", "output-spill": "false" };
-  await withServer(flags, async (server) => {
-    const proxy = await TcpProxy.start(server.port);
-    try {
-      // 1.3 MB, line by line, written over a second or two.
-      const script = "z=$(printf %092d 0); i=0; while [ $i -lt 13000 ]; do " +
-        'printf "%05d %s\\n" $i "$z"; i=$((i+1)); ' +
-        "case $i in *000) sleep 0.1;; esac; done; echo tail >&2; exit 4";
-      const p = new CliProcess(["run", "--shell", script], {
-        url: `ws://127.0.0.1:${proxy.port}/ws/mcp`,
-      });
-      await p.until((c) => c.stdoutBytes > 200_000, 30_000, "the first 200 kB");
-      proxy.cut();
-      await p.until((c) => c.stderr.includes("reconnecting"), 30_000, "a reconnect notice");
-      await proxy.restore();
-      const r = await p.done();
-      assert.equal(r.code, 4, r.stderr);
-      let expected = "";
-      for (let i = 0; i < 13000; i++) {
-        expected += `${String(i).padStart(5, "0")} ${"0".repeat(92)}\n`;
-      }
-      assert.equal(r.text.length, expected.length, "no byte lost or repeated");
-      assert.ok(r.text === expected, "the same bytes in the same order");
-      assert.match(r.stderr, /reconnected/);
-      assert.match(r.stderr, /tail\n/);
-      assert.ok(proxy.accepted >= 2);
-    } finally {
-      proxy.close();
+  // 256 KiB retained, nothing spilled: the run must wait for its CLI while the connection is
+  // down, or most of its output would be gone.
+  const flags = { "output-retention": "262144", "output-spill": "false" };
+  await withProxy(flags, async (_server, proxy, url) => {
+    // 1.3 MB, line by line, written over a second or two.
+    const script = "z=$(printf %092d 0); i=0; while [ $i -lt 13000 ]; do " +
+      'printf "%05d %s\\n" $i "$z"; i=$((i+1)); ' +
+      "case $i in *000) sleep 0.1;; esac; done; echo tail >&2; exit 4";
+    const p = new CliProcess(["run", "--shell", script], {
+      url: url,
+    });
+    await p.until((c) => c.stdoutBytes > 200_000, 30_000, "the first 200 kB");
+    proxy.cut();
+    await p.until((c) => c.stderr.includes("reconnecting"), 30_000, "a reconnect notice");
+    await proxy.restore();
+    const r = await p.done();
+    assert.equal(r.code, 4, r.stderr);
+    let expected = "";
+    for (let i = 0; i < 13000; i++) {
+      expected += `${String(i).padStart(5, "0")} ${"0".repeat(92)}\n`;
     }
+    assert.equal(r.text.length, expected.length, "no byte lost or repeated");
+    assert.ok(r.text === expected, "the same bytes in the same order");
+    assert.match(r.stderr, /reconnected/);
+    assert.match(r.stderr, /tail\n/);
+    assert.ok(proxy.accepted >= 2);
   });
 });
 
 Deno.test("cli: a connection that goes silent (no reset) is taken for dead by its keepalive and made again", async () => {
-  await withServer({ "allowed-hosts": "*" }, async (server) => {
-    const proxy = await TcpProxy.start(server.port);
-    try {
-      const p = new CliProcess(
-        ["run", "--keepalive", "0.5", "--", "sh", "-c", "echo one; sleep 3; echo two"],
-        { url: `ws://127.0.0.1:${proxy.port}/ws/mcp` },
-      );
-      await p.until((c) => new TextDecoder().decode(c.stdout).includes("one"));
-      // Packets dropped, no FIN, no RST: only a ping notices.
-      proxy.freeze();
-      await p.until(
-        (c) => c.stderr.includes("not even the answer to a ping"),
-        30_000,
-        "the keepalive",
-      );
-      // The frozen connection stays frozen; new ones pass.
-      proxy.cut();
-      proxy.thaw();
-      await proxy.restore();
-      const r = await p.done();
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.text, "one\ntwo\n");
-      assert.match(r.stderr, /reconnected/);
-    } finally {
-      proxy.close();
-    }
+  await withProxy({}, async (_server, proxy, url) => {
+    const p = new CliProcess(
+      ["run", "--keepalive", "0.5", "--", "sh", "-c", "echo one; sleep 3; echo two"],
+      { url: url },
+    );
+    await p.until((c) => new TextDecoder().decode(c.stdout).includes("one"));
+    // Packets dropped, no FIN, no RST: only a ping notices.
+    proxy.freeze();
+    await p.until(
+      (c) => c.stderr.includes("not even the answer to a ping"),
+      30_000,
+      "the keepalive",
+    );
+    // The frozen connection stays frozen; new ones pass.
+    proxy.cut();
+    proxy.thaw();
+    await proxy.restore();
+    const r = await p.done();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.text, "one\ntwo\n");
+    assert.match(r.stderr, /reconnected/);
   });
 });
 
 Deno.test("cli: the execute reply lost with its connection: the run is found again, and runs once", async () => {
-  await withServer({ "allowed-hosts": "*" }, async (server) => {
-    const proxy = await TcpProxy.start(server.port);
-    try {
-      const marker = await Deno.makeTempFile();
-      const sprung = proxy.cutAtServerText('"status":"started"');
-      const p = new CliProcess(
-        ["run", "--", "sh", "-c", `echo ran >> ${marker}; sleep 0.5; echo done`],
-        { url: `ws://127.0.0.1:${proxy.port}/ws/mcp` },
-      );
-      await sprung;
-      await proxy.restore();
-      const r = await p.done();
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.text, "done\n");
-      assert.equal(await Deno.readTextFile(marker), "ran\n", "started once");
-      assert.equal(server.registry.list().length, 1);
-      await Deno.remove(marker);
-    } finally {
-      proxy.close();
-    }
+  await withProxy({}, async (server, proxy, url) => {
+    const marker = await Deno.makeTempFile();
+    const sprung = proxy.cutAtServerText('"status":"started"');
+    const p = new CliProcess(
+      ["run", "--", "sh", "-c", `echo ran >> ${marker}; sleep 0.5; echo done`],
+      { url: url },
+    );
+    await sprung;
+    await proxy.restore();
+    const r = await p.done();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.text, "done\n");
+    assert.equal(await Deno.readTextFile(marker), "ran\n", "started once");
+    assert.equal(server.registry.list().length, 1);
+    await Deno.remove(marker);
   });
 });
 
 Deno.test("cli: the connection does not come back: 255 and how to attach, the run left to its detach timeout", async () => {
-  await withServer({ "allowed-hosts": "*" }, async (server) => {
-    const proxy = await TcpProxy.start(server.port);
+  await withProxy({}, async (server, proxy, url) => {
     const p = new CliProcess(
       ["run", "--reconnect-timeout", "1", "--", "sh", "-c", "echo ready; sleep 30"],
-      { url: `ws://127.0.0.1:${proxy.port}/ws/mcp` },
+      { url },
     );
     await p.until((c) => new TextDecoder().decode(c.stdout).includes("ready"));
     proxy.cut();
@@ -323,9 +304,10 @@ Deno.test("cli: the connection does not come back: 255 and how to attach, the ru
     assert.equal(r.code, 255);
     assert.match(r.stderr, /could not reconnect within 1s/);
     assert.match(r.stderr, /cc-executor attach [0-9a-f-]{36} --from 6/);
+    // The run waits for its CLI to come back (until reconnect-timeout + 60 s pass).
     const exec = server.registry.running()[0]!;
-    // The run waits for its CLI a while (reconnect-timeout + 60 s), not the server's hour.
     assert.equal(exec.detached, true);
+    assert.equal(exec.active, true);
     await exec.cancel("canceled");
   });
 });
@@ -491,21 +473,8 @@ Deno.test("cli: --stdin goes on under the server's message rate limit", async ()
 
 Deno.test("cli: a viewer's reader going away leaves the run going; shutdown is 255; a missing program 127", async () => {
   await withServer({}, async (server) => {
-    const d = await cli(server.wsUrl, [
-      "run",
-      "--detach",
-      "--",
-      "sh",
-      "-c",
-      "while :; do echo x; done",
-    ]);
-    const id = d.text.trim();
-    const viewer = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, "attach", id],
-      env: { CC_EXECUTOR_URL: server.wsUrl },
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const id = await startDetached(server.wsUrl, "while :; do echo x; done");
+    const viewer = spawnCli(server.wsUrl, ["attach", id]);
     const reader = viewer.stdout.getReader();
     await reader.read();
     await reader.cancel();
@@ -539,12 +508,7 @@ Deno.test("cli: a viewer that does not read holds back neither the run nor its o
     await owner.until((c) => c.stdoutBytes > 0);
     const id = server.registry.running()[0]!.id;
     // A viewer whose stdout nobody reads.
-    const viewer = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...CLI_PERMISSIONS, CLI_MAIN, "attach", id],
-      env: { CC_EXECUTOR_URL: server.wsUrl },
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const viewer = spawnCli(server.wsUrl, ["attach", id]);
     const r = await owner.done();
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.length, 3 + 20_000_000);
