@@ -11,7 +11,7 @@ import { Metrics } from "../lib/ops/metrics.ts";
 import { type CloseConnection, Session, type SessionDeps } from "../lib/session/session.ts";
 import { SessionManager, type SessionManagerOptions } from "../lib/session/session_manager.ts";
 import { sessionServices } from "./_helpers.ts";
-import type { HookRunner } from "../lib/ops/hooks.ts";
+import { HookRunner } from "../lib/ops/hooks.ts";
 import type { TimeLimits } from "../lib/timing/time_limits.ts";
 
 // One store per test file, made at import: the tests themselves open nothing long-lived.
@@ -68,4 +68,27 @@ export function makeSessionManager(
 ): SessionFixture & { manager: SessionManager } {
   const fixture = wire(options);
   return { ...fixture, manager: new SessionManager(fixture.deps, manager) };
+}
+
+/**
+ * Runs `fn` with hooks loaded from a hooks file holding `hooks` (e.g.
+ * `{ pre_execute: [{ name: "before", argv: ["true"] }] }`), written to a
+ * temporary directory that is removed after.
+ */
+export async function withHooks(
+  hooks: Record<string, unknown>,
+  fn: (hooks: HookRunner) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/hooks.json`, JSON.stringify({ hooks }));
+    await fn(
+      await HookRunner.load(`${dir}/hooks.json`, {
+        childEnv: { PATH: "/usr/bin:/bin" },
+        killGrace: 0.3,
+      }),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types";
 import { McpProtocol } from "../../lib/protocol/mcp/mcp.ts";
-import { HookRunner } from "../../lib/ops/hooks.ts";
+import type { HookRunner } from "../../lib/ops/hooks.ts";
 import { assertGroupGone, eventually, type Msg } from "../_helpers.ts";
-import { makeSession, testConfig } from "../_session.ts";
+import { makeSession, testConfig, withHooks } from "../_session.ts";
 
 const config = testConfig(["--kill-grace", "0.5"]);
 
@@ -164,21 +164,10 @@ Deno.test("McpProtocol: a silent run and a waiting read_output still report prog
 });
 
 Deno.test("McpProtocol: pre_execute and post_execute hooks reach the client as notifications/message", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(
-      `${dir}/hooks.json`,
-      JSON.stringify({
-        hooks: {
-          pre_execute: [{ name: "before", argv: ["true"] }],
-          post_execute: [{ name: "after", argv: ["false"] }],
-        },
-      }),
-    );
-    const hooks = await HookRunner.load(`${dir}/hooks.json`, {
-      childEnv: { PATH: "/usr/bin:/bin" },
-      killGrace: 0.3,
-    });
+  await withHooks({
+    pre_execute: [{ name: "before", argv: ["true"] }],
+    post_execute: [{ name: "after", argv: ["false"] }],
+  }, async (hooks) => {
     const { receive, reply, sent, initialize } = await setup(hooks);
     await initialize();
     receive({
@@ -203,7 +192,5 @@ Deno.test("McpProtocol: pre_execute and post_execute hooks reach the client as n
     );
     assert.equal(before.params.data.execution_id, id);
     assert.equal(after.params.data.execution_id, id);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

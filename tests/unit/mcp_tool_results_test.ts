@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
 import { Ajv } from "ajv";
-import { HookRunner } from "../../lib/ops/hooks.ts";
 import { McpTools } from "../../lib/protocol/mcp/tools.ts";
 import { eventually, type Msg } from "../_helpers.ts";
-import { makeSession, testConfig } from "../_session.ts";
+import { makeSession, testConfig, withHooks } from "../_session.ts";
 
 Deno.test("McpTools results show the run's hooks (text and structured), valid against the output schemas", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(
-      `${dir}/hooks.json`,
-      JSON.stringify({
-        hooks: {
-          pre_execute: [{ name: "before", argv: ["true"] }],
-          post_execute: [{ name: "after", argv: ["sh", "-c", "echo hook-said-no; exit 4"] }],
-        },
-      }),
-    );
-    const hooks = await HookRunner.load(`${dir}/hooks.json`, {
-      childEnv: { PATH: "/usr/bin:/bin" },
-      killGrace: 0.3,
-    });
+  await withHooks({
+    pre_execute: [{ name: "before", argv: ["true"] }],
+    post_execute: [{ name: "after", argv: ["sh", "-c", "echo hook-said-no; exit 4"] }],
+  }, async (hooks) => {
     const config = testConfig(["--kill-grace", "0.5"]);
     const { session, services } = makeSession({ config, hooks });
     session.maxExecutions = 4;
@@ -76,9 +64,7 @@ Deno.test("McpTools results show the run's hooks (text and structured), valid ag
     assert.equal("hooks" in (r.structuredContent as Msg), false);
     await session.end("disconnect");
     await plain.session.end("disconnect");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("McpTools control SIGNAL sends the named signal; summaries say detached and attached", async () => {

@@ -50,6 +50,17 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array, message = "bytes"
   assert.equal(at, -1, `${message} differ at ${at}`);
 }
 
+/** Drops the service's warnings until `reset()`: the tests below provoke them on purpose. */
+async function silenceLogs(): Promise<void> {
+  await configure({
+    sinks: { none: () => {} },
+    loggers: [
+      { category: ["cc-executor"], lowestLevel: "warning", sinks: ["none"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["none"] },
+    ],
+  });
+}
+
 Deno.test("OutputLog with 8 MiB retention reads a 64 MiB output back byte-exact from 0", () => {
   using s = spilling();
   const log = new OutputLog(8 * MiB, s.memory, "big");
@@ -181,13 +192,7 @@ Deno.test({
     assert.equal(log.first, 0);
     await log.settled(); // the oldest bytes are in the file, no longer in a write buffer
     await chattr("+i", s.store.dir);
-    await configure({
-      sinks: { none: () => {} },
-      loggers: [
-        { category: ["cc-executor"], lowestLevel: "warning", sinks: ["none"] },
-        { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["none"] },
-      ],
-    });
+    await silenceLogs();
     try {
       // Removing the directory fails too: the run's spill is discarded all the same.
       const other = new OutputLog(4 * KiB, s.memory, "other");
@@ -201,13 +206,7 @@ Deno.test({
     for (const f of Deno.readDirSync(`${s.store.dir}/${dir.name}`)) {
       Deno.removeSync(`${s.store.dir}/${dir.name}/${f.name}`);
     }
-    await configure({
-      sinks: { none: () => {} },
-      loggers: [
-        { category: ["cc-executor"], lowestLevel: "warning", sinks: ["none"] },
-        { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["none"] },
-      ],
-    });
+    await silenceLogs();
     try {
       assert.throws(() => readOutput(log, 0, 1000), RangeError, "the read that finds it gone");
       for (const data of seqChunks(64 * KiB, 4 * KiB)) add(log, data);
