@@ -127,6 +127,8 @@ export function resolveTarget(
  * const p = parseFlags(["--json", "--", "ls", "-l"], { json: { type: "boolean" } });
  * assert.equal(p.values.json, true);
  * assert.deepEqual(p.command, ["ls", "-l"]);
+ * assert.throws(() => parseFlags(["--timeout", "-1"], { timeout: { type: "string" } }),
+ *   { message: "--timeout -1: expected a number >= 0" });
  * ```
  */
 export function parseFlags<T extends ParseArgsOptionsConfig>(args: string[], flags: T) {
@@ -142,7 +144,15 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(args: string[], fla
     });
     return { values: parsed.values, positionals: parsed.positionals, command };
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.split("\n")[0]! : String(err));
+    const message = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+    // parseArgs takes "--timeout -1" for a flag followed by another: say what is wrong with it.
+    const flag = /^Option '(--[\w-]+)(?:, -\w)?(?: <value>)?' argument is ambiguous/.exec(message)
+      ?.[1];
+    const value = flag === undefined ? undefined : own[own.indexOf(flag) + 1];
+    if (flag !== undefined && value !== undefined && /^-\d/.test(value)) {
+      throw new UsageError(`${flag} ${value}: expected a number >= 0`);
+    }
+    throw new UsageError(message);
   }
 }
 
