@@ -104,8 +104,7 @@ export class Attachment {
   /** Resolves when the first replay has caught up with the run. */
   #caughtUp: Promise<void> | null = null;
   readonly #unsubscribe: () => void;
-  /** Whether it holds the run to the client's pace. */
-  readonly #holds: boolean;
+  readonly #feedSink: Sink;
 
   /**
    * Attaches `sink` to `exec` from byte offset `from` (default: the oldest
@@ -135,7 +134,6 @@ export class Attachment {
     this.ended = promise;
     this.#endedResolve = resolve;
     const paces = options.paces === true;
-    this.#holds = paces;
     const feedSink: Sink = {
       emit: (event) => this.#onLive(event),
       // Never waits past the attachment's end: a client that left holds nothing.
@@ -143,6 +141,7 @@ export class Attachment {
       gone: () => this.#closed || (sink.gone?.() ?? false),
     };
     // Unless it holds the run, it paces nothing: it keeps up or reads the log.
+    this.#feedSink = feedSink;
     this.#unsubscribe = exec.feed.subscribe(feedSink, { paces, holds: paces });
   }
 
@@ -165,11 +164,11 @@ export class Attachment {
   /**
    * The client's connection dropped: stops sending, and if this attachment
    * holds the run, the run keeps waiting for the client to come back
-   * (lib/core/run_feed.ts, `vacate`). Idempotent.
+   * (lib/core/run_feed.ts, `leave`), unless another client holds it by now. Idempotent.
    */
   leave(): void {
     if (this.#closed) return;
-    if (this.#holds) this.exec.feed.vacate();
+    this.exec.feed.leave(this.#feedSink);
     this.detach();
   }
 

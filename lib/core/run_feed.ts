@@ -135,10 +135,17 @@ export class RunFeed implements Sink {
     if (this.#attached === 0) this.#startClock();
   }
 
-  /** The holder left without ending its hold (its connection dropped): the run waits for it. */
-  vacate(): void {
-    if (this.#holdsReleased || this.#closed) return;
-    this.#vacancy ??= Promise.withResolvers<void>();
+  /**
+   * Removes `sink` as {@linkcode unsubscribe} does; if it holds the run now
+   * (it may have been taken over since), its hold stays vacant: its
+   * connection dropped, and the run waits for it to come back.
+   */
+  leave(sink: Sink): void {
+    const holding = this.#subs.get(sink)?.holds === true;
+    this.unsubscribe(sink);
+    if (holding && !this.#holdsReleased && !this.#closed) {
+      this.#vacancy ??= Promise.withResolvers<void>();
+    }
   }
 
   /** The run is being ended: no one holds it any more, so its last output is read at once. */

@@ -226,3 +226,36 @@ Deno.test("Attachment inside a character starts after it, but never skips stray 
   await tail.done;
   assert.equal(tail.text(), "\ufffd\ufffdd");
 });
+
+Deno.test("RunFeed holds: the latest holder paces a detached run; one that left waits for its return", async () => {
+  const feed = new RunFeed({ detached: true, detachTimeoutMs: 60_000, abandoned: () => {} });
+  const a = gate();
+  const b = gate();
+  const viewer = gate();
+  feed.subscribe(viewer.sink, { paces: true });
+  assert.equal(await settled(feed.ready()), true, "a follower that does not hold paces nothing");
+  feed.subscribe(a.sink, { holds: true });
+  assert.equal(await settled(feed.ready()), false, "held by a");
+  feed.subscribe(b.sink, { holds: true });
+  b.open();
+  assert.equal(await settled(feed.ready()), true, "b took over: a's closed gate holds nothing");
+  // a, taken over, drops its connection: no vacancy for it.
+  feed.leave(a.sink);
+  assert.equal(await settled(feed.ready()), true);
+  // b, the holder, drops its connection: the run waits for it.
+  feed.leave(b.sink);
+  const waiting = feed.ready();
+  assert.equal(await settled(waiting), false, "vacant");
+  const back = gate();
+  back.open();
+  feed.subscribe(back.sink, { holds: true });
+  assert.equal(await settled(waiting), true, "the holder is back");
+  feed.leave(back.sink);
+  const vacant = feed.ready();
+  assert.equal(await settled(vacant), false);
+  feed.releaseHolds();
+  assert.equal(await settled(vacant), true, "ending the run releases the vacancy");
+  feed.subscribe(gate().sink, { holds: true });
+  assert.equal(await settled(feed.ready()), true, "and no hold is taken after that");
+  feed.close();
+});
