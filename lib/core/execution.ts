@@ -87,6 +87,12 @@ export class Execution {
   readonly startedAt: number;
   /** Resolves with the run's end, once `completed` has been emitted. */
   readonly done: Promise<ExitInfo>;
+  /**
+   * Resolves once the run is being ended (a cancel, a time limit, a
+   * disconnect, shutdown) or has ended: whoever paces it should let go then.
+   */
+  readonly ending: Promise<void>;
+  #resolveEnding!: () => void;
   /** The newest output, for replay and reads. */
   readonly output: OutputLog;
   /**
@@ -154,6 +160,7 @@ export class Execution {
       onRead: () => this.#clocks.touch(),
     });
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
+    this.ending = new Promise((resolve) => this.#resolveEnding = resolve);
     if (options.spec.stdinOpen && group.stdin) {
       const metrics = options.metrics;
       this.#stdin = new StdinBuffer(
@@ -362,6 +369,7 @@ export class Execution {
       this.#clocks.clear();
       // Its last output is read as it ends, whoever was holding it to their pace.
       this.feed.releaseHolds();
+      this.#resolveEnding();
       void this.#group.terminate(this.#limits.killGraceMs);
     }
     return this.done;
@@ -483,6 +491,7 @@ export class Execution {
     this.#metrics.recordFinish(exit);
     this.#emit({ type: "completed", executionId: this.id, pid: this.pid, pgid: this.pgid, exit });
     this.feed.close();
+    this.#resolveEnding();
     this.#resolveDone(exit);
   }
 

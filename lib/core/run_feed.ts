@@ -81,6 +81,11 @@ export class RunFeed implements Sink {
   #vacancy: PromiseWithResolvers<void> | null = null;
   /** Once the run is being ended, nothing holds it any more. */
   #holdsReleased = false;
+  /**
+   * Resolved (and replaced) whenever who holds the run changes: a read
+   * waiting on the old holder's readiness goes on, and asks again.
+   */
+  #holdChanged = Promise.withResolvers<void>();
   /** Cancels the running detach clock; undefined while none runs. */
   #timer: (() => void) | undefined;
   #closed = false;
@@ -116,6 +121,7 @@ export class RunFeed implements Sink {
     if (o.holds) {
       for (const other of this.#subs.values()) other.holds = false;
       this.#fillVacancy();
+      this.#holdersChanged();
     }
     this.#subs.set(sink, o);
     if (o.attaches) {
@@ -146,13 +152,21 @@ export class RunFeed implements Sink {
     if (holding && !this.#holdsReleased && !this.#closed) {
       this.#vacancy ??= Promise.withResolvers<void>();
     }
+    if (holding) this.#holdersChanged();
   }
 
   /** The run is being ended: no one holds it any more, so its last output is read at once. */
   releaseHolds(): void {
+    if (this.#holdsReleased) return;
     this.#holdsReleased = true;
     for (const o of this.#subs.values()) o.holds = false;
     this.#fillVacancy();
+    this.#holdersChanged();
+  }
+
+  #holdersChanged(): void {
+    this.#holdChanged.resolve();
+    this.#holdChanged = Promise.withResolvers<void>();
   }
 
   #fillVacancy(): void {
@@ -203,14 +217,19 @@ export class RunFeed implements Sink {
     const detached = this.#options.detached;
     let one: Promise<void> | null = this.#vacancy?.promise ?? null;
     let all: Promise<void>[] | null = null;
+    let held = one !== null;
     for (const [sink, o] of this.#subs) {
       if (!o.paces || (detached && !o.holds) || sink.gone?.()) continue;
+      held ||= o.holds;
       const ready = sink.ready();
       if (one === null) one = ready;
       else (all ??= [one]).push(ready);
     }
-    if (all !== null) return Promise.all(all).then(() => {});
-    return one ?? RESOLVED;
+    const waiting = all !== null ? Promise.all(all).then(() => {}) : one ?? RESOLVED;
+    // A holder taken over or let go no longer holds back a read already waiting on it.
+    return held && waiting !== RESOLVED
+      ? Promise.race([waiting, this.#holdChanged.promise])
+      : waiting;
   }
 
   gone(): boolean {

@@ -47,6 +47,7 @@ export class SocketWriter {
   readonly #memory: OutputMemory;
   #waiting: Promise<void> | null = null;
   #closed = false;
+  readonly #gone = Promise.withResolvers<void>();
 
   /**
    * Pauses producers above `highWaterMark` queued bytes until below half of
@@ -81,6 +82,12 @@ export class SocketWriter {
   close(): void {
     this.#closed = true;
     this.#memory.removeQueue(this);
+    this.#gone.resolve();
+  }
+
+  /** Resolves once the socket has gone ({@linkcode close}). */
+  get gone(): Promise<void> {
+    return this.#gone.promise;
   }
 
   /**

@@ -229,3 +229,83 @@ Deno.test("legacy hold: the run waits for its holder to come back; a window alon
     await b.close();
   });
 });
+
+/** Starts a held, detached `yes` whose client never acknowledges; returns its id. */
+async function heldRun(client: TestClient, params: Record<string, unknown> = {}) {
+  const r = await client.request("execute", {
+    args: ["yes"],
+    detach: true,
+    window: 65536,
+    hold: true,
+    ...params,
+  });
+  const id = r.result.execution_id;
+  await client.next((m) => m.method === "process.output" && m.params.execution_id === id);
+  return id as string;
+}
+
+Deno.test("legacy hold: a holder that never acks keeps neither a CANCEL nor a time limit from ending the run", async () => {
+  await withServer({ "kill-grace": "1" }, async (server) => {
+    const holder = await TestClient.open(server);
+    const other = await TestClient.open(server);
+    const id = await heldRun(holder);
+    const cancel = await other.request("control", { type: "CANCEL", execution_id: id });
+    assert.equal(cancel.result.status, "canceled");
+    assert.equal((await server.registry.get(id)!.done).status, "canceled");
+    const timed = await heldRun(other, { timeout: 0.5 });
+    assert.equal((await server.registry.get(timed)!.done).status, "timeout");
+    await holder.close();
+    await other.close();
+  });
+});
+
+Deno.test("legacy window: a client that leaves without acking does not keep its run from ending", async () => {
+  await withServer({}, async (server) => {
+    const client = await TestClient.open(server);
+    const r = await client.request("execute", { args: ["yes"], window: 65536 });
+    const id = r.result.execution_id;
+    await client.next((m) => m.method === "process.output" && m.params.execution_id === id);
+    const exec = server.registry.get(id)!;
+    client.ws.close();
+    await client.closed;
+    assert.equal((await exec.done).status, "canceled");
+  });
+});
+
+Deno.test("legacy hold: a new holder takes over from one still connected that does not ack", async () => {
+  await withServer({}, async (server) => {
+    const stale = await TestClient.open(server);
+    const id = await heldRun(stale);
+    const fresh = await TestClient.open(server);
+    const a = await fresh.request("attach", {
+      execution_id: id,
+      tail_bytes: 0,
+      window: 65536,
+      hold: true,
+    });
+    let at = a.result.from_seq as number;
+    // Acknowledging as it comes, it gets well past what the stale holder let through.
+    while (at < a.result.next_seq + 1_000_000) {
+      const m = await fresh.next((x) =>
+        x.method === "process.output" && x.params.execution_id === id
+      );
+      at = m.params.seq + m.params.bytes;
+      fresh.send({ jsonrpc: "2.0", method: "ack", params: { execution_id: id, seq: at } });
+    }
+    // The stale one leaves: the run goes on at the fresh one's pace.
+    stale.ws.close();
+    await stale.closed;
+    const target = at + 1_000_000;
+    while (at < target) {
+      const m = await fresh.next((x) =>
+        x.method === "process.output" && x.params.execution_id === id
+      );
+      at = m.params.seq + m.params.bytes;
+      fresh.send({ jsonrpc: "2.0", method: "ack", params: { execution_id: id, seq: at } });
+    }
+    const bad = await fresh.request("input", { execution_id: id, data_base64: "A" });
+    assert.equal(bad.error.code, -32602);
+    await fresh.request("control", { type: "CANCEL", execution_id: id });
+    await fresh.close();
+  });
+});

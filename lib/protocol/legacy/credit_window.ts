@@ -45,6 +45,8 @@ export class CreditWindow implements Sink {
   #acked: number;
   #waiters: (() => void)[] = [];
   #started = false;
+  /** Set once the window no longer applies ({@linkcode until}). */
+  #open = false;
 
   /** A window of `window` bytes over `inner`, starting at offset `from`. */
   constructor(inner: Sink, window: number, from: number) {
@@ -52,6 +54,19 @@ export class CreditWindow implements Sink {
     this.#window = window;
     this.#sent = from;
     this.#acked = from;
+  }
+
+  /**
+   * From when `signal` settles on, the window holds nothing back (the run is
+   * being ended, or the client has gone): pacing must never keep a run
+   * from ending.
+   */
+  until(signal: Promise<unknown>): this {
+    void signal.then(() => {
+      this.#open = true;
+      this.release();
+    });
+    return this;
   }
 
   /** The client has written everything before offset `seq`. */
@@ -68,7 +83,7 @@ export class CreditWindow implements Sink {
   }
 
   #full(): boolean {
-    return this.#sent - this.#acked >= this.#window;
+    return !this.#open && this.#sent - this.#acked >= this.#window;
   }
 
   emit(...args: Parameters<Sink["emit"]>): void {

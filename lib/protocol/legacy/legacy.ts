@@ -337,7 +337,11 @@ export class LegacyProtocol {
       receivedAt,
     );
     if (encoding === "base64") this.#base64.add(exec.id);
-    if (credit !== undefined) this.#windows.set(exec.id, credit);
+    if (credit !== undefined) {
+      // Pacing must never keep a run from ending, nor wait for a client that has gone.
+      credit.until(Promise.race([exec.ending, this.#writer.gone]));
+      this.#windows.set(exec.id, credit);
+    }
     return {
       result: {
         status: "started",
@@ -374,8 +378,12 @@ export class LegacyProtocol {
     if (p.encoding === "base64") this.#base64.add(exec.id);
     else this.#base64.delete(exec.id);
     this.#windows.get(exec.id)?.release();
-    if (credit !== undefined) this.#windows.set(exec.id, credit);
-    else this.#windows.delete(exec.id);
+    if (credit !== undefined) {
+      credit.until(Promise.race([exec.ending, this.#writer.gone]));
+      this.#windows.set(exec.id, credit);
+    } else {
+      this.#windows.delete(exec.id);
+    }
     return {
       result: {
         status: "attached",
@@ -404,9 +412,16 @@ export class LegacyProtocol {
     const p = parseParams(InputParams, params);
     const exec = this.#session.get(p.execution_id);
     if (exec === undefined) throw new NoProcessError(`No execution with id ${p.execution_id}`);
-    let data = p.data_base64 !== undefined
-      ? Uint8Array.fromBase64(p.data_base64)
-      : new TextEncoder().encode(p.data ?? "");
+    let data: Uint8Array;
+    try {
+      data = p.data_base64 !== undefined
+        ? Uint8Array.fromBase64(p.data_base64)
+        : new TextEncoder().encode(p.data ?? "");
+    } catch {
+      throw new InvalidParamsError("Invalid params", {
+        data: { field: "data_base64", reason: "not valid base64" },
+      });
+    }
     if (!exec.active) throw new NoProcessError(`Execution ${exec.id} has ended`);
     if (p.offset !== undefined) {
       const accepted = exec.stdinAccepted;
