@@ -7,8 +7,7 @@
  * @module
  */
 
-/** The server's code for a message over its rate limit: wait, then send again. */
-export const RATE_LIMITED = -32029;
+import { ErrorCode } from "../lib/errors.ts";
 
 /** A JSON-RPC error the server sent in reply to a request (or with no id). */
 export class RpcError extends Error {
@@ -22,6 +21,36 @@ export class RpcError extends Error {
     this.name = "RpcError";
     this.code = code;
     this.data = data;
+  }
+}
+
+/**
+ * Sends with `send`, and while the server answers that it is over its
+ * message rate, waits (as long as it says, or backing off from 50 ms to
+ * 1 s) and sends again.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RpcError, whileRateLimited } from "./client.ts";
+ * let tries = 0;
+ * const r = await whileRateLimited(() =>
+ *   ++tries < 3
+ *     ? Promise.reject(new RpcError(-32029, "Rate limit exceeded", { retry_after_ms: 1 }))
+ *     : Promise.resolve("sent")
+ * );
+ * assert.deepEqual([r, tries], ["sent", 3]);
+ * ```
+ */
+export async function whileRateLimited<T>(send: () => Promise<T>): Promise<T> {
+  for (let wait = 50;; wait = Math.min(1000, wait * 2)) {
+    try {
+      return await send();
+    } catch (err) {
+      if (!(err instanceof RpcError) || err.code !== ErrorCode.RateLimited) throw err;
+      const after = (err.data as { retry_after_ms?: unknown } | null)?.retry_after_ms;
+      await new Promise((resolve) => setTimeout(resolve, typeof after === "number" ? after : wait));
+    }
   }
 }
 

@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { ConnectionError, type Notification, RATE_LIMITED, RpcClient, RpcError } from "./client.ts";
+import {
+  ConnectionError,
+  type Notification,
+  RpcClient,
+  RpcError,
+  whileRateLimited,
+} from "./client.ts";
 import type { RunEnd } from "./exit_status.ts";
 import type { OutputWriter } from "./output_writer.ts";
 import type { ProgressLine } from "./progress.ts";
@@ -575,14 +581,10 @@ export class RemoteRun {
       if (client === null || !client.open) return;
       const type = this.#pendingControls[0]!;
       try {
-        await client.request("control", { type, execution_id: this.#id });
+        await whileRateLimited(() => client.request("control", { type, execution_id: this.#id }));
       } catch (err) {
         // Lost on the way: kept for the next connection (whose attach flushes again).
         if (err instanceof ConnectionError) continue;
-        if (err instanceof RpcError && err.code === RATE_LIMITED) {
-          await delay(100);
-          continue;
-        }
         // Refused (the run has just ended, say): nothing more to do about it.
       }
       this.#pendingControls.shift();

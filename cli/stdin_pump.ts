@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { RATE_LIMITED, RpcError } from "./client.ts";
+import { RpcError, whileRateLimited } from "./client.ts";
 
 /**
  * Bytes per `input` request: large enough that a fast producer stays under
@@ -16,17 +16,9 @@ import { RATE_LIMITED, RpcError } from "./client.ts";
  */
 const CHUNK = 256 * 1024;
 
-/** Sends `params`, waiting and sending again while the server says it is over its rate. */
-async function send(request: InputRequest, params: Record<string, unknown>): Promise<void> {
-  for (let wait = 50;; wait = Math.min(1000, wait * 2)) {
-    try {
-      await request(params);
-      return;
-    } catch (err) {
-      if (!(err instanceof RpcError) || err.code !== RATE_LIMITED) throw err;
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-  }
+/** Sends `params`, again while the server says it is over its message rate. */
+function send(request: InputRequest, params: Record<string, unknown>): Promise<unknown> {
+  return whileRateLimited(() => request(params));
 }
 
 /** Where the input goes: a request on the run's connection, which waits out reconnects. */

@@ -7,9 +7,8 @@
 import { numberFlag, parseFlags, UsageError } from "../options.ts";
 import { RemoteRun } from "../remote_run.ts";
 import { OutputWriter } from "../output_writer.ts";
-import { RequestFailure } from "./request.ts";
-import { EXIT_REFUSED, EXIT_TRANSPORT, signalStatus } from "../exit_status.ts";
-import { RpcError } from "../client.ts";
+import { RequestFailure, requestFailure } from "./request.ts";
+import { EXIT_TRANSPORT, signalStatus } from "../exit_status.ts";
 import { resolveTarget } from "../options.ts";
 
 /** `logs --help`. */
@@ -41,10 +40,7 @@ export async function logsCommand(args: string[]): Promise<number> {
   try {
     attached = await run.attach(positionals[0]!, tail === undefined ? 0 : undefined, tail);
   } catch (err) {
-    if (err instanceof RpcError) {
-      throw new RequestFailure(`${err.message} (${err.code})`, EXIT_REFUSED);
-    }
-    throw new RequestFailure((err as Error).message, EXIT_TRANSPORT);
+    throw requestFailure(err);
   }
   run.stopAt(Number(attached.next_seq));
   const outcome = await run.outcome;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ConnectionError, RpcClient, RpcError } from "../client.ts";
+import { RpcClient, RpcError } from "../client.ts";
 import { EXIT_REFUSED, EXIT_TRANSPORT } from "../exit_status.ts";
 import type { Target } from "../options.ts";
 
@@ -19,6 +19,29 @@ export class RequestFailure extends Error {
     this.name = "RequestFailure";
     this.exit = exit;
   }
+}
+
+/**
+ * A request's failure as the subcommand exits with it: 1 for a refusal
+ * (with its detail), 255 for anything else.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RpcError } from "../client.ts";
+ * import { requestFailure } from "./request.ts";
+ * const f = requestFailure(new RpcError(-32602, "Invalid params", { field: "signal" }));
+ * assert.deepEqual([f.exit, f.message], [1, 'Invalid params (-32602) {"field":"signal"}']);
+ * ```
+ */
+export function requestFailure(err: unknown): RequestFailure {
+  if (err instanceof RpcError) {
+    // The detail (`data`: which field and why) is the useful part of "Invalid params".
+    const detail = err.data ? ` ${JSON.stringify(err.data)}` : "";
+    return new RequestFailure(`${err.message} (${err.code})${detail}`, EXIT_REFUSED);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new RequestFailure(message, EXIT_TRANSPORT);
 }
 
 /**
@@ -40,13 +63,7 @@ export async function requestOnce(
   try {
     return await client.request(method, params) as Record<string, unknown>;
   } catch (err) {
-    if (err instanceof RpcError) {
-      // The detail (`data`: which field and why) is the useful part of "Invalid params".
-      const detail = err.data ? ` ${JSON.stringify(err.data)}` : "";
-      throw new RequestFailure(`${err.message} (${err.code})${detail}`, EXIT_REFUSED);
-    }
-    const message = err instanceof ConnectionError ? err.message : String(err);
-    throw new RequestFailure(message, EXIT_TRANSPORT);
+    throw requestFailure(err);
   } finally {
     client.close();
   }

@@ -337,11 +337,7 @@ export class LegacyProtocol {
       receivedAt,
     );
     if (encoding === "base64") this.#base64.add(exec.id);
-    if (credit !== undefined) {
-      // Pacing must never keep a run from ending, nor wait for a client that has gone.
-      credit.until(Promise.race([exec.ending, this.#writer.gone]));
-      this.#windows.set(exec.id, credit);
-    }
+    if (credit !== undefined) this.#keepWindow(exec, credit);
     return {
       result: {
         status: "started",
@@ -378,12 +374,8 @@ export class LegacyProtocol {
     if (p.encoding === "base64") this.#base64.add(exec.id);
     else this.#base64.delete(exec.id);
     this.#windows.get(exec.id)?.release();
-    if (credit !== undefined) {
-      credit.until(Promise.race([exec.ending, this.#writer.gone]));
-      this.#windows.set(exec.id, credit);
-    } else {
-      this.#windows.delete(exec.id);
-    }
+    if (credit !== undefined) this.#keepWindow(exec, credit);
+    else this.#windows.delete(exec.id);
     return {
       result: {
         status: "attached",
@@ -445,6 +437,13 @@ export class LegacyProtocol {
         stdin_open: exec.stdinOpen,
       })),
     };
+  }
+
+  /** Keeps `credit` for `exec`'s acks, until the run is ending or the socket has gone. */
+  #keepWindow(exec: Execution, credit: CreditWindow): void {
+    // Pacing must never keep a run from ending, nor wait for a client that has gone.
+    credit.until(Promise.race([exec.ending, this.#writer.gone]));
+    this.#windows.set(exec.id, credit);
   }
 
   /** `ack`: the client has consumed a run's output up to `seq` (see `window`); never answered but on error. */
