@@ -32,6 +32,10 @@ import { RateLimiter } from "./lib/security/rate_limit.ts";
 import { RunAs } from "./lib/security/run_as.ts";
 import { Sandbox } from "./lib/security/sandbox.ts";
 import { SessionManager } from "./lib/session/session_manager.ts";
+import type { SessionDeps } from "./lib/session/session.ts";
+import { Cluster } from "./lib/cluster/cluster.ts";
+import { lostRecord } from "./lib/cluster/lost_record.ts";
+import { JobWorker } from "./lib/protocol/cluster/job_worker.ts";
 import { createStore, type Store } from "./lib/store/store.ts";
 import { complexityDefaults } from "./lib/timing/complexity.ts";
 import { TimeLimits } from "./lib/timing/time_limits.ts";
@@ -227,8 +231,10 @@ export async function startServer(
     },
     groups: recovery ?? undefined,
   });
+  // The cluster, with Redis, joins once the port is bound (it is in the default node id).
+  const sessionDeps: SessionDeps = { registry, metrics, config, timeLimits, hooks };
   const sessions = new SessionManager(
-    { registry, metrics, config, timeLimits, hooks },
+    sessionDeps,
     {
       maxSessions: config.maxSessions,
       maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
@@ -254,6 +260,7 @@ export async function startServer(
     recovery,
   });
   const mcpHttp = new LazyMcpHttpEndpoint(sessions, config, { timeLimits, hooks });
+  const cluster: { node?: Cluster; worker?: JobWorker } = {};
 
   // The Host check needs the bound port: it is made once the listener is
   // bound, before any request is handled.
@@ -278,6 +285,7 @@ export async function startServer(
       sandbox,
       runAs,
       eventLoopLag,
+      cluster: () => cluster.node ?? null,
     },
     metrics: { keyring, connections, exporter, metrics },
     ws: {
@@ -308,6 +316,12 @@ export async function startServer(
     allowed: allowedHosts,
   });
   log.info("Host check: {hosts}", { hosts: hosts.check.describe() });
+  const nodeId = config.nodeId || `${Deno.hostname()}:${addr.port}`;
+  sessionDeps.node = { id: nodeId, labels: config.nodeLabels };
+  if (config.redisUrl !== "") {
+    Object.assign(cluster, await joinCluster(config, nodeId, sessionDeps, store));
+    setLogNode(nodeId);
+  }
   sessions.start();
   const pruner = setInterval(() => {
     connections.prune();
@@ -322,12 +336,18 @@ export async function startServer(
       log.info("Draining: terminating {count} running executions", {
         count: registry.runningCount,
       });
+      // No more runs from other nodes; those taken end with the rest.
+      await cluster.worker?.stop();
       const deadline = new Promise<void>((resolve) => {
         const t = setTimeout(resolve, config.shutdownTimeout * 1000);
         Deno.unrefTimer(t);
       });
+      // Relays stop following: their runs go on on their own nodes.
+      for (const run of registry.running()) if (run.relayed) void run.cancel("shutdown");
       await Promise.race([
-        Promise.all([sessions.drain(), registry.terminateAll()]),
+        Promise.all([sessions.drain(), registry.terminateAll()]).then(() =>
+          cluster.worker?.drain()
+        ),
         deadline,
       ]);
       // Past the deadline nothing may outlive us: SIGKILL whatever remains.
@@ -346,6 +366,7 @@ export async function startServer(
       await monitor.stop();
       // Groups still recorded now were SIGKILLed above: the next start records them as lost.
       recovery?.close();
+      await cluster.node?.close();
       await store.close();
       metrics.outputMemory.spill?.close();
     })();
@@ -388,6 +409,51 @@ export async function startServer(
     shutdown,
     finished: server.finished,
   };
+}
+
+/**
+ * Joins the nodes sharing `redis-url`: registers this node and starts
+ * taking the runs other nodes place on it (lib/cluster/).
+ */
+async function joinCluster(
+  config: Readonly<Config>,
+  id: string,
+  deps: SessionDeps,
+  store: Store,
+): Promise<{ node: Cluster; worker: JobWorker }> {
+  const registry = deps.registry;
+  const retentionMs = config.executionRetention * 1000;
+  // Made once the node is: its heartbeats list what the worker owns.
+  const ref: { worker?: JobWorker } = {};
+  const node = await Cluster.start({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    id,
+    labels: config.nodeLabels,
+    metrics: deps.metrics,
+    outputRetention: config.outputRetention,
+    detachTimeoutMs: config.detachTimeout * 1000,
+    retentionMs,
+    running: () => registry.runningCount,
+    owned: () => ref.worker?.owned() ?? [],
+    fenced: () => {
+      ref.worker?.fenced();
+      for (const run of registry.running()) if (!run.relayed) void run.cancel("lost");
+    },
+    lost: (runId, hash) => {
+      const record = lostRecord(runId, hash);
+      if (record !== null) void store.appendRecord(record).catch(() => {});
+    },
+  });
+  deps.cluster = node;
+  const worker = ref.worker = new JobWorker(node, deps, retentionMs);
+  await worker.start();
+  log.info("Node {node} (labels {labels}) on {redis}", {
+    node: id,
+    labels: config.nodeLabels.join(",") || "none",
+    redis: node.bus.ready ? "Redis" : `Redis, not reachable yet (${node.bus.reason})`,
+  });
+  return { node, worker };
 }
 
 /** `host:port`, an IPv6 address in brackets: the node name on log lines. */

@@ -16,6 +16,8 @@ export const ErrorCode = {
   NoProcess: -32002,
   SessionLimit: -32003,
   StoreUnavailable: -32004,
+  NoLiveNode: -32005,
+  ClusterUnavailable: -32006,
   RateLimited: -32029,
 } as const;
 
@@ -124,6 +126,47 @@ export class StoreDownError extends ExecutorError {
       data: { backend, reason },
     });
     this.name = "StoreDownError";
+  }
+}
+
+/**
+ * No live node matches a request's `node`/`labels` (lib/cluster/): message
+ * `No live node matches`; `data` is `{node?, labels?, live: [{id, labels}]}`.
+ * Nothing was started.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NoLiveNodeError } from "./errors.ts";
+ * const e = new NoLiveNodeError({ labels: ["gpu"], live: [{ id: "a", labels: [] }] });
+ * assert.equal(e.code, -32005);
+ * ```
+ */
+export class NoLiveNodeError extends ExecutorError {
+  /** Creates the error; `data` says what was asked for and what is live. */
+  constructor(data: Record<string, unknown>, message = "No live node matches") {
+    super(ErrorCode.NoLiveNode, message, { data });
+    this.name = "NoLiveNodeError";
+  }
+}
+
+/**
+ * A request needs another node and Redis, through which nodes reach each
+ * other, cannot be reached (or the node it names did not answer): message
+ * `Cluster unavailable`; `data` is `{reason}`. Runs on this node go on.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClusterDownError } from "./errors.ts";
+ * assert.equal(new ClusterDownError("Redis is not connected").code, -32006);
+ * ```
+ */
+export class ClusterDownError extends ExecutorError {
+  /** Creates the error with the reason. */
+  constructor(reason: string, options: Omit<ExecutorErrorOptions, "data"> = {}) {
+    super(ErrorCode.ClusterUnavailable, "Cluster unavailable", { ...options, data: { reason } });
+    this.name = "ClusterDownError";
   }
 }
 

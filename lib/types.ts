@@ -96,15 +96,15 @@ export interface ExecSpec {
   confinement?: ChildConfinement | undefined;
 }
 
-/** Final status of a run, as `process.completed` reports it. */
-export type FinalStatus = "completed" | "failed" | "canceled" | "timeout";
-
 /**
- * Status of an execution record (`history`): a final status, or `lost` for
- * a run whose server died before it ended (found by crash recovery; never
- * sent in `process.completed`).
+ * Final status of a run, as `process.completed` reports it: `lost` when the
+ * node that ran it died or was cut off before it ended (lib/cluster/), or a
+ * server crash left it (found by crash recovery). A lost run is never re-run.
  */
-export type RecordStatus = FinalStatus | "lost";
+export type FinalStatus = "completed" | "failed" | "canceled" | "timeout" | "lost";
+
+/** Status of an execution record (`history`): the run's final status. */
+export type RecordStatus = FinalStatus;
 
 /** Lifecycle state of an execution. */
 export type ExecState = "running" | "paused" | "terminating" | FinalStatus;

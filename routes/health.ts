@@ -42,6 +42,10 @@ export interface HealthDeps extends FiguresAccessDeps {
   /** Null (or absent) when commands run as the service's user. */
   runAs?: Pick<RunAs, "status"> | null;
   eventLoopLag: Pick<EventLoopLag, "snapshot">;
+  /** This node in a multi-node deployment (`redis-url`); null: the only node. */
+  cluster?: () =>
+    | { health(): Record<string, unknown>; bus: { ready: boolean; reason: string } }
+    | null;
 }
 
 /** The crash journal's state and what recovery did, for `/health`. */
@@ -109,8 +113,10 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
     const store = deps.store.health();
     const recovery = crashRecovery(deps.recovery);
     const journal = recovery.journal;
+    const cluster = deps.cluster?.() ?? null;
     const reasons = [
       ...(store.ok ? [] : [`store: ${store.reason}`]),
+      ...(cluster === null || cluster.bus.ready ? [] : [`cluster: ${cluster.bus.reason}`]),
       ...(journal === null || journal.ok ? [] : [`crash journal: ${journal.reason}`]),
     ];
     const status = draining ? "draining" : reasons.length === 0 ? "healthy" : "degraded";
@@ -154,6 +160,7 @@ export function healthRoutes(deps: HealthDeps): Hono<GuardEnv> {
       containment: deps.containment.status(),
       sandbox: deps.sandbox?.status() ?? { mode: "none" },
       run_as: deps.runAs?.status() ?? null,
+      cluster: cluster?.health() ?? null,
     };
     return c.json(body, draining ? 503 : 200);
   });

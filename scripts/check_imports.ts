@@ -11,10 +11,11 @@
  * | 0 | lib/*.ts, lib/config/ |
  * | 1 | lib/output/, lib/process/, lib/security/, lib/store/ |
  * | 2 | lib/core/, lib/ops/, lib/timing/ |
- * | 3 | lib/session/ |
- * | 4 | lib/protocol/ (and its folders) |
- * | 5 | routes/, cli/ (the client) |
- * | 6 | main.ts |
+ * | 3 | lib/cluster/ (runs of other nodes) |
+ * | 4 | lib/session/ |
+ * | 5 | lib/protocol/ (and its folders) |
+ * | 6 | routes/, cli/ (the client) |
+ * | 7 | main.ts |
  *
  * Imports in comments (doc examples) are not counted: they run as tests, not
  * as part of the service.
@@ -34,11 +35,12 @@ const LAYERS: ReadonlyArray<readonly [prefix: string, rank: number]> = [
   ["lib/core/", 2],
   ["lib/ops/", 2],
   ["lib/timing/", 2],
-  ["lib/session/", 3],
-  ["lib/protocol/", 4],
-  ["routes/", 5],
-  ["cli/", 5],
-  ["main.ts", 6],
+  ["lib/cluster/", 3],
+  ["lib/session/", 4],
+  ["lib/protocol/", 5],
+  ["routes/", 6],
+  ["cli/", 6],
+  ["main.ts", 7],
 ];
 
 /**

@@ -48,6 +48,22 @@ export const STORE_SETTINGS = [
     kind: { type: "string", pattern: /^[\w:.\-]*$/, hint: "letters, digits, _ : . -" },
   },
   {
+    key: "nodeId",
+    flag: "node-id",
+    default: "",
+    doc: "This node's id among the nodes sharing `redis-url` (`execute` `node`); empty: " +
+      "`hostname:port`. Only with `redis-url`",
+    kind: { type: "string", pattern: /^[\w:.\-]{0,100}$/, hint: "letters, digits, _ : . -" },
+  },
+  {
+    key: "nodeLabels",
+    flag: "node-labels",
+    default: "",
+    doc: "Comma list of this node's labels (`execute` `labels`: a run goes to a live node " +
+      "that has every label asked for). Only with `redis-url`",
+    kind: { type: "list" },
+  },
+  {
     key: "dataDir",
     flag: "data-dir",
     default: "",

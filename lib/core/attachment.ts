@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { Execution } from "./execution.ts";
+import type { Run } from "./run.ts";
 import { decoder } from "./framed_chunk.ts";
 import type { Sink } from "./sink.ts";
 import { utf8CharEnd } from "../utf8.ts";
@@ -26,7 +26,7 @@ import type { ExecutionEvent, OutputChunk } from "../types.ts";
 const REPLAY_BATCH_BYTES = 256 * 1024;
 
 /** A retained chunk as an output event's chunk, its text decoded only when read. */
-function replayed(exec: Execution, chunk: RetainedChunk, from: number): OutputChunk {
+function replayed(exec: Run, chunk: RetainedChunk, from: number): OutputChunk {
   const end = chunk.seq + chunk.bytes;
   const start = Math.max(from, chunk.seq);
   let data: string | null = null;
@@ -87,7 +87,7 @@ export interface AttachOptions {
  */
 export class Attachment {
   /** The run attached to. */
-  readonly exec: Execution;
+  readonly exec: Run;
   /** Resolves once the attachment has ended: the run's end was sent, or it was detached. */
   readonly ended: Promise<void>;
   readonly #endedResolve: () => void;
@@ -113,7 +113,7 @@ export class Attachment {
    * {@linkcode start} is called (after the client has the reply that names
    * the offsets); until then live output waits in the run's log.
    */
-  constructor(exec: Execution, sink: Sink, from?: number, options: AttachOptions = {}) {
+  constructor(exec: Run, sink: Sink, from?: number, options: AttachOptions = {}) {
     this.exec = exec;
     this.#sink = sink;
     this.#withStart = options.withStart === true;

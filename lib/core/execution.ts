@@ -24,6 +24,7 @@ import { settlesWithin } from "../async.ts";
 import { NoProcessError } from "../errors.ts";
 import { OutputPipes } from "./output_pipes.ts";
 import { RunFeed } from "./run_feed.ts";
+import type { ClientSignal, Run } from "./run.ts";
 import { automaticNote, endOfRun, type EndReason, spawnRefusal } from "./run_text.ts";
 import type { ExecutionLimits, ExecutionOptions } from "./execution_options.ts";
 import { CWD_CHANGED_EXIT, CWD_CHANGED_MESSAGE } from "../process/launch.ts";
@@ -39,17 +40,14 @@ import type {
 
 export type { EndReason, ExecutionLimits, ExecutionOptions };
 
-/** Signals a client may send a run's group (`control` `SIGNAL`). */
-export const CLIENT_SIGNALS = ["INT", "TERM", "KILL", "HUP", "QUIT", "USR1", "USR2"] as const;
-
-/** One of {@linkcode CLIENT_SIGNALS}. */
-export type ClientSignal = typeof CLIENT_SIGNALS[number];
+export { CLIENT_SIGNALS } from "./run.ts";
+export type { ClientSignal, Run } from "./run.ts";
 
 /** Default `detach-timeout`: an hour. */
 const DEFAULT_DETACH_TIMEOUT_MS = 3_600_000;
 
 const isFinal = (s: ExecState): s is FinalStatus =>
-  s === "completed" || s === "failed" || s === "canceled" || s === "timeout";
+  s === "completed" || s === "failed" || s === "canceled" || s === "timeout" || s === "lost";
 
 /**
  * A running (or finished) command.
@@ -76,7 +74,7 @@ const isFinal = (s: ExecState): s is FinalStatus =>
  * assert.deepEqual(events.map((e) => e.type), ["started", "output", "completed"]);
  * ```
  */
-export class Execution {
+export class Execution implements Run {
   /** Unique id (`execution_id` on the wire). */
   readonly id: string;
   readonly sessionId: string | null;
@@ -131,6 +129,7 @@ export class Execution {
     this.principal = options.principal ?? LOCAL.id;
     this.spec = options.spec;
     this.startedAt = Date.now();
+    this.node = options.node ?? null;
     this.#group = group;
     this.feed = new RunFeed({
       detached: options.detached === true,
@@ -253,8 +252,10 @@ export class Execution {
     return this.#stdin?.capacity ?? 0;
   }
 
-  /** The node that runs it, for listings; null on a single node (no multi-node deployment yet). */
-  readonly node: string | null = null;
+  /** The node that runs it (this one), for listings; null on a single node. */
+  readonly node: string | null;
+  /** Always false: its process runs here. */
+  readonly relayed = false;
 
   /** Wall-clock seconds the run took, or has taken so far. */
   get durationSeconds(): number {

@@ -27,6 +27,8 @@ export interface ExecutionOptions {
   sessionId: string | null;
   /** Who started it (lib/security/principal.ts): only it, or an admin, may see or control it. Default `local`. */
   principal?: string;
+  /** The node it runs on, in a multi-node deployment (lib/cluster/); absent: none. */
+  node?: string | null | undefined;
   spec: ExecSpec;
   /** Where its events go first (the starting client); more may subscribe to `feed`. Absent: no one yet. */
   sink?: Sink | undefined;

@@ -7,6 +7,7 @@
  * @module
  */
 import { Execution, type ExecutionOptions } from "./execution.ts";
+import type { Run } from "./run.ts";
 import type { ExitInfo } from "../types.ts";
 
 /**
@@ -41,7 +42,7 @@ export interface RegistryOptions {
    * Deno writes a socket only once the current turn is over, so work done in
    * the turn `completed` is sent in would hold that message back.
    */
-  onFinished?: (exec: Execution) => void;
+  onFinished?: (exec: Run) => void;
   /** Told of every group spawned and gone. */
   groups?: GroupTracker | undefined;
 }
@@ -59,7 +60,7 @@ export interface RegistryOptions {
  * ```
  */
 export class ExecutionRegistry {
-  readonly #all = new Map<string, Execution>();
+  readonly #all = new Map<string, Run>();
   /** Detached runs being started, by principal. */
   readonly #startingDetached = new Map<string, number>();
   /** Finished ids in the order they finished, with when and the output bytes they keep. */
@@ -71,7 +72,7 @@ export class ExecutionRegistry {
   readonly #options: RegistryOptions;
   #running = 0;
   /** Ended runs waiting for `onFinished`, and the timer that will hand them over. */
-  #ended: Execution[] = [];
+  #ended: Run[] = [];
   #endedTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Creates an empty registry. */
@@ -79,7 +80,7 @@ export class ExecutionRegistry {
     this.#options = options;
   }
 
-  /** Executions not yet ended. */
+  /** Executions of this node not yet ended (relayed runs are their own node's). */
   get runningCount(): number {
     return this.#running;
   }
@@ -96,13 +97,24 @@ export class ExecutionRegistry {
     return exec;
   }
 
+  /**
+   * Tracks a run relayed from another node (lib/cluster/relayed_run.ts) like
+   * one of this node's, for `get`, `list` and retention: its node records
+   * it, counts it and reaps its group.
+   */
+  adopt(run: Run): void {
+    if (this.#all.has(run.id)) throw new RangeError(`Execution ${run.id} is tracked already`);
+    this.#all.set(run.id, run);
+    void run.done.then(() => this.#onDone(run));
+  }
+
   /** An execution by id (running or retained). */
-  get(id: string): Execution | undefined {
+  get(id: string): Run | undefined {
     return this.#all.get(id);
   }
 
   /** All tracked executions, oldest first. */
-  list(): Execution[] {
+  list(): Run[] {
     return [...this.#all.values()];
   }
 
@@ -111,7 +123,7 @@ export class ExecutionRegistry {
     let running = 0;
     let unattached = 0;
     for (const e of this.#all.values()) {
-      if (!e.active || !e.detached) continue;
+      if (!e.active || !e.detached || e.relayed) continue;
       running++;
       if (!e.attached) unattached++;
     }
@@ -122,7 +134,7 @@ export class ExecutionRegistry {
   runningDetached(principal: string): number {
     let n = this.#startingDetached.get(principal) ?? 0;
     for (const e of this.#all.values()) {
-      if (e.active && e.detached && e.principal === principal) n++;
+      if (e.active && e.detached && !e.relayed && e.principal === principal) n++;
     }
     return n;
   }
@@ -145,14 +157,19 @@ export class ExecutionRegistry {
     };
   }
 
-  /** Executions not yet ended. */
-  running(): Execution[] {
+  /** Executions not yet ended, relayed ones included. */
+  running(): Run[] {
     return this.list().filter((e) => e.active);
   }
 
-  /** Ends every running execution (shutdown) and waits for all of them. */
+  /**
+   * Ends every running execution of this node (shutdown) and waits for all
+   * of them; relayed runs go on on their own nodes.
+   */
   async terminateAll(): Promise<ExitInfo[]> {
-    return await Promise.all(this.running().map((e) => e.cancel("shutdown")));
+    return await Promise.all(
+      this.running().filter((e) => !e.relayed).map((e) => e.cancel("shutdown")),
+    );
   }
 
   /**
@@ -190,16 +207,19 @@ export class ExecutionRegistry {
     }
   }
 
-  #onDone(exec: Execution): void {
+  #onDone(exec: Run): void {
     // An execution ends only once its group is gone (Execution.done).
-    this.#options.groups?.gone(exec);
-    this.#running--;
+    if (exec instanceof Execution) {
+      this.#options.groups?.gone(exec);
+      this.#running--;
+    }
     // A finished run's output no longer grows: counted once, here.
     const bytes = exec.output.bytes;
     this.#finished.push({ id: exec.id, at: Date.now(), bytes });
     this.#finishedBytes += bytes;
     this.prune();
-    if (this.#options.onFinished === undefined) return;
+    // A relayed run's history is its own node's to record.
+    if (this.#options.onFinished === undefined || exec.relayed) return;
     this.#ended.push(exec);
     this.#endedTimer ??= setTimeout(() => this.#handOver(), 0);
   }

@@ -95,6 +95,13 @@ export class RunFeed implements Sink {
     this.#options = options;
   }
 
+  readonly #cleared = Promise.withResolvers<void>();
+
+  /** Resolves once {@linkcode clear} is called: the run's last events, hooks included, are out. */
+  get cleared(): Promise<void> {
+    return this.#cleared.promise;
+  }
+
   /** Whether the run survives its consumers. */
   get detached(): boolean {
     return this.#options.detached;
@@ -185,6 +192,7 @@ export class RunFeed implements Sink {
    * clients' connections reachable.
    */
   clear(): void {
+    this.#cleared.resolve();
     this.releaseHolds();
     this.#subs.clear();
     this.#attached = 0;

@@ -9,7 +9,13 @@ import { CommandRefusedError } from "../errors.ts";
 import type { ExecSpec, FinalStatus } from "../types.ts";
 
 /** Why a run is being ended by us rather than by itself. */
-export type EndReason = "canceled" | "timeout" | "disconnect" | "shutdown" | "abandoned";
+export type EndReason =
+  | "canceled"
+  | "timeout"
+  | "disconnect"
+  | "shutdown"
+  | "abandoned"
+  | "lost";
 
 const AUTO_SOURCE_TEXT = {
   history: "learned from the history of",
@@ -32,6 +38,8 @@ export const REASON_TEXT: Record<Exclude<EndReason, "timeout">, string> = {
   disconnect: "Client disconnected",
   shutdown: "Server shutting down",
   abandoned: "Detached run ended: no client attached to it or read it for detach-timeout",
+  lost: "Lost: this node was cut off from the cluster and declared dead, so its runs were " +
+    "ended (they are never run again)",
 };
 
 /**
@@ -110,6 +118,7 @@ export interface EndFacts {
 export function endOfRun(facts: EndFacts): { final: FinalStatus; error: string | null } {
   const { reason, exitCode, signal } = facts;
   if (reason === "timeout") return { final: "timeout", error: facts.expiry };
+  if (reason === "lost") return { final: "lost", error: REASON_TEXT.lost };
   if (reason !== null) return { final: "canceled", error: REASON_TEXT[reason] };
   const final: FinalStatus = exitCode === 0 ? "completed" : "failed";
   let error: string | null = signal === null ? null : `Process killed by ${signal}`;

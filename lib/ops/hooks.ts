@@ -12,7 +12,7 @@ import { z } from "zod";
 import { ConfigError } from "../config/config.ts";
 import { ProcessGroup } from "../process/process_group.ts";
 import { utf8Tail } from "../utf8.ts";
-import type { Execution } from "../core/execution.ts";
+import type { Run } from "../core/run.ts";
 import type { ExitInfo, HookOutcome } from "../types.ts";
 
 export type { HookOutcome };
@@ -224,7 +224,7 @@ export class HookRunner {
    * After a run ends: `on_timeout` hooks when its time limit ended it, then
    * `post_execute` hooks; returns their outcomes, for the session to report.
    */
-  async afterRun(exec: Execution): Promise<HookOutcome[]> {
+  async afterRun(exec: Run): Promise<HookOutcome[]> {
     const exit = exec.exit;
     if (exit === null) return [];
     const context: HookContext = { executionId: exec.id, command: exec.spec.display, exit };

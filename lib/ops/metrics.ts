@@ -72,6 +72,7 @@ export class Metrics {
     failed: 0,
     canceled: 0,
     timeout: 0,
+    lost: 0,
   };
   /** Requests refused (401) for a missing or wrong API key. */
   authFailures = 0;

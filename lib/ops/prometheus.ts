@@ -79,7 +79,8 @@ export class PrometheusExporter {
 
     labelled(r, "counter", "executions_total", "Runs ended, by final status", "status", () => ({
       ...m.executionsByStatus,
-      lost: sources.recovery?.health().lostExecutions ?? 0,
+      // Lost here (a node cut off) and lost to a crash, found at the next start.
+      lost: m.executionsByStatus.lost + (sources.recovery?.health().lostExecutions ?? 0),
     }));
     counter("executions_started_total", "Runs started", () => m.executionsStarted);
     gauge("executions_running", "Runs not ended yet", sources.runningExecutions);

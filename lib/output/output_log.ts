@@ -237,6 +237,22 @@ export class OutputLog {
   }
 
   /**
+   * Goes on at `offset`: the output before it never reached this log (a
+   * relay that joined a run late, or fell behind its trimmed stream). What
+   * is retained is forgotten, as by {@linkcode clear}: the log stays one run
+   * of consecutive bytes.
+   *
+   * @throws {RangeError} when `offset` is before {@linkcode next}.
+   */
+  skipTo(offset: number): void {
+    if (offset < this.#next) throw new RangeError(`Offset ${offset} is before ${this.#next}`);
+    if (offset === this.#next) return;
+    if (this.#next > this.#first || this.spilled > 0) this.clear();
+    this.#next = offset;
+    this.#first = offset;
+  }
+
+  /**
    * Gives up all the memory the log holds: its output moves to the spill
    * (where there is one, and room), else it is dropped. Returns the bytes
    * memory gave up. A finished run's output stays readable this way

@@ -39,6 +39,7 @@ export type PermissionConfig =
     | "allowedCommands"
     | "envAllowlist"
     | "redisUrl"
+    | "nodeId"
     | "dataDir"
     | "ephemeral"
     | "hooksConfig"
@@ -169,7 +170,11 @@ export function requiredPermissions(
       "loadavg",
       "systemMemoryInfo",
       "cpus",
-      ...(isWildcardAddress(config.host) ? ["networkInterfaces", "hostname"] : []),
+      ...(isWildcardAddress(config.host) ? ["networkInterfaces"] : []),
+      // hostname: also the default node id (`hostname:port`) of a node on Redis.
+      ...(isWildcardAddress(config.host) || (config.redisUrl !== "" && config.nodeId === "")
+        ? ["hostname"]
+        : []),
       // uid: the sandbox warns when commands would run as root.
       ...(runAs || sandboxed ? ["uid"] : []),
     ],

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { InvalidParamsError } from "../errors.ts";
-import { CLIENT_SIGNALS, type ClientSignal } from "../core/execution.ts";
+import { CLIENT_SIGNALS, type ClientSignal } from "../core/run.ts";
 
 /** A number of seconds, or a numeric string as Python would write one ("30", "2.5", "1e3", ".5"). */
 const SecondsText = z.union([
@@ -60,6 +60,16 @@ export const ExecuteParams = z.looseObject({
     "The run survives its connection: re-attach with `attach` from any connection of the same " +
       "API key, until it ends, its limit, or `detach-timeout` with no one attached.",
   ),
+  node: z.string().regex(/^[\w:.\-]{1,100}$/, "a node id: letters, digits, _ : . -")
+    .optional().describe(
+      "Run on this node (its `node-id`; `/health` lists the live ones). Absent: the node " +
+        "connected to, unless `labels` is given.",
+    ),
+  labels: z.array(z.string().regex(/^[\w:.\-]{1,100}$/, "a label: letters, digits, _ : . -"))
+    .min(1).max(16).optional().describe(
+      "Run on a live node that has every one of these labels (`node-labels`); among several, " +
+        "the one running the fewest executions. With `node`: that node, if it has them.",
+    ),
 });
 
 /** Validated `execute` params. */

@@ -6,9 +6,17 @@
  * @module
  */
 import type { Config } from "../config/config.ts";
-import { BusyError, CommandRefusedError, InvalidParamsError, NoProcessError } from "../errors.ts";
+import {
+  BusyError,
+  CommandRefusedError,
+  InvalidParamsError,
+  NoLiveNodeError,
+  NoProcessError,
+} from "../errors.ts";
+import { type Cluster, placeAmong, type RemoteRunSummary } from "../cluster/cluster.ts";
 import { Attachment } from "../core/attachment.ts";
-import type { Execution, ExecutionLimits } from "../core/execution.ts";
+import type { ExecutionLimits } from "../core/execution.ts";
+import type { Run } from "../core/run.ts";
 import type { ExecutionRegistry } from "../core/execution_registry.ts";
 import { type Logger, logger, sessionFields } from "../log.ts";
 import { LOCAL, type Principal } from "../security/principal.ts";
@@ -29,6 +37,10 @@ export interface SessionDeps {
   timeLimits: TimeLimits;
   /** pre_execute hooks run in {@linkcode Session.start}. */
   hooks: HookRunner;
+  /** The other nodes, with `redis-url`; absent: this node is the only one. */
+  cluster?: Cluster | undefined;
+  /** This node's id and labels (placement on one node checks a request against them). */
+  node?: { id: string; labels: readonly string[] } | undefined;
   config:
     & ExecRequestConfig
     & Pick<
@@ -56,11 +68,15 @@ export type ExecuteRequest = Omit<ExecuteParams, "detach"> & {
   execution_id?: string | undefined;
   /** The client holds the run to its pace while attached, even a detached run. */
   paced?: boolean | undefined;
+  /** Run on this node (lib/cluster/). */
+  node?: string | undefined;
+  /** Run on a live node with every one of these labels. */
+  labels?: string[] | undefined;
 };
 
 /** A run spawned by {@linkcode Session.execute}, whose output is not flowing yet. */
 export interface Spawned {
-  exec: Execution;
+  exec: Run;
   /** Starts the run: call it once the client has the reply that names the run. */
   run(): void;
 }
@@ -148,7 +164,7 @@ export class Session {
    * Executions this session started, not yet ended, in start order, with the
    * sink subscribed to each (null: it follows the run through an attachment).
    */
-  readonly #active = new Map<Execution, Sink | null>();
+  readonly #active = new Map<Run, Sink | null>();
   /** Runs this session attached to (`attach`), by execution id. */
   readonly #attachments = new Map<string, Attachment>();
   /** Requests being handled now (an MCP call waiting on a run): the session is not idle. */
@@ -256,7 +272,20 @@ export class Session {
     receivedAt: number = performance.now(),
   ): Promise<Spawned> {
     this.checkCapacity();
-    const { stdin_open, detach, detach_timeout, execution_id, paced, ...params } = request;
+    if (request.node !== undefined || request.labels !== undefined) {
+      const remote = await this.#placeElsewhere(request, sink);
+      if (remote !== null) return remote;
+    }
+    const {
+      stdin_open,
+      detach,
+      detach_timeout,
+      execution_id,
+      paced,
+      node: _n,
+      labels: _l,
+      ...params
+    } = request;
     const spec = await resolveExecSpec(params, this.#deps.config, this.#deps.timeLimits);
     const exec = await this.start(
       stdin_open === undefined ? spec : { ...spec, stdinOpen: stdin_open },
@@ -278,6 +307,86 @@ export class Session {
         exec.run();
       },
     };
+  }
+
+  /**
+   * Starts `request` on the node its `node`/`labels` choose, when that is
+   * another node: the run is placed there, checked and resolved there, and
+   * followed from here through its relay. Null when it runs here.
+   *
+   * @throws {NoLiveNodeError} (-32005) when no live node matches.
+   * @throws {ClusterDownError} (-32006) when it needs another node and Redis is away.
+   */
+  async #placeElsewhere(request: ExecuteRequest, sink: Sink): Promise<Spawned | null> {
+    const want = { node: request.node, labels: request.labels };
+    const cluster = this.#deps.cluster;
+    if (cluster === undefined) {
+      const self = this.#deps.node ?? { id: "", labels: [] };
+      const here = { id: self.id, labels: [...self.labels], running: 0, started_at: 0 };
+      if (placeAmong([here], here.id, want) !== null) return null;
+      throw new NoLiveNodeError({ ...want, live: [{ id: here.id, labels: here.labels }] });
+    }
+    const placement = await cluster.place(want);
+    if (placement.here) return null;
+    const { execution_id, detach, paced, node: _n, labels: _l, ...rest } = request;
+    const id = execution_id ?? crypto.randomUUID();
+    if (this.#deps.registry.get(id) !== undefined) {
+      throw new InvalidParamsError("Invalid params", {
+        data: { field: "execution_id", reason: "in use: choose another" },
+      });
+    }
+    const detached = detach === true || this.detachAll;
+    this.#starting++;
+    let run;
+    try {
+      run = await cluster.startRemote(
+        placement.node,
+        {
+          id,
+          request: { ...rest, detach: detached, ...(paced === true ? { paced: true } : {}) },
+          principal: { id: this.principal.id, admin: this.principal.admin },
+        },
+        sink,
+        this.id,
+      );
+    } finally {
+      this.#starting--;
+    }
+    this.#deps.registry.adopt(run);
+    if (this.#closed) {
+      // The client left while its run was being placed: it ends as a disconnect would end it.
+      void run.cancel(detached ? "shutdown" : "disconnect");
+      run.run();
+      throw new NoProcessError("Session is closed");
+    }
+    this.#follow(run, sink, detached, paced === true);
+    this.#log.with({ execution_id: run.id, node: run.node }).info(
+      "Started {execution_id} on node {node} for {principal}",
+    );
+    return { exec: run, run: () => run.run() };
+  }
+
+  /**
+   * Makes `sink` follow `exec`, which this session started: on the feed, or
+   * through an attachment when the run is detached and the client can fall
+   * behind (it then reads the log instead of holding the run back).
+   */
+  #follow(exec: Run, sink: Sink, detached: boolean, paced: boolean): void {
+    const follows = detached && sink.busy !== undefined;
+    if (!follows && !exec.feed.has(sink)) exec.feed.subscribe(sink);
+    if (exec.feed.has(sink)) {
+      this.#active.set(exec, sink);
+    } else {
+      const attachment = new Attachment(exec, sink, 0, { withStart: true, paces: paced });
+      this.#track(attachment);
+      void attachment.start();
+      this.#active.set(exec, null);
+    }
+    void exec.done.then(() => {
+      // At once: a request that follows `completed` must find the slot free.
+      this.#active.delete(exec);
+      this.touch();
+    });
   }
 
   /**
@@ -322,7 +431,7 @@ export class Session {
       detachTimeoutS?: number;
       paced?: boolean;
     } = {},
-  ): Promise<Execution> {
+  ): Promise<Run> {
     if (this.#closed) throw new NoProcessError("Session is closed");
     // Reserved before any await, so concurrent starts cannot overshoot the limit.
     if (this.#active.size + this.#starting >= this.maxExecutions) throw new BusyError();
@@ -339,7 +448,7 @@ export class Session {
       : () => {};
     const id = options.id ?? crypto.randomUUID();
     this.#starting++;
-    let exec: Execution;
+    let exec: Run;
     let pre: HookOutcome[];
     try {
       pre = await this.#preExecute(id, spec, sink);
@@ -354,6 +463,7 @@ export class Session {
         id,
         sessionId: this.id,
         principal: this.principal.id,
+        node: this.#deps.cluster?.id ?? null,
         spec,
         sink: follows ? undefined : sink,
         // A client's own detach timeout can shorten the server's, never lengthen it.
@@ -380,17 +490,7 @@ export class Session {
     }
     // Sent to the client already, before the run existed.
     for (const outcome of pre) exec.recordHook(outcome, false);
-    if (exec.feed.has(sink)) {
-      this.#active.set(exec, sink);
-    } else {
-      const attachment = new Attachment(exec, sink, 0, {
-        withStart: true,
-        paces: options.paced === true,
-      });
-      this.#track(attachment);
-      void attachment.start();
-      this.#active.set(exec, null);
-    }
+    this.#follow(exec, sink, options.detached === true, options.paced === true);
     const runLog = this.#log.with({ execution_id: exec.id, pid: exec.pid });
     // The command, never its env (values may be secrets).
     logLater(() =>
@@ -399,9 +499,6 @@ export class Session {
       })
     );
     void exec.done.then((exit) => {
-      // At once: a request that follows `completed` must find the slot free.
-      this.#active.delete(exec);
-      this.touch();
       // Once its hooks have reported, the ended run lets go of its followers.
       void this.#postExecute(exec).finally(() => exec.feed.clear());
       logLater(() =>
@@ -415,7 +512,7 @@ export class Session {
   }
 
   /** on_timeout and post_execute hooks of an ended run; their outcomes go to whoever follows it. */
-  async #postExecute(exec: Execution): Promise<void> {
+  async #postExecute(exec: Run): Promise<void> {
     for (const outcome of await this.#deps.hooks.afterRun(exec)) exec.recordHook(outcome);
   }
 
@@ -441,7 +538,7 @@ export class Session {
    *
    * @throws {NoProcessError} when there is none, or it has ended.
    */
-  find(executionId?: string): Execution {
+  find(executionId?: string): Run {
     if (executionId !== undefined) {
       const exec = this.get(executionId);
       if (exec === undefined) throw new NoProcessError(`No execution with id ${executionId}`);
@@ -449,7 +546,7 @@ export class Session {
       exec.feed.touch();
       return exec;
     }
-    let latest: Execution | undefined;
+    let latest: Run | undefined;
     for (const exec of this.#active.keys()) latest = exec;
     if (latest === undefined) {
       for (const a of this.#attachments.values()) if (a.exec.active) latest = a.exec;
@@ -503,7 +600,7 @@ export class Session {
   }
 
   /** Whether this session gets `exec`'s events (it started it, or attached to it). */
-  watches(exec: Execution): boolean {
+  watches(exec: Run): boolean {
     const own = this.#active.get(exec);
     return (own !== undefined && own !== null && exec.feed.has(own)) ||
       this.#attachments.get(exec.id)?.closed === false;
@@ -514,7 +611,7 @@ export class Session {
    * retained); for an admin, any execution. Another session's (or
    * principal's) is undefined, exactly as an unknown id is.
    */
-  get(executionId: string): Execution | undefined {
+  get(executionId: string): Run | undefined {
     const exec = this.#deps.registry.get(executionId);
     if (exec === undefined || !this.#sees(exec)) return undefined;
     // Read or controlled: a detached run nobody is attached to is not abandoned.
@@ -523,15 +620,45 @@ export class Session {
   }
 
   /**
+   * {@linkcode get}, and for a run of another node (lib/cluster/) this
+   * node's relay of it, made on first use and caught up with what its
+   * stream holds, so `attach` and control work from any node.
+   */
+  async locate(executionId: string): Promise<Run | undefined> {
+    const here = this.get(executionId);
+    const cluster = this.#deps.cluster;
+    if (here !== undefined || cluster === undefined) return here;
+    const run = await cluster.follow(executionId, this.principal);
+    if (run === undefined) return undefined;
+    if (this.#deps.registry.get(executionId) !== undefined) {
+      // Another request made a relay of it meanwhile.
+      run.close();
+      return this.get(executionId);
+    }
+    this.#deps.registry.adopt(run);
+    run.run();
+    await run.caughtUp;
+    return run;
+  }
+
+  /** Runs of other nodes this session may see that no relay here follows (for `list`). */
+  async elsewhere(): Promise<RemoteRunSummary[]> {
+    const cluster = this.#deps.cluster;
+    if (cluster === undefined) return [];
+    const remote = await cluster.remoteRunning(this.principal);
+    return remote.filter((r) => this.#deps.registry.get(r.meta.id) === undefined);
+  }
+
+  /**
    * This session's executions, running and finished (while retained),
    * oldest first; for an admin, every execution.
    */
-  executions(): Execution[] {
+  executions(): Run[] {
     return this.#deps.registry.list().filter((e) => this.#sees(e));
   }
 
   /** Whether this session may see and control `exec`: its principal's, or an admin's view. */
-  #sees(exec: Execution): boolean {
+  #sees(exec: Run): boolean {
     return exec.principal === this.principal.id || this.principal.admin;
   }
 
@@ -546,7 +673,7 @@ export class Session {
     this.#closed = true;
     const attachments = [...this.#attachments.values()];
     this.#attachments.clear();
-    const ending: Execution[] = [];
+    const ending: Run[] = [];
     for (const [exec, sink] of this.#active) {
       // A detached run goes on without us (shutdown ends every run through the registry).
       if (exec.detached && reason === "disconnect") {

@@ -10,7 +10,7 @@
  */
 
 import { LOCAL } from "../security/principal.ts";
-import { createClient } from "redis";
+import { newRedisClient, type RedisClient, type RedisClientOptions } from "./redis_client.ts";
 import {
   errorMessage,
   parseRecord,
@@ -36,36 +36,13 @@ import type {
 export const DEFAULT_REDIS_PREFIX = "cc_executor:";
 
 /** Options for {@linkcode RedisStore.open}. */
-export interface RedisStoreOptions extends StoreBounds {
-  /** `redis://[[user]:pass@]host[:port][/db]` */
-  url: string;
+export interface RedisStoreOptions extends StoreBounds, RedisClientOptions {
   /** Prefix of every key (default `cc_executor:`). */
   prefix?: string | undefined;
-  /** A command that gets no reply within this many ms fails (default 2000). */
-  commandTimeoutMs?: number | undefined;
-  /** A connection attempt gives up after this many ms (default 2000). */
-  connectTimeoutMs?: number | undefined;
-  /** Reconnect backoff doubles from 100 ms up to this (default 5000). */
-  maxRetryDelayMs?: number | undefined;
 }
 
-function newClient(options: RedisStoreOptions) {
-  const maxDelay = options.maxRetryDelayMs ?? 5000;
-  return createClient({
-    url: options.url,
-    // Fail at once while disconnected; queued commands would hang callers.
-    disableOfflineQueue: true,
-    commandOptions: { timeout: options.commandTimeoutMs ?? 2000 },
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? 2000,
-      // Never give up; jitter keeps several instances from reconnecting in step.
-      reconnectStrategy: (retries: number) =>
-        Math.round(Math.min(maxDelay, 100 * 2 ** retries) * (0.8 + Math.random() * 0.4)),
-    },
-  });
-}
-
-type Client = ReturnType<typeof newClient>;
+const newClient = newRedisClient;
+type Client = RedisClient;
 
 /** Records fetched per LRANGE while filtering by class. */
 const PAGE = 200;

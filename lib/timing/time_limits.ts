@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Execution } from "../core/execution.ts";
+import type { Run } from "../core/run.ts";
 import { logger, runFields } from "../log.ts";
 import {
   type ExecutionRecord,
@@ -136,9 +136,10 @@ export class TimeLimits {
    * Records a finished run: its duration under its class, and its execution
    * record. Store failures are logged, never thrown.
    */
-  async record(exec: Execution): Promise<void> {
+  async record(exec: Run): Promise<void> {
     const exit = exec.exit;
-    if (exit === null) return;
+    // A lost run says nothing of its class, and whoever declared it lost recorded it.
+    if (exit === null || exit.status === "lost") return;
     const spec = exec.spec;
     const cls = spec.limitClass ?? classify(spec.line ?? spec.display).class;
     // An idle_timeout says nothing about how long the class takes.

@@ -29,8 +29,8 @@ Deno.test("checkImports() lists every import that points up a layer, type-only o
     assert.deepEqual(
       found.map((v) => [v.file, v.line, v.target, v.fromRank, v.toRank]),
       [
-        ["lib/config/config.ts", 1, "routes/app.ts", 0, 5],
-        ["lib/store/store.ts", 3, "lib/session/session.ts", 1, 3],
+        ["lib/config/config.ts", 1, "routes/app.ts", 0, 6],
+        ["lib/store/store.ts", 3, "lib/session/session.ts", 1, 4],
       ],
     );
   } finally {
@@ -71,10 +71,11 @@ Deno.test("layerOf() ranks folders, the timing levels' leaf and nothing outside"
   assert.equal(layerOf("lib/security/auth.ts"), 1);
   assert.equal(layerOf("lib/timing/classify.ts"), 2);
   assert.equal(layerOf("lib/timing/complexity.ts"), 0);
-  assert.equal(layerOf("lib/session/session.ts"), 3);
-  assert.equal(layerOf("lib/protocol/legacy/legacy.ts"), 4);
-  assert.equal(layerOf("routes/health.ts"), 5);
-  assert.equal(layerOf("main.ts"), 6);
+  assert.equal(layerOf("lib/cluster/cluster.ts"), 3);
+  assert.equal(layerOf("lib/session/session.ts"), 4);
+  assert.equal(layerOf("lib/protocol/legacy/legacy.ts"), 5);
+  assert.equal(layerOf("routes/health.ts"), 6);
+  assert.equal(layerOf("main.ts"), 7);
   assert.equal(layerOf("scripts/bench.ts"), null);
 });
 

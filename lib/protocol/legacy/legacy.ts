@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { z } from "zod";
 import { hookFields } from "../../ops/hooks.ts";
 import { ErrorCode, ExecutorError, InvalidParamsError, NoProcessError } from "../../errors.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
@@ -24,8 +25,9 @@ import {
 import { type Logger, logger, sessionFields } from "../../log.ts";
 import { truncateText } from "../../output/text_truncate.ts";
 import type { Session, SessionServices } from "../../session/session.ts";
-import type { Execution } from "../../core/execution.ts";
+import type { Run } from "../../core/run.ts";
 import type { Sink } from "../../core/sink.ts";
+import type { RemoteRunSummary } from "../../cluster/cluster.ts";
 import type { SocketWriter } from "../../core/socket_writer.ts";
 import type { ExecutionEvent } from "../../types.ts";
 import {
@@ -82,7 +84,14 @@ const LIST_COMMAND_CHARS = 1000;
  *   { status: "started", pid: 7, pgid: 7, exit_code: null, error: null, execution_id: "e1" } });
  * ```
  */
-export function encodeEvent(event: ExecutionEvent, base64 = false): string {
+export function encodeEvent(event: ExecutionEvent, base64 = false, node?: string): string {
+  const text = encodeEventParams(event, base64);
+  // The node that runs it, in a multi-node deployment: spliced in, so one encoder serves both.
+  if (node === undefined || !text.includes('"method":"process.')) return text;
+  return `${text.slice(0, -2)},"node":${JSON.stringify(node)}}}`;
+}
+
+function encodeEventParams(event: ExecutionEvent, base64: boolean): string {
   const executionId = event.executionId;
   switch (event.type) {
     case "started":
@@ -176,7 +185,7 @@ export function encodeEvent(event: ExecutionEvent, base64 = false): string {
  * assert.equal(entry.node, null);
  * ```
  */
-export function listEntry(exec: Execution): Record<string, unknown> {
+export function listEntry(exec: Run): Record<string, unknown> {
   const x = exec.exit;
   return {
     execution_id: exec.id,
@@ -195,6 +204,28 @@ export function listEntry(exec: Execution): Record<string, unknown> {
     principal: exec.principal,
     oldest_seq: exec.output.first,
     next_seq: exec.output.next,
+  };
+}
+
+/** A `list` entry of a run of another node that no relay here follows. */
+function remoteEntry({ meta, state }: RemoteRunSummary): Record<string, unknown> {
+  return {
+    execution_id: meta.id,
+    command: truncateText(meta.display, LIST_COMMAND_CHARS),
+    state: "running",
+    status: state === "running" ? "running" : state,
+    pid: meta.pid,
+    pgid: meta.pgid,
+    started_at: new Date(meta.startedAt).toISOString(),
+    duration_s: Math.round(Date.now() - meta.startedAt) / 1000,
+    exit_code: null,
+    signal: null,
+    detached: meta.detached,
+    attached: false,
+    node: meta.node,
+    principal: meta.principal,
+    oldest_seq: null,
+    next_seq: null,
   };
 }
 
@@ -220,6 +251,8 @@ export class LegacyProtocol {
   readonly #base64 = new Set<string>();
   /** Runs this client holds to its pace (`window`), by id. */
   readonly #windows = new Map<string, CreditWindow>();
+  /** The node of each run this client follows, in a multi-node deployment. */
+  readonly #nodes = new Map<string, string>();
 
   /** Binds the protocol to a session and its socket. */
   constructor(session: Session, writer: SocketWriter, services: SessionServices) {
@@ -231,10 +264,12 @@ export class LegacyProtocol {
       // Encoded (and its output decoded) only while the client is there to get it.
       emit: (event) => {
         const base64 = this.#base64.has(event.executionId);
-        writer.send(() => encodeEvent(event, base64));
+        const node = this.#nodes.get(event.executionId);
+        writer.send(() => encodeEvent(event, base64, node));
         if (event.type === "completed") {
           this.#base64.delete(event.executionId);
           this.#windows.delete(event.executionId);
+          this.#nodes.delete(event.executionId);
         }
       },
       ready: () => writer.ready(),
@@ -337,6 +372,7 @@ export class LegacyProtocol {
       receivedAt,
     );
     if (encoding === "base64") this.#base64.add(exec.id);
+    if (exec.node !== null) this.#nodes.set(exec.id, exec.node);
     if (credit !== undefined) this.#keepWindow(exec, credit);
     return {
       result: {
@@ -347,17 +383,20 @@ export class LegacyProtocol {
         timeout: exec.spec.timeout,
         timeout_source: exec.spec.timeoutSource,
         ...(exec.detached ? { detached: true } : {}),
+        ...(exec.node !== null ? { node: exec.node } : {}),
       },
       after: run,
     };
   }
 
   /** `attach`: replay from `from_seq`, then follow live (PROTOCOL.md part 3). */
-  #attach(params: unknown): Handled {
+  async #attach(params: unknown): Promise<Handled> {
     const p = parseParams(AttachParams, params);
     let from = p.from_seq;
+    // A run of another node is followed through a relay made here.
+    const located = await this.#session.locate(p.execution_id);
     if (p.tail_bytes !== undefined) {
-      const log = this.#session.get(p.execution_id)?.output;
+      const log = located?.output;
       // A tail is "the last bytes there are": never a gap before them.
       if (log !== undefined) from = Math.max(log.first, log.next - p.tail_bytes);
     }
@@ -376,6 +415,7 @@ export class LegacyProtocol {
     this.#windows.get(exec.id)?.release();
     if (credit !== undefined) this.#keepWindow(exec, credit);
     else this.#windows.delete(exec.id);
+    if (exec.node !== null) this.#nodes.set(exec.id, exec.node);
     return {
       result: {
         status: "attached",
@@ -388,6 +428,7 @@ export class LegacyProtocol {
         started_at: new Date(exec.startedAt).toISOString(),
         timeout: exec.spec.timeout,
         timeout_source: exec.spec.timeoutSource,
+        ...(exec.node !== null ? { node: exec.node } : {}),
       },
       after: () => void attachment.start(),
     };
@@ -400,8 +441,15 @@ export class LegacyProtocol {
    * while a child does not read). With `offset`, bytes already accepted are
    * skipped, so a client that lost its connection may send again.
    */
-  #input(params: unknown): Handled {
+  #input(params: unknown): Handled | Promise<Handled> {
     const p = parseParams(InputParams, params);
+    if (this.#session.get(p.execution_id) === undefined) {
+      return this.#session.locate(p.execution_id).then(() => this.#inputNow(p));
+    }
+    return this.#inputNow(p);
+  }
+
+  #inputNow(p: z.infer<typeof InputParams>): Handled {
     const exec = this.#session.get(p.execution_id);
     if (exec === undefined) throw new NoProcessError(`No execution with id ${p.execution_id}`);
     let data: Uint8Array;
@@ -414,7 +462,7 @@ export class LegacyProtocol {
         data: { field: "data_base64", reason: "not valid base64" },
       });
     }
-    if (!exec.active) throw new NoProcessError(`Execution ${exec.id} has ended`);
+    if (!exec.active) throw new NoProcessError(`Run ${exec.id} has ended`);
     if (p.offset !== undefined) {
       const accepted = exec.stdinAccepted;
       if (p.offset > accepted) {
@@ -440,7 +488,7 @@ export class LegacyProtocol {
   }
 
   /** Keeps `credit` for `exec`'s acks, until the run is ending or the socket has gone. */
-  #keepWindow(exec: Execution, credit: CreditWindow): void {
+  #keepWindow(exec: Run, credit: CreditWindow): void {
     // Pacing must never keep a run from ending, nor wait for a client that has gone.
     credit.until(Promise.race([exec.ending, this.#writer.gone]));
     this.#windows.set(exec.id, credit);
@@ -454,16 +502,28 @@ export class LegacyProtocol {
   }
 
   /** `list`: the principal's newest `limit` executions (an admin's: anyone's), oldest first. */
-  #list(params: unknown): Handled {
+  async #list(params: unknown): Promise<Handled> {
     const p = parseParams(ListParams, params);
-    const all = this.#session.executions()
-      .filter((e) => p.state === "all" || p.state === e.phase);
-    const executions = all.slice(-p.limit).map(listEntry);
-    return { result: { executions, total: all.length } };
+    const here = this.#session.executions()
+      .filter((e) => p.state === "all" || p.state === e.phase)
+      .map(listEntry);
+    // Runs of other nodes no relay here follows: running ones (ended ones are in `history`).
+    const elsewhere = p.state === "ended" ? [] : (await this.#session.elsewhere()).map(remoteEntry);
+    const all = [...here, ...elsewhere]
+      .sort((a, b) => String(a.started_at).localeCompare(String(b.started_at)));
+    return { result: { executions: all.slice(-p.limit), total: all.length } };
   }
 
-  #control(params: unknown): Handled {
+  #control(params: unknown): Handled | Promise<Handled> {
     const p = parseParams(ControlParams, params);
+    // Synchronous for a run known here: nothing can slip in between a change and its reply.
+    if (p.execution_id !== undefined && this.#session.get(p.execution_id) === undefined) {
+      return this.#session.locate(p.execution_id).then(() => this.#controlNow(p));
+    }
+    return this.#controlNow(p);
+  }
+
+  #controlNow(p: ControlParams): Handled {
     const exec = this.#session.find(p.execution_id);
     switch (p.type) {
       case "PAUSE": {
@@ -530,7 +590,7 @@ export class LegacyProtocol {
    * The notification of a control request, sent after its reply to everyone
    * following the run, and to this client even when it does not follow it.
    */
-  #announce(exec: Execution, type: "paused" | "resumed" | "canceled"): void {
+  #announce(exec: Run, type: "paused" | "resumed" | "canceled"): void {
     exec.announce(type);
     if (this.#session.watches(exec)) return;
     const event = { type, executionId: exec.id, pid: exec.pid, pgid: exec.pgid };

@@ -44,7 +44,7 @@ import type {
 } from "@modelcontextprotocol/sdk/types";
 import type { Config } from "../../config/config.ts";
 import { ErrorCode, ExecutorError, InvalidParamsError } from "../../errors.ts";
-import type { Execution } from "../../core/execution.ts";
+import type { Run } from "../../core/run.ts";
 import { type Logger, logger, sessionFields } from "../../log.ts";
 import type { Session, SessionServices } from "../../session/session.ts";
 import type { ExitInfo, HookOutcome } from "../../types.ts";
@@ -395,7 +395,7 @@ export class McpProtocol {
     });
   }
 
-  #ended(exec: Execution, exit: ExitInfo): void {
+  #ended(exec: Run, exit: ExitInfo): void {
     this.log(exit.status === "failed" || exit.status === "timeout" ? "warning" : "info", {
       event: "execution_ended",
       execution_id: exec.id,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Execution } from "../../core/execution.ts";
+import type { Run } from "../../core/run.ts";
 import type { Sink } from "../../core/sink.ts";
 import { MAX_TIMER_MS } from "../../async.ts";
 import type { ExecutionEvent, ExitInfo, HookOutcome } from "../../types.ts";
@@ -64,7 +64,7 @@ export class RunWatchers {
    * the unsubscribe. It does not pace the run, but counts as attached: a
    * call waiting on a detached run keeps `detach-timeout` from ending it.
    */
-  watch(exec: Pick<Execution, "active" | "feed">, listener: Listener): () => void {
+  watch(exec: Pick<Run, "active" | "feed">, listener: Listener): () => void {
     if (!exec.active) return () => {};
     const sink: Sink = { emit: listener, ready: () => Promise.resolve() };
     return exec.feed.subscribe(sink, { paces: false, attaches: true });
@@ -75,7 +75,7 @@ export class RunWatchers {
    * ends, `seconds` pass, or `signal` aborts; true when `ready()` held.
    */
   waitFor(
-    exec: Execution,
+    exec: Run,
     ready: () => boolean,
     seconds: number | undefined,
     signal: AbortSignal,

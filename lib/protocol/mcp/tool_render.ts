@@ -9,7 +9,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import type { ExecutorError } from "../../errors.ts";
 import { hookFields } from "../../ops/hooks.ts";
 import type { HookOutcome } from "../../types.ts";
-import type { Execution } from "../../core/execution.ts";
+import type { Run } from "../../core/run.ts";
 import { readOutput, tailOutput } from "../../output/text.ts";
 import { truncateText } from "../../output/text_truncate.ts";
 import { utf8Length } from "../../utf8.ts";
@@ -24,7 +24,7 @@ const MIN_BUDGET = 256;
 const secs = (s: number) => `${Math.round(s * 1000) / 1000}s`;
 
 /** What every result says about a run. */
-export function summary(exec: Execution): Record<string, unknown> {
+export function summary(exec: Run): Record<string, unknown> {
   const x = exec.exit;
   return {
     execution_id: exec.id,
@@ -67,7 +67,7 @@ function hookLine(o: HookOutcome): string {
  * `hooks` (their wire fields) for the structured content; nothing when no
  * hook ran.
  */
-function hookParts(exec: Execution): { text: string; structured: Record<string, unknown> } {
+function hookParts(exec: Run): { text: string; structured: Record<string, unknown> } {
   if (exec.hooks.length === 0) return { text: "", structured: {} };
   return {
     text: exec.hooks.map(hookLine).join(""),
@@ -100,13 +100,13 @@ function hookParts(exec: Execution): { text: string; structured: Record<string, 
  * assert.equal((r.structuredContent as { state: string }).state, "ended");
  * ```
  */
-export function summaryResult(exec: Execution, text: string): CallToolResult {
+export function summaryResult(exec: Run, text: string): CallToolResult {
   const hooks = hookParts(exec);
   return result(text + hooks.text, { ...summary(exec), ...hooks.structured });
 }
 
 /** One sentence on where a run stands. */
-export function outcome(exec: Execution): string {
+export function outcome(exec: Run): string {
   const x = exec.exit;
   if (x === null) {
     return `Still running (${exec.state}) after ${secs(exec.durationSeconds)}; ` +
@@ -124,6 +124,8 @@ export function outcome(exec: Execution): string {
       return `Timed out: ${x.error} (status timeout, ${after}).`;
     case "canceled":
       return `Canceled: ${x.error} (${after}).`;
+    case "lost":
+      return `Lost: ${x.error} (${after}; it was not run again).`;
   }
 }
 
@@ -204,7 +206,7 @@ export function fit(limit: number, build: (budget: number) => Built): CallToolRe
 }
 
 /** The `execute` result: the run's outcome and the tail of each stream, in `limit` bytes each. */
-export function runResult(exec: Execution, outputLimit: number): CallToolResult {
+export function runResult(exec: Run, outputLimit: number): CallToolResult {
   return fit(outputLimit, (limit) => {
     const tail = tailOutput(exec.output, limit);
     const omitted = {
@@ -244,7 +246,7 @@ export function runResult(exec: Execution, outputLimit: number): CallToolResult 
 }
 
 /** The `start` result: where the run can be followed. */
-export function startResult(exec: Execution): CallToolResult {
+export function startResult(exec: Run): CallToolResult {
   const text = `Started execution ${exec.id} (pid ${exec.pid}); timeout ` +
     `${exec.spec.timeout ?? "none"}s (${exec.spec.timeoutSource})` +
     (exec.stdinOpen ? "; stdin is open for send_input" : "") +
@@ -257,7 +259,7 @@ export function startResult(exec: Execution): CallToolResult {
  * the last `from.tail` bytes (at most `max`).
  */
 export function pageResult(
-  exec: Execution,
+  exec: Run,
   from: number | { tail: number },
   max: number,
 ): CallToolResult {
@@ -294,7 +296,7 @@ export function pageResult(
 }
 
 /** The `list_executions` result: the newest {@linkcode MAX_LISTED} of `all`. */
-export function listResult(all: Execution[]): CallToolResult {
+export function listResult(all: Run[]): CallToolResult {
   const shown = all.slice(-MAX_LISTED).reverse();
   const lines = shown.map((e) => {
     const code = e.exit?.signal ?? e.exit?.exitCode;

@@ -25,7 +25,7 @@ import { controlSignal, EstimateParams, parseParams } from "../../session/exec_p
 import { abortable, resolvesWithin } from "../../async.ts";
 import { explainEstimate } from "../../timing/explain.ts";
 import type { ExecRequestConfig } from "../../session/exec_request.ts";
-import type { Execution } from "../../core/execution.ts";
+import type { Run } from "../../core/run.ts";
 import { utf8Length } from "../../utf8.ts";
 import type { Session, SessionServices, Spawned } from "../../session/session.ts";
 import type { ExitInfo, HookOutcome } from "../../types.ts";
@@ -86,7 +86,7 @@ export interface ToolHooks {
   /** Resolves when the client's connection can take more (back-pressure). */
   ready(): Promise<void>;
   /** A run of this session ended (for `notifications/message`). */
-  ended(exec: Execution, exit: ExitInfo): void;
+  ended(exec: Run, exit: ExitInfo): void;
   /** A hook of a run of this session finished (for `notifications/message`). */
   hook(executionId: string, outcome: HookOutcome): void;
   /** Pace of progress notifications; default {@linkcode PROGRESS_DEFAULTS}. */
@@ -399,7 +399,7 @@ export class McpTools {
    * or a -32002 error naming the id. Looking it up counts as using it (see
    * `Session.get`).
    */
-  #own(executionId: string): Execution {
+  #own(executionId: string): Run {
     const exec = this.#session.get(executionId);
     if (exec === undefined) {
       throw new NoProcessError(
@@ -410,7 +410,7 @@ export class McpTools {
     return exec;
   }
 
-  #ended(exec: Execution): NoProcessError {
-    return new NoProcessError(`Execution ${exec.id} has already ended (${exec.state})`);
+  #ended(exec: Run): NoProcessError {
+    return new NoProcessError(`Run ${exec.id} has already ended (${exec.state})`);
   }
 }

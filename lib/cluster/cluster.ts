@@ -1,0 +1,367 @@
+/**
+ * This node's part in a multi-node deployment on Redis: where a run goes
+ * (placement by node id or labels, the least loaded among live matches),
+ * placing it on another node through that node's job stream, and following
+ * a run of any node from here (its relay, lib/cluster/relayed_run.ts). The
+ * other half, running what other nodes place here, is the job worker
+ * (lib/protocol/cluster/job_worker.ts), which drives sessions as the
+ * protocols do.
+ *
+ * @module
+ */
+import { ClusterDownError, ExecutorError, InvalidParamsError, NoLiveNodeError } from "../errors.ts";
+import type { Sink } from "../core/sink.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { Principal } from "../security/principal.ts";
+import type { HookOutcome } from "../types.ts";
+import { logger } from "../log.ts";
+import { ClusterBus, type StreamReader } from "./bus.ts";
+import type { ClusterKeys } from "./keys.ts";
+import { type NodeInfo, NodeRegistry, type NodeRegistryOptions } from "./node_registry.ts";
+import { decodeOutputEntry, RunMeta } from "./relay_entry.ts";
+import { RelayedRun } from "./relayed_run.ts";
+import { ABANDON } from "./scripts.ts";
+
+export type { NodeInfo };
+
+const log = logger("cluster");
+
+/** How long a placed run may wait for its node to take it before it is given up. */
+const ACCEPT_MS = 5000;
+
+/** Job stream length about which it is trimmed. */
+const JOBS_MAX = 1000;
+
+/** Where a run goes: here, or another live node. */
+export type Placement = { here: true } | { here: false; node: NodeInfo };
+
+/** A run of another node, as `list` shows it. */
+export interface RemoteRunSummary {
+  meta: RunMeta;
+  state: string;
+}
+
+/** What a cluster is made with. */
+export interface ClusterOptions {
+  url: string;
+  prefix: string;
+  id: string;
+  labels: readonly string[];
+  metrics: Metrics;
+  /** Retention of a relayed run's output here, and its detach clock. */
+  outputRetention: number;
+  detachTimeoutMs: number;
+  /** Seconds a finished run's keys are kept in Redis. */
+  retentionMs: number;
+  running: NodeRegistryOptions["running"];
+  owned: NodeRegistryOptions["owned"];
+  fenced: NodeRegistryOptions["fenced"];
+  lost: NodeRegistryOptions["lost"];
+}
+
+/** A job on a node's job stream: a run to start there, as its client asked. */
+export interface Job {
+  id: string;
+  /** The `execute` request, validated at the client's node and again at the owner. */
+  request: Record<string, unknown>;
+  principal: { id: string; admin: boolean };
+  /** The node the client is connected to. */
+  origin: string;
+}
+
+/**
+ * This node in the cluster.
+ *
+ * @example Placement on one node without Redis: it is the only node there is
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { placeAmong } from "./cluster.ts";
+ * const a = { id: "a", labels: ["gpu"], running: 0, started_at: 0 };
+ * assert.equal(placeAmong([a], "a", { labels: ["gpu"] })?.id, "a");
+ * assert.equal(placeAmong([a], "a", { labels: ["tpu"] }), null);
+ * ```
+ */
+export class Cluster {
+  readonly id: string;
+  readonly labels: readonly string[];
+  readonly bus: ClusterBus;
+  readonly nodes: NodeRegistry;
+  readonly #o: ClusterOptions;
+
+  private constructor(options: ClusterOptions, bus: ClusterBus) {
+    this.#o = options;
+    this.id = options.id;
+    this.labels = options.labels;
+    this.bus = bus;
+    this.nodes = new NodeRegistry({
+      bus,
+      id: options.id,
+      labels: options.labels,
+      running: options.running,
+      owned: options.owned,
+      fenced: options.fenced,
+      lost: options.lost,
+      retentionMs: options.retentionMs,
+    });
+  }
+
+  /** Connects (a Redis that is down is not fatal) and registers this node. */
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    const bus = await ClusterBus.open({ url: options.url, prefix: options.prefix });
+    const cluster = new Cluster(options, bus);
+    await cluster.nodes.start();
+    return cluster;
+  }
+
+  /** Key names. */
+  get keys(): ClusterKeys {
+    return this.bus.keys;
+  }
+
+  /**
+   * Where a run asking for `node` and/or `labels` goes.
+   *
+   * @throws {NoLiveNodeError} (-32005) when no live node matches.
+   * @throws {ClusterDownError} (-32006) when Redis cannot be reached and the run is not for this node.
+   */
+  async place(
+    want: { node?: string | undefined; labels?: string[] | undefined },
+  ): Promise<Placement> {
+    if (!this.bus.ready) {
+      // Local-only while Redis is away: a request this node satisfies still runs.
+      if (placeAmong([this.#self()], this.id, want) !== null) return { here: true };
+      throw new ClusterDownError(
+        `${this.bus.reason}: runs on other nodes cannot be placed until Redis is back`,
+      );
+    }
+    const live = await this.nodes.live();
+    const chosen = placeAmong(live, this.id, want);
+    if (chosen === null) {
+      throw new NoLiveNodeError({
+        ...(want.node !== undefined ? { node: want.node } : {}),
+        ...(want.labels !== undefined ? { labels: want.labels } : {}),
+        live: live.map((n) => ({ id: n.id, labels: n.labels })),
+      });
+    }
+    return chosen.id === this.id ? { here: true } : { here: false, node: chosen };
+  }
+
+  #self(): NodeInfo {
+    return { id: this.id, labels: [...this.labels], running: 0, started_at: 0 };
+  }
+
+  /**
+   * Places a run on `node` and waits until it has started there (or was
+   * refused there, with the owner's error). Pre-execute hook outcomes go to
+   * `sink` as they come, as they do for a local run.
+   *
+   * @throws {ExecutorError} with the owner's code when it refused the run.
+   * @throws {ClusterDownError} when Redis is away or the node did not take it in time.
+   * @throws {InvalidParamsError} when the client's `execution_id` is in use.
+   */
+  async startRemote(
+    node: NodeInfo,
+    job: Omit<Job, "origin">,
+    sink: Sink,
+    sessionId: string,
+  ): Promise<RelayedRun> {
+    const k = this.keys;
+    const id = job.id;
+    const fresh = await this.bus.run((c) => c.hSetNX(k.exec(id), "state", "placed"));
+    if (!fresh) {
+      throw new InvalidParamsError("Invalid params", {
+        data: { field: "execution_id", reason: "in use: choose another" },
+      });
+    }
+    await this.bus.run((c) =>
+      c.multi()
+        .hSet(k.exec(id), {
+          principal: job.principal.id,
+          origin: this.id,
+          target: node.id,
+          created_at: String(Date.now()),
+        })
+        .pExpire(k.exec(id), this.#o.retentionMs)
+        .exec()
+    );
+    const message: Job = { ...job, origin: this.id };
+    await this.bus.run((c) =>
+      c.xAdd(k.jobs(node.id), "*", { j: JSON.stringify(message) }, {
+        TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: JOBS_MAX },
+      })
+    );
+    const reader = await this.bus.reader();
+    try {
+      return await this.#awaitStart(id, node.id, reader, sink, sessionId);
+    } catch (err) {
+      this.bus.release(reader);
+      throw err;
+    }
+  }
+
+  async #awaitStart(
+    id: string,
+    node: string,
+    reader: StreamReader,
+    sink: Sink,
+    sessionId: string,
+  ): Promise<RelayedRun> {
+    const k = this.keys;
+    const hooks: HookOutcome[] = [];
+    let after = "0";
+    let consumed = 0;
+    const placedAt = Date.now();
+    let taken = false;
+    for (;;) {
+      const entries = await reader.read(k.output(id), after, 500);
+      for (const entry of entries) {
+        after = entry.id;
+        consumed++;
+        const decoded = decodeOutputEntry(entry);
+        if (decoded === null) continue;
+        if (decoded.t === "hook") {
+          hooks.push(decoded.outcome);
+          sink.emit({ type: "hook", executionId: id, outcome: decoded.outcome });
+        } else if (decoded.t === "err") {
+          throw new ExecutorError(decoded.code, decoded.message, {
+            data: decoded.data ?? undefined,
+          });
+        } else if (decoded.t === "start") {
+          return new RelayedRun({
+            meta: decoded.meta,
+            bus: this.bus,
+            nodes: this.nodes,
+            reader,
+            after,
+            consumed,
+            origin: true,
+            sessionId,
+            hooks,
+            detachTimeoutMs: this.#o.detachTimeoutMs,
+            outputRetention: this.#o.outputRetention,
+            metrics: this.#o.metrics,
+          });
+        }
+      }
+      if (entries.length > 0 || Date.now() - placedAt < ACCEPT_MS) continue;
+      if (!taken) {
+        // Nobody took it in time: make sure nobody ever will.
+        if (await this.bus.eval(ABANDON, [k.exec(id)], []) === 1) {
+          throw new ClusterDownError(
+            `node ${node} did not take the run within ${ACCEPT_MS / 1000} s; it was not started`,
+          );
+        }
+        taken = true;
+      }
+      // Taken, and still starting (its pre_execute hooks may take a while): is its node there?
+      if (!await this.nodes.alive(node)) {
+        throw new ClusterDownError(`node ${node} stopped answering before the run started`);
+      }
+    }
+  }
+
+  /**
+   * A relay of run `id` of another node, when `principal` may see it (its
+   * own, or any for an admin); undefined for an unknown id, one not started
+   * yet, or another principal's.
+   */
+  async follow(id: string, principal: Principal): Promise<RelayedRun | undefined> {
+    if (!this.bus.ready) return undefined;
+    const k = this.keys;
+    const hash = await this.bus.run((c) => c.hGetAll(k.exec(id))).catch(() => undefined);
+    if (hash === undefined || hash.meta === undefined) return undefined;
+    if (hash.principal !== principal.id && !principal.admin) return undefined;
+    let meta: RunMeta;
+    try {
+      meta = RunMeta.parse(JSON.parse(hash.meta));
+    } catch {
+      return undefined;
+    }
+    if (meta.node === this.id) return undefined;
+    const reader = await this.bus.reader();
+    return new RelayedRun({
+      meta,
+      bus: this.bus,
+      nodes: this.nodes,
+      reader,
+      after: "0",
+      consumed: 0,
+      origin: false,
+      sessionId: null,
+      detachTimeoutMs: this.#o.detachTimeoutMs,
+      outputRetention: this.#o.outputRetention,
+      metrics: this.#o.metrics,
+    });
+  }
+
+  /** Runs of other live nodes not ended, that `principal` may see. */
+  async remoteRunning(principal: Principal): Promise<RemoteRunSummary[]> {
+    if (!this.bus.ready) return [];
+    const k = this.keys;
+    const out: RemoteRunSummary[] = [];
+    try {
+      for (const node of await this.nodes.live()) {
+        if (node.id === this.id) continue;
+        const ids = await this.bus.run((c) => c.sMembers(k.running(node.id)));
+        const hashes = await this.bus.run((c) => Promise.all(ids.map((i) => c.hGetAll(k.exec(i)))));
+        for (const hash of hashes) {
+          if (hash.meta === undefined || hash.ended !== undefined) continue;
+          if (hash.principal !== principal.id && !principal.admin) continue;
+          try {
+            out.push({
+              meta: RunMeta.parse(JSON.parse(hash.meta)),
+              state: hash.state ?? "running",
+            });
+          } catch {
+            // A hash that does not parse is not listed.
+          }
+        }
+      }
+    } catch (err) {
+      log.debug("Runs of other nodes not listed: {error}", { error: String(err) });
+    }
+    return out;
+  }
+
+  /** For `/health`: this node, and the nodes alive at the last sweep. */
+  health(): Record<string, unknown> {
+    return {
+      id: this.id,
+      labels: [...this.labels],
+      redis: this.bus.ready ? "connected" : this.bus.reason,
+      epoch: this.nodes.epoch,
+      nodes: this.nodes.known,
+    };
+  }
+
+  /** Leaves the cluster and closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    await this.nodes.stop();
+    await this.bus.close();
+  }
+}
+
+/**
+ * The node a run asking for `want` goes to among `live`: the one named (if
+ * it has the labels asked for), or the least loaded of those with every
+ * label, this node first among equals; null when none matches.
+ */
+export function placeAmong(
+  live: readonly NodeInfo[],
+  here: string,
+  want: { node?: string | undefined; labels?: readonly string[] | undefined },
+): NodeInfo | null {
+  const labels = want.labels ?? [];
+  const matches = live.filter((n) =>
+    (want.node === undefined || n.id === want.node) && labels.every((l) => n.labels.includes(l))
+  );
+  if (matches.length === 0) return null;
+  let best: NodeInfo | null = null;
+  for (const n of matches) {
+    if (
+      best === null || n.running < best.running ||
+      (n.running === best.running && n.id === here)
+    ) best = n;
+  }
+  return best;
+}

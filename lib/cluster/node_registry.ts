@@ -1,0 +1,331 @@
+/**
+ * Which nodes are alive. Each node keeps a liveness key, refreshed every
+ * heartbeat and expiring after the TTL, and a fencing epoch raised each time
+ * it registers. Every node also sweeps: a node whose key has expired is
+ * declared dead (once, atomically, by whichever node gets there first), its
+ * epoch raised so it can no longer write, and its running executions ended
+ * as `lost`, never re-run. A node that finds its own epoch raised was cut
+ * off and declared dead meanwhile: it ends what it still runs.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { logger } from "../log.ts";
+import type { ClusterBus } from "./bus.ts";
+import { DECLARE_DEAD, HEARTBEAT, MARK_LOST } from "./scripts.ts";
+import { lostExit } from "./relay_entry.ts";
+
+const log = logger("cluster");
+
+/** A live node, as `/health` and placement see it. */
+export interface NodeInfo {
+  id: string;
+  labels: string[];
+  /** Executions it runs now. */
+  running: number;
+  /** When it registered, ms since the epoch. */
+  started_at: number;
+}
+
+const NodeInfoSchema = z.object({
+  id: z.string(),
+  labels: z.array(z.string()),
+  running: z.number(),
+  started_at: z.number(),
+});
+
+/** Timing of liveness. */
+export interface Liveness {
+  /** How often a node refreshes its key and sweeps, ms (default 3000). */
+  heartbeatMs: number;
+  /** How long a key lives unless refreshed, ms (default 10 000). */
+  ttlMs: number;
+}
+
+/** Default {@linkcode Liveness}. */
+export const DEFAULT_LIVENESS: Liveness = { heartbeatMs: 3000, ttlMs: 10_000 };
+
+/** Length of a run's stream, in entries, about which it is trimmed. */
+export const STREAM_MAX = 1024;
+
+/** Options for {@linkcode NodeRegistry}. */
+export interface NodeRegistryOptions {
+  bus: ClusterBus;
+  id: string;
+  labels: readonly string[];
+  /** Executions this node runs now (its load). */
+  running: () => number;
+  /** Ids of the runs this node owns and has not ended (kept in its running set). */
+  owned: () => string[];
+  /** This node was declared dead while cut off: end what it runs, as lost. */
+  fenced: () => void;
+  /** A run was declared lost here (its record is to be kept); `hash` is what Redis held of it. */
+  lost: (id: string, hash: Record<string, string>, error: string) => void;
+  /** Seconds a finished run's keys are kept. */
+  retentionMs: number;
+  liveness?: Liveness;
+}
+
+/**
+ * This node's registration and the cluster's liveness.
+ *
+ * @example Without Redis the node is simply not registered
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClusterBus } from "./bus.ts";
+ * import { NodeRegistry } from "./node_registry.ts";
+ * const bus = await ClusterBus.open({ url: "redis://127.0.0.1:1", prefix: "t:" });
+ * const nodes = new NodeRegistry({ bus, id: "a", labels: [], running: () => 0, owned: () => [],
+ *   fenced: () => {}, lost: () => {}, retentionMs: 60_000 });
+ * assert.equal(nodes.epoch, null);
+ * await bus.close();
+ * ```
+ */
+export class NodeRegistry {
+  readonly #o: NodeRegistryOptions;
+  readonly #live: Liveness;
+  readonly #startedAt = Date.now();
+  #epoch: number | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #beating: Promise<void> | null = null;
+  #stopped = false;
+  /** Nodes alive at the last sweep, with what they said of themselves. */
+  #known = new Map<string, NodeInfo>();
+
+  constructor(options: NodeRegistryOptions) {
+    this.#o = options;
+    this.#live = options.liveness ?? DEFAULT_LIVENESS;
+  }
+
+  /** This node's fencing epoch, once registered; null before, and after being fenced. */
+  get epoch(): number | null {
+    return this.#epoch;
+  }
+
+  /** This node's id. */
+  get id(): string {
+    return this.#o.id;
+  }
+
+  /** This node's labels. */
+  get labels(): readonly string[] {
+    return this.#o.labels;
+  }
+
+  /** The liveness timing in force. */
+  get liveness(): Liveness {
+    return this.#live;
+  }
+
+  /** Registers (when Redis answers) and starts the heartbeat. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      void this.beat().finally(() => this.#schedule());
+    }, this.#live.heartbeatMs);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** One heartbeat and sweep now (the timer calls it; tests may too). */
+  beat(): Promise<void> {
+    this.#beating ??= this.#beat().finally(() => this.#beating = null);
+    return this.#beating;
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#stopped || !this.#o.bus.ready) return;
+    try {
+      await this.#heartbeat();
+      await this.#sweep();
+    } catch (err) {
+      // Redis went away mid-beat: the next one tries again.
+      log.debug("Heartbeat failed: {error}", { error: String(err) });
+    }
+  }
+
+  /** The description other nodes read. */
+  #self(): NodeInfo {
+    return {
+      id: this.#o.id,
+      labels: [...this.#o.labels],
+      running: this.#o.running(),
+      started_at: this.#startedAt,
+    };
+  }
+
+  async #heartbeat(): Promise<void> {
+    const { bus, id } = this.#o;
+    const k = bus.keys;
+    if (this.#epoch === null) await this.#register();
+    const ok = await bus.eval(HEARTBEAT, [k.node(id), k.epoch(id)], [
+      String(this.#epoch),
+      JSON.stringify(this.#self()),
+      String(this.#live.ttlMs),
+    ]);
+    if (ok !== 1) {
+      log.error("Node {node} was declared dead while cut off from Redis: ending its runs as lost", {
+        node: id,
+      });
+      this.#epoch = null;
+      this.#o.fenced();
+      await this.#register();
+      await this.#heartbeat();
+      return;
+    }
+    const owned = this.#o.owned();
+    // Also heals a Redis that lost its data: what runs here is listed again.
+    await bus.run(async (c) => {
+      await c.sAdd(k.nodes, id);
+      if (owned.length > 0) await c.sAdd(k.running(id), owned);
+    });
+  }
+
+  /** Takes a new epoch; runs a previous life of this node left listed are lost. */
+  async #register(): Promise<void> {
+    const { bus, id } = this.#o;
+    const k = bus.keys;
+    const epoch = await bus.run((c) => c.incr(k.epoch(id)));
+    const listed = await bus.run((c) => c.sMembers(k.running(id)));
+    const owned = new Set(this.#o.owned());
+    for (const run of listed) {
+      if (owned.has(run)) continue;
+      // Its group was reaped by crash recovery: it ended with the previous process.
+      await this.markLost(run, `Lost: node ${id} restarted while it ran; it was not run again`);
+      await bus.run((c) => c.sRem(k.running(id), run));
+    }
+    this.#epoch = epoch;
+    log.info("Node {node} registered (epoch {epoch}, labels {labels})", {
+      node: id,
+      epoch,
+      labels: this.#o.labels.join(",") || "none",
+    });
+  }
+
+  /** Declares nodes whose liveness expired dead; notes who is alive. */
+  async #sweep(): Promise<void> {
+    const { bus } = this.#o;
+    const k = bus.keys;
+    const ids = await bus.run((c) => c.sMembers(k.nodes));
+    const known = new Map<string, NodeInfo>();
+    const raw = ids.length === 0
+      ? []
+      : await bus.run((c) => Promise.all(ids.map((n) => c.get(k.node(n)))));
+    for (const [i, n] of ids.entries()) {
+      const info = parseInfo(raw[i] ?? null);
+      if (info !== null) {
+        known.set(n, info);
+        continue;
+      }
+      if (n === this.#o.id) continue;
+      const dead = await bus.eval(DECLARE_DEAD, [
+        k.node(n),
+        k.epoch(n),
+        k.running(n),
+        k.jobs(n),
+        k.control(n),
+      ], []);
+      if (!Array.isArray(dead)) continue;
+      await bus.run((c) => c.sRem(k.nodes, n));
+      const runs = dead.slice(1).map(String);
+      log.warning("Node {dead} stopped answering: declared dead, {count} runs lost", {
+        dead: n,
+        count: runs.length,
+      });
+      for (const run of runs) {
+        await this.markLost(
+          run,
+          `Lost: node ${n} stopped answering (no heartbeat for ${
+            this.#live.ttlMs / 1000
+          } s) while it ran; it was not run again`,
+        );
+      }
+    }
+    this.#known = known;
+  }
+
+  /**
+   * Ends run `id` as lost unless it has ended; the node that does it keeps
+   * its record. Returns 1 when it did, 0 when the run had ended, -1 when
+   * Redis does not know it.
+   */
+  async markLost(id: string, error: string): Promise<number> {
+    const { bus } = this.#o;
+    const k = bus.keys;
+    const hash = await bus.run((c) => c.hGetAll(k.exec(id)));
+    const started = Number(hash.started_at ?? Date.now());
+    const exit = lostExit(error, Math.max(0, Math.round(Date.now() - started) / 1000));
+    const done = Number(
+      await bus.eval(MARK_LOST, [k.exec(id), k.output(id)], [
+        JSON.stringify(exit),
+        String(STREAM_MAX),
+        String(this.#o.retentionMs),
+      ]),
+    );
+    if (done === 1) this.#o.lost(id, hash, error);
+    return done;
+  }
+
+  /** Nodes alive now (this one included when registered), read from Redis. */
+  async live(): Promise<NodeInfo[]> {
+    const { bus } = this.#o;
+    const k = bus.keys;
+    const ids = await bus.run((c) => c.sMembers(k.nodes));
+    if (!ids.includes(this.#o.id) && this.#epoch !== null) ids.push(this.#o.id);
+    const raw = ids.length === 0
+      ? []
+      : await bus.run((c) => Promise.all(ids.map((n) => c.get(k.node(n)))));
+    const out: NodeInfo[] = [];
+    for (const [i, n] of ids.entries()) {
+      // This node is as alive as its own last heartbeat says, with its load now.
+      if (n === this.#o.id && this.#epoch !== null) {
+        out.push(this.#self());
+        continue;
+      }
+      const info = parseInfo(raw[i] ?? null);
+      if (info !== null) out.push(info);
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Whether node `id` was alive at the last sweep (cheap: no round trip). */
+  seemsAlive(id: string): boolean {
+    return id === this.#o.id || this.#known.has(id);
+  }
+
+  /** Whether node `id`'s liveness key exists now. */
+  async alive(id: string): Promise<boolean> {
+    const k = this.#o.bus.keys;
+    return await this.#o.bus.run((c) => c.exists(k.node(id))) === 1;
+  }
+
+  /** Nodes alive at the last sweep, for `/health`. */
+  get known(): NodeInfo[] {
+    return [...this.#known.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Stops the heartbeat and leaves the cluster (its key goes at once). Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#beating?.catch(() => {});
+    const { bus, id } = this.#o;
+    const k = bus.keys;
+    if (!bus.ready || this.#epoch === null) return;
+    await bus.run((c) => c.multi().del(k.node(id)).sRem(k.nodes, id).exec()).catch(() => {});
+  }
+}
+
+function parseInfo(raw: string | null): NodeInfo | null {
+  if (raw === null) return null;
+  try {
+    return NodeInfoSchema.parse(JSON.parse(raw));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * Runs what other nodes place on this one. It reads this node's job and
+ * control streams (consumer group, `XREADGROUP BLOCK` on a connection of
+ * its own) and drives a {@linkcode Session} per job, as the protocols do for
+ * a client: the request is validated again here and resolved with this
+ * node's config (policy, workspace, limits, hooks), and the run's events go
+ * to its output stream through a {@linkcode RelayPublisher}. A job is taken
+ * at most once (the ACCEPT script): a run is never started twice, not even
+ * when its node dies and comes back.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ErrorCode, ExecutorError } from "../../errors.ts";
+import { logger } from "../../log.ts";
+import type { Run } from "../../core/run.ts";
+import type { ClusterBus, StreamEntry, StreamReader } from "../../cluster/bus.ts";
+import { text } from "../../cluster/bus.ts";
+import type { Cluster } from "../../cluster/cluster.ts";
+import { GROUP } from "../../cluster/keys.ts";
+import {
+  type ControlMessage,
+  decodeControl,
+  inputEntry,
+  refusalEntry,
+  type RunMeta,
+  startEntry,
+} from "../../cluster/relay_entry.ts";
+import { RelayPublisher } from "../../cluster/relay_publisher.ts";
+import { ACCEPT } from "../../cluster/scripts.ts";
+import { LegacyExecuteParams } from "../../session/exec_params.ts";
+import { Session, type SessionDeps } from "../../session/session.ts";
+import { toErrorObject } from "../jsonrpc.ts";
+
+const log = logger("cluster");
+
+/** The request of a job, as the client's node passed it on. */
+const JobRequest = LegacyExecuteParams.omit({
+  encoding: true,
+  window: true,
+  hold: true,
+  node: true,
+  labels: true,
+}).extend({ paced: z.boolean().optional() });
+
+const Job = z.object({
+  id: z.uuid(),
+  request: z.record(z.string(), z.unknown()),
+  principal: z.object({ id: z.string().min(1), admin: z.boolean() }),
+  origin: z.string().min(1),
+});
+
+/** A run this node owns for another node. */
+interface Owned {
+  exec: Run;
+  publisher: RelayPublisher;
+  origin: string;
+  /** Since when its origin has not been seen alive (null: it was, at the last look). */
+  missingSince: number | null;
+}
+
+/** How long a group read blocks. */
+const BLOCK_MS = 1000;
+
+/**
+ * This node's worker.
+ *
+ * @example It needs a cluster; without one there is nothing to take
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JobWorker } from "./job_worker.ts";
+ * assert.equal(typeof JobWorker, "function");
+ * ```
+ */
+export class JobWorker {
+  readonly #cluster: Cluster;
+  readonly #deps: SessionDeps;
+  readonly #runs = new Map<string, Owned>();
+  #reader: StreamReader | null = null;
+  #loop: Promise<void> | null = null;
+  #watch: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
+  readonly #retentionMs: number;
+
+  /** A worker taking jobs placed on `cluster`'s node, run with `deps` (this node's own). */
+  constructor(cluster: Cluster, deps: SessionDeps, retentionMs: number) {
+    this.#cluster = cluster;
+    this.#deps = deps;
+    this.#retentionMs = retentionMs;
+  }
+
+  /** Ids of the runs this node owns for other nodes. */
+  owned(): string[] {
+    return [...this.#runs.keys()];
+  }
+
+  /** Starts reading jobs and control messages. */
+  async start(): Promise<void> {
+    this.#reader = await this.#cluster.bus.reader();
+    this.#loop = this.#read();
+    this.#watch = setInterval(() => this.#watchOrigins(), this.#cluster.nodes.liveness.heartbeatMs);
+    Deno.unrefTimer(this.#watch);
+  }
+
+  get #bus(): ClusterBus {
+    return this.#cluster.bus;
+  }
+
+  async #groups(): Promise<void> {
+    const k = this.#bus.keys;
+    const id = this.#cluster.id;
+    for (const key of [k.jobs(id), k.control(id)]) {
+      await this.#bus.client.xGroupCreate(key, GROUP, "$", { MKSTREAM: true }).catch(
+        (err: unknown) => {
+          // BUSYGROUP: it exists already, which is what we want.
+          if (!String(err).includes("BUSYGROUP")) throw err;
+        },
+      );
+    }
+  }
+
+  async #read(): Promise<void> {
+    const k = this.#bus.keys;
+    const id = this.#cluster.id;
+    let grouped = false;
+    let delay = 100;
+    while (!this.#stopped) {
+      try {
+        if (!grouped) {
+          await this.#groups();
+          grouped = true;
+        }
+        const got = await this.#reader!.readGroup(
+          GROUP,
+          id,
+          [k.jobs(id), k.control(id)],
+          BLOCK_MS,
+        );
+        delay = 100;
+        for (const { key, entry } of got) {
+          // Acked at once: a job is taken at most once (never re-delivered to a new life).
+          void this.#bus.run((c) => c.xAck(key, GROUP, entry.id)).catch(() => {});
+          if (key === k.jobs(id)) void this.#job(entry);
+          else this.#control(entry);
+        }
+      } catch (err) {
+        if (this.#stopped) return;
+        // Redis away, or restarted without its data (the groups are gone): make them again.
+        grouped = false;
+        log.debug("Job stream read failed: {error}", { error: String(err) });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(2000, delay * 2);
+      }
+    }
+  }
+
+  async #job(entry: StreamEntry): Promise<void> {
+    let job: z.infer<typeof Job>;
+    try {
+      job = Job.parse(JSON.parse(text(entry, "j")));
+    } catch {
+      log.warning("Malformed job {entry} skipped", { entry: entry.id });
+      return;
+    }
+    const epoch = this.#cluster.nodes.epoch;
+    if (epoch === null) return;
+    const k = this.#bus.keys;
+    const taken = await this.#bus.eval(ACCEPT, [k.exec(job.id)], [this.#cluster.id, String(epoch)])
+      .catch(() => 0);
+    if (taken !== 1) return;
+    let meta: RunMeta | null = null;
+    let exec: Run | null = null;
+    const hash = (): Record<string, string> => ({
+      state: "running",
+      principal: job.principal.id,
+      origin: job.origin,
+      node: this.#cluster.id,
+      ...(meta !== null ? { meta: JSON.stringify(meta), started_at: String(meta.startedAt) } : {}),
+    });
+    const publisher = new RelayPublisher({
+      bus: this.#bus,
+      executionId: job.id,
+      epoch,
+      currentEpoch: () => this.#cluster.nodes.epoch,
+      retentionMs: this.#retentionMs,
+      hash,
+      // Declared lost elsewhere meanwhile: nothing of it may go on here.
+      fenced: () => void exec?.cancel("lost"),
+    });
+    const session = new Session(this.#deps, () => {}, job.principal);
+    session.maxExecutions = 1;
+    let spawned;
+    try {
+      const request = JobRequest.parse(job.request);
+      spawned = await session.execute({ ...request, execution_id: job.id }, publisher);
+    } catch (err) {
+      const e = err instanceof z.ZodError
+        ? { code: ErrorCode.InvalidParams, message: "Invalid params", data: err.issues }
+        : toErrorObject(err);
+      if (!(err instanceof ExecutorError) && !(err instanceof z.ZodError)) {
+        log.error("Job {execution_id} failed: {error}", { execution_id: job.id, error: err });
+      }
+      publisher.push(refusalEntry(e.code, e.message, e.data));
+      publisher.finish();
+      await publisher.finished;
+      await this.#bus.run((c) =>
+        c.multi().hSet(k.exec(job.id), "state", "refused").pExpire(
+          k.exec(job.id),
+          this.#retentionMs,
+        ).exec()
+      ).catch(() => {});
+      return;
+    }
+    exec = spawned.exec;
+    const run = exec;
+    meta = {
+      id: run.id,
+      node: this.#cluster.id,
+      principal: run.principal,
+      display: run.spec.display,
+      argv: [...run.spec.argv],
+      ...(run.spec.cwd !== undefined ? { cwd: run.spec.cwd } : {}),
+      timeout: run.spec.timeout,
+      timeoutSource: run.spec.timeoutSource,
+      idleTimeout: run.spec.idleTimeout,
+      framing: run.spec.framing,
+      ...(run.spec.limitClass !== undefined ? { limitClass: run.spec.limitClass } : {}),
+      detached: run.detached,
+      stdinOpen: run.stdinOpen,
+      stdinBuffer: run.stdinBuffer,
+      pid: run.pid,
+      pgid: run.pgid,
+      startedAt: run.startedAt,
+    };
+    this.#runs.set(run.id, { exec: run, publisher, origin: job.origin, missingSince: null });
+    publisher.push(startEntry(meta));
+    await this.#bus.run((c) =>
+      c.multi().hSet(k.exec(run.id), hash()).sAdd(k.running(this.#cluster.id), run.id).exec()
+    ).catch(() => {});
+    // Held to its client's pace: the client's relay acks, and the run waits on them.
+    if (job.request.paced === true) {
+      run.feed.unsubscribe(publisher);
+      run.feed.subscribe(publisher, { holds: true });
+    }
+    spawned.run();
+    await run.done;
+    // After its post_execute hooks, whose outcomes follow the end.
+    await run.feed.cleared;
+    publisher.finish();
+    await publisher.finished;
+    this.#runs.delete(run.id);
+    await this.#bus.run((c) => c.sRem(k.running(this.#cluster.id), run.id)).catch(() => {});
+  }
+
+  #control(entry: StreamEntry): void {
+    const message = decodeControl(entry);
+    if (message === null) return;
+    const owned = this.#runs.get(message.id);
+    if (owned === undefined) return;
+    try {
+      this.#apply(owned, message);
+    } catch (err) {
+      // Too late (the run ended meanwhile): the client learns it from the stream.
+      if (!(err instanceof ExecutorError)) reportError(err);
+    }
+  }
+
+  #apply({ exec, publisher }: Owned, message: ControlMessage): void {
+    switch (message.t) {
+      case "pause":
+        if (exec.pause()) exec.announce("paused");
+        return;
+      case "resume":
+        if (exec.resume()) exec.announce("resumed");
+        return;
+      case "cancel": {
+        const first = exec.state !== "terminating";
+        void exec.cancel(message.reason);
+        if (first && message.reason === "canceled") exec.announce("canceled");
+        return;
+      }
+      case "signal":
+        exec.signal(message.signal);
+        return;
+      case "input": {
+        const reply = (err?: unknown) =>
+          publisher.push(
+            inputEntry(
+              message.op,
+              exec.stdinAccepted,
+              exec.stdinOpen,
+              err === undefined ? undefined : toErrorObject(err),
+            ),
+          );
+        try {
+          const write = exec.queueInput(Uint8Array.fromBase64(message.data), message.close);
+          write.done.then(() => reply(), (err) => reply(err));
+        } catch (err) {
+          reply(err);
+        }
+        return;
+      }
+      case "ack":
+        publisher.ack(message.n);
+        return;
+      case "release":
+        publisher.release();
+        return;
+    }
+  }
+
+  /** A run whose client's node is gone: nobody paces it, and one that needed its client ends. */
+  #watchOrigins(): void {
+    const now = Date.now();
+    // As long as a liveness key lives: a Redis that restarted empty is not a dead node.
+    const grace = this.#cluster.nodes.liveness.ttlMs;
+    for (const owned of this.#runs.values()) {
+      if (this.#cluster.nodes.seemsAlive(owned.origin)) {
+        owned.missingSince = null;
+        continue;
+      }
+      owned.missingSince ??= now;
+      if (now - owned.missingSince < grace) continue;
+      owned.publisher.release();
+      if (!owned.exec.detached && owned.exec.active) void owned.exec.cancel("disconnect");
+    }
+  }
+
+  /** Resolves once every run taken has written its end (shutdown, after the runs ended). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.#runs.values()].map((o) => o.publisher.finished));
+  }
+
+  /** This node was fenced: its runs for other nodes are lost, and their streams are not ours. */
+  fenced(): void {
+    for (const { publisher } of this.#runs.values()) publisher.close();
+  }
+
+  /** Stops taking jobs. Runs already taken end with the server (shutdown). Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#watch);
+    if (this.#reader !== null) this.#bus.release(this.#reader);
+    await this.#loop;
+  }
+}
