@@ -29,7 +29,7 @@ function andReal(path: string): string[] {
 
 /** What the flags depend on (the sandbox settings may be left out: none). */
 export type PermissionConfig =
-  & Partial<Pick<Config, "sandbox" | "runAs">>
+  & Partial<Pick<Config, "sandbox" | "runAs" | "nodeId">>
   & Pick<
     Config,
     | "host"
@@ -39,7 +39,6 @@ export type PermissionConfig =
     | "allowedCommands"
     | "envAllowlist"
     | "redisUrl"
-    | "nodeId"
     | "dataDir"
     | "ephemeral"
     | "hooksConfig"
@@ -172,7 +171,7 @@ export function requiredPermissions(
       "cpus",
       ...(isWildcardAddress(config.host) ? ["networkInterfaces"] : []),
       // hostname: also the default node id (`hostname:port`) of a node on Redis.
-      ...(isWildcardAddress(config.host) || (config.redisUrl !== "" && config.nodeId === "")
+      ...(isWildcardAddress(config.host) || (config.redisUrl !== "" && !config.nodeId)
         ? ["hostname"]
         : []),
       // uid: the sandbox warns when commands would run as root.

@@ -259,7 +259,7 @@ export class McpTools {
         },
       });
     }
-    const exec = this.#own(p.execution_id);
+    const exec = await this.#own(p.execution_id);
     const offset = p.offset ?? 0;
     if (offset > exec.output.next && !exec.active) {
       // Never reached now: a stale offset (another run's, a typo) is said, not read as "the end".
@@ -298,7 +298,7 @@ export class McpTools {
 
   async #sendInput(args: unknown, call: ToolCall): Promise<CallToolResult> {
     const p = parseParams(SendInputTool, args);
-    const exec = this.#own(p.execution_id);
+    const exec = await this.#own(p.execution_id);
     if (!exec.active) throw this.#ended(exec);
     if (!exec.stdinOpen) {
       throw new NoProcessError(
@@ -351,7 +351,7 @@ export class McpTools {
   async #control(args: unknown): Promise<CallToolResult> {
     const p = parseParams(ControlTool, args);
     if (p.execution_id !== undefined) {
-      const known = this.#own(p.execution_id);
+      const known = await this.#own(p.execution_id);
       if (!known.active) throw this.#ended(known);
     }
     const exec = this.#session.find(p.execution_id);
@@ -395,12 +395,13 @@ export class McpTools {
   }
 
   /**
-   * An execution this session may see (its principal's, from any session),
-   * or a -32002 error naming the id. Looking it up counts as using it (see
+   * An execution this session may see (its principal's, from any session,
+   * on any node: a run of another node is followed through a relay), or a
+   * -32002 error naming the id. Looking it up counts as using it (see
    * `Session.get`).
    */
-  #own(executionId: string): Run {
-    const exec = this.#session.get(executionId);
+  async #own(executionId: string): Promise<Run> {
+    const exec = await this.#session.locate(executionId);
     if (exec === undefined) {
       throw new NoProcessError(
         `No execution with id ${executionId} for this API key (ended runs are kept for ` +
