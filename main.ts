@@ -316,7 +316,7 @@ export async function startServer(
     allowed: allowedHosts,
   });
   log.info("Host check: {hosts}", { hosts: hosts.check.describe() });
-  const nodeId = config.nodeId || `${Deno.hostname()}:${addr.port}`;
+  const nodeId = config.nodeId || `${hostName() ?? config.host}:${addr.port}`;
   sessionDeps.node = { id: nodeId, labels: config.nodeLabels };
   if (config.redisUrl !== "") {
     Object.assign(cluster, await joinCluster(config, nodeId, sessionDeps, store));
@@ -459,6 +459,17 @@ async function joinCluster(
 /** `host:port`, an IPv6 address in brackets: the node name on log lines. */
 function hostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The machine's hostname, if the service may read it (`deno task start`
+ * grants it with `redis-url`, where it names the node): never a prompt.
+ */
+function hostName(): string | undefined {
+  if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.hostname();
 }
 
 /** An env var, or undefined when it is unset or not granted. */

@@ -77,6 +77,11 @@
  *    binary file, MB/s against a bare client of the same protocol (target
  *    ratio >= 0.6), and its peak RSS with a reader at 16 MiB/s (target
  *    <= 128 MB), byte-exact (see scripts/bench/cli.ts).
+ * 13. `cluster`: three nodes on one redis-server: a 64 MiB `cat` relayed
+ *    from another node against the same run on the client's node (ratio
+ *    >= 0.5, 0 bytes lost), the p50 latency a remote `true` adds (<= 25 ms),
+ *    and the time from SIGKILL of a node to `lost` at its client (<= 15 s)
+ *    (see scripts/bench/cluster.ts).
  *
  * Each figure group gets a fresh server, so one figure's heap does not show
  * up in another's memory. Units: MB = 10^6 bytes, for rates and memory alike;
@@ -121,6 +126,7 @@ import { restartReaping } from "./bench/restart_reaping.ts";
 import { tenantLookup } from "./bench/tenant_lookup.ts";
 import { detachedMemoryFigure, replayFigure } from "./bench/durable.ts";
 import { cliFigure } from "./bench/cli.ts";
+import { clusterFigure } from "./bench/cluster.ts";
 
 // ---------------------------------------------------------------- main
 
@@ -187,6 +193,13 @@ function summary(): void {
     (f) =>
       `${f.mb_per_s} MB/s vs bare client ${f.direct_mb_per_s} (ratio ${f.ratio}); slow reader ` +
       `peak RSS ${f.slow_reader_peak_rss_mb} MB; ${f.bytes_lost} B lost`,
+  );
+  add(
+    "cluster",
+    (f) =>
+      `relay ${f.relay_mb_per_s} MB/s vs local ${f.local_mb_per_s} (ratio ${f.ratio}), ` +
+      `${f.bytes_lost} B lost; remote true +${f.extra_latency_p50_ms} ms p50; ` +
+      `kill to lost ${f.kill_to_lost_s} s`,
   );
   add(
     "stall",
@@ -260,6 +273,7 @@ async function main(): Promise<number> {
       [["replay"], () => replayFigure(tmp!)],
       [["detached_memory"], () => detachedMemoryFigure(tmp!)],
       [["cli"], () => cliFigure(tmp!)],
+      [["cluster"], () => clusterFigure(tmp!)],
     ];
     for (const [names, run] of figures) {
       const wanted = only;

@@ -43,6 +43,8 @@ Flags:
                           the server's automatic limit, learned from similar runs
   --idle-timeout S        end the run after S seconds without output
   --cwd DIR               working directory on the server
+  --node ID               run on this node of a multi-node deployment
+  --label L               run on a live node with label L (repeatable: every one)
   --env K=V               an environment variable for the command (repeatable)
   --stdin                 stream this terminal's stdin to the command
   --detach                start it and print only its id (see: attach, logs, ps)
@@ -83,6 +85,8 @@ const RUN_FLAGS = {
   timeout: { type: "string" },
   "idle-timeout": { type: "string" },
   cwd: { type: "string" },
+  node: { type: "string" },
+  label: { type: "string", multiple: true },
   env: { type: "string", multiple: true },
   stdin: { type: "boolean" },
   detach: { type: "boolean" },
@@ -197,6 +201,8 @@ export async function runCommand(args: string[]): Promise<number> {
       ? { idle_timeout: numberFlag("idle-timeout", values["idle-timeout"]) }
       : {}),
     ...(values.cwd !== undefined ? { cwd: values.cwd } : {}),
+    ...(values.node !== undefined ? { node: values.node } : {}),
+    ...(values.label !== undefined && values.label.length > 0 ? { labels: values.label } : {}),
     ...(envFlags(values.env) !== undefined ? { env: envFlags(values.env) } : {}),
     ...(values.stdin ? { stdin_open: true } : {}),
     // Always detached, so a dropped connection can be resumed; without

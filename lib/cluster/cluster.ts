@@ -163,7 +163,7 @@ export class Cluster {
     node: NodeInfo,
     job: Omit<Job, "origin">,
     sink: Sink,
-    sessionId: string,
+    follow: { sessionId: string; detachTimeoutMs: number },
   ): Promise<RelayedRun> {
     const k = this.keys;
     const id = job.id;
@@ -192,7 +192,7 @@ export class Cluster {
     );
     const reader = await this.bus.reader();
     try {
-      return await this.#awaitStart(id, node.id, reader, sink, sessionId);
+      return await this.#awaitStart(id, node.id, reader, sink, follow);
     } catch (err) {
       this.bus.release(reader);
       throw err;
@@ -204,7 +204,7 @@ export class Cluster {
     node: string,
     reader: StreamReader,
     sink: Sink,
-    sessionId: string,
+    follow: { sessionId: string; detachTimeoutMs: number },
   ): Promise<RelayedRun> {
     const k = this.keys;
     const hooks: HookOutcome[] = [];
@@ -235,9 +235,9 @@ export class Cluster {
             after,
             consumed,
             origin: true,
-            sessionId,
+            sessionId: follow.sessionId,
             hooks,
-            detachTimeoutMs: this.#o.detachTimeoutMs,
+            detachTimeoutMs: follow.detachTimeoutMs,
             outputRetention: this.#o.outputRetention,
             metrics: this.#o.metrics,
           });

@@ -347,7 +347,14 @@ export class Session {
           principal: { id: this.principal.id, admin: this.principal.admin },
         },
         sink,
-        this.id,
+        {
+          sessionId: this.id,
+          // A client's own detach timeout can shorten the server's, never lengthen it.
+          detachTimeoutMs: Math.min(
+            this.#deps.config.detachTimeout * 1000,
+            (request.detach_timeout ?? Infinity) * 1000,
+          ),
+        },
       );
     } finally {
       this.#starting--;

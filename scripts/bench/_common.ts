@@ -369,7 +369,9 @@ export async function startServer(settings: Record<string, string> = {}): Promis
   for (const [name, value] of Object.entries(LOAD_LIMITS)) env[name] = Deno.env.get(name) ?? value;
   // The real embedded store, but in the bench's temp dir rather than the user's.
   if (benchDataDir !== null) {
-    env.CC_EXECUTOR_DATA_DIR = Deno.env.get("CC_EXECUTOR_DATA_DIR") ?? benchDataDir;
+    env.CC_EXECUTOR_DATA_DIR = settings.CC_EXECUTOR_DATA_DIR ??
+      Deno.env.get("CC_EXECUTOR_DATA_DIR") ??
+      benchDataDir;
   }
   // Exactly as `deno task start` runs it: the launcher computes the scoped
   // permissions and runs main.ts under them; the figures measure main.ts.
