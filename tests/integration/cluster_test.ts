@@ -263,34 +263,40 @@ Deno.test({
         },
       );
 
-      await t.step("MCP: execute by label, start and send_input across nodes, read from a third", async () => {
-        const mcpA = await connectHttp(nodes.procs.get("a")! as unknown as ServerHandle);
-        const mcpC = await connectHttp(nodes.procs.get("c")! as unknown as ServerHandle);
-        try {
-          const ran = await call(mcpA.client, "execute", { command: "echo via-mcp", labels: ["gpu"] });
-          assert.equal(ran.s.node, "b", ran.text);
-          assert.match(ran.text, /via-mcp/);
-          const started = await call(mcpA.client, "start", {
-            command: "read line; echo got:$line",
-            node: "c",
-            stdin_open: true,
-          });
-          assert.equal(started.s.node, "c", started.text);
-          const id = started.s.execution_id;
-          const sent = await call(mcpA.client, "send_input", {
-            execution_id: id,
-            input: "hello\n",
-            close_stdin: true,
-          });
-          assert.equal(sent.result.isError, undefined, sent.text);
-          // From a third node, as the principal's other session would.
-          const read = await readToEnd(mcpC.client, id);
-          assert.equal(read.stdout, "got:hello\n");
-        } finally {
-          await closeHttp(mcpA);
-          await closeHttp(mcpC);
-        }
-      });
+      await t.step(
+        "MCP: execute by label, start and send_input across nodes, read from a third",
+        async () => {
+          const mcpA = await connectHttp(nodes.procs.get("a")! as unknown as ServerHandle);
+          const mcpC = await connectHttp(nodes.procs.get("c")! as unknown as ServerHandle);
+          try {
+            const ran = await call(mcpA.client, "execute", {
+              command: "echo via-mcp",
+              labels: ["gpu"],
+            });
+            assert.equal(ran.s.node, "b", ran.text);
+            assert.match(ran.text, /via-mcp/);
+            const started = await call(mcpA.client, "start", {
+              command: "read line; echo got:$line",
+              node: "c",
+              stdin_open: true,
+            });
+            assert.equal(started.s.node, "c", started.text);
+            const id = started.s.execution_id;
+            const sent = await call(mcpA.client, "send_input", {
+              execution_id: id,
+              input: "hello\n",
+              close_stdin: true,
+            });
+            assert.equal(sent.result.isError, undefined, sent.text);
+            // From a third node, as the principal's other session would.
+            const read = await readToEnd(mcpC.client, id);
+            assert.equal(read.stdout, "got:hello\n");
+          } finally {
+            await closeHttp(mcpA);
+            await closeHttp(mcpC);
+          }
+        },
+      );
 
       await t.step("history is shared: a run on b is in c's history", async () => {
         const r = await a.request("execute", { command: "echo shared-history-marker", node: "b" });
