@@ -35,6 +35,7 @@ import { SessionManager } from "./lib/session/session_manager.ts";
 import type { SessionDeps } from "./lib/session/session.ts";
 import { Cluster } from "./lib/cluster/cluster.ts";
 import { lostRecord } from "./lib/cluster/lost_record.ts";
+import { SharedRateLimit } from "./lib/cluster/shared_rate_limit.ts";
 import { JobWorker } from "./lib/protocol/cluster/job_worker.ts";
 import { createStore, type Store } from "./lib/store/store.ts";
 import { complexityDefaults } from "./lib/timing/complexity.ts";
@@ -260,14 +261,21 @@ export async function startServer(
     recovery,
   });
   const mcpHttp = new LazyMcpHttpEndpoint(sessions, config, { timeLimits, hooks });
-  const cluster: { node?: Cluster; worker?: JobWorker } = {};
+  const cluster: { node?: Cluster; worker?: JobWorker; connections?: SharedRateLimit } = {};
 
   // The Host check needs the bound port: it is made once the listener is
   // bound, before any request is handled.
   const hosts: { check?: HostCheck } = {};
   const app = createApp({
     hostCheck: () => hosts.check!,
-    guard: { keyring, allowedOrigins: config.allowedOrigins, connections, messages, metrics },
+    guard: {
+      keyring,
+      allowedOrigins: config.allowedOrigins,
+      connections,
+      messages,
+      metrics,
+      sharedConnections: () => cluster.connections ?? null,
+    },
     health: {
       config,
       sessions,
@@ -420,7 +428,7 @@ async function joinCluster(
   id: string,
   deps: SessionDeps,
   store: Store,
-): Promise<{ node: Cluster; worker: JobWorker }> {
+): Promise<{ node: Cluster; worker: JobWorker; connections: SharedRateLimit }> {
   const registry = deps.registry;
   const retentionMs = config.executionRetention * 1000;
   // Made once the node is: its heartbeats list what the worker owns.
@@ -453,7 +461,12 @@ async function joinCluster(
     labels: config.nodeLabels.join(",") || "none",
     redis: node.bus.ready ? "Redis" : `Redis, not reachable yet (${node.bus.reason})`,
   });
-  return { node, worker };
+  // A client's connections share one budget across the nodes.
+  const connections = new SharedRateLimit(node.bus, "conn", {
+    ratePerSec: config.connRate,
+    burst: config.connBurst,
+  });
+  return { node, worker, connections };
 }
 
 /** `host:port`, an IPv6 address in brackets: the node name on log lines. */

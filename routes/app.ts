@@ -27,7 +27,7 @@ export interface AppDeps {
   /** Keys, origins and rate limits of the access guard. */
   guard: Pick<
     GuardDeps,
-    "keyring" | "allowedOrigins" | "connections" | "messages" | "metrics"
+    "keyring" | "allowedOrigins" | "connections" | "messages" | "metrics" | "sharedConnections"
   >;
   health: HealthDeps;
   metrics: MetricsRouteDeps;

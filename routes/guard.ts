@@ -13,7 +13,7 @@ import { ErrorCode } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { isOriginAllowed } from "../lib/security/origin_check.ts";
 import { LOCAL, type Principal } from "../lib/security/principal.ts";
-import type { RateLimiter } from "../lib/security/rate_limit.ts";
+import type { RateLimiter, TakeResult } from "../lib/security/rate_limit.ts";
 import type { Metrics } from "../lib/ops/metrics.ts";
 
 const log = logger("access");
@@ -41,6 +41,12 @@ export interface GuardDeps {
   ownOrigin?: (req: Request) => string | null;
   /** New connections: WebSocket upgrades, and every `/mcp` request outside a live session. */
   connections: RateLimiter;
+  /**
+   * The same limit shared by every node (lib/cluster/shared_rate_limit.ts),
+   * with `redis-url`; its answer is null while Redis is away, and then the
+   * node's own applies.
+   */
+  sharedConnections?: () => { take(key: string): Promise<TakeResult | null> } | null;
   /** Requests within a live MCP HTTP session (GET, POST or DELETE: one each). */
   messages: RateLimiter;
   /** Counts the 401s; absent: not counted. */
@@ -152,7 +158,9 @@ export function accessGuard(deps: GuardDeps): MiddlewareHandler<GuardEnv> {
     // An unverified request is always a connection attempt: a guess at a key
     // must not get the more generous message budget by naming a session.
     const opening = principal === null || !continuesMcpSession(c, deps, principal);
-    const taken = (opening ? deps.connections : deps.messages).take(clientId);
+    let taken = (opening ? deps.connections : deps.messages).take(clientId);
+    // Across nodes too: connections spread over them share one budget.
+    if (taken.ok && opening) taken = await deps.sharedConnections?.()?.take(clientId) ?? taken;
     if (!taken.ok) {
       log.warning("Rate limited {client} on {url}", { ...where, client: clientId });
       return rateLimited(c, taken.retryAfterMs);

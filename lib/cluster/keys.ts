@@ -62,6 +62,11 @@ export class ClusterKeys {
     return `${this.#p}exec:{${id}}`;
   }
 
+  /** A client's token bucket of rate limit `name`, shared by every node. */
+  rate(name: string, client: string): string {
+    return `${this.#p}rate:${name}:{${client}}`;
+  }
+
   /** A run's output stream: its events, in order, ending with `end` and `fin`. */
   output(id: string): string {
     return `${this.#p}exec:{${id}}:out`;

@@ -11,6 +11,7 @@ import { decodeOutputEntry, encodeEvent, flatten } from "../../lib/cluster/relay
 import { RELAY_LAG_ENTRIES, RelayPublisher } from "../../lib/cluster/relay_publisher.ts";
 import { ABANDON, ACCEPT } from "../../lib/cluster/scripts.ts";
 import { OutputLog } from "../../lib/output/output_log.ts";
+import { SharedRateLimit } from "../../lib/cluster/shared_rate_limit.ts";
 import type { StreamEntry } from "../../lib/cluster/bus.ts";
 import { eventually } from "../_helpers.ts";
 import { freePort, hasRedisServer, RedisServer } from "../_redis.ts";
@@ -222,6 +223,36 @@ Deno.test({
       p.close();
     } finally {
       await bus.close();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "shared rate limit: connections spread over two nodes spend one budget",
+  ignore: !redisAvailable,
+  fn: async () => {
+    const redis = await RedisServer.start(freePort());
+    const one = await ClusterBus.open({ url: redis.url, prefix: "t:" });
+    const two = await ClusterBus.open({ url: redis.url, prefix: "t:" });
+    try {
+      const a = new SharedRateLimit(one, "conn", { ratePerSec: 0.5, burst: 3 });
+      const b = new SharedRateLimit(two, "conn", { ratePerSec: 0.5, burst: 3 });
+      const takes = [
+        await a.take("addr:x"),
+        await b.take("addr:x"),
+        await a.take("addr:x"),
+        await b.take("addr:x"),
+      ];
+      assert.deepEqual(takes.slice(0, 3), [{ ok: true }, { ok: true }, { ok: true }]);
+      assert.equal(takes[3]?.ok, false);
+      assert.ok(takes[3]?.ok === false && takes[3].retryAfterMs > 0);
+      assert.deepEqual(await a.take("addr:y"), { ok: true }, "another client has its own");
+      await redis.stop();
+      assert.equal(await a.take("addr:x"), null, "Redis away: the node's own limit applies");
+    } finally {
+      await one.close();
+      await two.close();
       await redis.stop();
     }
   },
