@@ -65,8 +65,9 @@ export interface Job {
   /** The `execute` request, validated at the client's node and again at the owner. */
   request: Record<string, unknown>;
   principal: { id: string; admin: boolean };
-  /** The node the client is connected to. */
+  /** The node the client is connected to, and its epoch (a restart of it loses the client). */
   origin: string;
+  originEpoch?: number | undefined;
 }
 
 /**
@@ -184,7 +185,12 @@ export class Cluster {
         .pExpire(k.exec(id), this.#o.retentionMs)
         .exec()
     );
-    const message: Job = { ...job, origin: this.id };
+    const epoch = this.nodes.epoch;
+    const message: Job = {
+      ...job,
+      origin: this.id,
+      ...(epoch !== null ? { originEpoch: epoch } : {}),
+    };
     await this.bus.run((c) =>
       c.xAdd(k.jobs(node.id), "*", { j: JSON.stringify(message) }, {
         TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: JOBS_MAX },

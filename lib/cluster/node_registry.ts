@@ -25,6 +25,8 @@ export interface NodeInfo {
   running: number;
   /** When it registered, ms since the epoch. */
   started_at: number;
+  /** Its fencing epoch: a new one means a new life of the node (a restart, or after a fence). */
+  epoch?: number | undefined;
 }
 
 const NodeInfoSchema = z.object({
@@ -32,6 +34,7 @@ const NodeInfoSchema = z.object({
   labels: z.array(z.string()),
   running: z.number(),
   started_at: z.number(),
+  epoch: z.number().optional(),
 });
 
 /** Timing of liveness. */
@@ -155,6 +158,7 @@ export class NodeRegistry {
       labels: [...this.#o.labels],
       running: this.#o.running(),
       started_at: this.#startedAt,
+      ...(this.#epoch !== null ? { epoch: this.#epoch } : {}),
     };
   }
 
@@ -292,9 +296,16 @@ export class NodeRegistry {
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** Whether node `id` was alive at the last sweep (cheap: no round trip). */
-  seemsAlive(id: string): boolean {
-    return id === this.#o.id || this.#known.has(id);
+  /**
+   * Whether node `id` was alive at the last sweep (cheap: no round trip),
+   * in the life of `epoch` when given: a node that restarted since is not
+   * the one that was.
+   */
+  seemsAlive(id: string, epoch?: number): boolean {
+    if (id === this.#o.id) return epoch === undefined || epoch === this.#epoch;
+    const info = this.#known.get(id);
+    if (info === undefined) return false;
+    return epoch === undefined || info.epoch === undefined || info.epoch === epoch;
   }
 
   /** Whether node `id`'s liveness key exists now. */

@@ -48,6 +48,7 @@ const Job = z.object({
   request: z.record(z.string(), z.unknown()),
   principal: z.object({ id: z.string().min(1), admin: z.boolean() }),
   origin: z.string().min(1),
+  originEpoch: z.number().optional(),
 });
 
 /** A run this node owns for another node. */
@@ -55,6 +56,8 @@ interface Owned {
   exec: Run;
   publisher: RelayPublisher;
   origin: string;
+  /** The origin's epoch when it placed the run: a restarted origin has no relay of it. */
+  originEpoch: number | undefined;
   /** Since when its origin has not been seen alive (null: it was, at the last look). */
   missingSince: number | null;
 }
@@ -232,7 +235,13 @@ export class JobWorker {
       pgid: run.pgid,
       startedAt: run.startedAt,
     };
-    this.#runs.set(run.id, { exec: run, publisher, origin: job.origin, missingSince: null });
+    this.#runs.set(run.id, {
+      exec: run,
+      publisher,
+      origin: job.origin,
+      originEpoch: job.originEpoch,
+      missingSince: null,
+    });
     publisher.push(startEntry(meta));
     await this.#bus.run((c) =>
       c.multi().hSet(k.exec(run.id), hash()).sAdd(k.running(this.#cluster.id), run.id).exec()
@@ -315,12 +324,16 @@ export class JobWorker {
     // As long as a liveness key lives: a Redis that restarted empty is not a dead node.
     const grace = this.#cluster.nodes.liveness.ttlMs;
     for (const owned of this.#runs.values()) {
-      if (this.#cluster.nodes.seemsAlive(owned.origin)) {
+      const nodes = this.#cluster.nodes;
+      const restarted = nodes.seemsAlive(owned.origin) &&
+        !nodes.seemsAlive(owned.origin, owned.originEpoch);
+      if (!restarted && nodes.seemsAlive(owned.origin)) {
         owned.missingSince = null;
         continue;
       }
       owned.missingSince ??= now;
-      if (now - owned.missingSince < grace) continue;
+      // A restarted origin is a new life with no relay of the run: no grace for it.
+      if (!restarted && now - owned.missingSince < grace) continue;
       owned.publisher.release();
       if (!owned.exec.detached && owned.exec.active) void owned.exec.cancel("disconnect");
     }
