@@ -18,7 +18,9 @@ import { logger } from "../log.ts";
 import { ClusterBus, type StreamReader } from "./bus.ts";
 import type { ClusterKeys } from "./keys.ts";
 import { type NodeInfo, NodeRegistry, type NodeRegistryOptions } from "./node_registry.ts";
-import { decodeOutputEntry, RunMeta } from "./relay_entry.ts";
+import { decodeOutputEntry, RunMeta, runMeta } from "./relay_entry.ts";
+import { sendControl } from "./control.ts";
+import type { Run } from "../core/run.ts";
 import { RelayedRun } from "./relayed_run.ts";
 import { ABANDON } from "./scripts.ts";
 
@@ -267,6 +269,43 @@ export class Cluster {
   }
 
   /**
+   * Makes run `exec` of this node known to the others, so `list`, `attach`
+   * and control reach it from any node: its hash (whose, where, what) and
+   * this node's running set, until it ends. Its output goes to a stream only
+   * once another node follows it (`publish`). Failures are not fatal: the
+   * run goes on here, and the next heartbeat lists it again.
+   */
+  register(exec: Run): void {
+    const k = this.keys;
+    const epoch = this.nodes.epoch;
+    if (!this.bus.ready || epoch === null) return;
+    const meta = runMeta(exec, this.id);
+    void this.bus.run((c) =>
+      c.multi()
+        .hSet(k.exec(exec.id), {
+          state: "running",
+          principal: exec.principal,
+          node: this.id,
+          epoch: String(epoch),
+          meta: JSON.stringify(meta),
+          started_at: String(exec.startedAt),
+        })
+        .hSetNX(k.exec(exec.id), "origin", this.id)
+        .sAdd(k.running(this.id), exec.id)
+        .exec()
+    ).catch(() => {});
+    void exec.done.then((exit) =>
+      this.bus.run((c) =>
+        c.multi()
+          .hSet(k.exec(exec.id), { state: "ended", exit: JSON.stringify(exit) })
+          .sRem(k.running(this.id), exec.id)
+          .pExpire(k.exec(exec.id), this.#o.retentionMs)
+          .exec()
+      ).catch(() => {})
+    );
+  }
+
+  /**
    * A relay of run `id` of another node, when `principal` may see it (its
    * own, or any for an admin); undefined for an unknown id, one not started
    * yet, or another principal's.
@@ -284,6 +323,10 @@ export class Cluster {
       return undefined;
     }
     if (meta.node === this.id) return undefined;
+    if (hash.relay !== "1") {
+      // Its node writes its output to a stream only once someone elsewhere follows it.
+      await sendControl(this.bus, meta.node, { t: "publish", id }).catch(() => {});
+    }
     const reader = await this.bus.reader();
     return new RelayedRun({
       meta,

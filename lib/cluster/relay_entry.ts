@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import type { Run } from "../core/run.ts";
 import type { ExecutionEvent, ExitInfo, HookOutcome, LinePiece, StreamName } from "../types.ts";
 import { type StreamEntry, text } from "./bus.ts";
 
@@ -37,6 +38,30 @@ export const RunMeta = z.object({
 
 /** {@linkcode RunMeta}, parsed. */
 export type RunMeta = z.infer<typeof RunMeta>;
+
+/** What followers on other nodes need of `run`, which runs on `node` (never its env). */
+export function runMeta(run: Run, node: string): RunMeta {
+  const spec = run.spec;
+  return {
+    id: run.id,
+    node,
+    principal: run.principal,
+    display: spec.display,
+    argv: [...spec.argv],
+    ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
+    timeout: spec.timeout,
+    timeoutSource: spec.timeoutSource,
+    idleTimeout: spec.idleTimeout,
+    framing: spec.framing,
+    ...(spec.limitClass !== undefined ? { limitClass: spec.limitClass } : {}),
+    detached: run.detached,
+    stdinOpen: run.stdinOpen,
+    stdinBuffer: run.stdinBuffer,
+    pid: run.pid,
+    pgid: run.pgid,
+    startedAt: run.startedAt,
+  };
+}
 
 const Exit = z.object({
   status: z.enum(["completed", "failed", "canceled", "timeout", "lost"]),
@@ -228,14 +253,16 @@ export const ControlMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("ack"), id: z.string(), n: z.number() }),
   /** The origin no longer paces the run (it shut down). */
   z.object({ t: z.literal("release"), id: z.string() }),
+  /** Another node follows a run of this node: write its output to its stream from now on. */
+  z.object({ t: z.literal("publish"), id: z.string() }),
 ]);
 
 /** {@linkcode ControlMessage}, parsed. */
 export type ControlMessage = z.infer<typeof ControlMessage>;
 
-/** A control message as fields. */
-export function controlFields(message: ControlMessage): Fields {
-  return [["j", json(message)]];
+/** A control message as the fields of its entry. */
+export function controlEntry(message: ControlMessage): { j: string } {
+  return { j: json(message) };
 }
 
 /** Decodes a control stream entry; null for one that does not parse. */

@@ -124,6 +124,11 @@ export class RelayPublisher implements Sink {
     return Promise.resolve();
   }
 
+  /** Whether it is behind: a follower that reads the run's log should wait for it. */
+  get backlogged(): boolean {
+    return this.#blocked();
+  }
+
   async #waitReady(): Promise<void> {
     while (this.#blocked()) await this.#wake.promise;
   }

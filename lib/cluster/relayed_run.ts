@@ -30,11 +30,10 @@ import type {
 } from "../types.ts";
 import type { ClusterBus, StreamReader } from "./bus.ts";
 import type { NodeRegistry } from "./node_registry.ts";
+import { sendControl } from "./control.ts";
 import {
-  controlFields,
   type ControlMessage,
   decodeOutputEntry,
-  flatten,
   lostExit,
   type OutputEntry,
   type RelayedOutput,
@@ -57,9 +56,6 @@ const CAUGHT_UP_WAIT_MS = 5000;
 
 /** Entries asked for per read. */
 const READ_COUNT = 128;
-
-/** Control stream length about which it is trimmed. */
-const CONTROL_MAX = 10_000;
 
 /** What a relayed run is made with. */
 export interface RelayedRunOptions {
@@ -398,14 +394,8 @@ export class RelayedRun implements Run {
     });
   }
 
-  async #send(message: ControlMessage): Promise<void> {
-    const key = this.#o.bus.keys.control(this.node);
-    const fields = flatten(controlFields(message)).map((v) =>
-      typeof v === "string" ? v : decoder.decode(v)
-    );
-    await this.#o.bus.run((c) =>
-      c.sendCommand(["XADD", key, "MAXLEN", "~", String(CONTROL_MAX), "*", ...fields])
-    );
+  #send(message: ControlMessage): Promise<void> {
+    return sendControl(this.#o.bus, this.node, message);
   }
 
   async #pump(): Promise<void> {
@@ -426,7 +416,8 @@ export class RelayedRun implements Run {
         delay = Math.min(2000, delay * 2);
         continue;
       }
-      if (entries.length < READ_COUNT) this.#caughtUp.resolve();
+      // Caught up once it has read something: a stream its node only starts now is empty at first.
+      if (entries.length < READ_COUNT && this.#consumed > 0) this.#caughtUp.resolve();
       if (entries.length === 0) {
         await this.#ack(true);
         await this.#lookAround();

@@ -497,6 +497,8 @@ export class Session {
     }
     // Sent to the client already, before the run existed.
     for (const outcome of pre) exec.recordHook(outcome, false);
+    // Known to the other nodes: listed, attached and controlled from any of them.
+    this.#deps.cluster?.register(exec);
     this.#follow(exec, sink, options.detached === true, options.paced === true);
     const runLog = this.#log.with({ execution_id: exec.id, pid: exec.pid });
     // The command, never its env (values may be secrets).

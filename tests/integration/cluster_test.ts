@@ -298,6 +298,37 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "a run its own node started is listed, attached and canceled from another",
+        async () => {
+          const b = await client("b");
+          const r = await b.request("execute", {
+            command: "echo early; sleep 0.3; echo later; sleep 30",
+            detach: true,
+          });
+          assert.equal(r.result.node, "b");
+          const id = r.result.execution_id;
+          await seen(b, (m) => m.params?.execution_id === id && m.params.data === "later\n");
+          const c = await client("c");
+          const list = await c.request("list", { state: "running" });
+          const entry = list.result.executions.find((e: Msg) => e.execution_id === id);
+          assert.equal(entry?.node, "b", JSON.stringify(list.result));
+          const attached = await c.request("attach", { execution_id: id, from_seq: 0 });
+          assert.equal(attached.result.node, "b", JSON.stringify(attached));
+          assert.equal(attached.result.next_seq, "early\nlater\n".length);
+          await seen(c, (m) => m.params?.execution_id === id && m.params.data?.includes("later"));
+          assert.equal(
+            (await c.request("control", { type: "CANCEL", execution_id: id })).result.status,
+            "canceled",
+          );
+          const [onB, onC] = await Promise.all([collect(b, id), collect(c, id)]);
+          assert.equal(onB.completed.status, "canceled");
+          assert.equal(onC.completed.status, "canceled");
+          assert.equal(onC.outputs.map((o: Msg) => o.params.data).join(""), "early\nlater\n");
+          await assertGroupGone(r.result.pgid);
+        },
+      );
+
       await t.step("history is shared: a run on b is in c's history", async () => {
         const r = await a.request("execute", { command: "echo shared-history-marker", node: "b" });
         await collect(a, r.result.execution_id);

@@ -13,6 +13,7 @@
 import { z } from "zod";
 import { ErrorCode, ExecutorError } from "../../errors.ts";
 import { logger } from "../../log.ts";
+import { Attachment } from "../../core/attachment.ts";
 import type { Run } from "../../core/run.ts";
 import type { ClusterBus, StreamEntry, StreamReader } from "../../cluster/bus.ts";
 import { text } from "../../cluster/bus.ts";
@@ -24,6 +25,7 @@ import {
   inputEntry,
   refusalEntry,
   type RunMeta,
+  runMeta,
   startEntry,
 } from "../../cluster/relay_entry.ts";
 import { RelayPublisher } from "../../cluster/relay_publisher.ts";
@@ -51,10 +53,14 @@ const Job = z.object({
   originEpoch: z.number().optional(),
 });
 
-/** A run this node owns for another node. */
-interface Owned {
+/** A run of this node whose output goes to its stream. */
+interface Published {
   exec: Run;
   publisher: RelayPublisher;
+}
+
+/** A run this node owns for another node. */
+interface Owned extends Published {
   origin: string;
   /** The origin's epoch when it placed the run: a restarted origin has no relay of it. */
   originEpoch: number | undefined;
@@ -79,6 +85,8 @@ export class JobWorker {
   readonly #cluster: Cluster;
   readonly #deps: SessionDeps;
   readonly #runs = new Map<string, Owned>();
+  /** Runs started here that another node follows (`publish`). */
+  readonly #published = new Map<string, Published>();
   #reader: StreamReader | null = null;
   #loop: Promise<void> | null = null;
   #watch: ReturnType<typeof setInterval> | undefined;
@@ -90,11 +98,6 @@ export class JobWorker {
     this.#cluster = cluster;
     this.#deps = deps;
     this.#retentionMs = retentionMs;
-  }
-
-  /** Ids of the runs this node owns for other nodes. */
-  owned(): string[] {
-    return [...this.#runs.keys()];
   }
 
   /** Starts reading jobs and control messages. */
@@ -216,25 +219,7 @@ export class JobWorker {
     }
     exec = spawned.exec;
     const run = exec;
-    meta = {
-      id: run.id,
-      node: this.#cluster.id,
-      principal: run.principal,
-      display: run.spec.display,
-      argv: [...run.spec.argv],
-      ...(run.spec.cwd !== undefined ? { cwd: run.spec.cwd } : {}),
-      timeout: run.spec.timeout,
-      timeoutSource: run.spec.timeoutSource,
-      idleTimeout: run.spec.idleTimeout,
-      framing: run.spec.framing,
-      ...(run.spec.limitClass !== undefined ? { limitClass: run.spec.limitClass } : {}),
-      detached: run.detached,
-      stdinOpen: run.stdinOpen,
-      stdinBuffer: run.stdinBuffer,
-      pid: run.pid,
-      pgid: run.pgid,
-      startedAt: run.startedAt,
-    };
+    meta = runMeta(run, this.#cluster.id);
     this.#runs.set(run.id, {
       exec: run,
       publisher,
@@ -264,7 +249,12 @@ export class JobWorker {
   #control(entry: StreamEntry): void {
     const message = decodeControl(entry);
     if (message === null) return;
-    const owned = this.#runs.get(message.id);
+    if (message.t === "publish") {
+      void this.#publish(message.id);
+      return;
+    }
+    const owned = this.#runs.get(message.id) ?? this.#published.get(message.id) ??
+      this.#local(message.id);
     if (owned === undefined) return;
     try {
       this.#apply(owned, message);
@@ -274,7 +264,69 @@ export class JobWorker {
     }
   }
 
-  #apply({ exec, publisher }: Owned, message: ControlMessage): void {
+  /** A run started here, not yet followed elsewhere (control comes before a publish ends). */
+  #local(id: string): { exec: Run; publisher: null } | undefined {
+    const exec = this.#deps.registry.get(id);
+    return exec === undefined || exec.relayed ? undefined : { exec, publisher: null };
+  }
+
+  /**
+   * Another node follows run `id` of this node: its output, from the oldest
+   * retained byte, then live, goes to its stream, read from the run's log
+   * (so the run itself never waits for it), until its end.
+   */
+  async #publish(id: string): Promise<void> {
+    const exec = this.#deps.registry.get(id);
+    if (exec === undefined || exec.relayed || this.#runs.has(id) || this.#published.has(id)) {
+      return;
+    }
+    const epoch = this.#cluster.nodes.epoch;
+    if (epoch === null) return;
+    const k = this.#bus.keys;
+    const meta = runMeta(exec, this.#cluster.id);
+    const hash = (): Record<string, string> => ({
+      principal: exec.principal,
+      node: this.#cluster.id,
+      meta: JSON.stringify(meta),
+      started_at: String(exec.startedAt),
+      relay: "1",
+    });
+    const publisher = new RelayPublisher({
+      bus: this.#bus,
+      executionId: id,
+      epoch,
+      currentEpoch: () => this.#cluster.nodes.epoch,
+      retentionMs: this.#retentionMs,
+      hash,
+      fenced: () => {},
+    });
+    this.#published.set(id, { exec, publisher });
+    try {
+      await this.#bus.run((c) => c.hSet(k.exec(id), { ...hash(), epoch: String(epoch) }));
+    } catch {
+      this.#published.delete(id);
+      publisher.close();
+      return;
+    }
+    // Nobody acks: it keeps up, or reads on from the log at its own pace.
+    publisher.release();
+    publisher.push(startEntry(meta));
+    const follower = new Attachment(exec, {
+      emit: (event) => publisher.emit(event),
+      ready: () => publisher.ready(),
+      busy: () => publisher.backlogged,
+    }, exec.output.first);
+    await follower.start();
+    await follower.ended;
+    publisher.finish();
+    await publisher.finished;
+    this.#published.delete(id);
+  }
+
+  #apply(
+    { exec, publisher }: { exec: Run; publisher: RelayPublisher | null },
+    message: ControlMessage,
+  ): void {
     switch (message.t) {
       case "pause":
         if (exec.pause()) exec.announce("paused");
@@ -293,7 +345,7 @@ export class JobWorker {
         return;
       case "input": {
         const reply = (err?: unknown) =>
-          publisher.push(
+          publisher?.push(
             inputEntry(
               message.op,
               exec.stdinAccepted,
@@ -310,10 +362,12 @@ export class JobWorker {
         return;
       }
       case "ack":
-        publisher.ack(message.n);
+        publisher?.ack(message.n);
         return;
       case "release":
-        publisher.release();
+        publisher?.release();
+        return;
+      case "publish":
         return;
     }
   }
@@ -341,12 +395,15 @@ export class JobWorker {
 
   /** Resolves once every run taken has written its end (shutdown, after the runs ended). */
   async drain(): Promise<void> {
-    await Promise.all([...this.#runs.values()].map((o) => o.publisher.finished));
+    const all = [...this.#runs.values(), ...this.#published.values()];
+    await Promise.all(all.map((o) => o.publisher.finished));
   }
 
   /** This node was fenced: its runs for other nodes are lost, and their streams are not ours. */
   fenced(): void {
-    for (const { publisher } of this.#runs.values()) publisher.close();
+    for (const { publisher } of [...this.#runs.values(), ...this.#published.values()]) {
+      publisher.close();
+    }
   }
 
   /** Stops taking jobs. Runs already taken end with the server (shutdown). Idempotent. */
