@@ -28,6 +28,9 @@ export interface ClusterBusOptions {
 
 const decoder = new TextDecoder();
 
+/** Longest wait for a new reader's connection before its first read is tried anyway. */
+const CONNECT_WAIT_MS = 2000;
+
 /** A field as text ("" when absent). */
 export function text(entry: StreamEntry, field: string): string {
   const v = entry.fields[field];
@@ -218,8 +221,14 @@ export class ClusterBus {
     client.on("error", () => {});
     const reader = new StreamReader(client);
     this.#readers.add(reader);
-    // Not ready yet is fine: reads fail and are retried until it is.
-    await client.connect().catch(() => {});
+    // Not waited for when Redis is away (it would wait until Redis is back):
+    // reads fail meanwhile and are retried until it is there.
+    const connecting = client.connect().catch(() => {});
+    if (this.ready) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([connecting, new Promise((r) => timer = setTimeout(r, CONNECT_WAIT_MS))]);
+      clearTimeout(timer);
+    }
     return reader;
   }
 
