@@ -28,6 +28,9 @@ export interface ClusterBusOptions {
 
 const decoder = new TextDecoder();
 
+/** Longest a command may take before its caller is told Redis is unavailable. */
+const COMMAND_DEADLINE_MS = 2000;
+
 /** Longest wait for a new reader's connection before its first read is tried anyway. */
 const CONNECT_WAIT_MS = 2000;
 
@@ -189,26 +192,40 @@ export class ClusterBus {
     keys: string[],
     args: (string | Uint8Array)[],
   ): Promise<unknown> {
-    try {
-      return await this.client.eval(script, {
+    return await this.run((c) =>
+      c.eval(script, {
         keys,
         arguments: args.map((a) =>
           typeof a === "string" ? a : Buffer.from(a.buffer, a.byteOffset, a.length)
         ),
-      });
-    } catch (e) {
-      throw new ClusterDownError(message(e), { cause: e });
-    }
+      })
+    );
   }
 
   /**
    * Runs `fn` on the command connection, turning any failure into a {@linkcode ClusterDownError}.
    */
   async run<T>(fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    // npm `redis` times out only commands not yet sent: a Redis that took
+    // them and went silent (frozen) would hold every caller until it woke.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const work = fn(this.client);
     try {
-      return await fn(this.client);
+      return await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no reply from Redis within ${COMMAND_DEADLINE_MS} ms`)),
+            COMMAND_DEADLINE_MS,
+          );
+        }),
+      ]);
     } catch (e) {
+      // A reply that comes after the deadline has nobody to go to.
+      work.catch(() => {});
       throw new ClusterDownError(message(e), { cause: e });
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -22,7 +22,7 @@ import { decodeOutputEntry, RunMeta, runMeta } from "./relay_entry.ts";
 import { sendControl } from "./control.ts";
 import type { Run } from "../core/run.ts";
 import { RelayedRun } from "./relayed_run.ts";
-import { ABANDON } from "./scripts.ts";
+import { ABANDON, CLAIM, PLACE } from "./scripts.ts";
 
 export type { NodeInfo };
 
@@ -137,7 +137,7 @@ export class Cluster {
         `${this.bus.reason}: runs on other nodes cannot be placed until Redis is back`,
       );
     }
-    const live = await this.nodes.live();
+    const live = this.#withRecent(await this.nodes.live());
     const chosen = placeAmong(live, this.id, want);
     if (chosen === null) {
       throw new NoLiveNodeError({
@@ -147,6 +147,40 @@ export class Cluster {
       });
     }
     return chosen.id === this.id ? { here: true } : { here: false, node: chosen };
+  }
+
+  /** Runs placed from here lately, by node, with when: heartbeats do not count them yet. */
+  readonly #recent = new Map<string, number[]>();
+
+  #placed(node: string): void {
+    const times = this.#recent.get(node) ?? [];
+    times.push(Date.now());
+    this.#recent.set(node, times);
+  }
+
+  /** `live` with the runs placed from here since their nodes' last heartbeats. */
+  #withRecent(live: NodeInfo[]): NodeInfo[] {
+    const since = Date.now() - this.nodes.liveness.heartbeatMs - 500;
+    return live.map((n) => {
+      const times = (this.#recent.get(n.id) ?? []).filter((t) => t > since);
+      if (times.length === 0) this.#recent.delete(n.id);
+      else this.#recent.set(n.id, times);
+      return n.id === this.id ? n : { ...n, running: n.running + times.length };
+    });
+  }
+
+  /**
+   * Claims `id` (a client's own `execution_id`) for a run of this node,
+   * unless a run of any node uses it. True while Redis is away: a run here
+   * needs only this node's registry.
+   */
+  async claim(id: string): Promise<boolean> {
+    if (!this.bus.ready) return true;
+    try {
+      return await this.bus.eval(CLAIM, [this.keys.exec(id)], [String(this.#o.retentionMs)]) === 1;
+    } catch {
+      return true;
+    }
   }
 
   #self(): NodeInfo {
@@ -170,23 +204,19 @@ export class Cluster {
   ): Promise<RelayedRun> {
     const k = this.keys;
     const id = job.id;
-    const fresh = await this.bus.run((c) => c.hSetNX(k.exec(id), "state", "placed"));
-    if (!fresh) {
+    const fresh = await this.bus.eval(PLACE, [k.exec(id)], [
+      job.principal.id,
+      this.id,
+      node.id,
+      String(ACCEPT_MS),
+      String(this.#o.retentionMs),
+    ]);
+    if (fresh !== 1) {
       throw new InvalidParamsError("Invalid params", {
         data: { field: "execution_id", reason: "in use: choose another" },
       });
     }
-    await this.bus.run((c) =>
-      c.multi()
-        .hSet(k.exec(id), {
-          principal: job.principal.id,
-          origin: this.id,
-          target: node.id,
-          created_at: String(Date.now()),
-        })
-        .pExpire(k.exec(id), this.#o.retentionMs)
-        .exec()
-    );
+    this.#placed(node.id);
     const epoch = this.nodes.epoch;
     const message: Job = {
       ...job,

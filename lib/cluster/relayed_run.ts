@@ -9,12 +9,12 @@
  *
  * @module
  */
-import { InvalidParamsError, NoProcessError } from "../errors.ts";
+import { NoProcessError } from "../errors.ts";
 import { ExecutorError } from "../errors.ts";
 import type { ClientSignal, Run } from "../core/run.ts";
 import { RunFeed } from "../core/run_feed.ts";
 import type { EndReason } from "../core/run_text.ts";
-import type { StdinWrite } from "../core/stdin_buffer.ts";
+import { checkStdinRoom, type StdinWrite } from "../core/stdin_buffer.ts";
 import { decoder } from "../core/framed_chunk.ts";
 import { OutputLog } from "../output/output_log.ts";
 import type { Metrics } from "../ops/metrics.ts";
@@ -340,11 +340,8 @@ export class RelayedRun implements Run {
     if (!this.active) throw new NoProcessError();
     if (!this.#stdinOpen) throw new NoProcessError("stdin is not open");
     const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
-    if (bytes.length > this.stdinBuffer) {
-      throw new InvalidParamsError("Invalid params", {
-        data: { field: "data", reason: `larger than the run's stdin buffer (${this.stdinBuffer})` },
-      });
-    }
+    // Bounded here too: input its node has not confirmed counts as pending.
+    checkStdinRoom(this.stdinPending, bytes.length, this.stdinBuffer);
     const op = ++this.#op;
     this.#control({ t: "input", id: this.id, op, data: bytes.toBase64(), close });
     this.#accepted += bytes.length;

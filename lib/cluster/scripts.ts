@@ -52,8 +52,9 @@ return 1`;
 
 /**
  * Appends entries to a run's stream, only for the owner that holds it (the
- * fencing epoch in its hash) and only until it has ended. An `end` entry
- * marks the hash ended; a `fin` entry starts both keys' expiry.
+ * fencing epoch in its hash) and never once the run was declared lost. An
+ * `end` entry marks the hash ended (what follows it: hook outcomes, `fin`);
+ * a `fin` entry starts both keys' expiry.
  * KEYS: exec, output. ARGV: epoch, max length, ttl ms, count, then per
  * entry its number of field pairs and the pairs (the first is `t`).
  * Returns 1, 0 when refused (fenced or ended), -1 when the hash is gone.
@@ -61,7 +62,7 @@ return 1`;
 export const PUBLISH = `
 local h = redis.call('HMGET', KEYS[1], 'epoch', 'ended')
 if not h[1] then return -1 end
-if h[2] or h[1] ~= ARGV[1] then return 0 end
+if h[2] == 'lost' or h[1] ~= ARGV[1] then return 0 end
 local i = 5
 for n = 1, tonumber(ARGV[4]) do
   local pairs = tonumber(ARGV[i]); i = i + 1
@@ -79,11 +80,45 @@ end
 return 1`;
 
 /**
- * Takes a placed job, once: KEYS: exec. ARGV: node, epoch. Returns 1 when
- * this node now owns the run, 0 when it was taken, abandoned or refused.
+ * Places a job unless the id is in use: KEYS: exec. ARGV: principal,
+ * origin node, target node, ms it may wait to be taken, ttl ms. Its
+ * deadline is on Redis's clock, as ACCEPT checks it. Returns 1, or 0 when
+ * the id is in use.
+ */
+export const PLACE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'state', 'placed', 'principal', ARGV[1], 'origin', ARGV[2],
+  'target', ARGV[3], 'created_at', tostring(now), 'deadline', tostring(now + tonumber(ARGV[4])))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+/**
+ * Claims an id for a run of this node (a client's own `execution_id`)
+ * unless it is in use anywhere: KEYS: exec. ARGV: ttl ms. Returns 1 or 0.
+ */
+export const CLAIM = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'starting')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`;
+
+/**
+ * Takes a placed job, once, and only before its deadline (ms since the
+ * epoch, on Redis's clock: a job that waited out a frozen Redis or node is
+ * never started late): KEYS: exec. ARGV: node, epoch. Returns 1 when this
+ * node now owns the run, 0 when it was taken, abandoned or too late.
  */
 export const ACCEPT = `
 if redis.call('HGET', KEYS[1], 'state') ~= 'placed' then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline') or '0')
+if deadline > 0 and now > deadline then
+  redis.call('HSET', KEYS[1], 'state', 'abandoned')
+  return 0
+end
 redis.call('HSET', KEYS[1], 'state', 'accepted', 'node', ARGV[1], 'epoch', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 return 1`;

@@ -105,27 +105,7 @@ export class StdinBuffer {
    * @throws {InvalidParamsError} (-32602) when it does not fit.
    */
   check(bytes: number): void {
-    if (bytes > this.capacity) {
-      throw new InvalidParamsError(
-        `Input of ${bytes} bytes is larger than the stdin buffer (${this.capacity} bytes, ` +
-          "stdin-buffer): send it in smaller parts",
-        { data: { reason: "stdin_input_too_large", bytes, stdin_buffer: this.capacity } },
-      );
-    }
-    if (this.#pending + bytes > this.capacity) {
-      throw new InvalidParamsError(
-        `The process is not reading its stdin: ${this.#pending} bytes sent earlier are still ` +
-          `waiting to be written (the stdin buffer holds ${this.capacity}); this input of ` +
-          `${bytes} bytes was refused and nothing of it was written`,
-        {
-          data: {
-            reason: "stdin_full",
-            bytes_pending: this.#pending,
-            stdin_buffer: this.capacity,
-          },
-        },
-      );
-    }
+    checkStdinRoom(this.#pending, bytes, this.capacity);
   }
 
   /**
@@ -239,5 +219,38 @@ export async function writeAndClose(
     await writer.close();
   } catch {
     // The child closed its stdin or exited early (EPIPE): nothing to deliver to.
+  }
+}
+
+/**
+ * Refuses an input of `bytes` that does not fit a stdin buffer of
+ * `capacity` holding `pending` bytes: the same refusal for a run here and
+ * for one on another node (lib/cluster/relayed_run.ts).
+ *
+ * @throws {InvalidParamsError} (-32602) when it does not fit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkStdinRoom } from "./stdin_buffer.ts";
+ * checkStdinRoom(0, 10, 10);
+ * assert.throws(() => checkStdinRoom(5, 10, 10), { code: -32602 });
+ * ```
+ */
+export function checkStdinRoom(pending: number, bytes: number, capacity: number): void {
+  if (bytes > capacity) {
+    throw new InvalidParamsError(
+      `Input of ${bytes} bytes is larger than the stdin buffer (${capacity} bytes, ` +
+        "stdin-buffer): send it in smaller parts",
+      { data: { reason: "stdin_input_too_large", bytes, stdin_buffer: capacity } },
+    );
+  }
+  if (pending + bytes > capacity) {
+    throw new InvalidParamsError(
+      `The process is not reading its stdin: ${pending} bytes sent earlier are still ` +
+        `waiting to be written (the stdin buffer holds ${capacity}); this input of ` +
+        `${bytes} bytes was refused and nothing of it was written`,
+      { data: { reason: "stdin_full", bytes_pending: pending, stdin_buffer: capacity } },
+    );
   }
 }

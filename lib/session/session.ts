@@ -193,6 +193,11 @@ export class Session {
    * holds it open, and most clients never DELETE theirs).
    */
   reclaimable = false;
+  /**
+   * It runs what another node placed here (lib/protocol/cluster/job_worker.ts):
+   * the run's id was claimed in the cluster when it was placed.
+   */
+  runsPlacedJobs = false;
   /** What it speaks; set by the transport that opened it (`/metrics` counts sessions by it). */
   protocol: SessionProtocol = "legacy_ws";
 
@@ -359,6 +364,14 @@ export class Session {
     } finally {
       this.#starting--;
     }
+    if (this.#deps.registry.get(run.id) !== undefined) {
+      // The same id started here meanwhile: this one must not go on unfollowed.
+      void run.cancel("canceled");
+      run.run();
+      throw new InvalidParamsError("Invalid params", {
+        data: { field: "execution_id", reason: "in use: choose another" },
+      });
+    }
     this.#deps.registry.adopt(run);
     if (this.#closed) {
       // The client left while its run was being placed: it ends as a disconnect would end it.
@@ -458,6 +471,15 @@ export class Session {
     let exec: Run;
     let pre: HookOutcome[];
     try {
+      // Not in use on any node either: attach and control by id reach every node.
+      if (
+        options.id !== undefined && !this.runsPlacedJobs &&
+        !(await this.#deps.cluster?.claim(options.id) ?? true)
+      ) {
+        throw new InvalidParamsError("Invalid params", {
+          data: { field: "execution_id", reason: "in use: choose another" },
+        });
+      }
       pre = await this.#preExecute(id, spec, sink);
       if (this.#closed) throw new NoProcessError("Session is closed");
       // A detached run's client follows it through an attachment when it can

@@ -82,6 +82,16 @@ async function collect(client: TestClient, id: string, ms = 30_000) {
   return { events, outputs, completed: events.at(-1)!.params };
 }
 
+/** `redis-cli` against the test's Redis: one command, its reply as text. */
+async function redisCli(redis: RedisServer, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("redis-cli", {
+    args: ["-p", String(redis.port), ...args],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
 /** Waits until `client` has a message matching `pred` queued, leaving it there. */
 async function seen(client: TestClient, pred: (m: Msg) => boolean): Promise<void> {
   await eventually(() => client.pending().some(pred), 20_000, "a message");
@@ -184,6 +194,15 @@ Deno.test({
           at += p.length;
         }
         assert.equal(await sha256(got), await sha256(data));
+        // Its keys do not stay in Redis for ever.
+        const id = r.result.execution_id;
+        await eventually(
+          async () =>
+            Number(await redisCli(nodes.redis, "pttl", `cc_executor:exec:{${id}}:out`)) > 0 &&
+            Number(await redisCli(nodes.redis, "pttl", `cc_executor:exec:{${id}}`)) > 0,
+          10_000,
+          "the keys to expire",
+        );
       });
 
       await t.step("CANCEL and INTERRUPT through the relay end the group on its node", async () => {
@@ -291,6 +310,12 @@ Deno.test({
             // From a third node, as the principal's other session would.
             const read = await readToEnd(mcpC.client, id);
             assert.equal(read.stdout, "got:hello\n");
+            // What was read from c's control stream (the input's bytes) is not kept there.
+            await eventually(
+              async () => await redisCli(nodes.redis, "xlen", "cc_executor:node:{c}:ctl") === "0",
+              10_000,
+              "c's control stream to be emptied",
+            );
           } finally {
             await closeHttp(mcpA);
             await closeHttp(mcpC);
@@ -390,6 +415,28 @@ Deno.test({
           // Its heartbeat finds its epoch raised: it kills the group it still holds.
           await assertGroupGone(r.result.pgid, 15_000);
           await eventually(() => c.output().includes("declared dead"), 10_000, "c to say so");
+        },
+      );
+
+      await t.step(
+        "a frozen Redis: a remote start fails within seconds and never runs later",
+        async () => {
+          const marker = `${dir}/ran-after-freeze`;
+          nodes.redis.freeze(true);
+          let reply: Msg;
+          const asked = performance.now();
+          try {
+            reply = await a.request("execute", { command: `touch ${marker}`, node: "b" });
+          } finally {
+            nodes.redis.freeze(false);
+          }
+          assert.equal(reply.error?.code, -32006, JSON.stringify(reply));
+          assert.ok(performance.now() - asked < 10_000);
+          // Thawed: the job may be read now, but its deadline has passed.
+          await allSee(nodes, ["a", "b", "c"]);
+          const r = await a.request("execute", { command: "echo after", node: "b" });
+          await collect(a, r.result.execution_id);
+          assert.equal(await Deno.stat(marker).then(() => true, () => false), false);
         },
       );
 

@@ -9,7 +9,7 @@ import { placeAmong } from "../../lib/cluster/cluster.ts";
 import { NodeRegistry } from "../../lib/cluster/node_registry.ts";
 import { decodeOutputEntry, encodeEvent, flatten } from "../../lib/cluster/relay_entry.ts";
 import { RELAY_LAG_ENTRIES, RelayPublisher } from "../../lib/cluster/relay_publisher.ts";
-import { ABANDON, ACCEPT } from "../../lib/cluster/scripts.ts";
+import { ABANDON, ACCEPT, PLACE } from "../../lib/cluster/scripts.ts";
 import { OutputLog } from "../../lib/output/output_log.ts";
 import { SharedRateLimit } from "../../lib/cluster/shared_rate_limit.ts";
 import type { StreamEntry } from "../../lib/cluster/bus.ts";
@@ -179,6 +179,11 @@ Deno.test({
       await bus.client.hSet(k.exec("j2"), "state", "placed");
       assert.equal(await bus.eval(ABANDON, [k.exec("j2")], []), 1);
       assert.equal(await bus.eval(ACCEPT, [k.exec("j2")], ["b", "1"]), 0, "abandoned: never run");
+      // Placed with a 1 ms window, taken later: too late, never run.
+      assert.equal(await bus.eval(PLACE, [k.exec("j3")], ["alice", "a", "b", "1", "60000"]), 1);
+      assert.equal(await bus.eval(PLACE, [k.exec("j3")], ["bob", "a", "c", "1", "60000"]), 0);
+      await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await bus.eval(ACCEPT, [k.exec("j3")], ["b", "1"]), 0, "past its deadline");
     } finally {
       await bus.close();
       await redis.stop();
@@ -253,6 +258,64 @@ Deno.test({
     } finally {
       await one.close();
       await two.close();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "publisher: hook outcomes and fin follow the end, and the run's keys then expire",
+  ignore: !redisAvailable,
+  fn: async () => {
+    const redis = await RedisServer.start(freePort());
+    const bus = await ClusterBus.open({ url: redis.url, prefix: "t:" });
+    let fenced = 0;
+    try {
+      const k = bus.keys;
+      await bus.client.hSet(k.exec("p2"), { state: "running", epoch: "1" });
+      const p = new RelayPublisher({
+        bus,
+        executionId: "p2",
+        epoch: 1,
+        currentEpoch: () => 1,
+        retentionMs: 60_000,
+        hash: () => ({}),
+        fenced: () => fenced++,
+      });
+      const exit = {
+        status: "completed" as const,
+        exitCode: 0,
+        signal: null,
+        error: null,
+        executionTime: 0.1,
+      };
+      p.emit({ type: "completed", executionId: "p2", pid: 1, pgid: 1, exit });
+      // Written in a batch of its own, as a post_execute hook's outcome comes later.
+      await eventually(async () => await bus.client.xLen(k.output("p2")) === 1);
+      p.emit({
+        type: "hook",
+        executionId: "p2",
+        outcome: {
+          kind: "post_execute",
+          name: "h",
+          ok: true,
+          status: "completed",
+          exitCode: 0,
+          duration: 0,
+          required: false,
+          error: null,
+          output: "",
+        },
+      });
+      p.finish();
+      await p.finished;
+      const stream = await bus.client.xRange(k.output("p2"), "-", "+");
+      assert.deepEqual(stream?.map((e) => e.message.t), ["end", "hook", "fin"]);
+      assert.equal(fenced, 0, "its own end fences nothing");
+      assert.ok(await bus.client.pTTL(k.exec("p2")) > 0);
+      assert.ok(await bus.client.pTTL(k.output("p2")) > 0);
+    } finally {
+      await bus.close();
       await redis.stop();
     }
   },

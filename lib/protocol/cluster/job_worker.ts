@@ -116,7 +116,9 @@ export class JobWorker {
     const k = this.#bus.keys;
     const id = this.#cluster.id;
     for (const key of [k.jobs(id), k.control(id)]) {
-      await this.#bus.client.xGroupCreate(key, GROUP, "$", { MKSTREAM: true }).catch(
+      // From the start of a stream made meanwhile (Redis lost its data): a message sent
+      // before the group existed is still read; stale jobs are refused by their deadline.
+      await this.#bus.client.xGroupCreate(key, GROUP, "0", { MKSTREAM: true }).catch(
         (err: unknown) => {
           // BUSYGROUP: it exists already, which is what we want.
           if (!String(err).includes("BUSYGROUP")) throw err;
@@ -145,7 +147,9 @@ export class JobWorker {
         delay = 100;
         for (const { key, entry } of got) {
           // Acked at once: a job is taken at most once (never re-delivered to a new life).
-          void this.#bus.run((c) => c.xAck(key, GROUP, entry.id)).catch(() => {});
+          // Deleted too: an input's bytes must not stay in Redis once read.
+          void this.#bus.run((c) => c.multi().xAck(key, GROUP, entry.id).xDel(key, entry.id).exec())
+            .catch(() => {});
           if (key === k.jobs(id)) void this.#job(entry);
           else this.#control(entry);
         }
@@ -195,6 +199,7 @@ export class JobWorker {
     });
     const session = new Session(this.#deps, () => {}, job.principal);
     session.maxExecutions = 1;
+    session.runsPlacedJobs = true;
     let spawned;
     try {
       const request = JobRequest.parse(job.request);
@@ -375,8 +380,8 @@ export class JobWorker {
   /** A run whose client's node is gone: nobody paces it, and one that needed its client ends. */
   #watchOrigins(): void {
     const now = Date.now();
-    // As long as a liveness key lives: a Redis that restarted empty is not a dead node.
-    const grace = this.#cluster.nodes.liveness.ttlMs;
+    // Two heartbeats: nodes register again that soon after Redis restarted empty.
+    const grace = 2 * this.#cluster.nodes.liveness.heartbeatMs;
     for (const owned of this.#runs.values()) {
       const nodes = this.#cluster.nodes;
       const restarted = nodes.seemsAlive(owned.origin) &&
