@@ -443,7 +443,7 @@ async function joinCluster(
     detachTimeoutMs: config.detachTimeout * 1000,
     retentionMs,
     running: () => registry.runningCount,
-    owned: () => registry.running().filter((r) => !r.relayed).map((r) => r.id),
+    runs: () => registry.running().filter((r) => !r.relayed),
     fenced: () => {
       ref.worker?.fenced();
       for (const run of registry.running()) if (!run.relayed) void run.cancel("lost");

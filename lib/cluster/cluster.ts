@@ -56,7 +56,8 @@ export interface ClusterOptions {
   /** Seconds a finished run's keys are kept in Redis. */
   retentionMs: number;
   running: NodeRegistryOptions["running"];
-  owned: NodeRegistryOptions["owned"];
+  /** This node's runs not ended (relays of other nodes' runs excluded). */
+  runs: () => Run[];
   fenced: NodeRegistryOptions["fenced"];
   lost: NodeRegistryOptions["lost"];
 }
@@ -101,7 +102,8 @@ export class Cluster {
       id: options.id,
       labels: options.labels,
       running: options.running,
-      owned: options.owned,
+      owned: () => options.runs().map((r) => r.id),
+      beat: () => this.#heal(),
       fenced: options.fenced,
       lost: options.lost,
       retentionMs: options.retentionMs,
@@ -307,23 +309,7 @@ export class Cluster {
    */
   register(exec: Run): void {
     const k = this.keys;
-    const epoch = this.nodes.epoch;
-    if (!this.bus.ready || epoch === null) return;
-    const meta = runMeta(exec, this.id);
-    void this.bus.run((c) =>
-      c.multi()
-        .hSet(k.exec(exec.id), {
-          state: "running",
-          principal: exec.principal,
-          node: this.id,
-          epoch: String(epoch),
-          meta: JSON.stringify(meta),
-          started_at: String(exec.startedAt),
-        })
-        .hSetNX(k.exec(exec.id), "origin", this.id)
-        .sAdd(k.running(this.id), exec.id)
-        .exec()
-    ).catch(() => {});
+    void this.#describe(exec).catch(() => {});
     void exec.done.then((exit) =>
       this.bus.run((c) =>
         c.multi()
@@ -333,6 +319,41 @@ export class Cluster {
           .exec()
       ).catch(() => {})
     );
+  }
+
+  /** Writes what other nodes read of `exec`, a run of this node, and lists it as running here. */
+  async #describe(exec: Run): Promise<void> {
+    const k = this.keys;
+    const epoch = this.nodes.epoch;
+    if (!this.bus.ready || epoch === null) return;
+    await this.bus.run((c) =>
+      c.multi()
+        .hSet(k.exec(exec.id), {
+          state: exec.state === "paused" ? "paused" : "running",
+          principal: exec.principal,
+          node: this.id,
+          epoch: String(epoch),
+          meta: JSON.stringify(runMeta(exec, this.id)),
+          started_at: String(exec.startedAt),
+        })
+        .hSetNX(k.exec(exec.id), "origin", this.id)
+        .sAdd(k.running(this.id), exec.id)
+        .exec()
+    );
+  }
+
+  /**
+   * Describes again any run of this node whose hash Redis no longer has (it
+   * restarted without its data), so other nodes find it again.
+   */
+  async #heal(): Promise<void> {
+    const runs = this.#o.runs();
+    if (runs.length === 0) return;
+    const k = this.keys;
+    const present = await this.bus.run((c) => Promise.all(runs.map((r) => c.exists(k.exec(r.id)))));
+    for (const [i, run] of runs.entries()) {
+      if (present[i] === 0 && run.active) await this.#describe(run);
+    }
   }
 
   /**

@@ -62,6 +62,8 @@ export interface NodeRegistryOptions {
   owned: () => string[];
   /** This node was declared dead while cut off: end what it runs, as lost. */
   fenced: () => void;
+  /** After each heartbeat: what else the node keeps up to date in Redis. */
+  beat?: () => Promise<void>;
   /** A run was declared lost here (its record is to be kept); `hash` is what Redis held of it. */
   lost: (id: string, hash: Record<string, string>, error: string) => void;
   /** Seconds a finished run's keys are kept. */
@@ -144,6 +146,7 @@ export class NodeRegistry {
     if (this.#stopped || !this.#o.bus.ready) return;
     try {
       await this.#heartbeat();
+      await this.#o.beat?.();
       await this.#sweep();
     } catch (err) {
       // Redis went away mid-beat: the next one tries again.

@@ -445,7 +445,7 @@ Deno.test({
         async () => {
           await allSee(nodes, ["a", "b", "c"]);
           const r = await a.request("execute", {
-            command: "for i in $(seq 1 40); do echo tick $i; sleep 0.1; done",
+            command: "for i in $(seq 1 80); do echo tick $i; sleep 0.1; done",
             node: "b",
           });
           const id = r.result.execution_id;
@@ -456,10 +456,17 @@ Deno.test({
           const local = await a.request("execute", { command: "echo local" });
           assert.equal(local.result.status, "started");
           nodes.redis = await RedisServer.start(nodes.redis.port);
-          const run = await collect(a, id, 30_000);
+          // Redis came back empty: b describes its run again, and c finds it.
+          const c = await client("c");
+          await eventually(async () => {
+            const attached = await c.request("attach", { execution_id: id, tail_bytes: 0 });
+            return attached.result?.node === "b";
+          }, 20_000, "c to find b's run again");
+          const [run, fromC] = await Promise.all([collect(a, id, 30_000), collect(c, id, 30_000)]);
           const text = run.outputs.map((o: Msg) => o.params.data).join("");
-          assert.equal(text, Array.from({ length: 40 }, (_, i) => `tick ${i + 1}\n`).join(""));
+          assert.equal(text, Array.from({ length: 80 }, (_, i) => `tick ${i + 1}\n`).join(""));
           assert.equal(run.completed.status, "completed");
+          assert.equal(fromC.completed.status, "completed");
           await allSee(nodes, ["a", "b", "c"]);
           const after = await a.request("execute", { command: "echo again", node: "c" });
           assert.equal(after.result.node, "c", JSON.stringify(after));
