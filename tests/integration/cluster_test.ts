@@ -458,10 +458,14 @@ Deno.test({
           nodes.redis = await RedisServer.start(nodes.redis.port);
           // Redis came back empty: b describes its run again, and c finds it.
           const c = await client("c");
-          await eventually(async () => {
-            const attached = await c.request("attach", { execution_id: id, tail_bytes: 0 });
-            return attached.result?.node === "b";
-          }, 20_000, "c to find b's run again");
+          await eventually(
+            async () => {
+              const attached = await c.request("attach", { execution_id: id, tail_bytes: 0 });
+              return attached.result?.node === "b";
+            },
+            20_000,
+            "c to find b's run again",
+          );
           const [run, fromC] = await Promise.all([collect(a, id, 30_000), collect(c, id, 30_000)]);
           const text = run.outputs.map((o: Msg) => o.params.data).join("");
           assert.equal(text, Array.from({ length: 80 }, (_, i) => `tick ${i + 1}\n`).join(""));
