@@ -310,6 +310,18 @@ Deno.test({
             // From a third node, as the principal's other session would.
             const read = await readToEnd(mcpC.client, id);
             assert.equal(read.stdout, "got:hello\n");
+            // A running run of another node is in list_executions, and canceled from there.
+            const long = await call(mcpA.client, "start", { command: "sleep 30", node: "b" });
+            const listed = await call(mcpC.client, "list_executions", {});
+            const entry = listed.s.executions.find((e: Msg) =>
+              e.execution_id === long.s.execution_id
+            );
+            assert.equal(entry?.node, "b", listed.text);
+            const canceled = await call(mcpC.client, "control", {
+              type: "CANCEL",
+              execution_id: long.s.execution_id,
+            });
+            assert.equal(canceled.s.status, "canceled", canceled.text);
             // What was read from c's control stream (the input's bytes) is not kept there.
             await eventually(
               async () => await redisCli(nodes.redis, "xlen", "cc_executor:node:{c}:ctl") === "0",

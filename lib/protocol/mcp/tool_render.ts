@@ -10,6 +10,7 @@ import type { ExecutorError } from "../../errors.ts";
 import { hookFields } from "../../ops/hooks.ts";
 import type { HookOutcome } from "../../types.ts";
 import type { Run } from "../../core/run.ts";
+import type { RemoteRunSummary } from "../../cluster/cluster.ts";
 import { readOutput, tailOutput } from "../../output/text.ts";
 import { truncateText } from "../../output/text_truncate.ts";
 import { utf8Length } from "../../utf8.ts";
@@ -296,17 +297,59 @@ export function pageResult(
 }
 
 /** The `list_executions` result: the newest {@linkcode MAX_LISTED} of `all`. */
-export function listResult(all: Run[]): CallToolResult {
-  const shown = all.slice(-MAX_LISTED).reverse();
-  const lines = shown.map((e) => {
-    const code = e.exit?.signal ?? e.exit?.exitCode;
-    const command = truncateText(e.spec.display, 200);
-    return `${e.id}  ${e.state}${code !== undefined && code !== null ? ` (${code})` : ""}  ` +
-      `${secs(e.durationSeconds)}  ${command}`;
-  });
-  const text = shown.length === 0
-    ? "No executions.\n"
-    : `${all.length} executions` + (all.length > shown.length ? `, newest ${shown.length}` : "") +
-      ":\n" + lines.join("\n") + "\n";
-  return result(text, { executions: shown.map(summary), total: all.length });
+export function listResult(all: Run[], elsewhere: RemoteRunSummary[] = []): CallToolResult {
+  // One list, oldest first: this node's runs and those of other nodes.
+  const entries = [
+    ...all.map((e) => ({ at: e.startedAt, line: () => listLine(e), structured: () => summary(e) })),
+    ...elsewhere.map((r) => ({
+      at: r.meta.startedAt,
+      line: () =>
+        `${r.meta.id}  ${r.state}  ${secs(age(r))}  ${truncateText(r.meta.display, 200)}` +
+        `  (node ${r.meta.node})`,
+      structured: () => remoteSummary(r),
+    })),
+  ].sort((a, b) => a.at - b.at);
+  const shown = entries.slice(-MAX_LISTED).reverse();
+  const text = shown.length === 0 ? "No executions.\n" : `${entries.length} executions` +
+    (entries.length > shown.length ? `, newest ${shown.length}` : "") +
+    ":\n" + shown.map((e) => e.line()).join("\n") + "\n";
+  return result(text, { executions: shown.map((e) => e.structured()), total: entries.length });
+}
+
+function listLine(e: Run): string {
+  const code = e.exit?.signal ?? e.exit?.exitCode;
+  const command = truncateText(e.spec.display, 200);
+  return `${e.id}  ${e.state}${code !== undefined && code !== null ? ` (${code})` : ""}  ` +
+    `${secs(e.durationSeconds)}  ${command}` + (e.node !== null ? `  (node ${e.node})` : "");
+}
+
+function age(r: RemoteRunSummary): number {
+  return Math.round(Date.now() - r.meta.startedAt) / 1000;
+}
+
+/** {@linkcode summary} of a running run of another node that no relay here follows. */
+function remoteSummary(r: RemoteRunSummary): Record<string, unknown> {
+  const m = r.meta;
+  return {
+    execution_id: m.id,
+    command: m.display,
+    state: "running",
+    status: r.state === "paused" ? "paused" : "running",
+    running: true,
+    exit_code: null,
+    signal: null,
+    error: null,
+    duration_seconds: age(r),
+    timeout: m.timeout,
+    timeout_source: m.timeoutSource,
+    pid: m.pid,
+    pgid: m.pgid,
+    stdin_open: m.stdinOpen,
+    output_bytes: null,
+    started_at: new Date(m.startedAt).toISOString(),
+    principal: m.principal,
+    detached: m.detached,
+    attached: false,
+    node: m.node,
+  };
 }

@@ -387,11 +387,12 @@ export class McpTools {
     return result(text, { timeout: e.timeout_s, timeout_source: e.source, reasoning: e.reasoning });
   }
 
-  #list(args: unknown): Promise<CallToolResult> {
+  async #list(args: unknown): Promise<CallToolResult> {
     const p = parseParams(ListTool, args);
     let all = this.#session.executions();
     if (p.running_only === true) all = all.filter((e) => e.active);
-    return Promise.resolve(listResult(all));
+    // Running runs of other nodes too (their ended ones are in the history).
+    return listResult(all, await this.#session.elsewhere());
   }
 
   /**
