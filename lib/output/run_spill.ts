@@ -471,8 +471,12 @@ export class RunSpill {
       this.#next_();
       return;
     }
-    this.#writeSync(cur);
-    this.#recycle(cur.buf);
+    try {
+      this.#writeSync(cur);
+    } finally {
+      // Even when the write fails (a full disk): the buffer is no longer anyone's.
+      this.#recycle(cur.buf);
+    }
   }
 
   /** Writes `e` now, synchronously; it leaves the segment's pending buffers. */
