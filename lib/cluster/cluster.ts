@@ -310,6 +310,15 @@ export class Cluster {
   register(exec: Run): void {
     const k = this.keys;
     void this.#describe(exec).catch(() => {});
+    // Its state as others see it: a relay made while it is paused knows.
+    exec.feed.subscribe({
+      emit: (event) => {
+        if (event.type !== "paused" && event.type !== "resumed") return;
+        const state = event.type === "paused" ? "paused" : "running";
+        void this.bus.run((c) => c.hSet(k.exec(exec.id), "state", state)).catch(() => {});
+      },
+      ready: () => Promise.resolve(),
+    }, { paces: false, attaches: false });
     void exec.done.then((exit) =>
       this.bus.run((c) =>
         c.multi()
@@ -387,6 +396,7 @@ export class Cluster {
       after: "0",
       consumed: 0,
       origin: false,
+      paused: hash.state === "paused",
       sessionId: null,
       detachTimeoutMs: this.#o.detachTimeoutMs,
       outputRetention: this.#o.outputRetention,

@@ -27,6 +27,10 @@ export interface NodeInfo {
   started_at: number;
   /** Its fencing epoch: a new one means a new life of the node (a restart, or after a fence). */
   epoch?: number | undefined;
+  /** The process behind it (random per start): two processes never share an id. */
+  instance?: string | undefined;
+  /** When it last refreshed its key, ms since the epoch: a key that no longer changes is a dead life's. */
+  beat_at?: number | undefined;
 }
 
 const NodeInfoSchema = z.object({
@@ -35,6 +39,8 @@ const NodeInfoSchema = z.object({
   running: z.number(),
   started_at: z.number(),
   epoch: z.number().optional(),
+  instance: z.string().optional(),
+  beat_at: z.number().optional(),
 });
 
 /** Timing of liveness. */
@@ -91,6 +97,9 @@ export class NodeRegistry {
   readonly #live: Liveness;
   readonly #startedAt = Date.now();
   #epoch: number | null = null;
+  readonly #instance = crypto.randomUUID();
+  /** Another process's key under this node's id, as last seen, while this one waits for it. */
+  #rival: string | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #beating: Promise<void> | null = null;
   #stopped = false;
@@ -162,13 +171,15 @@ export class NodeRegistry {
       running: this.#o.running(),
       started_at: this.#startedAt,
       ...(this.#epoch !== null ? { epoch: this.#epoch } : {}),
+      instance: this.#instance,
+      beat_at: Date.now(),
     };
   }
 
   async #heartbeat(): Promise<void> {
     const { bus, id } = this.#o;
     const k = bus.keys;
-    if (this.#epoch === null) await this.#register();
+    if (this.#epoch === null && !await this.#register()) return;
     const ok = await bus.eval(HEARTBEAT, [k.node(id), k.epoch(id)], [
       String(this.#epoch),
       JSON.stringify(this.#self()),
@@ -179,9 +190,12 @@ export class NodeRegistry {
         node: id,
       });
       this.#epoch = null;
+      // Its followers elsewhere are told, whoever else may have declared them lost.
+      const error = `Lost: node ${id} was declared dead (its fencing epoch was raised) ` +
+        "while it ran; it was not run again";
+      for (const run of this.#o.owned()) await this.markLost(run, error).catch(() => 0);
       this.#o.fenced();
-      await this.#register();
-      await this.#heartbeat();
+      if (await this.#register()) await this.#heartbeat();
       return;
     }
     const owned = this.#o.owned();
@@ -192,10 +206,32 @@ export class NodeRegistry {
     });
   }
 
-  /** Takes a new epoch; runs a previous life of this node left listed are lost. */
-  async #register(): Promise<void> {
+  /**
+   * Takes a new epoch; runs a previous life of this node left listed are
+   * lost. False, and nothing taken, while another live process holds this
+   * id (its key keeps changing): two nodes with one id would fence each
+   * other for ever. A key that did not change since the last look is a dead
+   * life's, and is taken over.
+   */
+  async #register(): Promise<boolean> {
     const { bus, id } = this.#o;
     const k = bus.keys;
+    const current = await bus.run((c) => c.get(k.node(id)));
+    const holder = parseInfo(current);
+    if (holder?.instance !== undefined && holder.instance !== this.#instance) {
+      if (this.#rival !== current) {
+        if (this.#rival === null) {
+          log.error(
+            "Another process is running as node {node}: this one waits until that one stops " +
+              "(give each node its own node-id); runs here stay local meanwhile",
+            { node: id },
+          );
+        }
+        this.#rival = current;
+        return false;
+      }
+    }
+    this.#rival = null;
     const epoch = await bus.run((c) => c.incr(k.epoch(id)));
     const listed = await bus.run((c) => c.sMembers(k.running(id)));
     const owned = new Set(this.#o.owned());
@@ -211,6 +247,7 @@ export class NodeRegistry {
       epoch,
       labels: this.#o.labels.join(",") || "none",
     });
+    return true;
   }
 
   /** Declares nodes whose liveness expired dead; notes who is alive. */
@@ -331,7 +368,13 @@ export class NodeRegistry {
     const { bus, id } = this.#o;
     const k = bus.keys;
     if (!bus.ready || this.#epoch === null) return;
-    await bus.run((c) => c.multi().del(k.node(id)).sRem(k.nodes, id).exec()).catch(() => {});
+    // Nothing of it runs any more: none of its keys is needed (a next start begins anew).
+    await bus.run((c) =>
+      c.multi()
+        .del([k.node(id), k.epoch(id), k.running(id), k.jobs(id), k.control(id)])
+        .sRem(k.nodes, id)
+        .exec()
+    ).catch(() => {});
   }
 }
 

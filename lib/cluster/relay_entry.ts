@@ -34,6 +34,8 @@ export const RunMeta = z.object({
   pid: z.number(),
   pgid: z.number(),
   startedAt: z.number(),
+  /** On a stream written from the run's log on demand: the log's end when it began. */
+  nextSeq: z.number().optional(),
 });
 
 /** {@linkcode RunMeta}, parsed. */

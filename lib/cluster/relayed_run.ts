@@ -74,6 +74,8 @@ export interface RelayedRunOptions {
   sessionId: string | null;
   /** Pre-execute hook outcomes already sent. */
   hooks?: HookOutcome[];
+  /** Paused, as its node last said; absent: running. */
+  paused?: boolean;
   detachTimeoutMs: number;
   outputRetention: number;
   metrics: Metrics;
@@ -157,6 +159,8 @@ export class RelayedRun implements Run {
   readonly #inputs = new Map<number, PendingInput>();
   #ownerMissingSince: number | null = null;
   readonly #caughtUp = Promise.withResolvers<void>();
+  /** The offset a stream being written from the run's log reaches once caught up. */
+  #catchUpTo = 0;
 
   constructor(options: RelayedRunOptions) {
     const m = options.meta;
@@ -181,6 +185,8 @@ export class RelayedRun implements Run {
       ...(m.limitClass !== undefined ? { limitClass: m.limitClass } : {}),
     };
     this.#stdinOpen = m.stdinOpen;
+    if (options.paused === true) this.#state = "paused";
+    if (m.nextSeq !== undefined) this.#catchUpTo = m.nextSeq;
     this.#last = options.after;
     this.#consumed = options.consumed;
     this.#acked = options.consumed;
@@ -282,17 +288,21 @@ export class RelayedRun implements Run {
     void this.#pump();
   }
 
+  /**
+   * Sends PAUSE to the run's node, whatever this relay last heard: its node
+   * knows the run's state, and a change there is announced to every
+   * follower through the stream.
+   */
   pause(): boolean {
-    if (this.#state === "paused") return false;
-    if (this.#state !== "running") throw new NoProcessError();
+    if (!this.active || this.#state === "terminating") throw new NoProcessError();
     this.#control({ t: "pause", id: this.id });
     this.#state = "paused";
     return true;
   }
 
+  /** Sends RESUME to the run's node, as {@linkcode pause} does. */
   resume(): boolean {
-    if (this.#state === "running") return false;
-    if (this.#state !== "paused") throw new NoProcessError();
+    if (!this.active || this.#state === "terminating") throw new NoProcessError();
     this.#control({ t: "resume", id: this.id });
     this.#state = "running";
     return true;
@@ -413,8 +423,11 @@ export class RelayedRun implements Run {
         delay = Math.min(2000, delay * 2);
         continue;
       }
-      // Caught up once it has read something: a stream its node only starts now is empty at first.
-      if (entries.length < READ_COUNT && this.#consumed > 0) this.#caughtUp.resolve();
+      // Caught up once it has read something (a stream its node only starts now is empty at
+      // first) and, for a stream written from the run's log, all the log held then.
+      if (
+        entries.length < READ_COUNT && this.#consumed > 0 && this.output.next >= this.#catchUpTo
+      ) this.#caughtUp.resolve();
       if (entries.length === 0) {
         await this.#ack(true);
         await this.#lookAround();
@@ -524,6 +537,11 @@ export class RelayedRun implements Run {
         this.#fin = true;
         return;
       case "start":
+        // A stream written from the run's log on demand says where that log ended.
+        if (entry.meta.nextSeq !== undefined) {
+          this.#catchUpTo = Math.max(this.#catchUpTo, entry.meta.nextSeq);
+        }
+        return;
       case "err":
         return;
     }

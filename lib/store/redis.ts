@@ -142,10 +142,19 @@ export class RedisStore implements Store {
     );
   }
 
-  /** Keeps a record; keeps the last `maxRecords`. */
+  /** Keeps a record (a lost run's once); keeps the last `maxRecords`. */
   async appendRecord(record: ExecutionRecord): Promise<void> {
     const value = validRecord(record);
     await this.#guard(async (c) => {
+      // A lost run may be found by several: a node that declared its node dead, and that
+      // node's crash recovery when it restarts. Its record is kept once.
+      if (value.status === "lost") {
+        const first = await c.set(this.#key("recorded:", value.execution_id), "1", {
+          NX: true,
+          PX: this.#bounds.ttlMs,
+        });
+        if (first === null) return;
+      }
       const key = this.#key("records");
       await c.multi()
         .lPush(key, JSON.stringify(value))

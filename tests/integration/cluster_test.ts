@@ -366,6 +366,59 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "PAUSE on one node, RESUME from another; a late attach sees it paused",
+        async () => {
+          const r = await a.request("execute", {
+            command: "for i in $(seq 1 100); do echo n $i; sleep 0.05; done",
+            node: "b",
+            detach: true,
+          });
+          const id = r.result.execution_id;
+          await seen(a, (m) => m.params?.execution_id === id && m.params.data?.includes("n 2"));
+          assert.equal(
+            (await a.request("control", { type: "PAUSE", execution_id: id })).result.status,
+            "paused",
+          );
+          await a.event("paused", id);
+          const c = await client("c");
+          const attached = await c.request("attach", { execution_id: id, tail_bytes: 0 });
+          assert.equal(attached.result.run_status, "paused", JSON.stringify(attached.result));
+          assert.equal(
+            (await c.request("control", { type: "RESUME", execution_id: id })).result.status,
+            "resumed",
+          );
+          const run = await collect(a, id);
+          assert.equal(run.completed.status, "completed");
+          assert.ok(run.events.some((e: Msg) => e.method === "process.resumed"));
+        },
+      );
+
+      await t.step(
+        "attach from another node to a node's own run mid-output: the owner's offsets",
+        async () => {
+          const b = await client("b");
+          const r = await b.request("execute", {
+            command: "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done; sleep 30",
+            detach: true,
+          });
+          const id = r.result.execution_id;
+          await seen(b, (m) => m.params?.execution_id === id && m.params.data?.includes("done"));
+          const c = await client("c");
+          const mid = await c.request("attach", { execution_id: id, from_seq: 2_500_000 });
+          assert.equal(mid.result.next_seq, 3_000_006, JSON.stringify(mid.result));
+          assert.equal(mid.result.from_seq, 2_500_000);
+          const c2 = await client("c");
+          const tail = await c2.request("attach", { execution_id: id, tail_bytes: 5 });
+          assert.equal(tail.result.from_seq, 3_000_001);
+          await seen(c2, (m) => m.params?.execution_id === id && m.params.data === "done\n");
+          const replayed = c2.pending().filter((m: Msg) => m.method === "process.output");
+          assert.equal(replayed.map((m: Msg) => m.params.data).join(""), "done\n");
+          await b.request("control", { type: "CANCEL", execution_id: id });
+          await collect(b, id);
+        },
+      );
+
       await t.step("history is shared: a run on b is in c's history", async () => {
         const r = await a.request("execute", { command: "echo shared-history-marker", node: "b" });
         await collect(a, r.result.execution_id);
@@ -405,9 +458,74 @@ Deno.test({
         await allSee(nodes, ["a", "b", "c"]);
         assert.equal(await Deno.readTextFile(marker), "run\n");
         const h = await a.request("history", { limit: 50 });
-        const record = h.result.records.find((x: Msg) => x.execution_id === r.result.execution_id);
-        assert.equal(record?.status, "lost");
+        const records = h.result.records.filter((x: Msg) =>
+          x.execution_id === r.result.execution_id
+        );
+        // Declared lost by a sweep, and found again by b's crash recovery: recorded once.
+        assert.deepEqual(records.map((x: Msg) => x.status), ["lost"]);
       });
+
+      await t.step(
+        "a detached run whose starting node dies gets its detach clock where it runs",
+        async () => {
+          const d = await startNode(nodes, "d");
+          const viaD = await open(d);
+          const r = await viaD.request("execute", {
+            command: "echo started; sleep 120",
+            node: "b",
+            detach: true,
+            detach_timeout: 2,
+          });
+          assert.equal(r.result.node, "b", JSON.stringify(r));
+          await viaD.next((m) =>
+            m.params?.execution_id === r.result.execution_id && m.params.data === "started\n"
+          );
+          Deno.kill(d.pid, "SIGKILL");
+          await d.stop();
+          nodes.procs.delete("d");
+          await assertGroupGone(r.result.pgid, 40_000);
+        },
+      );
+
+      await t.step(
+        "two processes with one node id: the second waits, the first runs on",
+        async () => {
+          const twin = await spawnServer({
+            "redis-url": nodes.redis.url,
+            "node-id": "b",
+            "node-labels": "b,gpu",
+            "data-dir": `${dir}/b-twin`,
+            "ws-ping-interval": "0",
+          });
+          try {
+            await eventually(
+              () => twin.output().includes("Another process is running as node"),
+              15_000,
+              "the twin to wait",
+            );
+            const r = await a.request("execute", { command: "sleep 4; echo ok", node: "b" });
+            const run = await collect(a, r.result.execution_id);
+            assert.equal(run.completed.status, "completed");
+            assert.ok(!nodes.procs.get("b")!.output().includes("declared dead"));
+          } finally {
+            await twin.stop();
+          }
+        },
+      );
+
+      await t.step(
+        "a fence without a sweep (epoch raised) still ends the run lost for its followers",
+        async () => {
+          const r = await a.request("execute", { command: "echo started; sleep 60", node: "c" });
+          const id = r.result.execution_id;
+          await a.next((m) => m.params?.execution_id === id && m.params.data === "started\n");
+          await redisCli(nodes.redis, "incr", "cc_executor:node:{c}:epoch");
+          const run = await collect(a, id, 20_000);
+          assert.equal(run.completed.status, "lost");
+          await assertGroupGone(r.result.pgid);
+          await allSee(nodes, ["a", "b", "c"]);
+        },
+      );
 
       await t.step(
         "a node cut off and declared dead ends what it still runs when it returns",

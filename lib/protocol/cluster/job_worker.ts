@@ -66,6 +66,8 @@ interface Owned extends Published {
   originEpoch: number | undefined;
   /** Since when its origin has not been seen alive (null: it was, at the last look). */
   missingSince: number | null;
+  /** Its origin is gone: the run's own detach clock runs here. */
+  orphaned?: boolean;
 }
 
 /** How long a group read blocks. */
@@ -315,7 +317,7 @@ export class JobWorker {
     }
     // Nobody acks: it keeps up, or reads on from the log at its own pace.
     publisher.release();
-    publisher.push(startEntry(meta));
+    publisher.push(startEntry({ ...meta, nextSeq: exec.output.next }));
     const follower = new Attachment(exec, {
       emit: (event) => publisher.emit(event),
       ready: () => publisher.ready(),
@@ -380,8 +382,8 @@ export class JobWorker {
   /** A run whose client's node is gone: nobody paces it, and one that needed its client ends. */
   #watchOrigins(): void {
     const now = Date.now();
-    // Two heartbeats: nodes register again that soon after Redis restarted empty.
-    const grace = 2 * this.#cluster.nodes.liveness.heartbeatMs;
+    // A heartbeat and a half: nodes register again that soon after Redis restarted empty.
+    const grace = 1.5 * this.#cluster.nodes.liveness.heartbeatMs;
     for (const owned of this.#runs.values()) {
       const nodes = this.#cluster.nodes;
       const restarted = nodes.seemsAlive(owned.origin) &&
@@ -394,7 +396,15 @@ export class JobWorker {
       // A restarted origin is a new life with no relay of the run: no grace for it.
       if (!restarted && now - owned.missingSince < grace) continue;
       owned.publisher.release();
-      if (!owned.exec.detached && owned.exec.active) void owned.exec.cancel("disconnect");
+      if (!owned.exec.active) continue;
+      if (!owned.exec.detached) {
+        void owned.exec.cancel("disconnect");
+      } else if (!owned.orphaned) {
+        // Its detach clock ran on its origin: it runs here now, from no one attached.
+        owned.orphaned = true;
+        owned.exec.feed.unsubscribe(owned.publisher);
+        owned.exec.feed.subscribe(owned.publisher, { attaches: false });
+      }
     }
   }
 
