@@ -356,12 +356,8 @@ export class RelayedRun implements Run {
     this.#control({ t: "input", id: this.id, op, data: bytes.toBase64(), close });
     this.#accepted += bytes.length;
     if (close) this.#stdinOpen = false;
-    let resolve!: () => void;
-    let reject!: (err: Error) => void;
-    const done = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise: done, resolve, reject } = Promise.withResolvers<void>();
+    // Nobody need wait for it: an input whose caller has answered already may still fail.
     done.catch(() => {});
     const write = { bytes: bytes.length, written: 0, done };
     this.#inputs.set(op, { write, resolve, reject });

@@ -18,6 +18,19 @@ import { freePort, hasRedisServer, RedisServer } from "../_redis.ts";
 
 const redisAvailable = await hasRedisServer();
 
+/** A publisher of run `id` at `epoch`, counting refusals in `fenced.count`. */
+function publisherOf(bus: ClusterBus, id: string, epoch: number, fenced: { count: number }) {
+  return new RelayPublisher({
+    bus,
+    executionId: id,
+    epoch,
+    currentEpoch: () => epoch,
+    retentionMs: 60_000,
+    hash: () => ({}),
+    fenced: () => fenced.count++,
+  });
+}
+
 const node = (id: string, labels: string[], running: number) => ({
   id,
   labels,
@@ -197,19 +210,11 @@ Deno.test({
   fn: async () => {
     const redis = await RedisServer.start(freePort());
     const bus = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    let fenced = 0;
+    const fenced = { count: 0 };
     try {
       const k = bus.keys;
       await bus.client.hSet(k.exec("p1"), { state: "running", epoch: "3" });
-      const p = new RelayPublisher({
-        bus,
-        executionId: "p1",
-        epoch: 3,
-        currentEpoch: () => 3,
-        retentionMs: 60_000,
-        hash: () => ({}),
-        fenced: () => fenced++,
-      });
+      const p = publisherOf(bus, "p1", 3, fenced);
       for (let i = 0; i <= RELAY_LAG_ENTRIES; i++) {
         p.emit({ type: "paused", executionId: "p1", pid: 1, pgid: 1 });
       }
@@ -223,7 +228,7 @@ Deno.test({
       // Declared lost elsewhere: the next write is refused and the run told.
       await bus.client.hSet(k.exec("p1"), "ended", "lost");
       p.emit({ type: "resumed", executionId: "p1", pid: 1, pgid: 1 });
-      await eventually(() => fenced === 1, 5000, "the refusal");
+      await eventually(() => fenced.count === 1, 5000, "the refusal");
       assert.equal(await bus.client.xLen(k.output("p1")), RELAY_LAG_ENTRIES + 1);
       p.close();
     } finally {
@@ -269,19 +274,11 @@ Deno.test({
   fn: async () => {
     const redis = await RedisServer.start(freePort());
     const bus = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    let fenced = 0;
+    const fenced = { count: 0 };
     try {
       const k = bus.keys;
       await bus.client.hSet(k.exec("p2"), { state: "running", epoch: "1" });
-      const p = new RelayPublisher({
-        bus,
-        executionId: "p2",
-        epoch: 1,
-        currentEpoch: () => 1,
-        retentionMs: 60_000,
-        hash: () => ({}),
-        fenced: () => fenced++,
-      });
+      const p = publisherOf(bus, "p2", 1, fenced);
       const exit = {
         status: "completed" as const,
         exitCode: 0,
@@ -311,7 +308,7 @@ Deno.test({
       await p.finished;
       const stream = await bus.client.xRange(k.output("p2"), "-", "+");
       assert.deepEqual(stream?.map((e) => e.message.t), ["end", "hook", "fin"]);
-      assert.equal(fenced, 0, "its own end fences nothing");
+      assert.equal(fenced.count, 0, "its own end fences nothing");
       assert.ok(await bus.client.pTTL(k.exec("p2")) > 0);
       assert.ok(await bus.client.pTTL(k.output("p2")) > 0);
     } finally {
