@@ -43,7 +43,7 @@ import {
 const log = logger("cluster");
 
 /** Entries read between acks to the owner. */
-const ACK_EVERY = 64;
+const ACK_EVERY = 16;
 
 /** How long a read blocks before the reader looks around (owner alive?). */
 const BLOCK_MS = 1000;
@@ -55,7 +55,7 @@ const LOST_AFTER_MS = 20_000;
 const CAUGHT_UP_WAIT_MS = 5000;
 
 /** Entries asked for per read. */
-const READ_COUNT = 128;
+const READ_COUNT = 32;
 
 /** What a relayed run is made with. */
 export interface RelayedRunOptions {
