@@ -440,7 +440,13 @@ export class Cluster {
       labels: [...this.labels],
       redis: this.bus.ready ? "connected" : this.bus.reason,
       epoch: this.nodes.epoch,
-      nodes: this.nodes.known,
+      nodes: this.nodes.known.map(({ id, labels, running, started_at, epoch }) => ({
+        id,
+        labels,
+        running,
+        started_at,
+        epoch,
+      })),
     };
   }
 
