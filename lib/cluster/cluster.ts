@@ -18,13 +18,13 @@ import { logger } from "../log.ts";
 import { ClusterBus, type StreamReader } from "./bus.ts";
 import type { ClusterKeys } from "./keys.ts";
 import { type NodeInfo, NodeRegistry, type NodeRegistryOptions } from "./node_registry.ts";
-import { decodeOutputEntry, RunMeta, runMeta } from "./relay_entry.ts";
+import { decodeOutputEntry, type Job, RunMeta, runMeta } from "./relay_entry.ts";
 import { sendControl } from "./control.ts";
 import type { Run } from "../core/run.ts";
 import { RelayedRun } from "./relayed_run.ts";
 import { ABANDON, CLAIM, PLACE } from "./scripts.ts";
 
-export type { NodeInfo };
+export type { Job, NodeInfo };
 
 const log = logger("cluster");
 
@@ -60,17 +60,6 @@ export interface ClusterOptions {
   runs: () => Run[];
   fenced: NodeRegistryOptions["fenced"];
   lost: NodeRegistryOptions["lost"];
-}
-
-/** A job on a node's job stream: a run to start there, as its client asked. */
-export interface Job {
-  id: string;
-  /** The `execute` request, validated at the client's node and again at the owner. */
-  request: Record<string, unknown>;
-  principal: { id: string; admin: boolean };
-  /** The node the client is connected to, and its epoch (a restart of it loses the client). */
-  origin: string;
-  originEpoch?: number | undefined;
 }
 
 /**

@@ -230,6 +230,20 @@ export function decodeOutputEntry(entry: StreamEntry): OutputEntry | null {
   return null;
 }
 
+/** A job on a node's job stream: a run to start there, as its client asked. */
+export const Job = z.object({
+  id: z.uuid(),
+  /** The `execute` request, validated at the client's node and again at the owner. */
+  request: z.record(z.string(), z.unknown()),
+  principal: z.object({ id: z.string().min(1), admin: z.boolean() }),
+  /** The node the client is connected to, and its epoch (a restart of it loses the client). */
+  origin: z.string().min(1),
+  originEpoch: z.number().optional(),
+});
+
+/** {@linkcode Job}, parsed. */
+export type Job = z.infer<typeof Job>;
+
 /** A message on a node's control stream. */
 export const ControlMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("pause"), id: z.string() }),

@@ -23,6 +23,7 @@ import {
   type ControlMessage,
   decodeControl,
   inputEntry,
+  Job,
   refusalEntry,
   type RunMeta,
   runMeta,
@@ -44,14 +45,6 @@ const JobRequest = LegacyExecuteParams.omit({
   node: true,
   labels: true,
 }).extend({ paced: z.boolean().optional() });
-
-const Job = z.object({
-  id: z.uuid(),
-  request: z.record(z.string(), z.unknown()),
-  principal: z.object({ id: z.string().min(1), admin: z.boolean() }),
-  origin: z.string().min(1),
-  originEpoch: z.number().optional(),
-});
 
 /** A run of this node whose output goes to its stream. */
 interface Published {
@@ -167,7 +160,7 @@ export class JobWorker {
   }
 
   async #job(entry: StreamEntry): Promise<void> {
-    let job: z.infer<typeof Job>;
+    let job: Job;
     try {
       job = Job.parse(JSON.parse(text(entry, "j")));
     } catch {
