@@ -116,16 +116,6 @@ export class NodeRegistry {
     return this.#epoch;
   }
 
-  /** This node's id. */
-  get id(): string {
-    return this.#o.id;
-  }
-
-  /** This node's labels. */
-  get labels(): readonly string[] {
-    return this.#o.labels;
-  }
-
   /** The liveness timing in force. */
   get liveness(): Liveness {
     return this.#live;

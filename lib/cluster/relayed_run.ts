@@ -15,19 +15,11 @@ import type { ClientSignal, Run } from "../core/run.ts";
 import { RunFeed } from "../core/run_feed.ts";
 import type { EndReason } from "../core/run_text.ts";
 import { checkStdinRoom, type StdinWrite } from "../core/stdin_buffer.ts";
-import { decoder } from "../core/framed_chunk.ts";
+import { FramedChunk } from "../core/framed_chunk.ts";
 import { OutputLog } from "../output/output_log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { logger } from "../log.ts";
-import type {
-  ExecSpec,
-  ExecState,
-  ExecutionEvent,
-  ExitInfo,
-  HookOutcome,
-  OutputChunk,
-  StreamName,
-} from "../types.ts";
+import type { ExecSpec, ExecState, ExecutionEvent, ExitInfo, HookOutcome } from "../types.ts";
 import type { ClusterBus, StreamReader } from "./bus.ts";
 import type { NodeRegistry } from "./node_registry.ts";
 import { sendControl } from "./control.ts";
@@ -36,7 +28,6 @@ import {
   decodeOutputEntry,
   lostExit,
   type OutputEntry,
-  type RelayedOutput,
   type RunMeta,
 } from "./relay_entry.ts";
 
@@ -79,35 +70,6 @@ export interface RelayedRunOptions {
   detachTimeoutMs: number;
   outputRetention: number;
   metrics: Metrics;
-}
-
-class RelayedChunk implements OutputChunk {
-  readonly stream: StreamName;
-  readonly seq: number;
-  readonly bytes: number;
-  readonly truncated: boolean;
-  readonly chunkIndex: number | null;
-  readonly totalChunks: number | null;
-  readonly #raw: Uint8Array;
-  #data: string | null = null;
-
-  constructor(out: RelayedOutput) {
-    this.stream = out.stream;
-    this.seq = out.seq;
-    this.bytes = out.bytes.length;
-    this.truncated = out.truncated;
-    this.chunkIndex = out.chunkIndex;
-    this.totalChunks = out.totalChunks;
-    this.#raw = out.bytes;
-  }
-
-  get data(): string {
-    return this.#data ??= decoder.decode(this.#raw);
-  }
-
-  raw(): Uint8Array {
-    return this.#raw;
-  }
 }
 
 interface PendingInput {
@@ -489,7 +451,8 @@ export class RelayedRun implements Run {
         if (out.seq < this.output.next) return; // read already (a stream written again)
         // Trimmed from the stream before this relay read it: followers see the gap in the log.
         if (out.seq > this.output.next) this.output.skipTo(out.seq);
-        const chunk = new RelayedChunk(out);
+        // The relay's bytes are its own, never reused: the chunk needs no sealing.
+        const chunk = new FramedChunk(out.stream, out.seq, out, this.#o.metrics);
         this.#bytes[out.stream] += chunk.bytes;
         this.output.append(chunk, out.bytes);
         if (!this.feed.gone()) this.#emit({ type: "output", executionId: this.id, chunk });

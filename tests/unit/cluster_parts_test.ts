@@ -18,6 +18,22 @@ import { freePort, hasRedisServer, RedisServer } from "../_redis.ts";
 
 const redisAvailable = await hasRedisServer();
 
+/** Runs `fn` with a real redis-server and two buses on it (two nodes'), then stops them all. */
+async function withBuses(
+  fn: (one: ClusterBus, two: ClusterBus, redis: RedisServer) => Promise<void>,
+): Promise<void> {
+  const redis = await RedisServer.start(freePort());
+  const open = () => ClusterBus.open({ url: redis.url, prefix: "t:" });
+  const [one, two] = [await open(), await open()];
+  try {
+    await fn(one, two, redis);
+  } finally {
+    await one.close();
+    await two.close();
+    await redis.stop();
+  }
+}
+
 /** A publisher of run `id` at `epoch`, counting refusals in `fenced.count`. */
 function publisherOf(bus: ClusterBus, id: string, epoch: number, fenced: { count: number }) {
   return new RelayPublisher({
@@ -110,80 +126,73 @@ Deno.test("OutputLog.skipTo(): a log that joins a run late starts at its offset"
 Deno.test({
   name: "liveness: an expired node is declared dead once, its runs lost; it finds itself fenced",
   ignore: !redisAvailable,
-  fn: async () => {
-    const redis = await RedisServer.start(freePort());
-    const busA = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    const busB = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    const lost: string[] = [];
-    let fenced = 0;
-    const liveness = { heartbeatMs: 100, ttlMs: 300 };
-    const a = new NodeRegistry({
-      bus: busA,
-      id: "a",
-      labels: [],
-      running: () => 0,
-      owned: () => [],
-      fenced: () => {},
-      lost: (id) => lost.push(id),
-      retentionMs: 60_000,
-      liveness,
-    });
-    const b = new NodeRegistry({
-      bus: busB,
-      id: "b",
-      labels: ["gpu"],
-      running: () => 1,
-      owned: () => ["run-1"],
-      fenced: () => fenced++,
-      lost: () => {},
-      retentionMs: 60_000,
-      liveness,
-    });
-    try {
-      await a.beat();
-      await b.beat();
-      const k = busA.keys;
-      await busA.client.hSet(k.exec("run-1"), { state: "running", epoch: String(b.epoch) });
-      await a.beat();
-      assert.deepEqual((await a.live()).map((n) => [n.id, n.running]), [["a", 0], ["b", 1]]);
-      // b goes silent: its key expires, and a's sweep declares it dead.
-      await eventually(
-        async () => {
-          await a.beat();
-          return lost.length > 0;
-        },
-        5000,
-        "b declared dead",
-      );
-      assert.deepEqual(lost, ["run-1"]);
-      assert.equal(await busA.client.hGet(k.exec("run-1"), "ended"), "lost");
-      const stream = await busA.client.xRange(k.output("run-1"), "-", "+");
-      assert.deepEqual(stream?.map((e) => e.message.t), ["end", "fin"]);
-      await a.beat();
-      assert.equal(lost.length, 1, "once");
-      // b comes back: its epoch was raised, so it ends what it holds and rejoins anew.
-      const before = b.epoch!;
-      await b.beat();
-      assert.equal(fenced, 1);
-      assert.ok(b.epoch! > before + 1);
-      assert.deepEqual((await a.live()).map((n) => n.id), ["a", "b"]);
-    } finally {
-      await a.stop();
-      await b.stop();
-      await busA.close();
-      await busB.close();
-      await redis.stop();
-    }
-  },
+  fn: () =>
+    withBuses(async (busA, busB) => {
+      const lost: string[] = [];
+      let fenced = 0;
+      const liveness = { heartbeatMs: 100, ttlMs: 300 };
+      const a = new NodeRegistry({
+        bus: busA,
+        id: "a",
+        labels: [],
+        running: () => 0,
+        owned: () => [],
+        fenced: () => {},
+        lost: (id) => lost.push(id),
+        retentionMs: 60_000,
+        liveness,
+      });
+      const b = new NodeRegistry({
+        bus: busB,
+        id: "b",
+        labels: ["gpu"],
+        running: () => 1,
+        owned: () => ["run-1"],
+        fenced: () => fenced++,
+        lost: () => {},
+        retentionMs: 60_000,
+        liveness,
+      });
+      try {
+        await a.beat();
+        await b.beat();
+        const k = busA.keys;
+        await busA.client.hSet(k.exec("run-1"), { state: "running", epoch: String(b.epoch) });
+        await a.beat();
+        assert.deepEqual((await a.live()).map((n) => [n.id, n.running]), [["a", 0], ["b", 1]]);
+        // b goes silent: its key expires, and a's sweep declares it dead.
+        await eventually(
+          async () => {
+            await a.beat();
+            return lost.length > 0;
+          },
+          5000,
+          "b declared dead",
+        );
+        assert.deepEqual(lost, ["run-1"]);
+        assert.equal(await busA.client.hGet(k.exec("run-1"), "ended"), "lost");
+        const stream = await busA.client.xRange(k.output("run-1"), "-", "+");
+        assert.deepEqual(stream?.map((e) => e.message.t), ["end", "fin"]);
+        await a.beat();
+        assert.equal(lost.length, 1, "once");
+        // b comes back: its epoch was raised, so it ends what it holds and rejoins anew.
+        const before = b.epoch!;
+        await b.beat();
+        assert.equal(fenced, 1);
+        assert.ok(b.epoch! > before + 1);
+        assert.deepEqual((await a.live()).map((n) => n.id), ["a", "b"]);
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
+    }),
 });
 
 Deno.test({
   name: "jobs: taken once, or abandoned so that nobody takes them later",
   ignore: !redisAvailable,
-  fn: async () => {
-    const redis = await RedisServer.start(freePort());
-    const bus = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    try {
+  fn: () =>
+    withBuses(async (bus) => {
       const k = bus.keys;
       await bus.client.hSet(k.exec("j1"), "state", "placed");
       assert.equal(await bus.eval(ACCEPT, [k.exec("j1")], ["b", "1"]), 1);
@@ -197,21 +206,15 @@ Deno.test({
       assert.equal(await bus.eval(PLACE, [k.exec("j3")], ["bob", "a", "c", "1", "60000"]), 0);
       await new Promise((r) => setTimeout(r, 10));
       assert.equal(await bus.eval(ACCEPT, [k.exec("j3")], ["b", "1"]), 0, "past its deadline");
-    } finally {
-      await bus.close();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "publisher: paces by the reader's acks, and stops at once when its run was fenced",
   ignore: !redisAvailable,
-  fn: async () => {
-    const redis = await RedisServer.start(freePort());
-    const bus = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    const fenced = { count: 0 };
-    try {
+  fn: () =>
+    withBuses(async (bus) => {
+      const fenced = { count: 0 };
       const k = bus.keys;
       await bus.client.hSet(k.exec("p1"), { state: "running", epoch: "3" });
       const p = publisherOf(bus, "p1", 3, fenced);
@@ -231,21 +234,14 @@ Deno.test({
       await eventually(() => fenced.count === 1, 5000, "the refusal");
       assert.equal(await bus.client.xLen(k.output("p1")), RELAY_LAG_ENTRIES + 1);
       p.close();
-    } finally {
-      await bus.close();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "shared rate limit: connections spread over two nodes spend one budget",
   ignore: !redisAvailable,
-  fn: async () => {
-    const redis = await RedisServer.start(freePort());
-    const one = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    const two = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    try {
+  fn: () =>
+    withBuses(async (one, two, redis) => {
       const a = new SharedRateLimit(one, "conn", { ratePerSec: 0.5, burst: 3 });
       const b = new SharedRateLimit(two, "conn", { ratePerSec: 0.5, burst: 3 });
       const takes = [
@@ -260,22 +256,15 @@ Deno.test({
       assert.deepEqual(await a.take("addr:y"), { ok: true }, "another client has its own");
       await redis.stop();
       assert.equal(await a.take("addr:x"), null, "Redis away: the node's own limit applies");
-    } finally {
-      await one.close();
-      await two.close();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "publisher: hook outcomes and fin follow the end, and the run's keys then expire",
   ignore: !redisAvailable,
-  fn: async () => {
-    const redis = await RedisServer.start(freePort());
-    const bus = await ClusterBus.open({ url: redis.url, prefix: "t:" });
-    const fenced = { count: 0 };
-    try {
+  fn: () =>
+    withBuses(async (bus) => {
+      const fenced = { count: 0 };
       const k = bus.keys;
       await bus.client.hSet(k.exec("p2"), { state: "running", epoch: "1" });
       const p = publisherOf(bus, "p2", 1, fenced);
@@ -311,9 +300,5 @@ Deno.test({
       assert.equal(fenced.count, 0, "its own end fences nothing");
       assert.ok(await bus.client.pTTL(k.exec("p2")) > 0);
       assert.ok(await bus.client.pTTL(k.output("p2")) > 0);
-    } finally {
-      await bus.close();
-      await redis.stop();
-    }
-  },
+    }),
 });

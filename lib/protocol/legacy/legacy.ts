@@ -85,17 +85,13 @@ const LIST_COMMAND_CHARS = 1000;
  * ```
  */
 export function encodeEvent(event: ExecutionEvent, base64 = false, node?: string): string {
-  const text = encodeEventParams(event, base64);
-  // The node that runs it, in a multi-node deployment: spliced in, so one encoder serves both.
-  if (node === undefined || !text.includes('"method":"process.')) return text;
-  return `${text.slice(0, -2)},"node":${JSON.stringify(node)}}}`;
-}
-
-function encodeEventParams(event: ExecutionEvent, base64: boolean): string {
   const executionId = event.executionId;
+  // Every process.* notification names the node that runs it, in a multi-node deployment.
+  const notify = (method: string, params: Record<string, unknown>) =>
+    encodeNotification(method, node === undefined ? params : { ...params, node });
   switch (event.type) {
     case "started":
-      return encodeNotification("process.started", {
+      return notify("process.started", {
         status: "started",
         pid: event.pid,
         pgid: event.pgid,
@@ -105,7 +101,7 @@ function encodeEventParams(event: ExecutionEvent, base64: boolean): string {
       });
     case "output": {
       const c = event.chunk;
-      return encodeNotification("process.output", {
+      return notify("process.output", {
         type: c.stream,
         // As bytes, for a client that asked: the text would have U+FFFD for invalid UTF-8.
         ...(base64
@@ -123,7 +119,7 @@ function encodeEventParams(event: ExecutionEvent, base64: boolean): string {
     case "paused":
     case "resumed":
     case "canceled":
-      return encodeNotification(`process.${event.type}`, {
+      return notify(`process.${event.type}`, {
         status: event.type,
         pid: event.pid,
         pgid: event.pgid,
@@ -138,14 +134,14 @@ function encodeEventParams(event: ExecutionEvent, base64: boolean): string {
       });
     }
     case "gap":
-      return encodeNotification("process.gap", {
+      return notify("process.gap", {
         execution_id: executionId,
         from: event.from,
         to: event.to,
       });
     case "completed": {
       const x = event.exit;
-      return encodeNotification("process.completed", {
+      return notify("process.completed", {
         status: x.status,
         pid: event.pid,
         pgid: event.pgid,
